@@ -1,0 +1,99 @@
+"""The FastAPI application: ``create_app(settings)`` builds it; the lifespan opens one reader pool."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from psycopg_pool import AsyncConnectionPool
+
+from api import health, landing
+from twin import database
+from twin.errors import TwinError
+from twin.settings import Settings, get_settings
+
+log = logging.getLogger("twin.api")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API from settings. Nothing connects until the lifespan starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = AsyncConnectionPool(
+            database.url_for(settings, "reader"),
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            open=False,
+            check=AsyncConnectionPool.check_connection,
+            kwargs={"connect_timeout": 3, "application_name": "vth-twin-api"},
+            reconnect_timeout=3600 * 24 * 365,
+        )
+        await pool.open(wait=False)
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(
+        title="vth-twin",
+        description="A geospatial digital twin for Dutch permitting, supervision and enforcement (VTH): "
+        "OGC API Features and Tiles over the twin's layers, nitrogen deposition coverage queries and "
+        "cross-cutting analyses.",
+        version="0.1.0",
+        openapi_url="/api",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.head_revision = database.head_revision()
+
+    @app.exception_handler(TwinError)
+    async def twin_error(request: Request, exc: TwinError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, exc.__cause__ or exc)
+        body = {"code": exc.code, "description": exc.message}
+        if exc.parameter:
+            body["parameter"] = exc.parameter
+        headers = {"Retry-After": "5"} if exc.status_code == 503 else None
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def db_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+        log.warning("database error on %s: %s", request.url.path, exc)
+        return JSONResponse(
+            {"code": "ServiceUnavailable", "description": "the database is unavailable; try again shortly."},
+            status_code=503, headers={"Retry-After": "5"},
+        )
+
+    app.include_router(health.router)
+    app.include_router(landing.router)
+    for module_name in ("api.collections", "api.features", "api.tiles", "api.coverages", "api.analyses",
+                        "frontend.routes"):
+        _include_optional(app, module_name)
+    return app
+
+
+def _include_optional(app: FastAPI, module_name: str) -> None:
+    """Routers of later parts of the API are included when their module exists."""
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return
+    app.include_router(module.router)
+
+
+def app_from_env() -> FastAPI:
+    """ASGI factory for uvicorn: ``uvicorn --factory api.app:app_from_env``."""
+    logging.basicConfig(level=logging.INFO)
+    return create_app(get_settings())

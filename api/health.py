@@ -1,0 +1,48 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import psycopg
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The database is reachable and its schema current")
+async def readyz(request: Request) -> JSONResponse:
+    head = request.app.state.head_revision
+    pool = request.app.state.pool
+    try:
+        try:
+            async with pool.connection(timeout=1.0) as conn:
+                cur = await conn.execute("SELECT version_num FROM twin.alembic_version")
+                row = await cur.fetchone()
+        except (PoolTimeout, psycopg.OperationalError):
+            # The pool may still be backing off after an outage: probe directly, and when the database
+            # is back, have the pool drop its broken connections and refill now.
+            async with await psycopg.AsyncConnection.connect(pool.conninfo, connect_timeout=2) as conn:
+                cur = await conn.execute("SELECT version_num FROM twin.alembic_version")
+                row = await cur.fetchone()
+            await pool.check()
+    except (PoolTimeout, psycopg.Error) as exc:
+        return JSONResponse(
+            {"status": "unready", "database": "unreachable",
+             "description": f"the database cannot be reached ({type(exc).__name__}); run 'twin db up' or check "
+             "TWIN_DATABASE_URL."},
+            status_code=503,
+        )
+    current = row[0] if row else None
+    if current != head:
+        return JSONResponse(
+            {"status": "unready", "database": "reachable", "schema": current, "expected": head,
+             "description": "the schema is not current: run 'twin db migrate'."},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready", "database": "reachable", "schema": current})

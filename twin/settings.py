@@ -1,0 +1,58 @@
+"""Settings of the twin, read from the environment with the prefix ``TWIN_`` (and an optional ``.env``).
+
+Only entry points (the CLI, the ASGI factory) call :func:`get_settings`; everything else receives a
+``Settings`` object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All ``TWIN_`` settings. Documented one by one in the README's configuration section."""
+
+    model_config = SettingsConfigDict(env_prefix="TWIN_", env_file=".env", extra="ignore")
+
+    # Database. When database_url is unset the twin runs its own PostGIS cluster in data_dir.
+    database_url: str | None = Field(
+        default=None, description="Owner URL of an existing PostGIS database (runs migrations)."
+    )
+    writer_url: str | None = Field(default=None, description="URL for ingest (writer role).")
+    reader_url: str | None = Field(default=None, description="URL for the API (read-only role).")
+    writer_password: SecretStr | None = Field(default=None, description="Password set for twin_writer.")
+    reader_password: SecretStr | None = Field(default=None, description="Password set for twin_reader.")
+    data_dir: Path = Field(default=Path(".twin"), description="Folder of the local cluster and run files.")
+    pg_port: int = Field(default=54329, description="Port of the local cluster (127.0.0.1 and its socket).")
+    pg_bindir: Path | None = Field(default=None, description="PostgreSQL binaries; found automatically.")
+    database_name: str = Field(default="twin", description="Database name in the local cluster.")
+    statement_timeout_ms: int = Field(default=15000, description="statement_timeout of the API's role.")
+    pool_min_size: int = 1
+    pool_max_size: int = 8
+    pool_timeout_s: float = Field(default=2.0, description="Wait for a pooled connection before 503.")
+
+    # Serving
+    host: str = "127.0.0.1"
+    port: int = 8000
+    basemap_url: str | None = Field(default=None, description="XYZ basemap template for the map.")
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: off.")
+
+    @property
+    def local_cluster(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def pgdata(self) -> Path:
+        return (self.data_dir / "pgdata").resolve()
+
+    @property
+    def socket_dir(self) -> Path:
+        return (self.data_dir / "run").resolve()
+
+
+def get_settings() -> Settings:
+    """Settings from the environment; for entry points only."""
+    return Settings()
