@@ -77,6 +77,13 @@ def create_app(settings: Settings) -> FastAPI:
     for module_name in ("api.collections", "api.features", "api.tiles", "api.coverages", "api.analyses",
                         "frontend.routes"):
         _include_optional(app, module_name)
+    try:
+        from frontend.page import render_map  # the map, once the frontend exists
+
+        app.state.map_page = render_map
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("frontend.page",):
+            raise
     return app
 
 
