@@ -125,6 +125,8 @@ def cluster_paths(settings: Settings) -> tuple[Path, Path]:
     if link.is_symlink():
         real = link.resolve()
         return real, real.parent / "run"
+    if link.exists():
+        return pgdata, sock
     user = service_user() if os.geteuid() == 0 else None
     if user and not _can_reach(settings.data_dir.resolve(), user):
         digest = hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:12]
@@ -258,7 +260,13 @@ def up(settings: Settings, timeout_s: float = 60.0) -> ClusterStatus:
     check_postgis(bindir)
     user = service_user()
     pgdata, sock = cluster_paths(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ClusterError(
+            f"cannot create the data folder {settings.data_dir} ({exc.strerror}): set TWIN_DATA_DIR to a "
+            "folder you can write."
+        ) from exc
     if pgdata != settings.pgdata and not (settings.data_dir / "pgdata").exists():
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         (settings.data_dir / "pgdata").symlink_to(pgdata)
@@ -270,15 +278,15 @@ def up(settings: Settings, timeout_s: float = 60.0) -> ClusterStatus:
                 f"data folder {pgdata} is owned by uid {owner}, not by {user or 'you'} (uid {expected}): "
                 "fix its ownership, or set TWIN_DATA_DIR to a folder of your own."
             )
+    running = (pgdata / "PG_VERSION").exists() and status(settings).running
+    if not running and not _port_free(settings.pg_port):
+        raise ClusterError(
+            f"port {settings.pg_port} on 127.0.0.1 is in use by another program: stop it, or set "
+            "TWIN_PG_PORT to a free port."
+        )
     if not (pgdata / "PG_VERSION").exists():
         _initdb(settings, pgdata, sock, user)
-    st = status(settings)
-    if not st.running:
-        if not _port_free(settings.pg_port):
-            raise ClusterError(
-                f"port {settings.pg_port} on 127.0.0.1 is in use by another program: stop it, or set "
-                "TWIN_PG_PORT to a free port."
-            )
+    if not running:
         sock.mkdir(parents=True, exist_ok=True)
         if user:
             shutil.chown(sock, user, user)
