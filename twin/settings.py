@@ -40,6 +40,29 @@ class Settings(BaseSettings):
     basemap_url: str | None = Field(default=None, description="XYZ basemap template for the map.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: off.")
 
+    # --- Analyses (twin.analyses; see docs/analyses.md) --------------------------------------------------
+    analysis_default_radius_m: float = Field(default=500.0, description="Default radius of the area context.")
+    analysis_max_radius_m: float = Field(default=5000.0, description="Largest radius the area context accepts.")
+    analysis_habitat_radius_m: float = Field(
+        default=3000.0, description="Area context: Natura 2000 habitats within this distance of the point."
+    )
+    analysis_approach_margin: float = Field(
+        default=70.0, description="Approaching overload: deposition above KDW minus this margin (mol N/ha/yr)."
+    )
+    analysis_housing_habitat_radius_m: float = Field(
+        default=5000.0, description="Housing-nitrogen: habitat hexagons searched within this distance of a site."
+    )
+    analysis_housing_conflict_habitat_m: float = Field(
+        default=1000.0, description="Housing-nitrogen: an overloaded hexagon this close makes a conflict."
+    )
+    analysis_max_area_km2: float = Field(
+        default=5000.0, description="Area summary: largest posted polygon accepted (km2)."
+    )
+    priority_weights: Path | None = Field(
+        default=None, description="YAML file with the inspection-priority weights (default: twin/priority.yaml)."
+    )
+    # --- end of analyses ----------------------------------------------------------------------------------
+
     @property
     def local_cluster(self) -> bool:
         return self.database_url is None

@@ -1,0 +1,61 @@
+"""``/analysis/...``: the cross-cutting analyses of the twin (rules in docs/analyses.md).
+
+Routes are thin: they parse the parameters, decide what the caller may see (:func:`disclosure`), call the
+analysis in :mod:`twin.analyses` on the request's reader connection and return its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
+
+from api.auth import Principal, PrincipalDep
+from api.deps import ConnDep, SettingsDep
+from twin.analyses.common import Disclosure, disclosure_for
+from twin.analyses.context import area_context
+from twin.errors import InvalidParameter
+
+router = APIRouter(prefix="/analysis", tags=["analyses"])
+
+
+def disclosure(principal: Principal) -> Disclosure:
+    """The access rule of the analyses for this caller; the rule itself is
+    :class:`twin.analyses.common.Disclosure` (one place for the security engineer to tighten)."""
+    return disclosure_for(principal.role, principal.org_code)
+
+
+def _format(f: str | None) -> str:
+    fmt = (f or "json").lower()
+    if fmt not in ("json", "html"):
+        raise InvalidParameter(f"f={f!r} is not supported here; use f=json or f=html", parameter="f")
+    return fmt
+
+
+@router.get("/context", summary="Area context before a visit: what lies in a circle around a point or establishment")
+async def context(
+    conn: ConnDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    lon: float | None = Query(None, description="Longitude of the centre (WGS84 degrees)"),
+    lat: float | None = Query(None, description="Latitude of the centre (WGS84 degrees)"),
+    establishment: str | None = Query(None, description="Centre on this establishment (instead of lon/lat)"),
+    radius: float | None = Query(None, description="Radius in metres (default 500, at most 5,000)"),
+    as_of: date | None = Query(None, description="Reference date for last/open/active (default today)"),
+    year: int | None = Query(None, description="Reference year of the current habitat exceedance (default: as_of)"),
+    f: str | None = Query(None, description="json (default) or html: a printable area report"),
+) -> Any:
+    fmt = _format(f)
+    who = disclosure(principal)
+    result = await area_context(conn, settings, lon=lon, lat=lat, establishment=establishment, radius=radius,
+                                as_of=as_of, year=year, disclosure=who)
+    if fmt == "json":
+        return result
+    from twin.analyses import report
+
+    extras = await report.report_inputs(conn, result, settings)
+    page = await asyncio.to_thread(report.render_context_report, result, extras)
+    return HTMLResponse(page)

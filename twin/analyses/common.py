@@ -1,0 +1,216 @@
+"""Shared pieces of the analyses: who may see what, coordinates, municipalities, running SQL.
+
+The analyses are async functions over a ``psycopg.AsyncConnection`` (the API lends one from its reader
+pool); :func:`run_sync` runs any of them from plain Python (a notebook) with its own connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+from pyproj import Transformer
+
+from layers.registry import GUIDE_DISTANCES_M
+from twin import database
+from twin.errors import InvalidParameter, NotFound, QueryTimeout
+from twin.settings import Settings
+
+T = TypeVar("T")
+
+# The area of use of EPSG:28992 (RD New) in WGS84: onshore Netherlands, the Wadden and the 12-mile zone.
+NL_BOUNDS = (3.2, 50.75, 7.22, 53.7)
+_TO_RD = Transformer.from_crs("EPSG:4326", "EPSG:28992", always_xy=True)
+_TO_WGS84 = Transformer.from_crs("EPSG:28992", "EPSG:4326", always_xy=True)
+
+GUIDE_JSON = json.dumps(GUIDE_DISTANCES_M)
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """What a caller may see: the one place where the access rule of the analyses is decided.
+
+    It mirrors the field rules of :mod:`twin.access` and the row-level security of migration 0002 (which
+    PostgreSQL enforces anyway on the API's connection), so that withheld data shows as withheld, never
+    as a misleading zero:
+
+    - personal fields (name, KvK and branch number, street address) of a sole proprietor (eenmanszaak):
+      admins; inspectors for establishments of their own organisation; nobody else.
+    - inspection details (dates, results, LHS cells, open violations) and what is derived from them per
+      establishment (the priority ranking): admins all; inspectors those of their own organisation;
+      advisors all but those of sole proprietors; anonymous and public callers none.
+    """
+
+    role: str = "admin"
+    org_code: str | None = None
+
+    @property
+    def inspections(self) -> bool:
+        """Whether the caller may see any inspection details at all."""
+        return self.role in ("advisor", "inspector", "admin")
+
+    def sees_personal(self, sole_proprietor: bool | None, org_code: str | None) -> bool:
+        if sole_proprietor is False or self.role == "admin":
+            return True
+        return self.role == "inspector" and self.org_code is not None and org_code == self.org_code
+
+    def sees_inspections(self, sole_proprietor: bool | None, org_code: str | None) -> bool:
+        if self.role == "admin":
+            return True
+        if self.role == "inspector":
+            return self.org_code is not None and org_code == self.org_code
+        return self.role == "advisor" and sole_proprietor is False
+
+    def inspection_sql(self, inspection: str = "i", establishment: str = "e") -> str:
+        """A WHERE condition keeping the inspections the caller may see (bind ``disclosure_org``)."""
+        if self.role == "admin":
+            return "true"
+        if self.role == "inspector":
+            return f"{inspection}.org_code = %(disclosure_org)s" if self.org_code else "false"
+        if self.role == "advisor":
+            return f"{establishment}.sole_proprietor IS FALSE"
+        return "false"
+
+    def establishment_sql(self, establishment: str = "e") -> str:
+        """A WHERE condition keeping the establishments whose inspection details the caller may see."""
+        if self.role == "admin":
+            return "true"
+        if self.role == "inspector":
+            return f"{establishment}.org_code = %(disclosure_org)s" if self.org_code else "false"
+        if self.role == "advisor":
+            return f"{establishment}.sole_proprietor IS FALSE"
+        return "false"
+
+    @property
+    def scope(self) -> str:
+        """The inspection scope in words, for the output."""
+        return {
+            "admin": "all inspections",
+            "inspector": f"inspections of organisation {self.org_code}" if self.org_code else "none (no organisation)",
+            "advisor": "all inspections except those of sole proprietors",
+        }.get(self.role, "none: inspection data needs an advisor, inspector or admin API key")
+
+
+FULL = Disclosure("admin")
+
+
+def disclosure_for(role: str, org_code: str | None = None) -> Disclosure:
+    """The disclosure of a principal (``api.auth.Principal.role`` / ``.org_code``)."""
+    return Disclosure(role, org_code)
+
+
+def redact_establishment(row: dict[str, Any], disclosure: Disclosure, org_code: str | None = None,
+                         ) -> dict[str, Any]:
+    """Hide the personal fields of a sole proprietor's establishment when the caller may not see them."""
+    if disclosure.sees_personal(row.get("sole_proprietor"), org_code):
+        return row
+    for key in ("kvk_number", "vestigingsnummer", "street", "house_number"):
+        if key in row:
+            row[key] = None
+    if "name" in row:
+        row["name"] = None
+    return row
+
+
+def to_rd(lon: float, lat: float) -> tuple[float, float]:
+    """WGS84 lon/lat to RD New; a point outside the Netherlands is a 400 that says where the twin works."""
+    for name, value in (("lon", lon), ("lat", lat)):
+        if value is None or not math.isfinite(value):
+            raise InvalidParameter(f"{name} must be a finite number in degrees (WGS84)", parameter=name)
+    west, south, east, north = NL_BOUNDS
+    if not (west <= lon <= east and south <= lat <= north):
+        raise InvalidParameter(
+            f"the point ({lon}, {lat}) lies outside the Netherlands: the twin covers lon {west} to {east}, "
+            f"lat {south} to {north} (WGS84, the area of use of RD New). Did you swap lon and lat?",
+            parameter="lon" if not west <= lon <= east else "lat",
+        )
+    x, y = _TO_RD.transform(lon, lat)
+    return float(x), float(y)
+
+
+def to_wgs84(x: float, y: float) -> tuple[float, float]:
+    """RD New to WGS84 lon/lat, rounded to 7 decimals (about 1 cm)."""
+    lon, lat = _TO_WGS84.transform(x, y)
+    return round(float(lon), 7), round(float(lat), 7)
+
+
+def today(as_of: date | None) -> date:
+    return as_of or date.today()
+
+
+def rounded(value: Any, digits: int = 1) -> float | None:
+    """A float rounded for output; None stays None."""
+    return None if value is None else round(float(value), digits)
+
+
+async def fetch(conn: psycopg.AsyncConnection, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None,
+                ) -> list[dict[str, Any]]:
+    """Rows of a query as dicts; a statement timeout becomes a clear 503."""
+    try:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, params)  # type: ignore[arg-type]
+            return await cur.fetchall()
+    except psycopg.errors.QueryCanceled as exc:
+        raise QueryTimeout(
+            "the analysis took longer than the statement timeout; narrow it (a smaller radius or one "
+            "municipality) or raise TWIN_STATEMENT_TIMEOUT_MS."
+        ) from exc
+
+
+async def fetch_one(conn: psycopg.AsyncConnection, query: str,
+                    params: Mapping[str, Any] | Sequence[Any] | None = None) -> dict[str, Any] | None:
+    rows = await fetch(conn, query, params)
+    return rows[0] if rows else None
+
+
+async def municipality(conn: psycopg.AsyncConnection, code: str) -> dict[str, Any]:
+    """The municipality with this CBS code (GM....); 404 naming the code when the twin does not know it."""
+    row = await fetch_one(
+        conn, "SELECT code, name, province_name, ST_Area(geom) / 10000.0 AS area_ha "
+        "FROM twin.municipalities WHERE code = %(code)s", {"code": code.strip()},
+    )
+    if row is None:
+        raise NotFound(
+            f"municipality {code!r} is not in the twin; use a CBS code such as GM0363 "
+            "(see /collections/municipalities/items).", parameter="municipality",
+        )
+    return row
+
+
+def run_sync(settings: Settings, fn: Callable[..., Awaitable[T]], *args: Any, role: database.Role = "reader",
+             **kwargs: Any) -> T:
+    """Run an async analysis ``fn(conn, *args, **kwargs)`` on a connection of its own and return its result.
+
+    Works in plain scripts and in notebooks (where an event loop already runs: then in a worker thread).
+    """
+
+    async def main() -> T:
+        async with await psycopg.AsyncConnection.connect(database.url_for(settings, role), connect_timeout=5) as conn:
+            return await fn(conn, *args, **kwargs)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    box: dict[str, Any] = {}
+
+    def worker() -> None:
+        try:
+            box["result"] = asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]  # type: ignore[no-any-return]

@@ -1,0 +1,359 @@
+"""Area context before a visit: what lies in a circle around a point or an establishment.
+
+For the circle: the establishments (distance, SBI, environmental category, last inspection, open
+violations, active permits), the deposition at the point and its statistics in the circle per year, the
+Natura 2000 habitats nearby with their KDW and current exceedance, the housing sites within the VNG guide
+distance of an establishment in the circle, and the municipality. The rules are in docs/analyses.md.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import psycopg
+from shapely.geometry import Point
+
+from twin.analyses import raster
+from twin.analyses.common import (
+    FULL,
+    GUIDE_JSON,
+    Disclosure,
+    fetch,
+    fetch_one,
+    redact_establishment,
+    rounded,
+    run_sync,
+    to_rd,
+    to_wgs84,
+    today,
+)
+from twin.errors import InvalidParameter, NotFound
+from twin.settings import Settings
+
+VIOLATION = "voorschriften overtreden"
+CLOSED_FOLLOW_UP = ("uitgevoerd", "uitgewerkt", "ingetrokken")
+RESOLVING_RESULTS = ("voorschriften nageleefd", "akkoord na aanwijzing")
+BUFFER_QUAD_SEGS = 8  # PostGIS' default: the circle is a 32-gon
+
+# A violation (result "voorschriften overtreden") is open while its enforcement is not finished (follow-up
+# empty, "opgelegd" or "in uitvoering") and no later inspection of the establishment found it compliant.
+OPEN_VIOLATION_SQL = """
+v.result = 'voorschriften overtreden' AND v.inspected_on <= %(as_of)s
+AND coalesce(v.follow_up_status, '') NOT IN ('uitgevoerd', 'uitgewerkt', 'ingetrokken')
+AND NOT EXISTS (
+  SELECT 1 FROM twin.inspections w
+  WHERE w.establishment_id = v.establishment_id AND w.inspected_on > v.inspected_on
+    AND w.inspected_on <= %(as_of)s AND w.result IN ('voorschriften nageleefd', 'akkoord na aanwijzing'))
+"""
+
+# A permit is active when granted ("verleend") and in force on the reference date.
+ACTIVE_PERMIT_SQL = """
+p.status = 'verleend' AND (p.valid_from IS NULL OR p.valid_from <= %(as_of)s)
+AND (p.valid_until IS NULL OR p.valid_until >= %(as_of)s)
+"""
+
+ESTABLISHMENTS_SQL = f"""
+WITH c AS (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 28992) AS geom)
+SELECT e.establishment_id, e.name, e.kvk_number, e.sole_proprietor, e.sbi_code, e.sbi_description,
+       e.environmental_category, (%(guide)s::jsonb ->> e.environmental_category)::float AS guide_distance_m,
+       e.activiteitenbesluit_type, e.brzo, e.visit_frequency_years, e.municipality_code, e.org_code,
+       ST_Distance(e.geom, c.geom) AS distance_m, ST_X(e.geom) AS x, ST_Y(e.geom) AS y,
+       li.inspected_on AS last_inspected_on, li.kind AS last_kind, li.result AS last_result,
+       li.lhs_cell AS last_lhs_cell,
+       (SELECT count(*) FROM twin.inspections v
+        WHERE v.establishment_id = e.establishment_id AND {OPEN_VIOLATION_SQL}) AS open_violations,
+       (SELECT coalesce(json_agg(json_build_object(
+                 'permit_id', p.permit_id, 'permit_type', p.permit_type, 'status', p.status,
+                 'activities', p.activities, 'valid_from', p.valid_from, 'valid_until', p.valid_until,
+                 'nh3_kg_per_year', p.nh3_kg_per_year, 'nox_kg_per_year', p.nox_kg_per_year)
+               ORDER BY p.valid_from NULLS FIRST, p.permit_id), '[]'::json)
+        FROM twin.permits p WHERE p.establishment_id = e.establishment_id AND {ACTIVE_PERMIT_SQL}) AS active_permits
+FROM c
+JOIN twin.establishments e ON ST_DWithin(e.geom, c.geom, %(r)s)
+LEFT JOIN LATERAL (
+  SELECT i.inspected_on, i.kind, i.result, i.lhs_cell FROM twin.inspections i
+  WHERE i.establishment_id = e.establishment_id AND i.inspected_on <= %(as_of)s
+  ORDER BY i.inspected_on DESC, i.inspection_id DESC LIMIT 1
+) li ON true
+ORDER BY distance_m, e.establishment_id
+"""
+
+# Habitats within the search distance; their current deposition from the 1 ha hexagons that overlap them
+# (the latest year not after the reference year).
+HABITATS_SQL = """
+WITH c AS (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 28992) AS geom)
+SELECT h.habitat_id, h.area_name, h.area_number, h.habitat_type, h.quality, h.kdw,
+       ST_Distance(h.geom, c.geom) AS distance_m, hx.year, hx.hexagons, hx.dep_max, hx.dep_mean
+FROM c
+JOIN twin.natura2000_habitats h ON ST_DWithin(h.geom, c.geom, %(hr)s)
+LEFT JOIN LATERAL (
+  SELECT x.year, count(*) AS hexagons, max(x.deposition) AS dep_max, avg(x.deposition) AS dep_mean
+  FROM twin.deposition_hexagons x
+  WHERE x.resolution = '1ha' AND x.deposition IS NOT NULL AND x.geom && h.geom
+    AND ST_Intersects(x.geom, h.geom) AND NOT ST_Touches(x.geom, h.geom)
+    AND x.year = (
+      SELECT max(y.year) FROM twin.deposition_hexagons y
+      WHERE y.resolution = '1ha' AND y.deposition IS NOT NULL AND y.year <= %(year)s AND y.geom && h.geom
+        AND ST_Intersects(y.geom, h.geom) AND NOT ST_Touches(y.geom, h.geom))
+  GROUP BY x.year
+) hx ON true
+ORDER BY distance_m, h.habitat_id
+"""
+
+# Fallback for habitats without hexagons: the raster, area-weighted over the habitat polygon.
+HABITAT_RASTER_SQL = """
+SELECT h.habitat_id, yr.year, w.mean AS dep_mean, w.max AS dep_max
+FROM twin.natura2000_habitats h
+CROSS JOIN LATERAL (SELECT {latest} AS year) yr
+CROSS JOIN LATERAL ({weighted}) w
+WHERE h.habitat_id = ANY(%(ids)s) AND yr.year IS NOT NULL
+""".format(
+    latest=raster.LATEST_YEAR_SQL.format(year="%(year)s", geom="h.geom"),
+    weighted=raster.WEIGHTED_SQL.format(year="yr.year", geom="h.geom"),
+)
+
+# Housing sites that lie (partly) closer to an establishment in the circle than its VNG guide distance.
+HOUSING_SQL = """
+WITH c AS (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 28992) AS geom),
+e AS (
+  SELECT e.establishment_id, e.name, e.sole_proprietor, e.org_code, e.environmental_category, e.geom,
+         (%(guide)s::jsonb ->> e.environmental_category)::float AS guide
+  FROM c JOIN twin.establishments e ON ST_DWithin(e.geom, c.geom, %(r)s)
+  WHERE e.environmental_category IS NOT NULL
+)
+SELECT s.site_id, s.name AS site_name, s.planned_dwellings, s.phase, s.planned_year,
+       e.establishment_id, e.name, e.sole_proprietor, e.org_code, e.environmental_category,
+       e.guide AS guide_distance_m,
+       ST_Distance(s.geom, e.geom) AS distance_m
+FROM e JOIN twin.housing_sites s ON ST_DWithin(s.geom, e.geom, e.guide)
+WHERE ST_Distance(s.geom, e.geom) < e.guide
+ORDER BY s.site_id, distance_m, e.establishment_id
+"""
+
+MUNICIPALITIES_SQL = """
+WITH c AS (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 28992) AS geom)
+SELECT m.code, m.name, ST_Intersects(m.geom, c.geom) AS at_point
+FROM c JOIN twin.municipalities m ON ST_DWithin(m.geom, c.geom, %(r)s)
+ORDER BY ST_Intersects(m.geom, c.geom) DESC, m.code
+"""
+
+
+def reduced_guide_distance(category: str | None) -> float | None:
+    """The VNG guide distance one step lower (what a mixed area, 'gemengd gebied', allows): 1500 -> 1000,
+    ..., 30 -> 10, 10 -> 0. None for an unknown category."""
+    from layers.registry import GUIDE_DISTANCES_M
+
+    steps = list(GUIDE_DISTANCES_M.values())
+    if category not in GUIDE_DISTANCES_M:
+        return None
+    i = steps.index(GUIDE_DISTANCES_M[category])
+    return float(steps[i - 1]) if i > 0 else 0.0
+
+
+def _validate_radius(radius: float | None, settings: Settings) -> float:
+    r = settings.analysis_default_radius_m if radius is None else radius
+    if not r > 0 or r != r:
+        raise InvalidParameter("radius must be a positive number of metres", parameter="radius")
+    if r > settings.analysis_max_radius_m:
+        raise InvalidParameter(
+            f"radius {r:g} m is larger than the maximum of {settings.analysis_max_radius_m:g} m; use a smaller "
+            "circle or the area summary (/analysis/area-summary) for larger areas.", parameter="radius",
+        )
+    return float(r)
+
+
+async def resolve_centre(conn: psycopg.AsyncConnection, lon: float | None, lat: float | None,
+                         establishment: str | None) -> tuple[float, float, str | None]:
+    """The RD centre of the circle: a WGS84 point or the location of an establishment (404 if unknown)."""
+    if establishment is not None:
+        if lon is not None or lat is not None:
+            raise InvalidParameter("give either lon and lat, or establishment, not both", parameter="establishment")
+        row = await fetch_one(
+            conn, "SELECT ST_X(geom) AS x, ST_Y(geom) AS y FROM twin.establishments WHERE establishment_id = %s",
+            (establishment,),
+        )
+        if row is None:
+            raise NotFound(f"establishment {establishment!r} is not in the twin", parameter="establishment")
+        return float(row["x"]), float(row["y"]), establishment
+    if lon is None or lat is None:
+        raise InvalidParameter(
+            "give lon and lat (WGS84 degrees) of the point, or establishment=ID",
+            parameter="lat" if lon is not None else "lon",
+        )
+    x, y = to_rd(lon, lat)
+    return x, y, None
+
+
+async def area_context(
+    conn: psycopg.AsyncConnection,
+    settings: Settings,
+    *,
+    lon: float | None = None,
+    lat: float | None = None,
+    establishment: str | None = None,
+    radius: float | None = None,
+    as_of: date | None = None,
+    year: int | None = None,
+    disclosure: Disclosure = FULL,
+) -> dict[str, Any]:
+    """The area context of a circle around a WGS84 point or an establishment, as a JSON-ready dict.
+
+    ``as_of`` is the reference date (default today) for "last inspection", "open" and "active";
+    ``year`` the reference year for the current habitat exceedance (default the year of ``as_of``).
+    """
+    r = _validate_radius(radius, settings)
+    x, y, est_id = await resolve_centre(conn, lon, lat, establishment)
+    ref = today(as_of)
+    ref_year = year if year is not None else ref.year
+    params = {"x": x, "y": y, "r": r, "as_of": ref, "guide": GUIDE_JSON,
+              "hr": settings.analysis_habitat_radius_m, "year": ref_year}
+
+    establishments = await _establishments(conn, params, disclosure)
+    deposition = await _deposition(conn, x, y, r)
+    habitats = await _habitats(conn, params, settings)
+    housing = await _housing(conn, params, disclosure)
+    municipalities = await fetch(conn, MUNICIPALITIES_SQL, params)
+    at_point = [m for m in municipalities if m["at_point"]]
+
+    lon_c, lat_c = to_wgs84(x, y)
+    return {
+        "centre": {"lon": lon_c, "lat": lat_c, "x": round(x, 2), "y": round(y, 2), "establishment_id": est_id},
+        "radius_m": r,
+        "habitat_radius_m": settings.analysis_habitat_radius_m,
+        "as_of": ref.isoformat(),
+        "reference_year": ref_year,
+        "municipality": {"code": at_point[0]["code"], "name": at_point[0]["name"]} if at_point else None,
+        "municipalities_in_circle": [{"code": m["code"], "name": m["name"]} for m in municipalities],
+        "establishments": establishments,
+        "deposition": deposition,
+        "habitats": habitats,
+        "housing_within_guide_distance": housing,
+        "inspection_scope": disclosure.scope,
+    }
+
+
+async def _establishments(conn: psycopg.AsyncConnection, params: dict[str, Any],
+                          disclosure: Disclosure) -> list[dict[str, Any]]:
+    rows = await fetch(conn, ESTABLISHMENTS_SQL, params)
+    out = []
+    for row in rows:
+        permits = row["active_permits"]
+        if isinstance(permits, str):
+            permits = json.loads(permits)
+        item: dict[str, Any] = {
+            "establishment_id": row["establishment_id"],
+            "name": row["name"],
+            "kvk_number": row["kvk_number"],
+            "sole_proprietor": row["sole_proprietor"],
+            "sbi_code": row["sbi_code"],
+            "sbi_description": row["sbi_description"],
+            "environmental_category": row["environmental_category"],
+            "guide_distance_m": row["guide_distance_m"],
+            "activiteitenbesluit_type": row["activiteitenbesluit_type"],
+            "brzo": row["brzo"],
+            "visit_frequency_years": row["visit_frequency_years"],
+            "org_code": row["org_code"],
+            "distance_m": rounded(row["distance_m"]),
+            "x": round(row["x"], 2),
+            "y": round(row["y"], 2),
+            "active_permits": permits,
+        }
+        # Inspection details are restricted (common.Disclosure): withheld shows as null, never as zero.
+        visible = disclosure.sees_inspections(row["sole_proprietor"], row["org_code"])
+        item["inspections_visible"] = visible
+        item["last_inspection"] = None if not visible or row["last_inspected_on"] is None else {
+            "date": row["last_inspected_on"].isoformat(), "kind": row["last_kind"],
+            "result": row["last_result"], "lhs_cell": row["last_lhs_cell"],
+        }
+        item["open_violations"] = int(row["open_violations"]) if visible else None
+        out.append(redact_establishment(item, disclosure, row["org_code"]))
+    return out
+
+
+async def _deposition(conn: psycopg.AsyncConnection, x: float, y: float, r: float) -> dict[str, Any]:
+    circle = Point(x, y).buffer(r, quad_segs=BUFFER_QUAD_SEGS)
+    points = await raster.point_values(conn, x, y)
+    stats = await raster.zonal_stats(conn, circle.wkb)
+    return {
+        "unit": "mol N/ha/yr",
+        "at_point": [{"year": p["year"], "label": p["label"], "value": rounded(p["value"])} for p in points],
+        "in_circle": [
+            {"year": s["year"], "label": s["label"], "pixels": int(s["count"] or 0), "min": rounded(s["min"]),
+             "max": rounded(s["max"]), "mean": rounded(s["mean"])}
+            for s in stats
+        ],
+    }
+
+
+def exceedance_status(deposition: float | None, kdw: float | None, margin: float) -> tuple[float | None, str | None]:
+    """(deposition - KDW, status): overloaded above the KDW, approaching above KDW - margin, else below."""
+    if deposition is None or kdw is None:
+        return None, None
+    exc = float(deposition) - float(kdw)
+    if exc > 0:
+        return exc, "overloaded"
+    if exc > -margin:
+        return exc, "approaching"
+    return exc, "below"
+
+
+async def _habitats(conn: psycopg.AsyncConnection, params: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
+    rows = await fetch(conn, HABITATS_SQL, params)
+    missing = [r["habitat_id"] for r in rows if r["hexagons"] is None]
+    from_raster: dict[str, dict[str, Any]] = {}
+    if missing:
+        for r in await fetch(conn, HABITAT_RASTER_SQL, {"ids": missing, "year": params["year"]}):
+            from_raster[r["habitat_id"]] = r
+    out = []
+    for row in rows:
+        source = "deposition-hexagons" if row["hexagons"] is not None else None
+        dep_max, dep_mean, yr = row["dep_max"], row["dep_mean"], row["year"]
+        fr = from_raster.get(row["habitat_id"])
+        if source is None and fr is not None and fr["dep_max"] is not None:
+            source, dep_max, dep_mean, yr = "nitrogen-deposition", fr["dep_max"], fr["dep_mean"], fr["year"]
+        exc, status = exceedance_status(dep_max, row["kdw"], settings.analysis_approach_margin)
+        out.append({
+            "habitat_id": row["habitat_id"],
+            "area_name": row["area_name"],
+            "area_number": row["area_number"],
+            "habitat_type": row["habitat_type"],
+            "quality": row["quality"],
+            "kdw": rounded(row["kdw"]),
+            "distance_m": rounded(row["distance_m"]),
+            "year": yr,
+            "deposition_max": rounded(dep_max),
+            "deposition_mean": rounded(dep_mean),
+            "exceedance": rounded(exc),
+            "status": status,
+            "source": source,
+            "hexagons": row["hexagons"],
+        })
+    return out
+
+
+async def _housing(conn: psycopg.AsyncConnection, params: dict[str, Any],
+                   disclosure: Disclosure) -> list[dict[str, Any]]:
+    rows = await fetch(conn, HOUSING_SQL, params)
+    sites: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        site = sites.setdefault(row["site_id"], {
+            "site_id": row["site_id"], "name": row["site_name"], "planned_dwellings": row["planned_dwellings"],
+            "phase": row["phase"], "planned_year": row["planned_year"], "establishments": [],
+        })
+        reduced = reduced_guide_distance(row["environmental_category"])
+        est = redact_establishment({
+            "establishment_id": row["establishment_id"], "name": row["name"],
+            "sole_proprietor": row["sole_proprietor"], "environmental_category": row["environmental_category"],
+            "guide_distance_m": row["guide_distance_m"], "mixed_area_distance_m": reduced,
+            "distance_m": rounded(row["distance_m"]),
+            "severity": "conflict" if reduced is not None and row["distance_m"] < reduced else "attention",
+        }, disclosure, row["org_code"])
+        site["establishments"].append(est)
+    return list(sites.values())
+
+
+def area_context_sync(settings: Settings, **kwargs: Any) -> dict[str, Any]:
+    """:func:`area_context` from plain Python (a notebook): opens its own reader connection."""
+    return run_sync(settings, area_context, settings, **kwargs)
