@@ -1,0 +1,317 @@
+"""``twin ingest``: load files into the twin, list past runs and their rejects, derive the hexagons;
+``twin ingest-all``: load a folder described by a manifest.json in dependency order."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
+
+from ingest.loader import RunResult, load, recent_runs, run_rejects
+from layers.registry import COVERAGES, LAYERS
+from twin.errors import TwinError
+from twin.settings import Settings, get_settings
+
+# Piped output (logs, CI) gets wide tables instead of rich's default 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+class _LoadByDefault(TyperGroup):
+    """``twin ingest LAYER PATH`` is ``twin ingest load LAYER PATH``; named subcommands win."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["load", *args]
+        return super().parse_args(ctx, args)
+
+
+ingest_app = typer.Typer(
+    cls=_LoadByDefault,
+    help="Load files into the twin: 'twin ingest LAYER PATH' (validated, all-or-nothing, recorded as a run); "
+    "'twin ingest runs' lists past runs.",
+    no_args_is_help=True,
+)
+
+
+class RateColumn(ProgressColumn):
+    """Rows per second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} rows/s" if speed else "", style="progress.data.speed")
+
+
+class LazyProgress:
+    """A rich progress bar that appears only when a load takes more than a second."""
+
+    def __init__(self, label: str, delay: float = 1.0) -> None:
+        self.label, self.delay, self.t0 = label, delay, time.monotonic()
+        self.progress: Progress | None = None
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self.progress is None:
+            if time.monotonic() - self.t0 < self.delay:
+                return
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                TimeElapsedColumn(), console=err, transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def summary_table(results: list[RunResult]) -> Table:
+    """Read, inserted, updated, unchanged, deleted, rejected, warnings and time per run."""
+    table = Table(title="ingest summary")
+    for col in ("run", "layer", "status", "read", "inserted", "updated", "unchanged", "deleted", "rejected",
+                "warnings", "time", "rows/s"):
+        table.add_column(col, justify="left" if col in ("layer", "status") else "right", no_wrap=True)
+    for r in results:
+        secs = r.seconds
+        style = {"succeeded": "green", "unchanged": "cyan", "refused": "red", "failed": "bold red"}.get(r.status, "")
+        table.add_row(
+            str(r.run_id or ""), r.layer, f"[{style}]{r.status}[/]", f"{r.rows_read:,}", f"{r.rows_inserted:,}",
+            f"{r.rows_updated:,}", f"{r.rows_unchanged:,}", f"{r.rows_deleted:,}", f"{r.rows_rejected:,}",
+            f"{r.warnings:,}", f"{secs:.1f} s", f"{r.rows_read / secs:,.0f}" if secs > 0 else "",
+        )
+    return table
+
+
+def report(result: RunResult, show: int = 10) -> None:
+    """Notes, the message, the first rejects and where the full report is."""
+    for note in result.notes:
+        console.print(f"[dim]note:[/] {note}")
+    if result.message:
+        err.print(f"[bold red]{result.status}:[/] {result.message}")
+    errors = [r for r in result.rejects if r.severity == "error"]
+    warnings = [r for r in result.rejects if r.severity == "warning"]
+    for title, items in (("rejected", errors), ("warning", warnings)):
+        for r in items[:show]:
+            row = f"row {r.row}" if r.row is not None else "file"
+            console.print(f"  [yellow]{title}[/] {row}: {r.reason}")
+        if len(items) > show:
+            console.print(f"  ... and {len(items) - show:,} more")
+    if result.report:
+        console.print(f"rejects report: {result.report}")
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _run_load(settings: Settings, layer: str, path: str, **kwargs: Any) -> RunResult:
+    progress = LazyProgress(f"{layer} <- {Path(path).name}")
+    try:
+        return load(settings, layer, path, progress=progress, **kwargs)
+    finally:
+        progress.close()
+
+
+@ingest_app.command("load")
+def load_cmd(
+    layer: Annotated[str, typer.Argument(help=f"Layer id: {', '.join([*LAYERS, *COVERAGES])}")],
+    path: Annotated[str, typer.Argument(help="The file (CSV, GeoJSON, GeoPackage[:layer], Shapefile, GeoParquet, "
+                                             "GeoTIFF)")],
+    crs: Annotated[str | None, typer.Option(help="CRS of the coordinates when the file has none, e.g. EPSG:28992")]
+    = None,
+    mode: Annotated[str, typer.Option(help="upsert (by natural key) or replace (the file becomes the layer)")]
+    = "upsert",
+    max_reject_rate: Annotated[float, typer.Option(help="Refuse the load when more rows than this share are "
+                                                        "rejected (0.01 = 1%)")] = 0.01,
+    year: Annotated[int | None, typer.Option(help="Raster only: the year of a single-band raster without one")]
+    = None,
+) -> None:
+    """Load one file into one layer: validated before anything is written, merged in one transaction."""
+    settings = _settings()
+    try:
+        result = _run_load(settings, layer, path, crs=crs, mode=mode, max_reject_rate=max_reject_rate, year=year)
+    except TwinError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}")
+        raise typer.Exit(1) from None
+    console.print(summary_table([result]))
+    report(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@ingest_app.command("runs")
+def runs_cmd(
+    limit: Annotated[int, typer.Option(help="How many runs")] = 20,
+    layer: Annotated[str | None, typer.Option(help="Only this layer")] = None,
+) -> None:
+    """A table of past runs, newest first."""
+    try:
+        runs = recent_runs(_settings(), limit, layer)
+    except TwinError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}")
+        raise typer.Exit(1) from None
+    table = Table(title="ingest runs")
+    for col in ("run", "layer", "status", "mode", "read", "ins", "upd", "unch", "del", "rej", "started", "time",
+                "source"):
+        table.add_column(col, justify="right" if col in ("run", "read", "ins", "upd", "unch", "del", "rej") else "left")
+    for r in runs:
+        secs = (r["finished_at"] - r["started_at"]).total_seconds() if r["finished_at"] else None
+        table.add_row(
+            str(r["id"]), r["layer"], r["status"], r["mode"], f"{r['rows_read']:,}", f"{r['rows_inserted']:,}",
+            f"{r['rows_updated']:,}", f"{r['rows_unchanged']:,}", f"{r['rows_deleted']:,}", f"{r['rows_rejected']:,}",
+            r["started_at"].strftime("%Y-%m-%d %H:%M:%S"), f"{secs:.1f} s" if secs is not None else "",
+            _short_path(r["source"]),
+        )
+    console.print(table)
+
+
+def _short_path(text: str, width: int = 48) -> str:
+    return text if len(text) <= width else "..." + text[-(width - 3):]
+
+
+@ingest_app.command("rejects")
+def rejects_cmd(
+    run: Annotated[int, typer.Argument(help="Run id (see 'twin ingest runs')")],
+    limit: Annotated[int, typer.Option(help="How many")] = 100,
+) -> None:
+    """The rejects and warnings of one run."""
+    try:
+        rows = run_rejects(_settings(), run, limit)
+    except TwinError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"rejects of run {run}")
+    for col in ("row", "field", "value", "reason", "severity"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row("" if r["row_number"] is None else str(r["row_number"]), r["field"] or "", r["value"] or "",
+                      r["reason"], r["severity"])
+    console.print(table)
+
+
+@ingest_app.command("derive-hexagons")
+def derive_cmd(
+    national_size: Annotated[float, typer.Option(help="Width (across the flats) of the national hexagons, m")]
+    = 2000.0,
+) -> None:
+    """Recompute deposition-hexagons from the deposition raster and the Natura 2000 habitats."""
+    from ingest import hexagons
+
+    try:
+        result = hexagons.derive(_settings(), national_size_m=national_size)
+    except TwinError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}")
+        raise typer.Exit(1) from None
+    console.print(summary_table([result]))
+    report(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+# --- ingest-all ---------------------------------------------------------------------------------------------
+
+
+def manifest_entries(folder: Path) -> list[dict[str, Any]]:
+    """The files of a manifest.json (a list, or an object with 'files'/'layers'), each with layer, file, crs."""
+    path = folder / "manifest.json"
+    if not path.exists():
+        raise TwinError(f"{folder}: no manifest.json (write one with 'twin demo-data', or load files one by one "
+                        "with 'twin ingest LAYER PATH')")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TwinError(f"{path}: not valid JSON ({exc})") from exc
+    entries = data if isinstance(data, list) else data.get("files") or data.get("layers") or []
+    if isinstance(entries, dict):
+        entries = [{"layer": k, **v} for k, v in entries.items()]
+    out = []
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or "layer" not in e or not (e.get("file") or e.get("path")):
+            raise TwinError(f"{path}: entry {i + 1} needs 'layer' and 'file'")
+        out.append(e)
+    return out
+
+
+def order_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Manifest order, moved only where a layer's depends_on (or the municipalities, which the outside-the-
+    Netherlands check uses) must come first."""
+    rank = {"municipalities": 0}
+    remaining = list(entries)
+    ordered: list[dict[str, Any]] = []
+    remaining.sort(key=lambda e: rank.get(e["layer"], 1))
+    while remaining:
+        placed = {e["layer"] for e in ordered}
+        pending = {e["layer"] for e in remaining}
+        for e in remaining:
+            spec = LAYERS.get(e["layer"])
+            deps = set(spec.depends_on) if spec else set()
+            if not (deps & pending) or deps <= placed:
+                ordered.append(e)
+                remaining.remove(e)
+                break
+        else:  # a cycle: keep manifest order
+            ordered.extend(remaining)
+            break
+    return ordered
+
+
+def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_reject_rate: float = 0.01,
+               derive: bool = True) -> list[RunResult]:
+    """Load every file of a manifest in dependency order; derive the hexagons when the raster or the habitats
+    changed and both are present."""
+    results: list[RunResult] = []
+    for e in order_entries(manifest_entries(folder)):
+        file = folder / (e.get("file") or e["path"])
+        if e.get("layer") in COVERAGES and e.get("year") is not None:
+            extra: dict[str, Any] = {"year": int(e["year"])}
+        else:
+            extra = {}
+        try:
+            result = _run_load(settings, e["layer"], str(file), crs=e.get("crs"), mode=mode,
+                               max_reject_rate=max_reject_rate, **extra)
+        except TwinError as exc:
+            result = RunResult(None, e["layer"], str(file), mode, status="refused", message=exc.message)
+        results.append(result)
+        report(result, show=5)
+    loaded = {r.layer for r in results if r.ok}
+    changed = {r.layer for r in results if r.status == "succeeded"}
+    if derive and {"nitrogen-deposition", "natura2000-habitats"} & changed:
+        from ingest import hexagons
+
+        if hexagons.ready(settings) or {"nitrogen-deposition", "natura2000-habitats"} <= loaded:
+            results.append(hexagons.derive(settings))
+    return results
+
+
+def ingest_all_cmd(
+    folder: Annotated[Path, typer.Argument(help="Folder with manifest.json (as 'twin demo-data' writes it)")],
+    mode: Annotated[str, typer.Option(help="upsert or replace, for every file")] = "upsert",
+    max_reject_rate: Annotated[float, typer.Option(help="Per file, as for 'twin ingest'")] = 0.01,
+    derive: Annotated[bool, typer.Option(help="Derive deposition-hexagons after the raster/habitats")] = True,
+) -> None:
+    """Load every file of a folder's manifest.json in dependency order, then derive the hexagons."""
+    try:
+        results = ingest_all(_settings(), folder, mode, max_reject_rate, derive)
+    except TwinError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}")
+        raise typer.Exit(1) from None
+    console.print(summary_table(results))
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add 'twin ingest ...' and 'twin ingest-all' to the twin's CLI."""
+    app.add_typer(ingest_app, name="ingest")
+    app.command("ingest-all")(ingest_all_cmd)

@@ -1,0 +1,299 @@
+"""Geometry of a source: where it comes from (native, x/y, lon/lat or WKT columns), its CRS, the transform
+to RD New (EPSG:28992), the checks (type, extent, lat/lon mix-ups) and the land mask of the Netherlands.
+
+Everything here works on whole arrays (shapely 2, pyproj), never row by row.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import shapely
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
+
+from layers.registry import STORAGE_SRID, GeometryType
+from twin.errors import IngestError
+
+RD = CRS.from_epsg(STORAGE_SRID)
+# EPSG:28992's area of use (3.2-7.22 E, 50.75-53.7 N: land, Wadden and the 12-mile zone) in RD metres,
+# rounded outward.
+RD_BOUNDS = (0.0, 300000.0, 290000.0, 640000.0)
+# The Netherlands in degrees, a little wider than the area of use, for recognising lon/lat given as x/y.
+NL_LON = (2.5, 7.5)
+NL_LAT = (50.5, 54.0)
+POINT_LAND_TOLERANCE_M = 1000.0  # points may lie this far outside the (generalised) municipal boundaries
+AREA_LAND_TOLERANCE_M = 25000.0  # areas (habitats at sea, e.g. Noordzeekustzone) this far
+
+XY_NAMES = (
+    ("x", "y"), ("x_coord", "y_coord"), ("xcoord", "ycoord"), ("x_coordinaat", "y_coordinaat"),
+    ("rd_x", "rd_y"), ("x_rd", "y_rd"), ("coord_x", "coord_y"),
+)
+LONLAT_NAMES = (
+    ("lon", "lat"), ("lng", "lat"), ("longitude", "latitude"), ("lengtegraad", "breedtegraad"),
+    ("long", "lat"), ("wgs84_lon", "wgs84_lat"),
+)
+WKT_NAMES = ("wkt", "geometry", "geom", "the_geom", "geometrie", "wkt_geom", "shape")
+
+TYPE_NAMES = {
+    -1: "no geometry", 0: "Point", 1: "LineString", 2: "LinearRing", 3: "Polygon", 4: "MultiPoint",
+    5: "MultiLineString", 6: "MultiPolygon", 7: "GeometryCollection",
+}
+POINT, POLYGON, MULTIPOINT, MULTIPOLYGON = 0, 3, 4, 6
+
+
+@dataclass(frozen=True)
+class GeometryPlan:
+    """Where a source's geometry comes from: ``native`` (WKB), ``xy``/``lonlat`` (two columns),
+    ``wkt`` (one column), or ``none`` (the establishment's location is used)."""
+
+    kind: str
+    columns: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.kind == "native":
+            return "the file's geometry"
+        if self.kind == "none":
+            return "no geometry"
+        return f"{self.kind} columns {', '.join(self.columns)}"
+
+
+def plan_geometry(columns: list[str], has_native: bool) -> GeometryPlan:
+    """Find the geometry of a source: the native geometry, else coordinate or WKT columns (case-insensitive)."""
+    if has_native:
+        return GeometryPlan("native")
+    lower = {c.lower(): c for c in columns}
+    for kind, pairs in (("xy", XY_NAMES), ("lonlat", LONLAT_NAMES)):
+        for a, b in pairs:
+            if a in lower and b in lower:
+                return GeometryPlan(kind, (lower[a], lower[b]))
+    for name in WKT_NAMES:
+        if name in lower:
+            return GeometryPlan("wkt", (lower[name],))
+    return GeometryPlan("none")
+
+
+def parse_crs(text: str) -> CRS:
+    """A CRS from user text (``EPSG:28992``, ``28992``, WKT, PROJ); IngestError names the problem."""
+    candidate = text.strip()
+    if candidate.isdigit():
+        candidate = f"EPSG:{candidate}"
+    try:
+        return CRS.from_user_input(candidate)
+    except CRSError as exc:
+        raise IngestError(f"--crs {text!r} is not a CRS pyproj knows (use e.g. EPSG:28992 or EPSG:4326)",
+                          parameter="crs") from exc
+
+
+def crs_label(crs: CRS) -> str:
+    """``EPSG:28992`` when the CRS has an EPSG code, else its name."""
+    epsg = crs.to_epsg(min_confidence=70)
+    return f"EPSG:{epsg}" if epsg else crs.name
+
+
+def is_rd(crs: CRS) -> bool:
+    return crs.to_epsg(min_confidence=70) == STORAGE_SRID
+
+
+@lru_cache(maxsize=16)
+def _transformer(wkt: str) -> Transformer:
+    return Transformer.from_crs(CRS.from_wkt(wkt), RD, always_xy=True)
+
+
+def to_rd(geoms: np.ndarray, crs: CRS) -> np.ndarray:
+    """Geometries in ``crs`` transformed to RD New (always x/y = east/north, lon/lat order)."""
+    if is_rd(crs):
+        return geoms
+    tr = _transformer(crs.to_wkt())
+
+    def fn(coords: np.ndarray) -> np.ndarray:
+        x, y = tr.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(geoms, fn)
+
+
+def numbers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(float values with NaN for missing, mask of values that are present but not numbers) of a column;
+    accepts a decimal comma (``5,387``) as Dutch spreadsheets write it."""
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
+        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        return values, np.zeros(len(arr), dtype=bool)
+    text = pc.utf8_trim_whitespace(pc.cast(arr, pa.string()))
+    text = pc.replace_substring_regex(text, r"^([+-]?\d+),(\d+)$", r"\1.\2")
+    ok = pc.match_substring_regex(text, r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+    present = pc.is_valid(text).to_numpy(zero_copy_only=False)
+    okn = pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
+    values = pc.cast(pc.if_else(ok, text, None), pa.float64()).to_numpy(zero_copy_only=False)
+    return values, present & ~okn
+
+
+_EWKT = re.compile(r"^\s*SRID=\d+;", re.IGNORECASE)
+
+
+Problem = tuple[int, str, str, str]
+
+
+def build(plan: GeometryPlan, columns: pa.Table, wkb: pa.Array | None) -> tuple[np.ndarray, list[Problem]]:
+    """Shapely geometries of one batch (None where absent) and the per-row problems found while building
+    them: (index in batch, column, value, reason)."""
+    n = columns.num_rows
+    problems: list[Problem] = []
+    if plan.kind == "native":
+        assert wkb is not None
+        geoms = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False), on_invalid="ignore")
+        bad = np.nonzero(pc.is_valid(wkb).to_numpy(zero_copy_only=False) & shapely.is_missing(geoms))[0]
+        problems += [(int(i), "geometry", "", "the geometry cannot be decoded (corrupt WKB)") for i in bad]
+        return geoms, problems
+    if plan.kind in ("xy", "lonlat"):
+        cx, cy = plan.columns
+        x, xbad = numbers(columns.column(cx).combine_chunks())
+        y, ybad = numbers(columns.column(cy).combine_chunks())
+        for name, badmask, col in ((cx, xbad, cx), (cy, ybad, cy)):
+            raw = columns.column(col)
+            for i in np.nonzero(badmask)[0]:
+                problems.append((int(i), name, str(raw[int(i)].as_py()), "the coordinate is not a number"))
+        xnan, ynan = np.isnan(x), np.isnan(y)
+        half = (xnan ^ ynan) & ~xbad & ~ybad
+        for i in np.nonzero(half)[0]:
+            missing = cx if xnan[i] else cy
+            problems.append((int(i), missing, "", f"{missing} is empty while the other coordinate is given"))
+        geoms = np.full(n, None, dtype=object)
+        ok = ~xnan & ~ynan
+        geoms[ok] = shapely.points(x[ok], y[ok])
+        return geoms, problems
+    if plan.kind == "wkt":
+        (col,) = plan.columns
+        raw = pc.utf8_trim_whitespace(pc.cast(columns.column(col).combine_chunks(), pa.string()))
+        raw = pc.replace_substring_regex(raw, _EWKT.pattern, "")
+        values = raw.to_numpy(zero_copy_only=False)
+        geoms = shapely.from_wkt(values, on_invalid="ignore")
+        present = pc.is_valid(raw).to_numpy(zero_copy_only=False)
+        for i in np.nonzero(present & shapely.is_missing(geoms))[0]:
+            problems.append((int(i), col, _short(values[i]), "the text is not valid WKT"))
+        return geoms, problems
+    return np.full(n, None, dtype=object), problems
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def representative_xy(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The point of a point, the bounding-box centre of anything else (NaN where missing)."""
+    b = shapely.bounds(geoms)
+    return (b[:, 0] + b[:, 2]) / 2.0, (b[:, 1] + b[:, 3]) / 2.0
+
+
+def diagnose_crs(x: np.ndarray, y: np.ndarray, crs: CRS, given: bool) -> str | None:
+    """A diagnosis when most coordinates of a sample cannot be in the Netherlands in ``crs`` but show a
+    known mix-up (lat/lon given as x/y, swapped axes, RD metres declared as degrees); else None."""
+    ok = ~np.isnan(x) & ~np.isnan(y)
+    if ok.sum() == 0:
+        return None
+    x, y = x[ok], y[ok]
+    origin = "given with --crs" if given else "declared by the file"
+    in_lonlat = (x >= NL_LON[0]) & (x <= NL_LON[1]) & (y >= NL_LAT[0]) & (y <= NL_LAT[1])
+    in_latlon = (y >= NL_LON[0]) & (y <= NL_LON[1]) & (x >= NL_LAT[0]) & (x <= NL_LAT[1])
+    in_rd = (x >= RD_BOUNDS[0]) & (x <= RD_BOUNDS[2]) & (y >= RD_BOUNDS[1]) & (y <= RD_BOUNDS[3])
+    label = crs_label(crs)
+    sample = f"e.g. x {x[0]:.6g}, y {y[0]:.6g}"
+    if crs.is_geographic:
+        if in_latlon.mean() > 0.5:
+            return (f"the coordinates are latitude/longitude in swapped order ({sample}): x must be the "
+                    f"longitude (3-7.5 in the Netherlands) and y the latitude (50.5-54)")
+        if in_rd.mean() > 0.5:
+            return (f"the coordinates look like RD New metres ({sample}), but the CRS {origin} is {label} "
+                    "(degrees): load it with --crs EPSG:28992")
+        return None
+    if in_lonlat.mean() > 0.5:
+        return (f"the coordinates look like longitude/latitude degrees given as x/y ({sample}), not metres "
+                f"of {label} ({origin}): load it with --crs EPSG:4326")
+    if in_latlon.mean() > 0.5:
+        return (f"the coordinates look like latitude/longitude degrees given as x/y ({sample}), not metres "
+                f"of {label} ({origin}): put the longitude in x and the latitude in y and use --crs EPSG:4326")
+    return None
+
+
+def rd_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """True where a point lies inside the RD New area of use."""
+    return (x >= RD_BOUNDS[0]) & (x <= RD_BOUNDS[2]) & (y >= RD_BOUNDS[1]) & (y <= RD_BOUNDS[3])
+
+
+@dataclass
+class LandMask:
+    """The Netherlands as the union of the loaded municipalities, widened by the tolerances above."""
+
+    points: shapely.Geometry
+    areas: shapely.Geometry
+
+    @classmethod
+    def from_wkb(cls, blobs: list[bytes]) -> LandMask:
+        land = shapely.union_all(shapely.simplify(shapely.from_wkb(blobs), 50.0))
+        pts = shapely.simplify(shapely.buffer(land, POINT_LAND_TOLERANCE_M, quad_segs=2), 100.0)
+        areas = shapely.simplify(shapely.buffer(land, AREA_LAND_TOLERANCE_M, quad_segs=2), 500.0)
+        shapely.prepare(pts)
+        shapely.prepare(areas)
+        return cls(pts, areas)
+
+    def on_land(self, geoms: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """True where a geometry lies in (or near) the Netherlands."""
+        types = shapely.get_type_id(geoms)
+        is_point = types == POINT
+        out = np.ones(len(geoms), dtype=bool)
+        if is_point.any():
+            out[is_point] = shapely.contains_xy(self.points, x[is_point], y[is_point])
+        other = ~is_point & (types >= 0)
+        if other.any():
+            boxes = shapely.box(*shapely.bounds(geoms[other]).T)
+            out[other] = shapely.intersects(self.areas, boxes)
+        return out
+
+
+def coerce_type(geoms: np.ndarray, target: GeometryType) -> tuple[np.ndarray, np.ndarray]:
+    """Fit geometries to the layer's type: single-part multis become their part for Point/Polygon layers,
+    polygons become multipolygons for MultiPolygon layers. Returns (geoms, mask of rows that do not fit)."""
+    types = shapely.get_type_id(geoms)
+    present = types >= 0
+    if target == "Geometry":
+        return geoms, present & ~np.isin(types, (POINT, POLYGON, MULTIPOINT, MULTIPOLYGON))
+    out = geoms.copy()
+    if target in ("Point", "Polygon"):
+        single, multi = (POINT, MULTIPOINT) if target == "Point" else (POLYGON, MULTIPOLYGON)
+        one = (types == multi) & (shapely.get_num_geometries(geoms) == 1)
+        if one.any():
+            out[one] = shapely.get_geometry(geoms[one], 0)
+        bad = present & (types != single) & ~one
+        return out, bad
+    # MultiPolygon
+    poly = types == POLYGON
+    if poly.any():
+        out[poly] = shapely.multipolygons(geoms[poly], indices=np.arange(int(poly.sum())))
+    return out, present & ~np.isin(types, (POLYGON, MULTIPOLYGON))
+
+
+def fits(geom: shapely.Geometry, target: GeometryType, original_type: int) -> bool:
+    """Whether a repaired geometry still has the type the layer stores (and the family it had)."""
+    t = shapely.get_type_id(geom)
+    if shapely.is_empty(geom):
+        return False
+    if target == "Point":
+        return t == POINT
+    if target == "Polygon":
+        return t == POLYGON or (t == MULTIPOLYGON and shapely.get_num_geometries(geom) == 1)
+    if target == "MultiPolygon":
+        return t in (POLYGON, MULTIPOLYGON)
+    polygonal = original_type in (POLYGON, MULTIPOLYGON)
+    return t in (POLYGON, MULTIPOLYGON) if polygonal else t == original_type
+
+
+def to_ewkb_hex(geoms: np.ndarray) -> pa.Array:
+    """Hex EWKB with SRID 28992 (what PostGIS reads in COPY text/CSV), None where absent."""
+    with_srid = shapely.set_srid(geoms, STORAGE_SRID)
+    return pa.array(shapely.to_wkb(with_srid, hex=True, include_srid=True), type=pa.string())

@@ -1,0 +1,354 @@
+"""Column mapping and validation of one batch, before anything is written.
+
+The mapping finds each field of a layer among the source's columns by its name or one of its aliases
+(case-insensitive). Validation converts each mapped column to the field's type (text, int, float, bool,
+date) on whole Arrow arrays, checks enums, required fields and the layer's rules (which mirror the CHECK
+constraints of the schema, so that a bad row is a reject and never a failed merge), and reports every
+problem as a :class:`Reject` naming the row, the field, the value and the reason in plain words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from layers.registry import FieldSpec, LayerSpec
+from twin.errors import IngestError
+
+TRUE_WORDS = ("true", "t", "ja", "j", "yes", "y", "1", "waar", "wel", "x")
+FALSE_WORDS = ("false", "f", "nee", "n", "no", "0", "onwaar", "niet")
+ISO_DATE = r"^\d{4}-\d{2}-\d{2}([T ].*)?$"
+INT_TEXT = r"^[+-]?\d+(\.0*)?$"
+FLOAT_TEXT = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+@dataclass
+class Reject:
+    """One problem with one row (``row`` None for the whole file): an error rejects the row, a warning
+    only reports (e.g. a repaired geometry)."""
+
+    row: int | None
+    field: str | None
+    value: str | None
+    reason: str
+    severity: str = "error"
+
+
+@dataclass
+class Mapping:
+    """Which source column feeds which field, and which columns are left unused."""
+
+    fields: dict[str, str]  # field name -> source column
+    unused: list[str] = field(default_factory=list)
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+def map_columns(spec: LayerSpec, columns: list[str], reserved: tuple[str, ...] = ()) -> Mapping:
+    """Map source columns to the layer's fields: the field's own name first, then its aliases in order,
+    compared case-insensitively (spaces and hyphens count as underscores). A column feeds one field."""
+    by_norm: dict[str, str] = {}
+    for c in columns:
+        by_norm.setdefault(_norm(c), c)
+    taken = {_norm(r) for r in reserved}
+    out: dict[str, str] = {}
+    # Exact field names win over aliases of other fields (a file with 'status' and 'pandstatus' ...).
+    for f in spec.fields:
+        n = _norm(f.name)
+        if n in by_norm and n not in taken:
+            out[f.name] = by_norm[n]
+            taken.add(n)
+    for f in spec.fields:
+        if f.name in out:
+            continue
+        for alias in f.aliases:
+            n = _norm(alias)
+            if n in by_norm and n not in taken:
+                out[f.name] = by_norm[n]
+                taken.add(n)
+                break
+    used = set(out.values()) | set(reserved)
+    return Mapping(out, [c for c in columns if c not in used])
+
+
+def require_columns(spec: LayerSpec, mapping: Mapping, source: str, optional: tuple[str, ...] = ()) -> None:
+    """Refuse a file that lacks a column for a required field, listing the names that were looked for."""
+    missing = [f for f in spec.fields if f.required and f.name not in mapping.fields and f.name not in optional]
+    if missing:
+        parts = [f"{f.name} (looked for: {', '.join((f.name, *f.aliases))})" for f in missing]
+        raise IngestError(f"{source}: no column for required field(s) {'; '.join(parts)}")
+
+
+# --- conversions: (typed array, mask of present-but-invalid values, reason) -----------------------------
+
+
+def _text(arr: pa.Array) -> pa.Array:
+    """Any column as trimmed text, empty strings as missing; integral floats without '.0'."""
+    t = arr.type
+    if pa.types.is_floating(t):
+        vals = pc.fill_null(arr, 0.0)
+        integral = pc.all(pc.equal(pc.floor(vals), vals)).as_py()
+        arr = pc.cast(arr, pa.int64()) if integral else arr
+    if pa.types.is_boolean(arr.type):
+        arr = pc.if_else(arr, "true", "false")
+    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
+        arr = pc.cast(pc.cast(arr, pa.date32()), pa.string())
+    s = pc.utf8_trim_whitespace(pc.cast(arr, pa.string()))
+    return pc.if_else(pc.equal(s, ""), None, s)
+
+
+def to_text(arr: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
+    return _text(arr), np.zeros(len(arr), dtype=bool), ""
+
+
+def _mask(arr: pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def to_int(arr: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
+    t = arr.type
+    if pa.types.is_integer(t):
+        return pc.cast(arr, pa.int64()), np.zeros(len(arr), dtype=bool), ""
+    if pa.types.is_floating(t):
+        integral = pc.equal(pc.floor(arr), arr)
+        bad = ~_mask(integral) & _mask(pc.is_valid(arr)) & ~_mask(pc.is_nan(arr))
+        good = pc.if_else(pc.and_(integral, pc.invert(pc.is_nan(arr))), arr, None)
+        return pc.cast(good, pa.int64()), bad, "is not a whole number"
+    if pa.types.is_boolean(t):
+        return pc.cast(arr, pa.int64()), np.zeros(len(arr), dtype=bool), ""
+    s = _text(arr)
+    ok = pc.match_substring_regex(s, INT_TEXT)
+    bad = _mask(pc.is_valid(s)) & ~_mask(ok)
+    clean = pc.replace_substring_regex(pc.if_else(ok, s, None), r"\.0*$", "")
+    return pc.cast(clean, pa.int64()), bad, "is not a whole number"
+
+
+def to_float(arr: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
+    t = arr.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        f = pc.cast(arr, pa.float64())
+        return pc.if_else(pc.is_nan(f), None, f), np.zeros(len(arr), dtype=bool), ""
+    s = _text(arr)
+    s = pc.replace_substring_regex(s, r"^([+-]?\d+),(\d+)$", r"\1.\2")  # decimal comma
+    ok = pc.match_substring_regex(s, FLOAT_TEXT)
+    bad = _mask(pc.is_valid(s)) & ~_mask(ok)
+    return pc.cast(pc.if_else(ok, s, None), pa.float64()), bad, "is not a number"
+
+
+def to_bool(arr: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
+    t = arr.type
+    if pa.types.is_boolean(t):
+        return arr, np.zeros(len(arr), dtype=bool), ""
+    s = pc.utf8_lower(_text(arr))
+    yes = pc.is_in(s, value_set=pa.array(TRUE_WORDS))
+    no = pc.is_in(s, value_set=pa.array(FALSE_WORDS))
+    bad = _mask(pc.is_valid(s)) & ~_mask(yes) & ~_mask(no)
+    out = pc.if_else(yes, True, pc.if_else(no, False, pa.scalar(None, pa.bool_())))
+    return out, bad, "is not a yes/no value (use ja/nee, j/n, true/false or 1/0)"
+
+
+def to_date(arr: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
+    t = arr.type
+    if pa.types.is_date(t) or pa.types.is_timestamp(t):
+        return pc.cast(arr, pa.date32()), np.zeros(len(arr), dtype=bool), ""
+    s = _text(arr)
+    iso = pc.match_substring_regex(s, ISO_DATE)
+    day = pc.utf8_slice_codeunits(pc.if_else(iso, s, None), 0, 10)
+    parsed = pc.strptime(day, format="%Y-%m-%d", unit="s", error_is_null=True)
+    # strptime accepts 2023-02-30 on some platforms; a round trip catches impossible days.
+    back = pc.strftime(parsed, format="%Y-%m-%d")
+    valid = pc.and_(pc.is_valid(parsed), pc.equal(back, day))
+    bad = _mask(pc.is_valid(s)) & ~_mask(valid)
+    return pc.cast(pc.if_else(valid, parsed, None), pa.date32()), bad, "is not a date in the form YYYY-MM-DD"
+
+
+CONVERTERS: dict[str, Callable[[pa.Array], tuple[pa.Array, np.ndarray, str]]] = {
+    "text": to_text, "int": to_int, "float": to_float, "bool": to_bool, "date": to_date,
+}
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "text": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "date": pa.date32(),
+}
+
+
+def canonical_enum(arr: pa.Array, f: FieldSpec) -> tuple[pa.Array, np.ndarray]:
+    """Enum values matched case-insensitively and returned in their canonical spelling; mask of others."""
+    assert f.enum is not None
+    if f.type == "int":
+        allowed = pa.array([int(v) for v in f.enum], pa.int64())
+        bad = _mask(pc.is_valid(arr)) & ~_mask(pc.is_in(arr, value_set=allowed))
+        return pc.if_else(pa.array(~bad), arr, None), bad
+    canon = pa.array(list(f.enum), pa.string())
+    idx = pc.index_in(pc.utf8_lower(arr), value_set=pc.utf8_lower(canon))
+    bad = _mask(pc.is_valid(arr)) & ~_mask(pc.is_valid(idx))
+    return pc.take(canon, idx), bad
+
+
+def describe_value(raw: pa.Array, i: int) -> str:
+    v = raw[i].as_py()
+    if v is None:
+        return ""
+    text = str(v)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# --- layer rules: the CHECK constraints of the schema and the cross-field rules --------------------------
+
+PATTERNS: dict[str, dict[str, tuple[str, str]]] = {
+    "establishments": {
+        "kvk_number": (r"^[0-9]{8}$", "a KvK number has 8 digits"),
+        "vestigingsnummer": (r"^[0-9]{12}$", "a vestigingsnummer has 12 digits"),
+        "sbi_code": (r"^[0-9]{2,5}$", "an SBI code has 2 to 5 digits"),
+    },
+}
+# Numbers stored in numeric columns lose their leading zeros; these widths restore them.
+ZERO_PAD: dict[str, dict[str, int]] = {
+    "establishments": {"kvk_number": 8, "vestigingsnummer": 12},
+}
+RANGES: dict[str, dict[str, tuple[float | None, float | None, bool, str]]] = {
+    # field: (low, high, low inclusive, reason)
+    "permits": {
+        "nh3_kg_per_year": (0, None, True, "an emission cannot be negative"),
+        "nox_kg_per_year": (0, None, True, "an emission cannot be negative"),
+    },
+    "natura2000-habitats": {
+        "habitat_share": (0, 100, True, "a share is a percentage from 0 to 100"),
+        "kdw": (0, None, False, "a KDW is a positive number of mol N/ha/yr"),
+    },
+    "housing-sites": {
+        "planned_dwellings": (0, None, False, "the number of planned dwellings must be at least 1"),
+        "planned_year": (1900, 2100, True, "the planned year must lie between 1900 and 2100"),
+    },
+    "buildings": {"height_m": (0, None, True, "a height cannot be negative")},
+}
+DATE_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
+    "permits": (("applied_on", "decided_on"), ("valid_from", "valid_until")),
+}
+BOOL_DEFAULTS: dict[str, dict[str, bool]] = {
+    "establishments": {"sole_proprietor": False, "brzo": False},
+}
+
+
+@dataclass
+class ValidatedBatch:
+    """A batch after validation: typed columns, the mask of rejected rows and the problems found."""
+
+    columns: dict[str, pa.Array]
+    rejected: np.ndarray
+    rejects: list[Reject]
+
+
+def validate(spec: LayerSpec, mapping: Mapping, table: pa.Table, rows: np.ndarray) -> ValidatedBatch:
+    """Convert and check the mapped columns of one batch. Rows with an error are marked rejected."""
+    n = table.num_rows
+    rejected = np.zeros(n, dtype=bool)
+    rejects: list[Reject] = []
+    typed: dict[str, pa.Array] = {}
+    raw_of: dict[str, pa.Array] = {}
+
+    def flag(
+        mask: np.ndarray, fname: str, reason: str | Callable[[int], str], raw: pa.Array | None = None
+    ) -> None:
+        idx = np.nonzero(mask)[0]
+        if not len(idx):
+            return
+        rejected[idx] = True
+        src = raw if raw is not None else raw_of.get(fname)
+        col = mapping.fields.get(fname, fname)
+        for i in idx:
+            value = describe_value(src, int(i)) if src is not None else ""
+            why = reason(int(i)) if callable(reason) else reason
+            text = f"{col} {value!r} {why}" if value else f"{col} {why}"
+            rejects.append(Reject(int(rows[i]), col, value, text))
+
+    for f in spec.fields:
+        col = mapping.fields.get(f.name)
+        if col is None:
+            continue
+        raw = table.column(col).combine_chunks()
+        raw_of[f.name] = raw
+        source_numeric = pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type)
+        values, bad, reason = CONVERTERS[f.type](raw)
+        flag(bad, f.name, reason)
+        if f.type == "text" and source_numeric and f.name in ZERO_PAD.get(spec.id, {}):
+            values = pc.utf8_lpad(values, ZERO_PAD[spec.id][f.name], "0")
+        if f.name == "sbi_code" and source_numeric:
+            # A numeric SBI column drops the leading zero of codes like 0141; three digits show it.
+            values = pc.if_else(pc.equal(pc.utf8_length(values), 3), pc.utf8_lpad(values, 4, "0"), values)
+        if f.enum is not None:
+            values, ebad = canonical_enum(values, f)
+            flag(ebad & ~bad, f.name, f"is not one of the allowed values: {', '.join(f.enum)}")
+        typed[f.name] = values
+
+    _derive(spec, typed)
+
+    for fname, (pattern, reason) in PATTERNS.get(spec.id, {}).items():
+        if fname in typed:
+            v = typed[fname]
+            bad = _mask(pc.is_valid(v)) & ~_mask(pc.match_substring_regex(v, pattern))
+            flag(bad & ~rejected, fname, f"is not valid: {reason}", raw=v)
+    for fname, (low, high, inclusive, reason) in RANGES.get(spec.id, {}).items():
+        if fname in typed:
+            v = typed[fname]
+            out = np.zeros(n, dtype=bool)
+            if low is not None:
+                out |= _mask(pc.less(v, low) if inclusive else pc.less_equal(v, low))
+            if high is not None:
+                out |= _mask(pc.greater(v, high))
+            flag(out, fname, f"is out of range: {reason}")
+    for early, late in DATE_ORDER.get(spec.id, ()):
+        if early in typed and late in typed:
+            bad = _mask(pc.less(typed[late], typed[early]))
+            flag(bad, late, _before(mapping.fields[early], typed[early]), raw=typed[late])
+    if spec.id == "inspections":
+        _check_lhs(typed, flag)
+
+    for f in spec.fields:
+        if f.required and f.name in typed:
+            missing = ~_mask(pc.is_valid(typed[f.name])) & ~rejected
+            flag(missing, f.name, "is required but empty")
+    for fname, default in BOOL_DEFAULTS.get(spec.id, {}).items():
+        if fname in typed:
+            typed[fname] = pc.fill_null(typed[fname], default)
+    return ValidatedBatch(typed, rejected, rejects)
+
+
+def _before(column: str, dates: pa.Array) -> Callable[[int], str]:
+    return lambda i: f"lies before {column} ({dates[i].as_py()})"
+
+
+def _derive(spec: LayerSpec, typed: dict[str, pa.Array]) -> None:
+    """Fields that follow from others: the sole-proprietor flag from the legal form (Eenmanszaak)."""
+    if spec.id == "establishments" and "legal_form" in typed:
+        eenmanszaak = pc.equal(pc.utf8_lower(typed["legal_form"]), "eenmanszaak")
+        if "sole_proprietor" in typed:
+            typed["sole_proprietor"] = pc.if_else(pc.is_null(typed["sole_proprietor"]), eenmanszaak,
+                                                  typed["sole_proprietor"])
+        else:
+            typed["sole_proprietor"] = pc.fill_null(eenmanszaak, False)
+
+
+def _check_lhs(typed: dict[str, pa.Array], flag: Callable[..., None]) -> None:
+    """The LHS cell is gedrag + gevolg: check it when all three are given, fill in what is missing."""
+    present = [name for name in ("lhs_cell", "gedrag", "gevolg") if name in typed]
+    if not present:
+        return
+    n = len(typed[present[0]])
+    null_text = pa.nulls(n, pa.string())
+    cell = typed.get("lhs_cell", null_text)
+    gedrag = typed.get("gedrag", null_text)
+    gevolg = typed.get("gevolg", null_text)
+    combined = pc.binary_join_element_wise(gedrag, gevolg, "")
+    mismatch = _mask(pc.and_(pc.and_(pc.is_valid(cell), pc.is_valid(combined)), pc.not_equal(cell, combined)))
+    flag(mismatch, "lhs_cell",
+         lambda i: f"does not match gedrag {gedrag[i].as_py()} + gevolg {gevolg[i].as_py()} "
+         "(the LHS cell is gedrag followed by gevolg)", raw=cell)
+    typed["lhs_cell"] = pc.if_else(pc.is_null(cell), combined, cell)
+    typed["gedrag"] = pc.if_else(pc.is_null(gedrag), pc.utf8_slice_codeunits(cell, 0, 1), gedrag)
+    typed["gevolg"] = pc.if_else(pc.is_null(gevolg), pc.utf8_slice_codeunits(cell, 1, 2), gevolg)
