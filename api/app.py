@@ -11,7 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
-from api import health, landing
+from api import health, landing, security
+from api.deps import timeout_message
 from twin import database
 from twin.errors import TwinError
 from twin.settings import Settings, get_settings
@@ -36,7 +37,8 @@ def create_app(settings: Settings) -> FastAPI:
         await pool.open(wait=False)
         app.state.pool = pool
         try:
-            yield
+            async with security.resources(app, settings):
+                yield
         finally:
             await pool.close()
 
@@ -64,6 +66,12 @@ def create_app(settings: Settings) -> FastAPI:
         headers = {"Retry-After": "5"} if exc.status_code == 503 else None
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
+    @app.exception_handler(psycopg.errors.QueryCanceled)
+    async def query_timeout(request: Request, exc: psycopg.errors.QueryCanceled) -> JSONResponse:
+        log.warning("statement timeout on %s: %s", request.url.path, exc)
+        return JSONResponse({"code": "ServiceUnavailable", "description": timeout_message(settings)},
+                            status_code=503, headers={"Retry-After": "5"})
+
     @app.exception_handler(psycopg.OperationalError)
     async def db_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
         log.warning("database error on %s: %s", request.url.path, exc)
@@ -72,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
             status_code=503, headers={"Retry-After": "5"},
         )
 
+    security.install(app, settings)
     app.include_router(health.router)
     app.include_router(landing.router)
     for module_name in ("api.collections", "api.features", "api.tiles", "api.coverages", "api.analyses",

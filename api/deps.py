@@ -9,8 +9,9 @@ import psycopg
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from api.auth import PrincipalDep
 from layers.registry import LAYERS, LayerSpec
-from twin.errors import DatabaseUnavailable, NotFound
+from twin.errors import DatabaseUnavailable, NotFound, QueryTimeout
 from twin.settings import Settings
 
 
@@ -24,12 +25,26 @@ def get_pool(request: Request) -> AsyncConnectionPool:
     return pool
 
 
-async def get_conn(request: Request) -> AsyncIterator[psycopg.AsyncConnection]:
-    """A pooled reader connection; 503 (fast) when the database is unavailable."""
+def timeout_message(settings: Settings) -> str:
+    return (f"the query took longer than the {settings.statement_timeout_ms / 1000:g} s allowed and was stopped: "
+            "narrow the request (a smaller bbox, a lower limit, a simpler filter) and try again.")
+
+
+async def get_conn(request: Request, principal: PrincipalDep) -> AsyncIterator[psycopg.AsyncConnection]:
+    """A pooled reader connection in a transaction that carries the caller's role and organisation
+    (``twin.role``, ``twin.org_code``; transaction-local) for the row-level security policies; 503 (fast)
+    when the database is unavailable or a statement times out."""
     pool = get_pool(request)
+    settings: Settings = request.app.state.settings
     try:
-        async with pool.connection(timeout=request.app.state.settings.pool_timeout_s) as conn:
+        async with pool.connection(timeout=settings.pool_timeout_s) as conn:
+            await conn.execute(
+                "SELECT set_config('twin.role', %s, true), set_config('twin.org_code', %s, true)",
+                (principal.role, principal.org_code or ""),
+            )
             yield conn
+    except psycopg.errors.QueryCanceled as exc:
+        raise QueryTimeout(timeout_message(settings)) from exc
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise DatabaseUnavailable(
             "the database is unavailable; try again shortly (see /readyz)."

@@ -40,6 +40,33 @@ class Settings(BaseSettings):
     basemap_url: str | None = Field(default=None, description="XYZ basemap template for the map.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: off.")
 
+    # --- Security and access (issue 8; see docs/security.md) -------------------------------------------
+    key_cache_s: float = Field(default=10.0, description="Seconds a resolved API key is cached (revocation lag).")
+    oidc_issuer: str | None = Field(default=None, description="OIDC issuer (iss); unset: OIDC tokens are refused.")
+    oidc_audience: str | None = Field(default=None, description="Expected audience (aud) of OIDC tokens.")
+    oidc_jwks_path: Path | None = Field(default=None, description="JWKS file of the OIDC issuer's signing keys.")
+    oidc_jwks_url: str | None = Field(default=None, description="JWKS URL (used when no JWKS path is set).")
+    oidc_role_claim: str = Field(default="twin_role", description="Claim holding the role (string or list).")
+    oidc_org_claim: str = Field(default="twin_org", description="Claim holding the organisation code.")
+    oidc_role_map: dict[str, str] = Field(
+        default_factory=dict, description="Claim value -> role (public/advisor/inspector/admin); empty: identity."
+    )
+    oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"], description="Accepted JWS algs.")
+    oidc_leeway_s: int = Field(default=30, description="Clock skew allowed on exp/nbf/iat.")
+    k_anonymity: int = Field(default=5, ge=2, description="Grid cells of restricted layers with fewer are hidden.")
+    aggregate_cell_m: int = Field(default=1000, ge=100, description="Cell size (m, RD New) of the public grid.")
+    auditor_url: str | None = Field(default=None, description="URL of the twin_auditor role (external DB).")
+    auditor_password: SecretStr | None = Field(default=None, description="Password of twin_auditor (external DB).")
+    audit_enabled: bool = Field(default=True, description="Write the audit log of restricted-record access.")
+    max_body_bytes: int = Field(default=1_048_576, description="Largest request body; larger: 413.")
+    max_limit: int = Field(default=10_000, description="Largest page size (limit) of item requests.")
+    max_bbox_area_km2: float = Field(default=100_000.0, description="Largest bbox area (km2) of a request.")
+    max_radius_m: float = Field(default=25_000.0, description="Largest radius (m) of point-context queries.")
+    max_polygon_vertices: int = Field(default=10_000, description="Most vertices in a posted geometry.")
+    rate_limit_rps: float = Field(default=50.0, ge=0, description="Requests/s per key (or IP); 0: no limit.")
+    rate_limit_burst: int = Field(default=500, ge=1, description="Token-bucket size per key (or IP).")
+    # --- end of security settings ----------------------------------------------------------------------
+
     # --- Analyses (twin.analyses; see docs/analyses.md) --------------------------------------------------
     analysis_default_radius_m: float = Field(default=500.0, description="Default radius of the area context.")
     analysis_max_radius_m: float = Field(default=5000.0, description="Largest radius the area context accepts.")

@@ -1,0 +1,427 @@
+"""Hardening of the HTTP surface: authentication, rate limits, body size, security headers, CORS.
+
+``install(app, settings)`` adds the middleware (outermost first: security headers, CORS when configured,
+body limit, authentication + rate limit, audit) and the admin and aggregate routes; ``resources(app,
+settings)`` opens what they need for the app's lifetime (the auditor pool). Middleware answers in the
+API's error shape ``{"code", "description"}``.
+
+Also the input caps the routers share (:func:`check_limit`, :func:`check_bbox_area`,
+:func:`check_radius`, :func:`check_vertices`), all from settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import psycopg
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.audit import AuditMiddleware
+from twin import database
+from twin.access import ANONYMOUS, OidcVerifier, Principal, looks_like_api_key, resolve_api_key
+from twin.errors import InvalidParameter, TwinError, Unauthorized
+from twin.settings import Settings
+
+log = logging.getLogger("twin.security")
+
+UNMETERED_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def error_response(status: int, code: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"code": code, "description": description}, status_code=status, headers=headers)
+
+
+# --- Input caps ---------------------------------------------------------------------------------------------
+def check_limit(limit: int, settings: Settings, parameter: str = "limit") -> int:
+    """A page size between 1 and TWIN_MAX_LIMIT."""
+    if limit < 1 or limit > settings.max_limit:
+        raise InvalidParameter(f"{parameter} must be between 1 and {settings.max_limit}, got {limit}",
+                               parameter=parameter)
+    return limit
+
+
+def bbox_area_km2(bbox: tuple[float, float, float, float], crs84: bool = True) -> float:
+    """Area of a bbox in km2 (CRS84 degrees: on the sphere; projected metres: plain)."""
+    x0, y0, x1, y1 = bbox
+    if not crs84:
+        return abs(x1 - x0) * abs(y1 - y0) / 1e6
+    r = 6371.0088
+    lat0, lat1 = (max(-90.0, min(90.0, v)) for v in (y0, y1))
+    return abs(math.radians(x1 - x0)) * abs(math.sin(math.radians(lat1)) - math.sin(math.radians(lat0))) * r * r
+
+
+def check_bbox_area(bbox: tuple[float, float, float, float], settings: Settings, crs84: bool = True,
+                    parameter: str = "bbox") -> None:
+    """Refuse a bbox larger than TWIN_MAX_BBOX_AREA_KM2 (or with non-finite numbers)."""
+    if not all(math.isfinite(v) for v in bbox):
+        raise InvalidParameter(f"{parameter} must hold finite numbers", parameter=parameter)
+    area = bbox_area_km2(bbox, crs84)
+    if area > settings.max_bbox_area_km2:
+        raise InvalidParameter(
+            f"{parameter} covers {area:,.0f} km2, more than the {settings.max_bbox_area_km2:,.0f} km2 allowed: "
+            "request a smaller area", parameter=parameter)
+
+
+def check_radius(radius_m: float, settings: Settings, parameter: str = "radius") -> float:
+    """A radius in metres, > 0 and at most TWIN_MAX_RADIUS_M."""
+    if not math.isfinite(radius_m) or radius_m <= 0 or radius_m > settings.max_radius_m:
+        raise InvalidParameter(f"{parameter} must be > 0 and at most {settings.max_radius_m:g} m, got {radius_m}",
+                               parameter=parameter)
+    return radius_m
+
+
+def count_vertices(geometry: Any) -> int:
+    """Vertices in a GeoJSON geometry (dict) without building it; nested coordinate arrays are walked
+    iteratively so that a deeply nested body cannot exhaust the stack."""
+    if not isinstance(geometry, dict):
+        return 0
+    n = 0
+    stack: list[Any] = [geometry]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "coordinates" in item:
+                stack.append(item["coordinates"])
+            for g in item.get("geometries", ()) if isinstance(item.get("geometries"), list) else ():
+                stack.append(g)
+            if isinstance(item.get("geometry"), dict):
+                stack.append(item["geometry"])
+        elif isinstance(item, list):
+            if item and all(isinstance(v, int | float) for v in item):
+                n += 1
+            else:
+                stack.extend(item)
+    return n
+
+
+def check_vertices(geometry: Any, settings: Settings, parameter: str = "geometry") -> None:
+    """Refuse a posted GeoJSON geometry with more than TWIN_MAX_POLYGON_VERTICES vertices."""
+    n = count_vertices(geometry)
+    if n > settings.max_polygon_vertices:
+        raise InvalidParameter(
+            f"{parameter} has {n:,} vertices, more than the {settings.max_polygon_vertices:,} allowed: simplify it",
+            parameter=parameter)
+
+
+# --- Rate limit ---------------------------------------------------------------------------------------------
+class TokenBucket:
+    """In-process token buckets, one per client (key id or IP): ``rate`` tokens/s, at most ``burst``."""
+
+    def __init__(self, rate: float, burst: int, max_clients: int = 50_000) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, client: str, now: float | None = None) -> float:
+        """0 when a token was taken, else the seconds until one is available."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.pop(client, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[client] = (tokens - 1.0, now)
+            wait = 0.0
+        else:
+            self._buckets[client] = (tokens, now)
+            wait = (1.0 - tokens) / self.rate
+        while len(self._buckets) > self.max_clients:  # oldest clients first; a new bucket is full anyway
+            self._buckets.popitem(last=False)
+        return wait
+
+
+# --- Authentication + rate limit ----------------------------------------------------------------------------
+class AuthMiddleware:
+    """Resolves the caller from ``Authorization: Bearer`` (API key or OIDC token) or ``X-API-Key`` into
+    ``scope['state']['principal']``, and meters requests per key (or per IP for anonymous callers)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.limiter = TokenBucket(settings.rate_limit_rps, settings.rate_limit_burst)
+        self.oidc = OidcVerifier(settings) if OidcVerifier.configured(settings) else None
+        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        path = scope.get("path", "")
+        client = (scope.get("client") or ("unknown", 0))[0]
+        try:
+            token = credentials(Headers(scope=scope))
+        except Unauthorized as exc:
+            await self._deny(scope, receive, send, exc.message)
+            return
+        if token is None:
+            principal = ANONYMOUS
+        else:
+            digest = hashlib.sha256(token.encode()).hexdigest()
+            principal_or_none = self._cached(digest)
+            if principal_or_none is None:
+                wait = self.limiter.take(f"ip:{client}") if path not in UNMETERED_PATHS else 0.0
+                if wait:
+                    await self._too_many(scope, receive, send, wait, f"address {client}")
+                    return
+                try:
+                    principal_or_none, ttl = await self._resolve(scope, token)
+                except Unauthorized as exc:
+                    await self._deny(scope, receive, send, exc.message)
+                    return
+                except TwinError as exc:
+                    await error_response(exc.status_code, exc.code, exc.message,
+                                         {"Retry-After": "5"} if exc.status_code == 503 else None)(scope, receive, send)
+                    return
+                self._remember(digest, principal_or_none, ttl)
+            principal = principal_or_none
+        state["principal"] = principal
+        if path not in UNMETERED_PATHS:
+            who = f"key:{principal.name}" if principal.authenticated else f"ip:{client}"
+            wait = self.limiter.take(who)
+            if wait:
+                label = f"key {principal.name}" if principal.authenticated else f"address {client}"
+                await self._too_many(scope, receive, send, wait, label)
+                return
+        await self.app(scope, receive, send)
+
+    def _cached(self, digest: str) -> Principal | None:
+        hit = self._cache.get(digest)
+        if hit is None:
+            return None
+        principal, until = hit
+        if time.monotonic() >= until:
+            self._cache.pop(digest, None)
+            return None
+        return principal
+
+    def _remember(self, digest: str, principal: Principal, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        self._cache[digest] = (principal, time.monotonic() + ttl)
+        while len(self._cache) > 10_000:
+            self._cache.popitem(last=False)
+
+    async def _resolve(self, scope: Scope, token: str) -> tuple[Principal, float]:
+        """(principal, seconds it may be cached)."""
+        ttl = self.settings.key_cache_s
+        if looks_like_api_key(token):
+            pool: AsyncConnectionPool = scope["app"].state.pool
+            try:
+                async with pool.connection(timeout=self.settings.pool_timeout_s) as conn:
+                    return await resolve_api_key(conn, token), ttl
+            except (PoolTimeout, psycopg.OperationalError) as exc:
+                from twin.errors import DatabaseUnavailable
+
+                raise DatabaseUnavailable("the database is unavailable, so the API key cannot be checked; "
+                                          "try again shortly (see /readyz).") from exc
+        if self.oidc is None:
+            raise Unauthorized("the bearer token is not a valid API key (keys start with 'twin_'), and this API "
+                               "accepts no OIDC tokens")
+        oidc = self.oidc
+        principal = await anyio.to_thread.run_sync(oidc.verify, token)
+        return principal, ttl
+
+    async def _deny(self, scope: Scope, receive: Receive, send: Send, message: str) -> None:
+        await error_response(401, "Unauthorized", message,
+                             {"WWW-Authenticate": 'Bearer realm="vth-twin"'})(scope, receive, send)
+
+    async def _too_many(self, scope: Scope, receive: Receive, send: Send, wait: float, who: str) -> None:
+        s = self.settings
+        retry = max(1, math.ceil(wait))
+        await error_response(
+            429, "TooManyRequests",
+            f"rate limit for {who} exceeded ({s.rate_limit_rps:g} requests/s, bursts of {s.rate_limit_burst}); "
+            f"retry after {retry} s",
+            {"Retry-After": str(retry)},
+        )(scope, receive, send)
+
+
+def credentials(headers: Headers) -> str | None:
+    """The presented credential: ``Authorization: Bearer <token>`` or ``X-API-Key: <key>``; both only when
+    equal; other schemes are refused."""
+    auth = headers.get("authorization")
+    api_key = headers.get("x-api-key")
+    token = None
+    if auth is not None:
+        scheme, _, value = auth.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("send credentials as 'Authorization: Bearer <key or token>' or 'X-API-Key: <key>'")
+        token = value.strip()
+    if api_key is not None:
+        if not api_key.strip():
+            raise Unauthorized("the X-API-Key header is empty")
+        if token is not None and token != api_key.strip():
+            raise Unauthorized("send one credential: Authorization and X-API-Key differ")
+        token = api_key.strip()
+    if token is not None and len(token) > 8192:
+        raise Unauthorized("the credential is too long")
+    return token
+
+
+# --- Body size ----------------------------------------------------------------------------------------------
+class BodyLimitMiddleware:
+    """413 for a request whose declared Content-Length exceeds the limit (chunked bodies are counted by
+    FastAPI's own limit, set to the same value in :func:`install`)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = Headers(scope=scope).get("content-length")
+            if length is not None:
+                try:
+                    n = int(length)
+                except ValueError:
+                    await error_response(400, "InvalidParameterValue", "Content-Length is not a number")(
+                        scope, receive, send)
+                    return
+                if n > self.max_bytes:
+                    await error_response(
+                        413, "PayloadTooLarge",
+                        f"the request body ({n:,} bytes) exceeds the {self.max_bytes:,} bytes allowed: send a smaller "
+                        "or simplified geometry", {"Connection": "close"},
+                    )(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+# --- Security headers ---------------------------------------------------------------------------------------
+# What the map page needs beyond 'self' (deck.gl draws with WebGL and may start workers from blob: URLs,
+# images and textures come as data:/blob:). Kept as tight as the map works with.
+MAP_SCRIPT_EXTRA: tuple[str, ...] = ()
+MAP_WORKER_SRC: tuple[str, ...] = ("'self'", "blob:")
+MAP_IMG_SRC: tuple[str, ...] = ("'self'", "data:", "blob:")
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect"})
+DOCS_CDN = "https://cdn.jsdelivr.net"
+
+
+def _origin(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url.replace("{", "").replace("}", ""))
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def content_security_policy(nonce: str, settings: Settings, path: str = "/") -> str:
+    """The CSP of HTML pages: only the app itself, inline code only with this request's nonce."""
+    basemap = _origin(settings.basemap_url)
+    extra_img: Iterable[str] = (basemap,) if basemap else ()
+    if path in DOCS_PATHS:  # FastAPI's Swagger UI: its assets and inline starter script
+        return ("default-src 'self'; "
+                f"script-src 'self' {DOCS_CDN} 'unsafe-inline'; style-src 'self' {DOCS_CDN}; "
+                "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+                "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+    script = " ".join(("'self'", f"'nonce-{nonce}'", *MAP_SCRIPT_EXTRA))
+    connect = " ".join(("'self'", *extra_img))
+    return (
+        "default-src 'self'; "
+        f"script-src {script}; "
+        f"style-src 'self' 'nonce-{nonce}'; "
+        f"img-src {' '.join((*MAP_IMG_SRC, *extra_img))}; "
+        f"worker-src {' '.join(MAP_WORKER_SRC)}; "
+        f"connect-src {connect}; "
+        "font-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    )
+
+
+class SecurityHeadersMiddleware:
+    """Security headers on every response; a nonce-based CSP on HTML (the nonce is on
+    ``request.state.csp_nonce`` for pages that need an inline script or style)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        nonce = secrets.token_urlsafe(16)
+        scope.setdefault("state", {})["csp_nonce"] = nonce
+        path = scope.get("path", "")
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("Cross-Origin-Resource-Policy", "same-site")
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers["Content-Security-Policy"] = content_security_policy(nonce, self.settings, path)
+                    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+                else:
+                    headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+# --- Wiring -------------------------------------------------------------------------------------------------
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the security middleware and routes to the app (called once by ``create_app``)."""
+    from api import admin, aggregates
+
+    app.max_body_size = settings.max_body_bytes  # FastAPI counts chunked bodies against it (413)
+    app.add_middleware(AuditMiddleware, enabled=settings.audit_enabled)  # innermost: sees the principal
+    app.add_middleware(AuthMiddleware, settings=settings)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Accept"],
+            expose_headers=["Retry-After", "Content-Crs", "Link"], allow_credentials=False, max_age=600,
+        )
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)  # outermost: also on 401/413/429
+    app.include_router(admin.router)
+    app.include_router(aggregates.router)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_alias() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+
+@asynccontextmanager
+async def resources(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """For the app's lifetime: the auditor's small pool (the reader's transactions are read-only)."""
+    pool = AsyncConnectionPool(
+        auditor_url(settings), min_size=0, max_size=2, open=False,
+        kwargs={"connect_timeout": 3, "application_name": "vth-twin-audit", "autocommit": True},
+        reconnect_timeout=3600 * 24 * 365,
+    )
+    await pool.open(wait=False)
+    app.state.audit_pool = pool
+    try:
+        yield
+    finally:
+        await pool.close()
+
+
+def auditor_url(settings: Settings) -> str:
+    """URL of twin_auditor: TWIN_AUDITOR_URL, else derived like the other roles (with TWIN_AUDITOR_PASSWORD)."""
+    if settings.auditor_url:
+        return settings.auditor_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    url = database.url_for(settings, "auditor")
+    if not settings.local_cluster and settings.auditor_password is not None:
+        url = database._swap_user(url, "twin_auditor", settings.auditor_password.get_secret_value())
+    return url
