@@ -1,0 +1,176 @@
+"""Row-level security on inspections, as the API's read-only role: who sees which rows is decided by
+PostgreSQL from the transaction-local twin.role / twin.org_code, and fails closed without them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from security_fixture import INSPECTIONS, ODA, ODB, expected_inspections
+
+from api.auth import PrincipalDep, require_read
+from api.deps import ConnDep
+from layers.registry import LAYERS
+from twin.settings import Settings
+
+
+def _visible(reader_url: str, role: str | None, org: str | None = None) -> set[str]:
+    with psycopg.connect(reader_url) as conn:
+        if role is not None:
+            conn.execute("SELECT set_config('twin.role', %s, true), set_config('twin.org_code', %s, true)",
+                         (role, org or ""))
+        return {r[0] for r in conn.execute("SELECT inspection_id FROM twin.inspections").fetchall()}
+
+
+@pytest.mark.parametrize(
+    ("role", "org"),
+    [("admin", None), ("inspector", ODA), ("inspector", ODB), ("advisor", ODA), ("advisor", None),
+     ("public", None), ("anonymous", None), ("inspector", None), ("superuser", None)],
+)
+def test_reader_sees_what_the_role_allows(sec_reader_url: str, role: str, org: str | None) -> None:
+    expected = expected_inspections(role, org) if role != "inspector" or org else set()
+    assert _visible(sec_reader_url, role, org) == expected
+
+
+def test_fixture_is_not_trivial() -> None:
+    """The rules must actually separate the roles on this fixture."""
+    sets = [expected_inspections("admin"), expected_inspections("inspector", ODA),
+            expected_inspections("inspector", ODB), expected_inspections("advisor")]
+    assert len({frozenset(s) for s in sets}) == 4 and all(sets)
+
+
+def test_without_settings_nothing_is_visible(sec_reader_url: str) -> None:
+    assert _visible(sec_reader_url, None) == set()
+
+
+def test_settings_do_not_outlive_the_transaction(sec_reader_url: str) -> None:
+    with psycopg.connect(sec_reader_url) as conn:
+        conn.execute("SELECT set_config('twin.role', 'admin', true)")
+        assert conn.execute("SELECT count(*) FROM twin.inspections").fetchone() == (len(INSPECTIONS),)
+        conn.commit()
+        assert conn.execute("SELECT count(*) FROM twin.inspections").fetchone() == (0,)
+
+
+def test_reader_is_read_only(sec_reader_url: str) -> None:
+    with psycopg.connect(sec_reader_url) as conn:
+        conn.execute("SELECT set_config('twin.role', 'admin', true)")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("DELETE FROM twin.inspections")
+
+
+def test_rls_is_forced_and_writer_and_owner_see_all(sec_owner_url: str, sec_settings: Settings) -> None:
+    from twin import database
+
+    with psycopg.connect(sec_owner_url) as conn:
+        row = conn.execute("SELECT relrowsecurity, relforcerowsecurity FROM pg_class "
+                           "WHERE oid = 'twin.inspections'::regclass").fetchone()
+        assert row == (True, True)
+        assert conn.execute("SELECT count(*) FROM twin.inspections").fetchone() == (len(INSPECTIONS),)
+    with psycopg.connect(database.url_for(sec_settings, "writer")) as conn:
+        assert conn.execute("SELECT count(*) FROM twin.inspections").fetchone() == (len(INSPECTIONS),)
+
+
+def test_grid_function_is_k_anonymous(sec_reader_url: str) -> None:
+    """Anonymous callers count through the SECURITY DEFINER function only; cells under k are left out."""
+    cell, k = 1000, 5
+    per_cell = Counter((int(i.x // cell), int(i.y // cell)) for i in INSPECTIONS)
+    expected = {c: n for c, n in per_cell.items() if n >= k}
+    assert expected and len(expected) < len(per_cell)  # the fixture has a suppressed cell
+    with psycopg.connect(sec_reader_url) as conn:
+        rows = conn.execute("SELECT cx, cy, n FROM twin.inspection_grid_counts(%s, %s, NULL, NULL, NULL, NULL, NULL)",
+                            (cell, k)).fetchall()
+        assert {(cx, cy): n for cx, cy, n in rows} == expected
+        for bad_cell, bad_k in ((50, 5), (1000, 1)):
+            with pytest.raises(psycopg.errors.InvalidParameterValue):
+                conn.execute("SELECT * FROM twin.inspection_grid_counts(%s, %s, NULL, NULL, NULL, NULL, NULL)",
+                             (bad_cell, bad_k))
+            conn.rollback()
+
+
+def test_grid_bbox_selects_whole_cells(sec_reader_url: str) -> None:
+    """A bbox cutting through a cell still counts the whole cell, so moving its edge reveals nothing."""
+    cell = 1000
+    full = sum(1 for i in INSPECTIONS if (int(i.x // cell), int(i.y // cell)) == (150, 450))
+    with psycopg.connect(sec_reader_url) as conn:
+        for x0, x1 in ((150000, 151000), (150050, 150150), (150595, 150605), (150999, 151000)):
+            rows = conn.execute(
+                "SELECT cx, cy, n FROM twin.inspection_grid_counts(1000, 5, %s, 450000, %s, 451000, NULL)",
+                (x0, x1)).fetchall()
+            assert rows == [(150, 450, full)], (x0, x1)
+
+
+def test_aggregates_endpoint_for_anonymous(sec_client: TestClient) -> None:
+    cell, k = 1000, 5
+    per_cell = Counter((int(i.x // cell), int(i.y // cell)) for i in INSPECTIONS)
+    r = sec_client.get("/collections/inspections/aggregates")
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    got = {(f["properties"]["x_min"], f["properties"]["y_min"]): f["properties"]["count"] for f in doc["features"]}
+    assert got == {(cx * cell, cy * cell): n for (cx, cy), n in per_cell.items() if n >= k}
+    assert doc["k"] == k and doc["cellSize"] == cell
+    # each cell polygon is its RD square transformed to WGS84 (corners checked with pyproj)
+    from pyproj import Transformer
+
+    to_wgs84 = Transformer.from_crs(28992, 4326, always_xy=True)
+    for f in doc["features"]:
+        x0, y0 = f["properties"]["x_min"], f["properties"]["y_min"]
+        ring = f["geometry"]["coordinates"][0]
+        assert len(ring) == 5
+        for corner in ((x0, y0), (x0 + cell, y0), (x0 + cell, y0 + cell), (x0, y0 + cell)):
+            lon, lat = to_wgs84.transform(*corner)
+            assert min(abs(p[0] - lon) + abs(p[1] - lat) for p in ring) < 1e-5
+    per_year = Counter((int(i.x // cell), int(i.y // cell)) for i in INSPECTIONS if i.on.year == 2024)
+    r = sec_client.get("/collections/inspections/aggregates", params={"year": 2024})
+    got = {(f["properties"]["x_min"], f["properties"]["y_min"]): f["properties"]["count"] for f in r.json()["features"]}
+    assert got == {(cx * cell, cy * cell): n for (cx, cy), n in per_year.items() if n >= k}
+    for params, code in (({"bbox": "1,2,3"}, 400), ({"bbox": "5,53,4,52"}, 400), ({"bbox": "nan,1,2,3"}, 400),
+                         ({"year": "1800"}, 422)):
+        assert sec_client.get("/collections/inspections/aggregates", params=params).status_code == code, params
+    assert sec_client.get("/collections/establishments/aggregates").status_code == 404
+    assert sec_client.get("/collections/nope/aggregates").status_code == 404
+
+
+def test_bbox_aggregates_in_wgs84(sec_client: TestClient) -> None:
+    from pyproj import Transformer
+
+    to_wgs84 = Transformer.from_crs(28992, 4326, always_xy=True)
+    # a small box around the middle of cell (170, 470), in WGS84
+    lon0, lat0 = to_wgs84.transform(170400, 470400)
+    lon1, lat1 = to_wgs84.transform(170600, 470600)
+    r = sec_client.get("/collections/inspections/aggregates", params={"bbox": f"{lon0},{lat0},{lon1},{lat1}"})
+    assert r.status_code == 200
+    n = sum(1 for i in INSPECTIONS if (int(i.x // 1000), int(i.y // 1000)) == (170, 470))
+    assert [(f["properties"]["cell"], f["properties"]["count"]) for f in r.json()["features"]] == [
+        ("E170000N470000", n)]
+
+
+# The API path: ConnDep carries the caller into the transaction. A route of the test's own, so this holds
+# whatever the feature routes do.
+def _probe_app(sec_settings: Settings) -> FastAPI:
+    from api.app import create_app
+
+    app = create_app(sec_settings)
+
+    @app.get("/_probe/inspections")
+    async def probe(principal: PrincipalDep, conn: ConnDep) -> dict[str, Any]:
+        require_read(principal, LAYERS["inspections"])
+        cur = await conn.execute("SELECT inspection_id FROM twin.inspections ORDER BY inspection_id")
+        return {"ids": [r[0] for r in await cur.fetchall()]}
+
+    return app
+
+
+def test_api_requests_see_their_own_rows(sec_settings: Settings, keys: dict[str, str]) -> None:
+    with TestClient(_probe_app(sec_settings)) as c:
+        for name, role, org in (("admin", "admin", None), ("inspector_a", "inspector", ODA),
+                                ("inspector_b", "inspector", ODB), ("advisor", "advisor", ODA)):
+            for _ in range(3):  # pooled connections must not carry one caller's settings to the next
+                r = c.get("/_probe/inspections", headers={"X-API-Key": keys[name]})
+                assert r.status_code == 200, r.text
+                assert set(r.json()["ids"]) == expected_inspections(role, org), name
+        assert c.get("/_probe/inspections").status_code == 401
+        assert c.get("/_probe/inspections", headers={"X-API-Key": keys["public"]}).status_code == 403
