@@ -11,12 +11,13 @@ from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.auth import Principal, PrincipalDep
 from api.deps import ConnDep, SettingsDep
 from twin.analyses.common import Disclosure, disclosure_for
 from twin.analyses.context import area_context
+from twin.analyses.housing import housing_nitrogen
 from twin.errors import InvalidParameter
 
 router = APIRouter(prefix="/analysis", tags=["analyses"])
@@ -59,3 +60,18 @@ async def context(
     extras = await report.report_inputs(conn, result, settings)
     page = await asyncio.to_thread(report.render_context_report, result, extras)
     return HTMLResponse(page)
+
+
+@router.get("/housing-nitrogen", summary="Housing sites against nitrogen and zoning, with a verdict per site",
+            response_class=JSONResponse, responses={200: {"content": {"application/geo+json": {}}}})
+async def housing(
+    conn: ConnDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    municipality: str | None = Query(None, description="CBS code (GM....): only sites overlapping it"),
+    as_of: date | None = Query(None, description="Reference date (default today); its year picks the deposition"),
+    year: int | None = Query(None, description="Reference year of deposition and hexagons (default: as_of)"),
+) -> JSONResponse:
+    result = await housing_nitrogen(conn, settings, municipality_code=municipality, as_of=as_of, year=year,
+                                    disclosure=disclosure(principal))
+    return JSONResponse(result, media_type="application/geo+json")
