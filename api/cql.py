@@ -31,7 +31,7 @@ from twin.crs import Crs, bbox_geometry, prepare_geometry
 from twin.errors import InvalidParameter
 
 PARAMETER = "filter"
-MAX_LENGTH = 100_000  # characters of filter text (a polygon of a few thousand vertices fits)
+MAX_LENGTH = 50_000  # characters of filter text (a polygon of a few thousand vertices fits)
 MAX_DEPTH = 40  # nesting of conditions and expressions
 MAX_NODES = 2_000  # conditions, expressions and literals in one filter
 MAX_IN = 1_000  # values in one IN list
@@ -240,14 +240,25 @@ class Translator:
         self._enter(depth)
         d = depth + 1
         if isinstance(node, ast.And | ast.Or):
-            op = sql.SQL(" AND " if isinstance(node, ast.And) else " OR ")
-            return sql.SQL("({})").format(op.join([self._condition(node.lhs, d), self._condition(node.rhs, d)]))
+            # a chain of the same operator (a OR b OR c ...) is one level, however long
+            kind = type(node)
+            operands, stack = [], [node]
+            while stack:
+                current = stack.pop()
+                if type(current) is kind:
+                    stack += [current.rhs, current.lhs]
+                else:
+                    operands.append(current)
+            op = sql.SQL(" AND " if kind is ast.And else " OR ")
+            return sql.SQL("({})").format(op.join([self._condition(o, d) for o in operands]))
         if isinstance(node, ast.Not):
             return sql.SQL("(NOT {})").format(self._condition(node.sub_node, d))
         if isinstance(node, ast.Include):
             return sql.SQL("FALSE" if node.not_ else "TRUE")
         if type(node) in _COMPARISONS:
             lhs, rhs = self._comparable(node.lhs, node.rhs, d)
+            if not isinstance(node, ast.Equal | ast.NotEqual):
+                self._check_ordered(lhs, _COMPARISONS[type(node)])
             return sql.SQL("({} {} {})").format(lhs.sql, sql.SQL(_COMPARISONS[type(node)]), rhs.sql)
         if isinstance(node, ast.Between):
             lhs = self._operand(node.lhs, d)
@@ -263,6 +274,9 @@ class Translator:
             pattern = self._operand(node.pattern, d)
             if lhs.kind != "text" or pattern.kind != "text":
                 raise _FilterError("LIKE compares text: use it on a text property with a quoted pattern.")
+            if pattern.is_literal and (len(pattern.literal) - len(pattern.literal.rstrip("\\"))) % 2:
+                raise _FilterError("the LIKE pattern ends with the escape character \\; write \\\\ for a "
+                                   "backslash.")
             neg = sql.SQL(" NOT" if node.not_ else "")
             return sql.SQL("({}{} LIKE {})").format(lhs.sql, neg, pattern.sql)
         if isinstance(node, ast.In):
