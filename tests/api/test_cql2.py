@@ -165,7 +165,8 @@ def test_temporal_functions(client: TestClient, api_data: list[Establishment]) -
     ("sbi_code = '0141' AND -sbi_code = 1", ("minus",)),
     ("city LIKE 'Teststad\\'", ("escape",)),
 ])
-def test_bad_filters_are_400(client: TestClient, api_data: list[Establishment], flt: str, words: tuple[str, ...]) -> None:
+def test_bad_filters_are_400(client: TestClient, api_data: list[Establishment], flt: str,
+                             words: tuple[str, ...]) -> None:
     bad(client, flt, *words)
 
 
