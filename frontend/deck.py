@@ -1,0 +1,312 @@
+"""The map as a ``pydeck.Deck`` built from the layer registry: vector tiles of every layer, styled by the
+registry's ``StyleSpec`` and zoom limits, plus the analysis layers (housing verdicts) and an optional
+XYZ basemap.
+
+The served page (``frontend.page``) embeds ``build_deck(...).to_json()`` and renders it with pydeck's own
+deck.gl bundle; notebooks call :func:`build_deck` and display the Deck with pydeck as usual::
+
+    import frontend
+    deck = frontend.build_deck(layers=["municipalities", "deposition-national", "housing-sites"],
+                               base_url="http://127.0.0.1:8000", year=2023)
+    deck.to_html("map.html", offline=True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import pydeck as pdk
+
+from frontend import theme
+from layers.registry import LAYERS, LayerSpec
+
+# A pitched view over the middle of the Netherlands.
+DEFAULT_VIEW = {"longitude": 5.25, "latitude": 52.02, "zoom": 6.9, "pitch": 45, "bearing": -12,
+                "minZoom": 5, "maxZoom": 19}
+TILE_MAX_ZOOM = 14  # tiles are fetched up to this zoom and overzoomed beyond it
+HEX_SWITCH_ZOOM = 11  # the national hexagon grid below, the 1 ha AERIUS hexagons from here on
+HEX_ELEVATION_SCALE = {"national": 12.0, "1ha": 0.6}  # metres of column per mol N/ha/yr
+MVT_WORKER_PATH = "/static/vendor/loaders.gl-mvt-4.4.3/mvt-worker.js?v=4.4.3"  # loaders.gl of pydeck 0.9.3
+TWIN_DECK_LIBRARY = "TwinDeck"  # the custom library (frontend/static/twin-deck.js) with @@function helpers
+
+
+@dataclass
+class MapLayer:
+    """One layer of the map: the pydeck layer and what the page needs to toggle, explain and query it."""
+
+    layer: pdk.Layer
+    title: str
+    group: str
+    collection: str | None = None
+    visible: bool = True
+    legend: theme.Legend | None = None
+    tooltip: list[dict[str, str | None]] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)  # query parameters the page rewrites (year...)
+    restricted: bool = False
+    description: str = ""
+
+    def meta(self) -> dict[str, Any]:
+        """The page's view of this layer (JSON): id, title, group, legend, tooltip fields, parameters."""
+        return {
+            "id": self.layer.id,
+            "title": self.title,
+            "group": self.group,
+            "collection": self.collection,
+            "visible": self.visible,
+            "legend": self.legend.as_dict() if self.legend else None,
+            "tooltip": self.tooltip,
+            "params": self.params,
+            "restricted": self.restricted,
+            "description": self.description,
+            "type": self.layer.type,
+        }
+
+
+def _quoted(value: str) -> str:
+    """pydeck reads bare strings as accessor expressions; a quoted string stays a string."""
+    return f"'{value}'"
+
+
+def _tooltip(spec: LayerSpec, names: Iterable[str]) -> list[dict[str, str | None]]:
+    """Tooltip rows from the registry (label and unit); a renamed field fails here, not in the browser."""
+    rows: list[dict[str, str | None]] = []
+    for name in names:
+        f = spec.field(name)
+        rows.append({"field": f.name, "label": f.description.split(" (")[0], "unit": f.unit})
+    return rows
+
+
+def tile_url(base_url: str, collection: str, **params: object) -> str:
+    """The MVT URL template of a collection (OGC API Tiles), with optional query parameters."""
+    url = f"{base_url}/collections/{collection}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
+    query = {k: v for k, v in params.items() if v is not None}
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+def _mvt(layer_id: str, spec: LayerSpec, url: str, visible: bool, base_url: str, **props: Any) -> pdk.Layer:
+    """An MVTLayer of a registry layer: zoom limits, picking and the registry's colours."""
+    style = spec.style
+    base: dict[str, Any] = {
+        "min_zoom": spec.min_zoom,
+        "max_zoom": min(spec.max_zoom, TILE_MAX_ZOOM),
+        "pickable": True,
+        "auto_highlight": True,
+        "highlight_color": [255, 255, 255, 120],
+        "unique_id_property": _quoted(spec.key),
+        "visible": visible,
+        "get_fill_color": list(style.fill),
+        "get_line_color": list(style.line),
+        "line_width_units": _quoted("meters"),
+        "get_line_width": style.line_width_m,
+        "line_width_min_pixels": 1,
+        # loaders.gl parses MVT in a worker that it would fetch from a CDN: the app serves the same version.
+        "load_options": {"mvt": {"workerUrl": f"{base_url}{MVT_WORKER_PATH}"}},
+    }
+    base.update(props)
+    return pdk.Layer("MVTLayer", url, id=layer_id, **base)
+
+
+def _municipalities(base_url: str) -> MapLayer:
+    spec = LAYERS["municipalities"]
+    layer = _mvt(
+        "municipalities", spec, tile_url(base_url, spec.id), True, base_url,
+        filled=True,
+        get_fill_color=list(theme.LAND),  # the default background: municipalities drawn as land
+        pickable=True, auto_highlight=False,
+    )
+    return MapLayer(layer, "Municipalities", "background", spec.id, True,
+                    theme.Legend(spec.title, (theme.Swatch(spec.style.line, "municipal boundary", "line"),),
+                                 note="Bron: CBS, Kadaster (CC-BY 4.0)"),
+                    _tooltip(spec, ["name", "code", "province_name"]), description=spec.description)
+
+
+def _hexagons(base_url: str, resolution: str, year: int | None) -> MapLayer:
+    spec = LAYERS["deposition-hexagons"]
+    national = resolution == "national"
+    scale = HEX_ELEVATION_SCALE[resolution]
+    layer = _mvt(
+        f"deposition-{resolution}", spec, tile_url(base_url, spec.id, resolution=resolution, year=year), True, base_url,
+        extruded=True,
+        wireframe=False,
+        filled=True,
+        stroked=False,
+        get_fill_color=theme.exceedance_expression(),
+        get_elevation=f"properties.{spec.style.extrude_field} || 0",
+        elevation_scale=scale,
+        min_zoom=max(spec.min_zoom, 0) if national else HEX_SWITCH_ZOOM,
+        max_zoom=10 if national else TILE_MAX_ZOOM,
+        visible_min_zoom=None if national else HEX_SWITCH_ZOOM,
+        visible_max_zoom=HEX_SWITCH_ZOOM - 0.001 if national else None,
+        material={"ambient": 0.55, "diffuse": 0.6, "shininess": 24, "specularColor": [60, 64, 70]},
+    )
+    km = 1000 / scale
+    note = (f"column height: deposition, 1 km per {km:,.0f} mol N/ha/yr" if national
+            else f"column height: deposition, {scale:g} m per mol N/ha/yr")
+    title = ("Deposition: national grid (zoomed out)" if national
+             else f"Deposition: 1 ha AERIUS hexagons (zoom {HEX_SWITCH_ZOOM}+)")
+    return MapLayer(layer, title, "nitrogen", spec.id, True, theme.exceedance_legend(note),
+                    _tooltip(spec, ["deposition", "lowest_kdw", "exceedance", "year", "receptor_id"]),
+                    params={"year": "deposition"}, description=spec.description)
+
+
+def _habitats(base_url: str) -> MapLayer:
+    spec = LAYERS["natura2000-habitats"]
+    layer = _mvt("natura2000-habitats", spec, tile_url(base_url, spec.id), True, base_url, filled=True, stroked=True)
+    legend = theme.Legend("Natura 2000 habitats", (theme.Swatch(spec.style.fill, "habitat polygon"),))
+    return MapLayer(layer, "Natura 2000 habitats", "nitrogen", spec.id, True, legend,
+                    _tooltip(spec, ["area_name", "habitat_type", "kdw", "quality"]), description=spec.description)
+
+
+def _housing(base_url: str) -> MapLayer:
+    spec = LAYERS["housing-sites"]
+    layer = pdk.Layer(
+        "GeoJsonLayer", f"{base_url}/analysis/housing-nitrogen", id="housing-sites",
+        pickable=True, auto_highlight=True, highlight_color=[255, 255, 255, 140],
+        filled=True, stroked=True, extruded=False,
+        get_fill_color=theme.verdict_expression(),
+        get_line_color=[30, 30, 30, 230], line_width_units=_quoted("pixels"), get_line_width=1.5,
+    )
+    tooltip = [*_tooltip(spec, ["name", "municipality_name", "planned_dwellings", "phase", "planned_year"]),
+               {"field": "verdict", "label": "Housing-nitrogen verdict", "unit": None}]
+    return MapLayer(layer, "Planned housing sites", "planning", spec.id, True, theme.verdict_legend(), tooltip,
+                    description=spec.description)
+
+
+def _buildings(base_url: str) -> MapLayer:
+    spec = LAYERS["buildings"]
+    layer = _mvt("buildings", spec, tile_url(base_url, spec.id), True, base_url,
+                 extruded=True, filled=True, stroked=False,
+                 get_elevation=f"properties.{spec.style.extrude_field} || 3",
+                 material={"ambient": 0.6, "diffuse": 0.6, "shininess": 16, "specularColor": [50, 50, 50]})
+    legend = theme.Legend("Buildings (BAG)", (theme.Swatch(spec.style.fill, f"height from zoom {spec.min_zoom}",
+                                                           "column"),), unit="m")
+    return MapLayer(layer, "Buildings (3D)", "background", spec.id, True, legend,
+                    _tooltip(spec, ["construction_year", "use", "height_m", "building_id"]),
+                    description=spec.description)
+
+
+def _establishments(base_url: str) -> MapLayer:
+    spec = LAYERS["establishments"]
+    layer = _mvt("establishments", spec, tile_url(base_url, spec.id), True, base_url,
+                 point_type=_quoted("circle"), filled=True, stroked=True,
+                 get_fill_color=theme.category_expression(),
+                 get_line_color=[255, 255, 255, 230], line_width_units=_quoted("pixels"), get_line_width=1,
+                 point_radius_units=_quoted("pixels"), get_point_radius=4, point_radius_min_pixels=2,
+                 parameters={"depthTest": False})
+    return MapLayer(layer, "Establishments", "supervision", spec.id, True, theme.category_legend(),
+                    _tooltip(spec, ["name", "sbi_code", "sbi_description", "environmental_category",
+                                    "activiteitenbesluit_type", "brzo", "visit_frequency_years", "city"]),
+                    description=spec.description)
+
+
+def _inspections(base_url: str, inspection_year: int | None) -> MapLayer:
+    spec = LAYERS["inspections"]
+    dt = f"{inspection_year}-01-01/{inspection_year}-12-31" if inspection_year else None
+    layer = _mvt("inspections", spec, tile_url(base_url, spec.id, datetime=dt), False, base_url,
+                 point_type=_quoted("circle"), filled=True, stroked=True,
+                 get_fill_color=theme.result_expression(),
+                 get_line_color=[30, 30, 30, 220], line_width_units=_quoted("pixels"), get_line_width=1,
+                 point_radius_units=_quoted("pixels"), get_point_radius=5, point_radius_min_pixels=2,
+                 parameters={"depthTest": False})
+    return MapLayer(layer, "Inspections (restricted)", "supervision", spec.id, False, theme.result_legend(),
+                    _tooltip(spec, ["inspected_on", "kind", "result", "lhs_cell", "intervention"]),
+                    params={"datetime": "inspections"}, restricted=spec.access == "restricted",
+                    description=spec.description)
+
+
+def _permits(base_url: str) -> MapLayer:
+    spec = LAYERS["permits"]
+    layer = _mvt("permits", spec, tile_url(base_url, spec.id), False, base_url,
+                 point_type=_quoted("circle"), filled=True, stroked=True,
+                 point_radius_units=_quoted("pixels"), get_point_radius=3,
+                 line_width_units=_quoted("pixels"), get_line_width=1)
+    legend = theme.Legend("Permits and notifications", (theme.Swatch(spec.style.fill, "permit", "circle"),))
+    return MapLayer(layer, "Permits", "supervision", spec.id, False, legend,
+                    _tooltip(spec, ["permit_type", "status", "decided_on", "nh3_kg_per_year"]),
+                    description=spec.description)
+
+
+def _deposition_raster(base_url: str, year: int | None) -> MapLayer:
+    query = f"?{urlencode({'year': year})}" if year else ""
+    layer = pdk.Layer(
+        "TileLayer", f"{base_url}/coverages/nitrogen-deposition/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png{query}",
+        id="deposition-raster", min_zoom=5, max_zoom=12, tile_size=256, opacity=0.75, visible=False,
+        render_sub_layers={"@@function": "bitmapTiles"},
+    )
+    return MapLayer(layer, "Deposition raster", "nitrogen", "nitrogen-deposition", False, theme.deposition_legend(),
+                    params={"year": "deposition"},
+                    description="Total N deposition (NHx + NOy), the coverage nitrogen-deposition as PNG tiles.")
+
+
+def _basemap(url: str) -> MapLayer:
+    layer = pdk.Layer("TileLayer", url, id="basemap", min_zoom=0, max_zoom=19, tile_size=256, opacity=1.0,
+                      render_sub_layers={"@@function": "bitmapTiles"})
+    return MapLayer(layer, "Basemap", "background", None, True, None, description=f"XYZ tiles from {url}")
+
+
+def map_layers(base_url: str = "", year: int | None = None, inspection_year: int | None = None,
+               basemap_url: str | None = None) -> list[MapLayer]:
+    """Every layer of the map, bottom to top, built from the registry; ``base_url`` prefixes the URLs."""
+    base = base_url.rstrip("/")
+    layers = [] if not basemap_url else [_basemap(basemap_url)]
+    layers += [
+        _municipalities(base),
+        _deposition_raster(base, year),
+        _habitats(base),
+        _hexagons(base, "national", year),
+        _hexagons(base, "1ha", year),
+        _housing(base),
+        _buildings(base),
+        _permits(base),
+        _establishments(base),
+        _inspections(base, inspection_year),
+    ]
+    return layers
+
+
+def view_state(view: pdk.ViewState | dict[str, Any] | None) -> pdk.ViewState:
+    """A pydeck ViewState from a dict or None (the pitched national view)."""
+    if isinstance(view, pdk.ViewState):
+        return view
+    merged = {**DEFAULT_VIEW, **(view or {})}
+    return pdk.ViewState(
+        longitude=merged["longitude"], latitude=merged["latitude"], zoom=merged["zoom"],
+        pitch=merged.get("pitch", 0), bearing=merged.get("bearing", 0),
+        min_zoom=merged.get("minZoom"), max_zoom=merged.get("maxZoom"),
+    )
+
+
+def build_deck(layers: Sequence[str] | None = None, view: pdk.ViewState | dict[str, Any] | None = None,
+               base_url: str = "http://127.0.0.1:8000", year: int | None = None,
+               inspection_year: int | None = None, basemap_url: str | None = None,
+               tooltip: bool | dict[str, Any] = True) -> pdk.Deck:
+    """A ``pydeck.Deck`` of the twin: the chosen map layers (ids of :func:`map_layers`; all that are on by
+    default when None) over a pitched view of the Netherlands, reading tiles from the API at ``base_url``.
+
+    Raster tile layers (``deposition-raster``, ``basemap``) need the twin's ``twin-deck.js`` helper: the
+    served page loads it; in a notebook set ``pydeck.settings.custom_libraries`` as docs/map.md shows.
+    """
+    catalog = map_layers(base_url, year, inspection_year, basemap_url)
+    known = {m.layer.id: m for m in catalog}
+    if layers is None:
+        chosen = [m for m in catalog if m.visible]
+    else:
+        unknown = [name for name in layers if name not in known]
+        if unknown:
+            raise ValueError(f"unknown map layer(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        chosen = [known[name] for name in layers]  # in the caller's order, bottom to top
+    deck_layers = []
+    for m in chosen:
+        m.layer.visible = True
+        deck_layers.append(m.layer)
+    return pdk.Deck(
+        layers=deck_layers,
+        views=[pdk.View(type="MapView", controller=True)],
+        initial_view_state=view_state(view),
+        map_provider=None,
+        map_style=None,
+        tooltip=tooltip,
+    )

@@ -1,0 +1,138 @@
+"""The map's static assets, served by the app itself (no CDN): pydeck's deck.gl bundle and our JS/CSS.
+
+The deck.gl bundle is the one pydeck ships (``pydeck/nbextension/static/index.js``); it is read from the
+installed package, never copied. Assets are compressed once and kept in memory; a version in the URL
+lets the browser cache them for a year.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pydeck
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from api.deps import ConnDep
+from twin.errors import NotFound
+
+router = APIRouter(tags=["map"], include_in_schema=False)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+DECK_BUNDLE = Path(pydeck.__file__).resolve().parent / "nbextension" / "static" / "index.js"
+DECK_BUNDLE_URL = f"/static/vendor/pydeck-{pydeck.__version__}/deckgl.js"
+
+MEDIA_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".woff2": "font/woff2",
+    ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8",
+}
+_SOURCE_MAP = re.compile(rb"\n//# sourceMappingURL=[^\n]*\s*$")
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One static file, with its gzip form and a content hash for cache busting."""
+
+    body: bytes
+    gzipped: bytes
+    media_type: str
+    etag: str
+
+
+def _asset(body: bytes, suffix: str) -> Asset:
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    return Asset(body, gzip.compress(body, 6, mtime=0), MEDIA_TYPES.get(suffix, "application/octet-stream"),
+                 f'"{digest}"')
+
+
+@cache
+def deck_bundle() -> Asset:
+    """pydeck's deck.gl bundle, without its sourceMappingURL (the 19 MB map is not served)."""
+    return _asset(_SOURCE_MAP.sub(b"\n", DECK_BUNDLE.read_bytes()), ".js")
+
+
+@cache
+def static_asset(name: str) -> Asset:
+    """A file of ``frontend/static``; NotFound for anything outside it or of an unknown type."""
+    path = (STATIC_DIR / name).resolve()
+    if not path.is_relative_to(STATIC_DIR) or not path.is_file() or path.suffix not in MEDIA_TYPES:
+        raise NotFound(f"no static file {name!r}")
+    return _asset(path.read_bytes(), path.suffix)
+
+
+def asset_url(name: str) -> str:
+    """The URL of a static file with its content hash, so that a changed file is fetched again."""
+    return f"/static/{name}?v={static_asset(name).etag.strip(chr(34))}"
+
+
+def _respond(request: Request, asset: Asset, immutable: bool) -> Response:
+    headers = {
+        "ETag": asset.etag,
+        "Cache-Control": "public, max-age=31536000, immutable" if immutable else "public, max-age=60",
+        "Vary": "Accept-Encoding",
+    }
+    if request.headers.get("if-none-match") == asset.etag:
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(asset.gzipped, media_type=asset.media_type, headers=headers)
+    return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+
+@router.get(DECK_BUNDLE_URL)
+def deck_js(request: Request) -> Response:
+    """The deck.gl bundle of the installed pydeck (deck.gl with its layers, JSON converter, geo-layers)."""
+    return _respond(request, deck_bundle(), immutable=True)
+
+
+@router.get("/static/{name:path}")
+def static_file(name: str, request: Request) -> Response:
+    """The map's own JavaScript, CSS and images."""
+    return _respond(request, static_asset(name), immutable="v" in request.query_params)
+
+
+# Years with deposition data: the coverage's years and, by a loose index scan over (resolution, year), the
+# hexagon years; inspection years from the date index (min and max only: the rows stay restricted).
+YEARS_SQL = """
+WITH RECURSIVE hex(resolution, year) AS (
+  SELECT r, (SELECT h.year FROM twin.deposition_hexagons h WHERE h.resolution = r ORDER BY h.year LIMIT 1)
+  FROM unnest(ARRAY['national', '1ha']) AS r
+  UNION ALL
+  SELECT hex.resolution, (SELECT h.year FROM twin.deposition_hexagons h
+                          WHERE h.resolution = hex.resolution AND h.year > hex.year ORDER BY h.year LIMIT 1)
+  FROM hex WHERE hex.year IS NOT NULL
+)
+SELECT year FROM hex WHERE year IS NOT NULL
+UNION
+SELECT year FROM twin.nitrogen_deposition_years
+ORDER BY 1
+"""
+INSPECTION_RANGE_SQL = "SELECT min(inspected_on), max(inspected_on) FROM twin.inspections"
+
+
+@router.get("/map/config.json")
+async def map_config(conn: ConnDep) -> dict[str, Any]:
+    """What the map page needs from the data at start: the deposition years and the inspection years."""
+    cur = await conn.execute(YEARS_SQL)
+    deposition_years = [int(row[0]) for row in await cur.fetchall()]
+    inspection_years: list[int] = []
+    try:
+        cur = await conn.execute(INSPECTION_RANGE_SQL)
+        first, last = await cur.fetchone() or (None, None)
+        if first and last:
+            inspection_years = list(range(first.year, last.year + 1))
+    except psycopg.errors.InsufficientPrivilege:
+        await conn.rollback()  # a deployment may hide inspections from the map's role: no selector then
+    return {"deposition_years": deposition_years, "inspection_years": inspection_years}

@@ -1,0 +1,830 @@
+/* vth-twin map: renders the pydeck JSON of the page with pydeck's deck.gl bundle and adds the controls:
+ * layer toggles, legend, year selectors, tooltips, the area-context panel, search and the housing view.
+ * Every fetch goes to the app's own origin; a failing fetch shows a message, never a broken page. */
+(function () {
+  "use strict";
+
+  var D = globalThis.deck;
+  var cfg = JSON.parse(document.getElementById("twin-config").textContent);
+  var metaById = {};
+  cfg.layers.forEach(function (m) { metaById[m.id] = m; });
+  var T0 = 0;  // metrics are milliseconds since navigation start
+
+  var metrics = {firstRender: null, firstFrame: null, loaded: {}, tileErrors: {}};
+  var state = {
+    visible: {},
+    year: null,
+    inspectionYear: null,
+    viewState: Object.assign({}, cfg.deck.initialViewState),
+    establishmentColor: "category",
+    priority: null,
+    priorityVersion: 0,
+    housing: null,
+    housingError: null,
+    selection: null,
+    apiKey: null
+  };
+  cfg.layers.forEach(function (m) { state.visible[m.id] = m.visible; });
+  try { state.apiKey = sessionStorage.getItem("twin-api-key"); } catch (e) { state.apiKey = null; }
+
+  // ---------------------------------------------------------------------------------------------------
+  // helpers
+  function $(id) { return document.getElementById(id); }
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (k) {
+        if (k === "text") node.textContent = attrs[k];
+        else if (k === "className") node.className = attrs[k];
+        else if (k === "style") Object.assign(node.style, attrs[k]);  // CSSOM: allowed by the page's CSP
+        else if (k.slice(0, 2) === "on") node.addEventListener(k.slice(2), attrs[k]);
+        else if (attrs[k] !== null && attrs[k] !== undefined && attrs[k] !== false) node.setAttribute(k, attrs[k]);
+      });
+    }
+    (children || []).forEach(function (c) {
+      if (c === null || c === undefined) return;
+      node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    });
+    return node;
+  }
+
+  function rgba(c) {
+    return "rgba(" + c[0] + "," + c[1] + "," + c[2] + "," + ((c.length > 3 ? c[3] : 255) / 255).toFixed(3) + ")";
+  }
+
+  function fmt(value, unit) {
+    if (value === null || value === undefined || value === "") return "–";
+    var text;
+    if (typeof value === "number") {
+      text = Math.abs(value) >= 100 ? Math.round(value).toLocaleString("en-GB")
+        : value.toLocaleString("en-GB", {maximumFractionDigits: 2});
+    } else if (typeof value === "boolean") {
+      text = value ? "yes" : "no";
+    } else if (Array.isArray(value)) {
+      text = value.map(function (v) { return typeof v === "object" ? JSON.stringify(v) : String(v); }).join("; ");
+    } else if (typeof value === "object") {
+      text = JSON.stringify(value);
+    } else {
+      text = String(value);
+    }
+    return unit ? text + " " + unit : text;
+  }
+
+  function escapeHtml(s) {
+    return String(s).replace(/[&<>"']/g, function (c) {
+      return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
+    });
+  }
+
+  function withParam(url, name, value) {
+    var u = new URL(url, window.location.href);
+    if (value === null || value === undefined) u.searchParams.delete(name);
+    else u.searchParams.set(name, value);
+    var s = decodeURI(u.pathname) + (u.search ? "?" + decodeURIComponent(u.search.slice(1)) : "");
+    return u.origin === window.location.origin && url.charAt(0) === "/" ? s : u.origin + s;
+  }
+
+  function authHeaders() {
+    return state.apiKey ? {"X-API-Key": state.apiKey} : {};
+  }
+
+  var statusTimer = null;
+  function say(message, kind) {
+    var box = $("status");
+    box.textContent = message;
+    box.className = "status " + (kind || "info");
+    box.hidden = !message;
+    if (statusTimer) clearTimeout(statusTimer);
+    if (message && kind !== "error") statusTimer = setTimeout(function () { box.hidden = true; }, 6000);
+  }
+
+  /* fetch JSON from the app; rejects with an Error whose message is the API's description. */
+  function getJson(url) {
+    return fetch(url, {headers: Object.assign({Accept: "application/json"}, authHeaders())}).then(function (r) {
+      return r.text().then(function (text) {
+        var body = null;
+        try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+        if (!r.ok) {
+          var err = new Error((body && (body.description || body.detail)) || ("HTTP " + r.status));
+          err.status = r.status;
+          throw err;
+        }
+        return body;
+      });
+    });
+  }
+
+  function describeError(what, err) {
+    if (err && err.status === 401) return what + ": restricted data, enter an API key under 'Access'.";
+    if (err && err.status === 404) return what + ": not available on this server (" + err.message + ").";
+    return what + " failed: " + (err && err.message ? err.message : err);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // deck layers from the pydeck JSON
+  var classes = {};
+  Object.keys(D).forEach(function (k) { if (/^[A-Z]/.test(k)) classes[k] = D[k]; });
+  var converter = new D.JSONConverter({
+    configuration: {
+      classes: classes,
+      functions: globalThis.TwinDeck || {},
+      enumerations: {COORDINATE_SYSTEM: D.COORDINATE_SYSTEM}
+    }
+  });
+
+  function layerJson(spec) {
+    var meta = metaById[spec.id] || {params: {}};
+    var json = Object.assign({}, spec, {visible: !!state.visible[spec.id]});
+    if (meta.params.year === "deposition" && state.year) json.data = withParam(json.data, "year", state.year);
+    if (meta.params.datetime === "inspections" && state.inspectionYear) {
+      var y = state.inspectionYear;
+      json.data = withParam(json.data, "datetime", y + "-01-01/" + y + "-12-31");
+    }
+    if (json.loadOptions || json["@@type"] === "MVTLayer" || json["@@type"] === "TileLayer") {
+      json.loadOptions = Object.assign({}, json.loadOptions || {}, {fetch: {headers: authHeaders()}});
+    }
+    return json;
+  }
+
+  var PRIORITY = cfg.theme.priority;
+  function priorityColor(feature) {
+    var id = feature && feature.properties ? feature.properties.establishment_id : null;
+    var share = state.priority && id !== null ? state.priority[id] : undefined;
+    if (share === undefined) return cfg.theme.unknown;
+    for (var i = 0; i < PRIORITY.length; i++) if (share <= PRIORITY[i][0]) return PRIORITY[i][1];
+    return PRIORITY[PRIORITY.length - 1][1];
+  }
+
+  function decorate(layer) {
+    var id = layer.id;
+    var extra = {};
+    if (layer.props.renderSubLayers !== undefined || layer instanceof D.TileLayer) {
+      extra.onViewportLoad = function () { markLoaded(id); };
+      extra.onTileError = function (err) { tileError(id, err); };
+    }
+    if (id === "housing-sites") {
+      extra.data = state.housing || {type: "FeatureCollection", features: []};
+    }
+    if (id === "establishments" && state.establishmentColor === "priority" && state.priority) {
+      extra.getFillColor = priorityColor;
+      extra.updateTriggers = {getFillColor: state.priorityVersion};
+    }
+    return Object.keys(extra).length ? layer.clone(extra) : layer;
+  }
+
+  function selectionLayers() {
+    if (!state.selection) return [];
+    var s = state.selection;
+    return [
+      new D.ScatterplotLayer({
+        id: "selection-circle", data: [s], getPosition: function (d) { return d.position; },
+        getRadius: function (d) { return d.radius; }, radiusUnits: "meters", stroked: true, filled: true,
+        getFillColor: [0, 0, 0, 18], getLineColor: [20, 20, 20, 230], lineWidthUnits: "pixels", getLineWidth: 2,
+        parameters: {depthTest: false}, pickable: false
+      }),
+      new D.ScatterplotLayer({
+        id: "selection-point", data: [s], getPosition: function (d) { return d.position; },
+        radiusUnits: "pixels", getRadius: 7, stroked: true, getFillColor: [255, 255, 255, 255],
+        getLineColor: [20, 20, 20, 255], lineWidthUnits: "pixels", getLineWidth: 3,
+        parameters: {depthTest: false}, pickable: false
+      })
+    ];
+  }
+
+  function buildLayers() {
+    // Hidden tile layers would still fetch tiles: they are left out rather than set invisible.
+    var shown = cfg.deck.layers.filter(function (l) { return state.visible[l.id]; });
+    var converted = converter.convert({layers: shown.map(layerJson)}).layers || [];
+    return converted.filter(Boolean).map(decorate).concat(selectionLayers());
+  }
+
+  function refresh() {
+    if (deckgl) deckgl.setProps({layers: buildLayers()});
+    renderLegend();
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // loading metrics and tile errors
+  function tiledVisibleIds() {
+    var zoom = state.viewState.zoom;
+    return cfg.deck.layers.filter(function (l) {
+      if (!state.visible[l.id] || (l["@@type"] !== "MVTLayer" && l["@@type"] !== "TileLayer")) return false;
+      if (l.minZoom !== undefined && zoom < l.minZoom) return false;
+      if (l.visibleMinZoom !== undefined && l.visibleMinZoom !== null && zoom < l.visibleMinZoom) return false;
+      if (l.visibleMaxZoom !== undefined && l.visibleMaxZoom !== null && zoom > l.visibleMaxZoom) return false;
+      return true;
+    }).map(function (l) { return l.id; });
+  }
+
+  var initialTiled = null;
+  function markLoaded(id) {
+    if (metrics.loaded[id] === undefined) metrics.loaded[id] = performance.now() - T0;
+  }
+
+  function checkFirstFrame() {
+    if (metrics.firstFrame !== null || !initialTiled) return;
+    var done = initialTiled.every(function (id) {
+      return metrics.loaded[id] !== undefined || metrics.tileErrors[id] !== undefined;
+    });
+    if (done) {
+      metrics.firstFrame = performance.now() - T0;
+      document.body.setAttribute("data-first-frame", "1");
+    }
+  }
+
+  var reported = {};
+  function tileError(id, err) {
+    var status = err && (err.status || (err.response && err.response.status));
+    var message = String(err && err.message ? err.message : err);
+    if (!status) {
+      var m = /\b(401|403|404|500|503)\b/.exec(message);
+      if (m) status = Number(m[1]);
+    }
+    metrics.tileErrors[id] = (metrics.tileErrors[id] || 0) + 1;
+    metrics.lastTileError = id + ": " + message;
+    if (reported[id]) return;
+    reported[id] = true;
+    var meta = metaById[id] || {title: id};
+    var text = status === 401 || status === 403
+      ? meta.title + ": restricted data. Enter an API key under 'Access' to see it."
+      : meta.title + ": tiles could not be loaded (" + (status ? "HTTP " + status : message) + ").";
+    say(text, "warning");
+    var item = document.querySelector('[data-layer-note="' + id + '"]');
+    if (item) item.textContent = status === 401 || status === 403 ? "restricted: needs an API key" : "tiles unavailable";
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // tooltips
+  function getTooltip(info) {
+    if (!info.object || !info.layer) return null;
+    var meta = metaById[info.layer.id];
+    if (!meta) return null;
+    var props = info.object.properties || info.object;
+    var rows = meta.tooltip.filter(function (f) { return props[f.field] !== undefined && props[f.field] !== null; });
+    if (!rows.length) return null;
+    var html = "<strong>" + escapeHtml(meta.title) + "</strong><table>" + rows.map(function (f) {
+      return "<tr><th scope=\"row\">" + escapeHtml(f.label) + "</th><td>" +
+        escapeHtml(fmt(props[f.field], f.unit)) + "</td></tr>";
+    }).join("") + "</table>";
+    if (meta.id === "establishments" || meta.id === "housing-sites") html += "<em>click for the area context</em>";
+    return {html: html, className: "twin-tooltip", style: {}};
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // the side panel: area context and printable report
+  var contextRequest = 0;
+
+  function openPanel(title) {
+    $("panel").hidden = false;
+    $("panel-title").textContent = title;
+    $("panel-body").replaceChildren(el("p", {className: "muted", text: "Loading the area context…"}));
+  }
+
+  function closePanel() {
+    $("panel").hidden = true;
+    state.selection = null;
+    refresh();
+  }
+
+  function table(rows, columns) {
+    var thead = el("thead", null, [el("tr", null, columns.map(function (c) { return el("th", {scope: "col", text: c[1]}); }))]);
+    var tbody = el("tbody", null, rows.map(function (r) {
+      return el("tr", null, columns.map(function (c) {
+        var v = typeof c[0] === "function" ? c[0](r) : r[c[0]];
+        return el("td", {text: fmt(v, c[2])});
+      }));
+    }));
+    return el("table", {className: "data"}, [thead, tbody]);
+  }
+
+  function section(title, content) {
+    return el("section", {className: "ctx"}, [el("h3", {text: title})].concat(content));
+  }
+
+  function renderContext(ctx, heading, extra) {
+    var body = $("panel-body");
+    var parts = [];
+    if (extra) parts = parts.concat(extra);
+    var where = ctx.municipality ? ctx.municipality.name + " (" + ctx.municipality.code + ")" : "outside the municipalities";
+    var centre = ctx.centre || {};
+    parts.push(el("p", {className: "lead"}, [
+      el("strong", {text: where}), " · radius " + fmt(ctx.radius_m, "m") +
+        (centre.lat !== undefined ? " · " + Number(centre.lat).toFixed(5) + " N, " + Number(centre.lon).toFixed(5) + " E" : "")
+    ]));
+    var reportUrl = contextUrl(ctx.query || {}, "html");
+    parts.push(el("p", null, [el("a", {href: reportUrl, target: "_blank", rel: "noopener", className: "button",
+      id: "report-link"}, ["Printable area report (gebiedsrapport)"])]));
+
+    var dep = ctx.deposition || {};
+    if (dep.at_point && dep.at_point.length) {
+      parts.push(section("Nitrogen deposition (" + (dep.unit || "mol N/ha/yr") + ")", [table(
+        dep.at_point.map(function (p) {
+          var circle = (dep.in_circle || []).filter(function (c) { return c.year === p.year; })[0] || {};
+          return {year: p.label || p.year, point: p.value, mean: circle.mean, max: circle.max};
+        }),
+        [["year", "Year"], ["point", "At the point"], ["mean", "Mean in circle"], ["max", "Max in circle"]]
+      )]));
+    }
+    var ests = ctx.establishments || [];
+    var summary = ctx.inspection_summary || {};
+    var estSection = [el("p", {className: "muted", text: ests.length + " establishment(s) within " +
+      fmt(ctx.radius_m, "m") + (summary.open_violations !== undefined ? "; open violations: " + summary.open_violations : "")})];
+    if (ests.length) {
+      estSection.push(table(ests.slice(0, 25), [
+        [function (e) { return e.name || e.establishment_id; }, "Name"],
+        ["distance_m", "Distance", "m"],
+        [function (e) { return e.sbi_code + (e.sbi_description ? " " + e.sbi_description : ""); }, "Activity (SBI)"],
+        ["environmental_category", "Cat."],
+        [function (e) { return e.last_inspection ? e.last_inspection.date + " " + (e.last_inspection.result || "") +
+          (e.last_inspection.lhs_cell ? " (" + e.last_inspection.lhs_cell + ")" : "") : null; }, "Last inspection"],
+        ["open_violations", "Open viol."],
+        [function (e) { return e.active_permits ? e.active_permits.length : null; }, "Permits"]
+      ]));
+      if (ests.length > 25) estSection.push(el("p", {className: "muted", text: "… and " + (ests.length - 25) + " more in the report."}));
+    }
+    parts.push(section("Establishments", estSection));
+    var habitats = ctx.habitats || [];
+    parts.push(section("Natura 2000 habitats nearby", habitats.length ? [table(habitats.slice(0, 15), [
+      ["area_name", "Area"], ["habitat_type", "Type"], ["kdw", "KDW"], ["deposition_mean", "Deposition"],
+      ["exceedance", "Exceedance"], ["status", "Status"], ["distance_m", "Distance", "m"]
+    ])] : [el("p", {className: "muted", text: "No Natura 2000 habitats nearby."})]));
+    var housing = ctx.housing_within_guide_distance || [];
+    parts.push(section("Housing sites within a guide distance", housing.length ? [table(housing, [
+      ["name", "Site"], ["planned_dwellings", "Dwellings"], ["phase", "Phase"],
+      [function (h) { return (h.establishments || []).map(function (e) {
+        return (e.name || e.establishment_id) + " (" + e.severity + ", " + fmt(e.distance_m, "m") + ")"; }).join("; "); },
+      "Establishments"]
+    ])] : [el("p", {className: "muted", text: "No housing site lies within the guide distance of these establishments."})]));
+    if (heading) $("panel-title").textContent = heading;
+    body.replaceChildren.apply(body, parts);
+    $("panel-title").focus();
+  }
+
+  function contextUrl(query, format) {
+    var params = new URLSearchParams();
+    Object.keys(query).forEach(function (k) { if (query[k] !== null && query[k] !== undefined) params.set(k, query[k]); });
+    if (format) params.set("f", format);
+    return "/analysis/context?" + params.toString();
+  }
+
+  function showContext(query, title, extra) {
+    var ticket = ++contextRequest;
+    openPanel(title);
+    return getJson(contextUrl(query)).then(function (ctx) {
+      if (ticket !== contextRequest) return null;
+      ctx.query = query;
+      var heading = title;
+      if (query.establishment) {
+        var me = (ctx.establishments || []).filter(function (e) { return e.establishment_id === query.establishment; })[0];
+        if (me && me.name) heading = me.name;
+        if (ctx.centre && ctx.centre.lon !== undefined) {
+          state.selection = {position: [ctx.centre.lon, ctx.centre.lat], radius: ctx.radius_m || 500};
+          refresh();
+        }
+      }
+      renderContext(ctx, heading, extra);
+      return ctx;
+    }).catch(function (err) {
+      if (ticket !== contextRequest) return;
+      $("panel-body").replaceChildren(
+        el("p", {className: "error", text: describeError("The area context", err)}),
+        extra ? el("div", null, extra) : null,
+        query.lon !== undefined ? el("p", {className: "muted", text: "Point: " + Number(query.lat).toFixed(5) +
+          " N, " + Number(query.lon).toFixed(5) + " E"}) : null
+      );
+    });
+  }
+
+  function openPoint(lon, lat) {
+    var radius = cfg.contextRadius;
+    state.selection = {position: [lon, lat], radius: radius};
+    refresh();
+    return showContext({lon: lon.toFixed(6), lat: lat.toFixed(6), radius: radius}, "Area context");
+  }
+
+  function openEstablishment(id, position, props) {
+    if (position) state.selection = {position: position, radius: cfg.contextRadius};
+    refresh();
+    var extra = props ? [establishmentFacts(props)] : null;
+    return showContext({establishment: id, radius: cfg.contextRadius}, (props && props.name) || "Establishment " + id, extra);
+  }
+
+  function establishmentFacts(p) {
+    var rows = [["establishment_id", "Id"], ["kvk_number", "KvK"], ["sbi_code", "SBI"], ["sbi_description", "Activity"],
+      ["environmental_category", "VNG category"], ["activiteitenbesluit_type", "Activiteitenbesluit type"],
+      ["brzo", "Brzo"], ["visit_frequency_years", "Visit frequency (years)"], ["city", "Place"]];
+    return el("dl", {className: "facts"}, rows.filter(function (r) { return p[r[0]] !== undefined && p[r[0]] !== null; })
+      .reduce(function (acc, r) { acc.push(el("dt", {text: r[1]})); acc.push(el("dd", {text: fmt(p[r[0]])})); return acc; }, []));
+  }
+
+  function onClick(info) {
+    if (info.object && info.layer && info.layer.id === "establishments") {
+      var p = info.object.properties || {};
+      openEstablishment(p.establishment_id, info.coordinate, p);
+      return;
+    }
+    if (info.object && info.layer && info.layer.id === "housing-sites") {
+      openHousingSite(info.object);
+      return;
+    }
+    if (info.coordinate) openPoint(info.coordinate[0], info.coordinate[1]);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // camera
+  function flyTo(target) {
+    var vs = Object.assign({}, state.viewState, target, {
+      transitionDuration: target.transitionDuration === undefined ? 1400 : target.transitionDuration,
+      transitionInterpolator: new D.FlyToInterpolator()
+    });
+    deckgl.setProps({initialViewState: vs});
+  }
+
+  function bboxOf(geometry) {
+    var b = [Infinity, Infinity, -Infinity, -Infinity];
+    (function walk(c) {
+      if (typeof c[0] === "number") {
+        b[0] = Math.min(b[0], c[0]); b[1] = Math.min(b[1], c[1]);
+        b[2] = Math.max(b[2], c[0]); b[3] = Math.max(b[3], c[1]);
+      } else c.forEach(walk);
+    })(geometry.type === "GeometryCollection" ? geometry.geometries.map(function (g) { return g.coordinates; }) : geometry.coordinates);
+    return b;
+  }
+
+  function flyToBounds(b, maxZoom) {
+    var size = $("map").getBoundingClientRect();
+    var vp = new D.WebMercatorViewport({width: Math.max(size.width, 200), height: Math.max(size.height, 200)});
+    var fit = vp.fitBounds([[b[0], b[1]], [b[2], b[3]]], {padding: Math.min(80, size.width / 6)});
+    flyTo({longitude: fit.longitude, latitude: fit.latitude, zoom: Math.min(fit.zoom, maxZoom || 14),
+      pitch: state.viewState.pitch || 45});
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // search: establishments by name or KvK number, municipalities by name or code
+  function likeVariants(field, q, contains) {
+    var esc = q.replace(/'/g, "''");
+    var variants = [esc, esc.toLowerCase(), esc.charAt(0).toUpperCase() + esc.slice(1)];
+    variants = variants.filter(function (v, i) { return variants.indexOf(v) === i; });
+    return variants.map(function (v) { return field + " LIKE '" + (contains ? "%" : "") + v + "%'"; }).join(" OR ");
+  }
+
+  function search(q) {
+    q = (q || "").trim();
+    var box = $("search-results");
+    if (!q) { box.hidden = true; return Promise.resolve([]); }
+    box.hidden = false;
+    box.replaceChildren(el("p", {className: "muted", text: "Searching…"}));
+    var estUrl = /^\d{8}$/.test(q)
+      ? "/collections/establishments/items?limit=8&kvk_number=" + q
+      : "/collections/establishments/items?limit=8&filter=" + encodeURIComponent(likeVariants("name", q, true));
+    var munUrl = /^GM\d{4}$/i.test(q)
+      ? "/collections/municipalities/items?limit=8&code=" + q.toUpperCase()
+      : "/collections/municipalities/items?limit=8&filter=" + encodeURIComponent(likeVariants("name", q, false));
+    var settle = function (p) { return p.then(function (v) { return {ok: true, value: v}; }, function (e) { return {ok: false, error: e}; }); };
+    return Promise.all([settle(getJson(munUrl)), settle(getJson(estUrl))]).then(function (res) {
+      var results = [];
+      var notes = [];
+      if (res[0].ok) (res[0].value.features || []).forEach(function (f) { results.push({kind: "municipality", feature: f}); });
+      else notes.push(describeError("Municipality search", res[0].error));
+      if (res[1].ok) (res[1].value.features || []).forEach(function (f) { results.push({kind: "establishment", feature: f}); });
+      else notes.push(describeError("Establishment search", res[1].error));
+      renderResults(q, results, notes);
+      var exact = results.filter(function (r) {
+        return r.kind === "municipality" && String(r.feature.properties.name).toLowerCase() === q.toLowerCase();
+      });
+      if (exact.length === 1) chooseResult(exact[0]);
+      else if (results.length === 1) chooseResult(results[0]);
+      return results;
+    });
+  }
+
+  function resultLabel(r) {
+    var p = r.feature.properties || {};
+    if (r.kind === "municipality") return p.name + " (" + (p.code || r.feature.id) + ")";
+    return (p.name || "Establishment " + (p.establishment_id || r.feature.id)) +
+      (p.kvk_number ? " · KvK " + p.kvk_number : "") + (p.city ? " · " + p.city : "");
+  }
+
+  function renderResults(q, results, notes) {
+    var box = $("search-results");
+    var items = results.map(function (r) {
+      return el("li", null, [el("button", {type: "button", className: "result", onclick: function () { chooseResult(r); }},
+        [el("span", {className: "kind", text: r.kind}), " " + resultLabel(r)])]);
+    });
+    box.replaceChildren(
+      el("p", {className: "muted", text: results.length ? results.length + " result(s) for '" + q + "'" : "Nothing found for '" + q + "'."}),
+      items.length ? el("ul", null, items) : null,
+      notes.length ? el("p", {className: "error", text: notes.join(" ")}) : null
+    );
+  }
+
+  function chooseResult(r) {
+    var f = r.feature;
+    if (!f.geometry) { say("This result has no geometry to fly to.", "warning"); return; }
+    if (r.kind === "municipality") {
+      flyToBounds(bboxOf(f.geometry), 13);
+      say("Flying to " + (f.properties.name || "the municipality") + ".", "info");
+    } else {
+      var c = f.geometry.type === "Point" ? f.geometry.coordinates : null;
+      if (!c) { var b = bboxOf(f.geometry); c = [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]; }
+      flyTo({longitude: c[0], latitude: c[1], zoom: 15, pitch: 50});
+      var p = Object.assign({}, f.properties);
+      if (p.establishment_id === undefined) p.establishment_id = f.id;
+      openEstablishment(String(p.establishment_id), c, p);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // housing against nitrogen: the verdicts, listed and on the map
+  function verdictOf(p) {
+    var v = String(p.verdict || "").toLowerCase().replace(/[_-]+/g, " ").trim();
+    return v || "unknown";
+  }
+
+  function siteCentre(f) {
+    var b = bboxOf(f.geometry);
+    return [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2];
+  }
+
+  function reasonsOf(p) {
+    var r = p.reasons || p.reason || p.explanation;
+    if (!r) return [];
+    return Array.isArray(r) ? r.map(String) : [String(r)];
+  }
+
+  function openHousingSite(f) {
+    var p = f.properties || {};
+    var verdict = verdictOf(p);
+    var c = siteCentre(f);
+    state.selection = {position: c, radius: cfg.contextRadius};
+    refresh();
+    var facts = el("div", {className: "verdict verdict-" + verdict.replace(/ /g, "-")}, [
+      el("p", null, [el("strong", {text: "Verdict: " + verdict}), " · " + fmt(p.planned_dwellings) + " dwellings" +
+        (p.phase ? " · " + p.phase : "") + (p.planned_year ? " · " + p.planned_year : "")]),
+      reasonsOf(p).length ? el("ul", null, reasonsOf(p).map(function (r) { return el("li", {text: r}); })) : null
+    ]);
+    return showContext({lon: c[0].toFixed(6), lat: c[1].toFixed(6), radius: cfg.contextRadius},
+      (p.name || "Housing site") + (p.municipality_name ? ", " + p.municipality_name : ""), [facts]);
+  }
+
+  function loadHousing() {
+    var list = $("housing-list");
+    list.replaceChildren(el("p", {className: "muted", text: "Loading the housing-nitrogen analysis…"}));
+    return getJson("/analysis/housing-nitrogen").then(function (fc) {
+      state.housing = fc && fc.features ? fc : {type: "FeatureCollection", features: []};
+      renderHousing();
+      refresh();
+    }).catch(function (err) {
+      state.housingError = err;
+      list.replaceChildren(el("p", {className: "error", text: describeError("The housing-nitrogen analysis", err)}));
+      // Without the analysis the sites are still drawn, without a verdict.
+      return getJson("/collections/housing-sites/items?limit=10000").then(function (fc) {
+        state.housing = fc;
+        refresh();
+      }).catch(function () { /* the message above says enough */ });
+    });
+  }
+
+  function renderHousing() {
+    var list = $("housing-list");
+    var features = state.housing.features || [];
+    var order = cfg.theme.verdicts.map(function (v) { return v[0]; });
+    var groups = {};
+    features.forEach(function (f) {
+      var v = verdictOf(f.properties || {});
+      (groups[v] = groups[v] || []).push(f);
+    });
+    var keys = Object.keys(groups).sort(function (a, b) {
+      var ia = order.indexOf(a), ib = order.indexOf(b);
+      return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
+    });
+    var totalDwellings = features.reduce(function (s, f) { return s + (Number(f.properties.planned_dwellings) || 0); }, 0);
+    var parts = [el("p", {className: "lead", text: features.length + " planned housing sites, " +
+      fmt(totalDwellings) + " dwellings."})];
+    var summary = el("ul", {className: "verdict-summary"}, keys.map(function (k) {
+      var dw = groups[k].reduce(function (s, f) { return s + (Number(f.properties.planned_dwellings) || 0); }, 0);
+      var color = (cfg.theme.verdicts.filter(function (v) { return v[0] === k; })[0] || [k, cfg.theme.unknown])[1];
+      return el("li", null, [el("span", {className: "swatch", style: {background: rgba(color)}, "aria-hidden": "true"}),
+        el("strong", {text: k}), ": " + groups[k].length + " sites, " + fmt(dw) + " dwellings" +
+          (totalDwellings ? " (" + Math.round(100 * dw / totalDwellings) + "%)" : "")]);
+    }));
+    parts.push(summary);
+    keys.forEach(function (k) {
+      var sites = groups[k].slice().sort(function (a, b) {
+        return (Number(b.properties.planned_dwellings) || 0) - (Number(a.properties.planned_dwellings) || 0);
+      });
+      parts.push(el("h3", {text: k.charAt(0).toUpperCase() + k.slice(1) + " (" + sites.length + ")"}));
+      parts.push(el("ul", {className: "sites"}, sites.map(function (f) {
+        var p = f.properties || {};
+        var label = (p.name || p.site_id) + (p.municipality_name ? ", " + p.municipality_name : "") + " · " +
+          fmt(p.planned_dwellings) + " dw.";
+        return el("li", null, [el("button", {type: "button", className: "site", "data-site": p.site_id || f.id,
+          onclick: function () {
+            var b = bboxOf(f.geometry);
+            flyToBounds([b[0] - 0.02, b[1] - 0.012, b[2] + 0.02, b[3] + 0.012], 14);
+            openHousingSite(f);
+          }}, [label])]);
+      })));
+    });
+    list.replaceChildren.apply(list, parts);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // establishments coloured by inspection priority (top N of /analysis/inspection-priority)
+  function loadPriority() {
+    var url = "/analysis/inspection-priority?limit=" + cfg.priorityLimit;
+    return getJson(url).then(function (body) {
+      var rows = Array.isArray(body) ? body : (body.features || body.items || body.establishments || body.ranking || []);
+      var ranks = {};
+      var n = rows.length;
+      rows.forEach(function (r, i) {
+        var p = r.properties || r;
+        var id = p.establishment_id || r.id;
+        var rank = Number(p.rank || p.effective_rank || i + 1);
+        ranks[id] = rank / Math.max(n, 1);
+      });
+      state.priority = ranks;
+      state.priorityVersion += 1;
+      refresh();
+      say("Establishments coloured by inspection priority (top " + n + ").", "info");
+    }).catch(function (err) {
+      state.establishmentColor = "category";
+      var radio = document.querySelector('input[name="est-color"][value="category"]');
+      if (radio) radio.checked = true;
+      say(describeError("Inspection priority", err), "error");
+      refresh();
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // controls: layer toggles, legend, years, access
+  function swatch(s) {
+    return el("span", {className: "swatch " + s.shape, style: {background: rgba(s.color)}, "aria-hidden": "true"});
+  }
+
+  function renderToggles() {
+    var groups = {};
+    cfg.layers.forEach(function (m) { (groups[m.group] = groups[m.group] || []).push(m); });
+    var box = $("layer-toggles");
+    var parts = cfg.groups.filter(function (g) { return groups[g[0]]; }).map(function (g) {
+      return el("fieldset", null, [el("legend", {text: g[1]})].concat(groups[g[0]].slice().reverse().map(function (m) {
+        var id = "toggle-" + m.id;
+        var input = el("input", {type: "checkbox", id: id, "data-layer": m.id, checked: state.visible[m.id] ? "checked" : null,
+          onchange: function (e) { state.visible[m.id] = e.target.checked; refresh(); }});
+        return el("div", {className: "toggle"}, [input, el("label", {"for": id, title: m.description || ""}, [m.title]),
+          el("span", {className: "note", "data-layer-note": m.id})]);
+      })));
+    });
+    box.replaceChildren.apply(box, parts);
+  }
+
+  function renderLegend() {
+    var box = $("legend");
+    var parts = [];
+    cfg.layers.slice().reverse().forEach(function (m) {
+      if (!state.visible[m.id] || !m.legend) return;
+      var legend = m.legend;
+      if (m.id === "establishments" && state.establishmentColor === "priority" && state.priority) legend = cfg.theme.priorityLegend;
+      if (m.id === "deposition-1ha" && state.visible["deposition-national"]) return;  // same legend
+      var items = legend.swatches.map(function (s) { return el("li", null, [swatch(s), s.label]); });
+      var block = [el("h3", {text: legend.title})];
+      if (legend.unit) block.push(el("p", {className: "unit", text: legend.unit}));
+      block.push(el("ul", null, items));
+      if (legend.note) block.push(el("p", {className: "unit", text: legend.note}));
+      if (m.id === "establishments") {
+        block.push(el("fieldset", {className: "inline"}, [el("legend", {text: "Colour establishments by"}),
+          radio("est-color", "category", "environmental category"), radio("est-color", "priority", "inspection priority")]));
+      }
+      parts.push(el("div", {className: "legend-block"}, block));
+    });
+    box.replaceChildren.apply(box, parts);
+  }
+
+  function radio(name, value, label) {
+    var id = name + "-" + value;
+    var input = el("input", {type: "radio", name: name, id: id, value: value,
+      checked: state.establishmentColor === value ? "checked" : null,
+      onchange: function () {
+        state.establishmentColor = value;
+        if (value === "priority" && !state.priority) loadPriority(); else refresh();
+      }});
+    return el("span", {className: "radio"}, [input, el("label", {"for": id, text: label})]);
+  }
+
+  function fillYears(select, years, selected) {
+    select.replaceChildren.apply(select, years.map(function (y) {
+      return el("option", {value: y, selected: String(y) === String(selected) ? "selected" : null, text: String(y)});
+    }));
+    select.disabled = !years.length;
+  }
+
+  function setupTabs() {
+    var tabs = Array.prototype.slice.call(document.querySelectorAll('[role="tab"]'));
+    tabs.forEach(function (tab) {
+      tab.addEventListener("click", function () { selectTab(tab); });
+      tab.addEventListener("keydown", function (e) {
+        var i = tabs.indexOf(tab);
+        if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
+          var next = tabs[(i + (e.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
+          selectTab(next); next.focus(); e.preventDefault();
+        }
+      });
+    });
+    function selectTab(tab) {
+      tabs.forEach(function (t) {
+        var on = t === tab;
+        t.setAttribute("aria-selected", on ? "true" : "false");
+        t.tabIndex = on ? 0 : -1;
+        $(t.getAttribute("aria-controls")).hidden = !on;
+      });
+    }
+  }
+
+  function setupControls() {
+    renderToggles();
+    renderLegend();
+    setupTabs();
+    $("search").addEventListener("submit", function (e) { e.preventDefault(); search($("search-input").value); });
+    $("panel-close").addEventListener("click", closePanel);
+    document.addEventListener("keydown", function (e) { if (e.key === "Escape" && !$("panel").hidden) closePanel(); });
+    $("year-select").addEventListener("change", function (e) { state.year = Number(e.target.value); refresh(); });
+    $("inspection-year").addEventListener("change", function (e) { state.inspectionYear = Number(e.target.value); refresh(); });
+    $("api-key-form").addEventListener("submit", function (e) {
+      e.preventDefault();
+      state.apiKey = $("api-key").value.trim() || null;
+      try {
+        if (state.apiKey) sessionStorage.setItem("twin-api-key", state.apiKey); else sessionStorage.removeItem("twin-api-key");
+      } catch (err) { /* private mode: keep it in memory */ }
+      reported = {};
+      say(state.apiKey ? "API key set for this browser session." : "API key removed.", "info");
+      refresh();
+      loadHousing();
+    });
+    $("reset-view").addEventListener("click", function () { flyTo(Object.assign({}, cfg.deck.initialViewState)); });
+  }
+
+  function loadConfig() {
+    return getJson("/map/config.json").then(function (c) {
+      var years = c.deposition_years || [];
+      state.year = years.length ? years[years.length - 1] : null;
+      fillYears($("year-select"), years, state.year);
+      var iy = c.inspection_years || [];
+      state.inspectionYear = iy.length ? iy[iy.length - 1] : null;
+      fillYears($("inspection-year"), iy, state.inspectionYear);
+      return c;
+    }).catch(function (err) {
+      fillYears($("year-select"), [], null);
+      fillYears($("inspection-year"), [], null);
+      say(describeError("The map configuration", err), "warning");
+      return null;
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // start
+  var deckgl = null;
+
+  function start() {
+    setupControls();
+    loadConfig().then(function () {
+      initialTiled = tiledVisibleIds();
+      deckgl = new D.Deck({
+        parent: $("map"),
+        initialViewState: Object.assign({}, cfg.deck.initialViewState),
+        controller: {keyboard: true, doubleClickZoom: true, touchRotate: true},
+        layers: buildLayers(),
+        getTooltip: getTooltip,
+        onClick: onClick,
+        onViewStateChange: function (e) { state.viewState = e.viewState; return e.viewState; },
+        onAfterRender: function () {
+          if (metrics.firstRender === null) metrics.firstRender = performance.now() - T0;
+          checkFirstFrame();
+        },
+        onError: function (err) { say("Map error: " + (err && err.message ? err.message : err), "error"); },
+        useDevicePixels: true
+      });
+      loadHousing();
+      api.deck = deckgl;
+    });
+  }
+
+  var api = {
+    cfg: cfg,
+    state: state,
+    metrics: metrics,
+    search: search,
+    flyTo: flyTo,
+    openPoint: openPoint,
+    openEstablishment: openEstablishment,
+    refresh: refresh,
+    deck: null,
+    /* pixel position of a lon/lat in the current view (for tests and tours) */
+    project: function (lon, lat) {
+      var vp = deckgl.getViewports()[0];
+      return vp.project([lon, lat]);
+    }
+  };
+  globalThis.twinMap = api;
+  start();
+})();
