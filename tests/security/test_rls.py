@@ -174,3 +174,62 @@ def test_api_requests_see_their_own_rows(sec_settings: Settings, keys: dict[str,
                 assert set(r.json()["ids"]) == expected_inspections(role, org), name
         assert c.get("/_probe/inspections").status_code == 401
         assert c.get("/_probe/inspections", headers={"X-API-Key": keys["public"]}).status_code == 403
+
+
+# The real feature routes (api.features) under the same rules.
+def _ids(doc: dict[str, Any]) -> set[str]:
+    return {f["id"] for f in doc["features"]}
+
+
+def test_items_of_inspections_per_role(sec_client: TestClient, keys: dict[str, str]) -> None:
+    r = sec_client.get("/collections/inspections/items")
+    assert r.status_code == 401 and "/collections/inspections/aggregates" in r.json()["description"]
+    assert sec_client.get("/collections/inspections/items", headers={"X-API-Key": keys["public"]}).status_code == 403
+    for name, role, org in (("admin", "admin", None), ("inspector_a", "inspector", ODA),
+                            ("inspector_b", "inspector", ODB), ("advisor", "advisor", ODA)):
+        r = sec_client.get("/collections/inspections/items", params={"limit": 100}, headers={"X-API-Key": keys[name]})
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert _ids(doc) == expected_inspections(role, org), name
+        assert doc["numberMatched"] == len(expected_inspections(role, org))
+        # the inspector's name is personal: only inspectors (of their own rows) and admins get it
+        has_inspector = {"inspector" in f["properties"] for f in doc["features"]}
+        assert has_inspector == {role in ("inspector", "admin")}, name
+    # another organisation's record is 'not found', not 'forbidden' (its existence is not revealed)
+    other = next(i.inspection_id for i in INSPECTIONS if i.org == ODB)
+    r = sec_client.get(f"/collections/inspections/items/{other}", headers={"X-API-Key": keys["inspector_a"]})
+    assert r.status_code == 404
+    r = sec_client.get(f"/collections/inspections/items/{other}", headers={"X-API-Key": keys["inspector_b"]})
+    assert r.status_code == 200
+
+
+def test_sole_proprietors_are_masked_in_public_views(sec_client: TestClient, keys: dict[str, str]) -> None:
+    from security_fixture import ESTABLISHMENTS
+
+    from layers.registry import LAYERS
+
+    personal = {f.name for f in LAYERS["establishments"].fields if f.personal}
+    assert {"name", "kvk_number", "street", "house_number"} <= personal
+    cases = ((None, lambda e: not e.sole), ("public", lambda e: not e.sole), ("advisor", lambda e: not e.sole),
+             ("inspector_a", lambda e: not e.sole or e.org == ODA), ("admin", lambda e: True))
+    for name, shown in cases:
+        headers = {"X-API-Key": keys[name]} if name else {}
+        for fmt in ("json", "csv"):
+            r = sec_client.get("/collections/establishments/items", params={"f": fmt}, headers=headers)
+            assert r.status_code == 200, r.text
+            text = r.text
+            for e in ESTABLISHMENTS:
+                assert (e.name in text) == shown(e), (name, fmt, e.establishment_id)
+                assert (e.kvk in text) == shown(e), (name, fmt, e.establishment_id)
+        doc = sec_client.get("/collections/establishments/items", headers=headers).json()
+        for f in doc["features"]:
+            e = next(x for x in ESTABLISHMENTS if x.establishment_id == f["id"])
+            if not shown(e):
+                assert all(f["properties"].get(p) is None for p in personal), (name, e.establishment_id)
+    # a filter on a masked field cannot find what the response hides
+    sole = next(e for e in ESTABLISHMENTS if e.sole)
+    r = sec_client.get("/collections/establishments/items", params={"filter": f"kvk_number = '{sole.kvk}'"})
+    assert r.status_code == 200 and r.json()["numberMatched"] == 0
+    r = sec_client.get("/collections/establishments/items", params={"filter": f"kvk_number = '{sole.kvk}'"},
+                       headers={"X-API-Key": keys["admin"]})
+    assert r.status_code == 200 and r.json()["numberMatched"] == 1
