@@ -50,9 +50,16 @@ from twin.settings import Settings
 
 MODES = ("upsert", "replace")
 BATCH_SIZE = 65536
-# Test hook: when set to a file path, the loader writes that file and sleeps just before COMMIT, so that a
-# test can kill it in the middle of the merge. Never set in production.
-PAUSE_ENV = "TWIN_INGEST_PAUSE_BEFORE_COMMIT"
+# Test hook: TWIN_INGEST_PAUSE_AT=copy|commit with TWIN_INGEST_PAUSE_FILE=path makes the loader write that
+# file and sleep after the first COPYed batch or just before COMMIT (after the merge), so that a test can
+# kill it there. Never set in production.
+PAUSE_AT_ENV, PAUSE_FILE_ENV = "TWIN_INGEST_PAUSE_AT", "TWIN_INGEST_PAUSE_FILE"
+
+
+def _pause(phase: str) -> None:
+    if os.environ.get(PAUSE_AT_ENV) == phase and os.environ.get(PAUSE_FILE_ENV):
+        Path(os.environ[PAUSE_FILE_ENV]).write_text(str(os.getpid()))
+        time.sleep(120)
 
 ProgressFn = Callable[[int, int | None], None]
 
@@ -186,7 +193,7 @@ def write_report(source_path: Path, rejects: list[Reject], settings: Settings, l
                     w.writerow([label, "" if r.row is None else r.row, r.field or "", r.value or "", r.reason,
                                 r.severity])
             if candidate != target:
-                note = f"{source_path.parent} is not writable: the rejects report went to {candidate}"
+                note = f"{target} cannot be written: the rejects report went to {candidate}"
             return candidate, note
         except OSError:
             continue
@@ -213,7 +220,8 @@ class Plan:
 def plan_load(spec: LayerSpec, source: VectorSource, crs_text: str | None) -> Plan:
     """Decide how a source maps onto a layer; IngestError (nothing read yet) when it cannot load."""
     gplan = geo.plan_geometry(source.columns, source.has_geometry)
-    mapping = map_columns(spec, source.columns, reserved=gplan.columns)
+    mapping = map_columns(spec, source.columns, reserved=gplan.columns,
+                          truncate=10 if source.format == "shp" else None)
     references = [LAYERS[d] for d in spec.depends_on if LAYERS[d].key in spec.field_names]
     fill_from = next((r for r in references if r.geometry_type == "Point"), None)
     require_columns(spec, mapping, source.label)
@@ -584,6 +592,7 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
             sql.SQL(", ").join(map(sql.Identifier, cols)))
     with conn.cursor().copy(copy_sql) as cp:
         state.emit(cp, first, direct, run_id)
+        _pause("copy")
         for batch in batches:
             state.emit(cp, batch, direct, run_id)
     for line, reason in plan.source.invalid_rows:
@@ -623,10 +632,7 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
     changed = result.rows_inserted + result.rows_updated + result.rows_deleted
     result.status = "succeeded" if changed else "unchanged"
     result.timings["total"] = time.perf_counter() - started
-    pause = os.environ.get(PAUSE_ENV)
-    if pause:
-        Path(pause).write_text(str(os.getpid()))
-        time.sleep(120)
+    _pause("commit")
     finish_run(conn, result)
     save_rejects(conn, run_id, plan.source.label, result.rejects)
     t_commit = time.perf_counter()

@@ -51,17 +51,23 @@ def _norm(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
-def map_columns(spec: LayerSpec, columns: list[str], reserved: tuple[str, ...] = ()) -> Mapping:
+def map_columns(spec: LayerSpec, columns: list[str], reserved: tuple[str, ...] = (),
+                truncate: int | None = None) -> Mapping:
     """Map source columns to the layer's fields: the field's own name first, then its aliases in order,
-    compared case-insensitively (spaces and hyphens count as underscores). A column feeds one field."""
+    compared case-insensitively (spaces and hyphens count as underscores). A column feeds one field.
+    ``truncate`` compares only that many leading characters (Shapefiles cut names at 10)."""
+
+    def norm(name: str) -> str:
+        return _norm(name)[:truncate] if truncate else _norm(name)
+
     by_norm: dict[str, str] = {}
     for c in columns:
-        by_norm.setdefault(_norm(c), c)
-    taken = {_norm(r) for r in reserved}
+        by_norm.setdefault(norm(c), c)
+    taken = {norm(r) for r in reserved}
     out: dict[str, str] = {}
     # Exact field names win over aliases of other fields (a file with 'status' and 'pandstatus' ...).
     for f in spec.fields:
-        n = _norm(f.name)
+        n = norm(f.name)
         if n in by_norm and n not in taken:
             out[f.name] = by_norm[n]
             taken.add(n)
@@ -69,7 +75,7 @@ def map_columns(spec: LayerSpec, columns: list[str], reserved: tuple[str, ...] =
         if f.name in out:
             continue
         for alias in f.aliases:
-            n = _norm(alias)
+            n = norm(alias)
             if n in by_norm and n not in taken:
                 out[f.name] = by_norm[n]
                 taken.add(n)

@@ -1,0 +1,212 @@
+"""The vector loader end to end against the real PostGIS: formats, counts, idempotency, upsert/replace,
+reject threshold, provenance, references and the establishment's location."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from ingest_fixtures import (
+    CSV_FIELDS,
+    ESTABLISHMENTS,
+    establishments_gdf,
+    rows,
+    run_cli,
+    scalar,
+    table_checksum,
+    write_csv,
+)
+
+from ingest.loader import load
+from twin.settings import Settings
+
+pytestmark = pytest.mark.usefixtures("empty_layers")
+
+
+def test_csv_loads_with_dutch_columns(ingest_settings: Settings, ingest_owner: str, tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "inrichtingen.csv", ESTABLISHMENTS)
+    result = load(ingest_settings, "establishments", src, crs="EPSG:28992")
+    assert (result.status, result.rows_read, result.rows_inserted, result.rows_rejected) == ("succeeded", 12, 12, 0)
+    got = rows(ingest_owner, "SELECT establishment_id, name, kvk_number, sbi_code, sole_proprietor, brzo, "
+               "visit_frequency_years, environmental_category, started_on::text, ST_X(geom), ST_Y(geom), run_id "
+               "FROM twin.establishments ORDER BY establishment_id")
+    assert len(got) == 12
+    for r, src_row in zip(got, ESTABLISHMENTS, strict=True):
+        n = int(src_row["inrichting_id"][2:])
+        assert r[:4] == (src_row["inrichting_id"], src_row["naam"], src_row["kvk_nummer"], src_row["sbi_code"])
+        assert r[4] is (n % 3 == 0)  # rechtsvorm Eenmanszaak -> sole proprietor
+        assert r[5] is (n == 5)  # brzo ja/nee
+        assert r[6] == src_row["bezoekfrequentie"]
+        assert r[7] == src_row["milieucategorie"]
+        assert r[8] == src_row["aanvang"]
+        assert (r[9], r[10]) == (src_row["x_coord"], src_row["y_coord"])
+        assert r[11] == result.run_id
+    run = rows(ingest_owner, "SELECT status, source, checksum, layer, mode, rows_read, rows_inserted, timings "
+               "FROM twin.ingest_runs WHERE id = %s", (result.run_id,))[0]
+    assert run[0] == "succeeded" and run[1] == str(src) and run[3:7] == ("establishments", "upsert", 12, 12)
+    import hashlib
+
+    assert run[2] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert {"read", "validate", "stage", "merge", "total"} <= set(run[7])
+
+
+def test_second_load_of_the_same_file_changes_nothing(ingest_settings: Settings, ingest_owner: str,
+                                                      tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "inrichtingen.csv", ESTABLISHMENTS)
+    first = load(ingest_settings, "establishments", src, crs="EPSG:28992")
+    before = table_checksum(ingest_owner, "establishments")
+    second = load(ingest_settings, "establishments", src, crs="EPSG:28992")
+    assert first.status == "succeeded"
+    assert (second.status, second.rows_inserted, second.rows_updated, second.rows_unchanged) == ("unchanged", 0, 0, 12)
+    assert second.checksum == first.checksum
+    # Not rewritten: every row still carries the first run and its loaded_at.
+    assert table_checksum(ingest_owner, "establishments") == before
+    assert scalar(ingest_owner, "SELECT status FROM twin.ingest_runs WHERE id = %s", (second.run_id,)) == "unchanged"
+
+
+def test_upsert_rewrites_only_the_changed_row(ingest_settings: Settings, ingest_owner: str, tmp_path: Path) -> None:
+    load(ingest_settings, "establishments", write_csv(tmp_path / "a.csv", ESTABLISHMENTS), crs="EPSG:28992")
+    changed = [dict(r) for r in ESTABLISHMENTS]
+    changed[3]["naam"] = "Nieuwe naam BV"
+    changed.append({**ESTABLISHMENTS[0], "inrichting_id": "IE900", "x_coord": 161500.0})
+    result = load(ingest_settings, "establishments", write_csv(tmp_path / "b.csv", changed), crs="EPSG:28992")
+    assert (result.rows_inserted, result.rows_updated, result.rows_unchanged) == (1, 1, 11)
+    by_run = dict(rows(ingest_owner, "SELECT run_id, count(*) FROM twin.establishments GROUP BY run_id"))
+    assert by_run[result.run_id] == 2
+    assert scalar(ingest_owner, "SELECT name FROM twin.establishments WHERE establishment_id = 'IE003'") == \
+        "Nieuwe naam BV"
+
+
+def test_replace_deletes_what_the_file_no_longer_holds(ingest_settings: Settings, ingest_owner: str,
+                                                       tmp_path: Path) -> None:
+    load(ingest_settings, "establishments", write_csv(tmp_path / "a.csv", ESTABLISHMENTS), crs="EPSG:28992")
+    fewer = ESTABLISHMENTS[:8]
+    result = load(ingest_settings, "establishments", write_csv(tmp_path / "b.csv", fewer), crs="EPSG:28992",
+                  mode="replace")
+    assert (result.status, result.rows_deleted, result.rows_unchanged) == ("succeeded", 4, 8)
+    ids = [r[0] for r in rows(ingest_owner, "SELECT establishment_id FROM twin.establishments ORDER BY 1")]
+    assert ids == [r["inrichting_id"] for r in fewer]
+
+
+def test_too_many_rejects_loads_nothing_and_exits_non_zero(ingest_settings: Settings, ingest_owner: str,
+                                                           tmp_path: Path) -> None:
+    bad = [dict(r) for r in ESTABLISHMENTS]
+    bad[2]["aanvang"] = "15-03-2012"  # Dutch order, not ISO
+    src = write_csv(tmp_path / "bad.csv", bad)
+    proc = run_cli(ingest_settings, "ingest", "establishments", str(src), "--crs", "EPSG:28992")
+    assert proc.returncode != 0, proc.stdout
+    assert "1 of 12 rows rejected" in proc.stderr + proc.stdout
+    assert scalar(ingest_owner, "SELECT count(*) FROM twin.establishments") == 0
+    run_id, status = rows(ingest_owner, "SELECT id, status FROM twin.ingest_runs ORDER BY id DESC LIMIT 1")[0]
+    assert status == "refused"
+    rejects = rows(ingest_owner, "SELECT row_number, field, value, reason, severity FROM twin.ingest_rejects "
+                   "WHERE run_id = %s", (run_id,))
+    assert rejects == [(3, "aanvang", "15-03-2012", "aanvang '15-03-2012' is not a date in the form YYYY-MM-DD",
+                        "error")]
+    report = src.with_name("bad.csv.rejects.csv")
+    with report.open() as fh:
+        lines = list(csv.DictReader(fh))
+    assert lines == [{"file": str(src), "row": "3", "field": "aanvang", "value": "15-03-2012",
+                      "reason": "aanvang '15-03-2012' is not a date in the form YYYY-MM-DD", "severity": "error"}]
+    # Within the threshold the good rows load and the reject is reported.
+    proc = run_cli(ingest_settings, "ingest", "establishments", str(src), "--crs", "EPSG:28992",
+                   "--max-reject-rate", "0.1")
+    assert proc.returncode == 0, proc.stderr
+    assert scalar(ingest_owner, "SELECT count(*) FROM twin.establishments") == 11
+
+
+def test_rejects_report_falls_back_to_the_data_dir(ingest_settings: Settings, tmp_path: Path) -> None:
+    bad = [dict(r) for r in ESTABLISHMENTS]
+    bad[0]["milieucategorie"] = "7"
+    src = write_csv(tmp_path / "e.csv", bad)
+    # The report's place next to the source cannot be written (a folder holds its name; root ignores
+    # read-only modes, so this is the dependable way to make the write fail).
+    (tmp_path / "e.csv.rejects.csv").mkdir()
+    result = load(ingest_settings, "establishments", src, crs="EPSG:28992", max_reject_rate=0.5)
+    assert result.report == ingest_settings.data_dir.resolve() / "rejects" / "e.csv.rejects.csv"
+    assert "milieucategorie '7' is not one of the allowed values" in result.report.read_text()
+    assert any(f"the rejects report went to {result.report}" in n for n in result.notes)
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "gpkg", "gpkg-layer", "shp", "parquet", "csv-wkt", "csv-lonlat"])
+def test_every_format_loads_the_same_rows(fmt: str, ingest_settings: Settings, ingest_owner: str,
+                                          tmp_path: Path) -> None:
+    gdf = establishments_gdf()
+    if fmt == "geojson":
+        src = tmp_path / "e.geojson"
+        gdf.to_crs(4326).to_file(src, driver="GeoJSON")
+    elif fmt == "gpkg":
+        src = tmp_path / "e.gpkg"
+        gdf.to_file(src, layer="inrichtingen", driver="GPKG")
+    elif fmt == "gpkg-layer":
+        path = tmp_path / "e.gpkg"
+        gdf.iloc[:2].to_file(path, layer="andere", driver="GPKG")
+        gdf.to_file(path, layer="inrichtingen", driver="GPKG")
+        src = Path(f"{path}:inrichtingen")
+    elif fmt == "shp":
+        src = tmp_path / "e.shp"
+        gdf.to_file(src)
+    elif fmt == "parquet":
+        src = tmp_path / "e.parquet"
+        gdf.to_parquet(src)
+    elif fmt == "csv-wkt":
+        df = gdf.copy()
+        df["wkt"] = df.geometry.to_wkt()
+        src = write_csv(tmp_path / "e.csv", df.drop(columns="geometry").to_dict("records"))
+    else:
+        ll = gdf.to_crs(4326)
+        df = ll.drop(columns="geometry")
+        df["lon"], df["lat"] = ll.geometry.x, ll.geometry.y
+        src = write_csv(tmp_path / "e.csv", df.to_dict("records"))
+    crs = "EPSG:28992" if fmt == "csv-wkt" else None
+    result = load(ingest_settings, "establishments", src, crs=crs)
+    assert (result.status, result.rows_inserted, result.rows_rejected) == ("succeeded", 12, 0), result.message
+    got = rows(ingest_owner, "SELECT establishment_id, kvk_number, ST_X(geom), ST_Y(geom) FROM twin.establishments "
+               "ORDER BY establishment_id")
+    tolerance = 1e-6 if fmt in ("gpkg", "gpkg-layer", "shp", "parquet", "csv-wkt") else 0.01
+    for r, e in zip(got, ESTABLISHMENTS, strict=True):
+        assert r[:2] == (e["inrichting_id"], e["kvk_nummer"])
+        assert abs(r[2] - e["x_coord"]) < tolerance and abs(r[3] - e["y_coord"]) < tolerance
+
+
+def test_permits_without_coordinates_lie_at_their_establishment(ingest_settings: Settings, ingest_owner: str,
+                                                                tmp_path: Path) -> None:
+    load(ingest_settings, "establishments", write_csv(tmp_path / "e.csv", ESTABLISHMENTS), crs="EPSG:28992")
+    permits = [
+        {"zaaknummer": "Z-1", "inrichting_id": "IE001", "soort": "Omgevingsvergunning", "status": "verleend",
+         "datum_aanvraag": "2020-01-10", "datum_besluit": "2020-06-01", "nh3_emissie": "1250,5"},
+        {"zaaknummer": "Z-2", "inrichting_id": "IE404", "soort": "melding", "status": "verleend",
+         "datum_aanvraag": "", "datum_besluit": "2021-02-01", "nh3_emissie": ""},
+        {"zaaknummer": "Z-3", "inrichting_id": "IE002", "soort": "melding", "status": "verleend",
+         "datum_aanvraag": "2022-05-01", "datum_besluit": "2022-04-01", "nh3_emissie": ""},
+    ]
+    result = load(ingest_settings, "permits", write_csv(tmp_path / "p.csv", permits), max_reject_rate=1)
+    assert (result.rows_inserted, result.rows_rejected) == (1, 2)
+    reasons = {(r.row, r.field): r.reason for r in result.rejects}
+    assert reasons[(2, "inrichting_id")] == ("inrichting_id 'IE404' does not exist: no establishments row with this "
+                                             "establishment_id in the twin (load establishments first)")
+    assert reasons[(3, "datum_besluit")] == "datum_besluit '2022-04-01' lies before datum_aanvraag (2022-05-01)"
+    got = rows(ingest_owner, "SELECT p.permit_type, p.nh3_kg_per_year, ST_Equals(p.geom, e.geom) FROM twin.permits p "
+               "JOIN twin.establishments e USING (establishment_id)")
+    assert got == [("omgevingsvergunning", 1250.5, True)]
+
+
+def test_unknown_layer_and_missing_required_column_are_clear(ingest_settings: Settings, tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "e.csv", ESTABLISHMENTS, fields=[f for f in CSV_FIELDS if f != "sbi_code"])
+    proc = run_cli(ingest_settings, "ingest", "establishment", str(src))
+    assert proc.returncode == 1 and "unknown layer 'establishment'" in proc.stderr
+    result = load(ingest_settings, "establishments", src, crs="EPSG:28992")
+    assert result.status == "refused"
+    assert result.message is not None and "no column for required field(s) sbi_code (looked for: sbi_code, sbi" in \
+        result.message
+
+
+def test_runs_table_lists_the_runs(ingest_settings: Settings, tmp_path: Path) -> None:
+    result = load(ingest_settings, "establishments", write_csv(tmp_path / "e.csv", ESTABLISHMENTS), crs="EPSG:28992")
+    proc = run_cli(ingest_settings, "ingest", "runs", "--limit", "3")
+    assert proc.returncode == 0, proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if ln.strip("│ ").startswith(str(result.run_id)))
+    assert "establishments" in line and "succeeded" in line and "12" in line
+    json.dumps(result.timings)  # timings are plain numbers
