@@ -79,8 +79,8 @@ def test_lonlat_given_as_xy_is_refused_with_the_diagnosis(ingest_settings: Setti
 
 def test_swapped_lat_lon_is_refused(ingest_settings: Settings, tmp_path: Path) -> None:
     data = [{**r, "lon": 52.1, "lat": 5.3 + 0.01 * i} for i, r in enumerate(ESTABLISHMENTS)]
-    result = load(ingest_settings, "establishments",
-                  write_csv(tmp_path / "e.csv", [{k: v for k, v in d.items() if not k.endswith("coord")} for d in data]))
+    data = [{k: v for k, v in d.items() if not k.endswith("coord")} for d in data]
+    result = load(ingest_settings, "establishments", write_csv(tmp_path / "e.csv", data))
     assert result.status == "refused"
     assert "latitude/longitude in swapped order" in (result.message or "")
 
