@@ -20,7 +20,9 @@ router = APIRouter(tags=["collections"])
 CRS_LIST = SUPPORTED_URIS
 
 
-async def _extent(conn: psycopg.AsyncConnection, spec: LayerSpec) -> tuple[list[float] | None, list[str | None] | None]:
+async def layer_extent(
+    conn: psycopg.AsyncConnection, spec: LayerSpec
+) -> tuple[list[float] | None, list[str | None] | None]:
     """The layer's bbox in CRS84 and, for layers with a time field, its first and last day."""
     time_sql: sql.Composable = sql.SQL("NULL::date AS t0, NULL::date AS t1")
     if spec.time_field:
@@ -90,7 +92,7 @@ async def collections(request: Request, conn: ConnDep, principal: PrincipalDep) 
     base = base_url(request)
     docs = []
     for spec in LAYERS.values():
-        doc = collection_doc(base, spec, *await _extent(conn, spec))
+        doc = collection_doc(base, spec, *await layer_extent(conn, spec))
         # Restricted layers are listed (so clients know they exist) but flagged as not readable for callers
         # without the rights; their items and tiles answer 401 until the caller authenticates.
         doc["readable"] = can_read(principal, spec)
@@ -104,6 +106,6 @@ async def collections(request: Request, conn: ConnDep, principal: PrincipalDep) 
 @router.get("/collections/{collection_id}", summary="One layer's metadata")
 async def collection(request: Request, spec: LayerDep, conn: ConnDep, principal: PrincipalDep) -> dict[str, Any]:
     check_known(request.query_params, ("f",))
-    doc = collection_doc(base_url(request), spec, *await _extent(conn, spec))
+    doc = collection_doc(base_url(request), spec, *await layer_extent(conn, spec))
     doc["readable"] = can_read(principal, spec)
     return doc

@@ -31,6 +31,7 @@ from api.query import (
     ItemsQuery,
     columns_for,
     count_sql,
+    fetch,
     one_sql,
     page_sql,
     rows_sql,
@@ -83,22 +84,6 @@ ITEMS_OPENAPI = {"parameters": [
            {"type": "string", "enum": ["json", "csv", "gpkg"]}),
 ]}
 ITEM_OPENAPI = {"parameters": [p for p in ITEMS_OPENAPI["parameters"] if p["name"] in ("crs", "properties")]}
-
-
-# -- database helpers --------------------------------------------------------------------------------------
-async def fetch(conn: psycopg.AsyncConnection, query: sql.Composed, values: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Run a read query in its own (sub)transaction; database complaints about values become 400s."""
-    try:
-        async with conn.transaction():
-            cur = await conn.execute(query, values)
-            return await cur.fetchall()
-    except psycopg.errors.QueryCanceled as exc:
-        raise QueryTimeout("the query took too long; narrow it with bbox or filter, or lower limit.") from exc
-    except psycopg.errors.DataException as exc:
-        raise InvalidParameter(f"a value in the query could not be used: {exc.diag.message_primary}.") from exc
-    except psycopg.errors.InternalError_ as exc:
-        log.warning("query failed: %s", exc)
-        raise InvalidParameter("a geometry in the query could not be evaluated; check that it is valid.") from exc
 
 
 def _url(request: Request, **changes: Any) -> str:

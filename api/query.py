@@ -7,16 +7,21 @@ Features are assembled as GeoJSON text by PostgreSQL (``ST_AsGeoJSON`` + ``json_
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
+import psycopg
 from psycopg import sql
 
 from api.auth import Principal, column_sql, visible_fields
 from layers.registry import SCHEMA, FieldSpec, LayerSpec
 from twin.crs import Crs
+from twin.errors import InvalidParameter, QueryTimeout
+
+log = logging.getLogger("twin.api.query")
 
 Format = Literal["json", "csv", "gpkg"]
 
@@ -227,3 +232,18 @@ def rows_sql(columns: Columns, q: ItemsQuery, binder: Binder, where: sql.Composa
         limit=binder.bind(q.limit),
         offset=binder.bind(q.offset),
     )
+
+
+async def fetch(conn: psycopg.AsyncConnection, query: sql.Composed, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Run a read query in its own (sub)transaction; database complaints about values become 400s."""
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(query, values)
+            return await cur.fetchall()
+    except psycopg.errors.QueryCanceled as exc:
+        raise QueryTimeout("the query took too long; narrow it with bbox or filter, or lower limit.") from exc
+    except psycopg.errors.DataException as exc:
+        raise InvalidParameter(f"a value in the query could not be used: {exc.diag.message_primary}.") from exc
+    except psycopg.errors.InternalError_ as exc:
+        log.warning("query failed: %s", exc)
+        raise InvalidParameter("a geometry in the query could not be evaluated; check that it is valid.") from exc
