@@ -176,14 +176,16 @@ class AuthMiddleware:
             digest = hashlib.sha256(token.encode()).hexdigest()
             principal_or_none = self._cached(digest)
             if principal_or_none is None:
-                wait = self.limiter.take(f"ip:{client}") if path not in UNMETERED_PATHS else 0.0
-                if wait:
-                    await self._too_many(scope, receive, send, wait, f"address {client}")
-                    return
                 try:
                     principal_or_none, ttl = await self._resolve(scope, token)
                 except Unauthorized as exc:
-                    await self._deny(scope, receive, send, exc.message)
+                    # Failed credentials count against the address like anonymous requests, so guessing is
+                    # throttled, while callers with valid keys are never charged for their neighbours.
+                    wait = self.limiter.take(f"ip:{client}")
+                    if wait:
+                        await self._too_many(scope, receive, send, wait, f"address {client}")
+                    else:
+                        await self._deny(scope, receive, send, exc.message)
                     return
                 except TwinError as exc:
                     await error_response(exc.status_code, exc.code, exc.message,
@@ -277,31 +279,60 @@ def credentials(headers: Headers) -> str | None:
 
 # --- Body size ----------------------------------------------------------------------------------------------
 class BodyLimitMiddleware:
-    """413 for a request whose declared Content-Length exceeds the limit (chunked bodies are counted by
-    FastAPI's own limit, set to the same value in :func:`install`)."""
+    """413 for a request body over the limit: a declared Content-Length is checked up front; a body without
+    one (chunked) is read here up to the limit and replayed to the app, or refused once it goes over."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
+    def _too_large(self, n: int | None) -> JSONResponse:
+        size = f"({n:,} bytes) " if n is not None else ""
+        return error_response(
+            413, "PayloadTooLarge",
+            f"the request body {size}exceeds the {self.max_bytes:,} bytes allowed: send a smaller or simplified "
+            "geometry", {"Connection": "close"},
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = Headers(scope=scope).get("content-length")
-            if length is not None:
-                try:
-                    n = int(length)
-                except ValueError:
-                    await error_response(400, "InvalidParameterValue", "Content-Length is not a number")(
-                        scope, receive, send)
-                    return
-                if n > self.max_bytes:
-                    await error_response(
-                        413, "PayloadTooLarge",
-                        f"the request body ({n:,} bytes) exceeds the {self.max_bytes:,} bytes allowed: send a smaller "
-                        "or simplified geometry", {"Connection": "close"},
-                    )(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if length is not None:
+            try:
+                n = int(length)
+            except ValueError:
+                await error_response(400, "InvalidParameterValue", "Content-Length is not a number")(
+                    scope, receive, send)
+                return
+            if n > self.max_bytes:
+                await self._too_large(n)(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        if "chunked" not in headers.get("transfer-encoding", "").lower():
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        total = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            total += len(message.get("body", b""))
+            if total > self.max_bytes:
+                await self._too_large(None)(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
 
 # --- Security headers ---------------------------------------------------------------------------------------
@@ -382,7 +413,6 @@ def install(app: FastAPI, settings: Settings) -> None:
     """Add the security middleware and routes to the app (called once by ``create_app``)."""
     from api import admin, aggregates
 
-    app.max_body_size = settings.max_body_bytes  # FastAPI counts chunked bodies against it (413)
     app.add_middleware(AuditMiddleware, enabled=settings.audit_enabled)  # innermost: sees the principal
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

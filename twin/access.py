@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 
 from layers.registry import LayerSpec
-from twin.errors import ConfigurationError, InvalidParameter, NotFound, Unauthorized
+from twin.errors import ConfigurationError, InvalidParameter, NotFound, TwinError, Unauthorized
 from twin.settings import Settings
 
 RoleName = Literal["anonymous", "public", "advisor", "inspector", "admin"]
@@ -63,6 +63,13 @@ class Principal:
 
 
 ANONYMOUS = Principal()
+
+
+class IdentityProviderUnavailable(TwinError):
+    """The OIDC issuer's keys (JWKS) cannot be read right now."""
+
+    status_code = 503
+    code = "ServiceUnavailable"
 
 
 # --- API keys ---------------------------------------------------------------------------------------------
@@ -252,14 +259,24 @@ class OidcVerifier:
                 data = json.loads(path.read_text())
                 self._mtime = path.stat().st_mtime
             except (OSError, ValueError) as exc:
-                raise ConfigurationError(f"cannot read the JWKS file {path}: {exc}") from exc
+                raise IdentityProviderUnavailable(
+                    f"the identity provider's keys cannot be read (TWIN_OIDC_JWKS_PATH: {type(exc).__name__}); "
+                    "tokens cannot be checked right now") from exc
         else:
             import urllib.request
 
             assert s.oidc_jwks_url
-            with urllib.request.urlopen(s.oidc_jwks_url, timeout=5) as resp:  # noqa: S310 - configured URL
-                data = json.loads(resp.read())
-        jwks = jwt.PyJWKSet.from_dict(data)
+            try:
+                with urllib.request.urlopen(s.oidc_jwks_url, timeout=5) as resp:  # noqa: S310 - configured URL
+                    data = json.loads(resp.read())
+            except (OSError, ValueError) as exc:
+                raise IdentityProviderUnavailable(
+                    f"the identity provider's keys cannot be fetched ({type(exc).__name__}); tokens cannot be "
+                    "checked right now; try again shortly") from exc
+        try:
+            jwks = jwt.PyJWKSet.from_dict(data)
+        except jwt.PyJWTError as exc:
+            raise IdentityProviderUnavailable(f"the identity provider's JWKS is not usable ({exc})") from exc
         self._keys = {k.key_id or "": k for k in jwks.keys}
         self._loaded_at = time.monotonic()
 

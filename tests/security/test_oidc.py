@@ -179,3 +179,18 @@ def test_oidc_roles_gate_the_admin_endpoint(oidc_client: TestClient, idp: dict[s
     assert r.status_code == 200
     r = oidc_client.get("/admin/audit", headers={"Authorization": f"Bearer {_token(idp)}"})
     assert r.status_code == 403
+
+
+def test_unreachable_jwks_is_503_not_500(sec_settings: Settings, idp: dict[str, Any], tmp_path: Path) -> None:
+    import socket
+
+    from api.app import create_app
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for extra in ({"oidc_jwks_url": f"http://127.0.0.1:{port}/certs"}, {"oidc_jwks_path": tmp_path / "missing.json"}):
+        with TestClient(create_app(_settings(sec_settings, **extra))) as c:
+            r = c.get("/whoami", headers={"Authorization": f"Bearer {_token(idp)}"})
+            assert r.status_code == 503, r.text
+            assert "identity provider" in r.json()["description"]
