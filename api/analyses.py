@@ -18,7 +18,8 @@ from api.deps import ConnDep, SettingsDep
 from twin.analyses.common import Disclosure, disclosure_for
 from twin.analyses.context import area_context
 from twin.analyses.housing import housing_nitrogen
-from twin.errors import InvalidParameter
+from twin.analyses.priority import DEFAULT_LIMIT, inspection_priority
+from twin.errors import Forbidden, InvalidParameter
 
 router = APIRouter(prefix="/analysis", tags=["analyses"])
 
@@ -75,3 +76,20 @@ async def housing(
     result = await housing_nitrogen(conn, settings, municipality_code=municipality, as_of=as_of, year=year,
                                     disclosure=disclosure(principal))
     return JSONResponse(result, media_type="application/geo+json")
+
+
+@router.get("/inspection-priority", summary="Establishments ranked by a transparent risk score, with overrides")
+async def priority(
+    conn: ConnDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    municipality: str | None = Query(None, description="CBS code (GM....): only establishments inside it"),
+    limit: int = Query(DEFAULT_LIMIT, description="How many of the ranking to return (1 to 100,000)"),
+    as_of: date | None = Query(None, description="Reference date (default today)"),
+) -> dict[str, Any]:
+    who = disclosure(principal)
+    if not who.inspections and principal.role != "anonymous":
+        raise Forbidden("the inspection priority is built on restricted inspection data: it needs an advisor, "
+                        "inspector or admin API key.")
+    return await inspection_priority(conn, settings, municipality_code=municipality, limit=limit, as_of=as_of,
+                                     disclosure=who)

@@ -21,7 +21,7 @@ from pyproj import Transformer
 
 from layers.registry import GUIDE_DISTANCES_M
 from twin import database
-from twin.errors import InvalidParameter, NotFound, QueryTimeout
+from twin.errors import DatabaseUnavailable, InvalidParameter, NotFound, QueryTimeout
 from twin.settings import Settings
 
 T = TypeVar("T")
@@ -190,10 +190,24 @@ def run_sync(settings: Settings, fn: Callable[..., Awaitable[T]], *args: Any, ro
     """Run an async analysis ``fn(conn, *args, **kwargs)`` on a connection of its own and return its result.
 
     Works in plain scripts and in notebooks (where an event loop already runs: then in a worker thread).
+    The caller sees what ``disclosure`` allows (default :data:`FULL`).
     """
 
+    who: Disclosure = kwargs.get("disclosure", FULL)
+
     async def main() -> T:
-        async with await psycopg.AsyncConnection.connect(database.url_for(settings, role), connect_timeout=5) as conn:
+        try:
+            conn = await psycopg.AsyncConnection.connect(database.url_for(settings, role), connect_timeout=5)
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to the database ({str(exc).strip().splitlines()[0]}): start it with "
+                "'twin db up', or check TWIN_DATABASE_URL."
+            ) from exc
+        async with conn:
+            # The row-level security of restricted tables reads the caller's role from the transaction,
+            # as the API sets it; a Python user with database credentials is trusted like an admin.
+            await conn.execute("SELECT set_config('twin.role', %s, true), set_config('twin.org_code', %s, true)",
+                               (who.role, who.org_code or ""))
             return await fn(conn, *args, **kwargs)
 
     try:

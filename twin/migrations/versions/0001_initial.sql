@@ -282,6 +282,8 @@ GRANT INSERT, UPDATE, DELETE ON
   twin.deposition_hexagons, twin.nitrogen_deposition, twin.nitrogen_deposition_years
   TO twin_writer;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA twin TO twin_writer;
+-- Coordinators record priority overrides through the CLI, which connects as the writer.
+GRANT INSERT, UPDATE ON twin.priority_overrides TO twin_writer;
 GRANT INSERT ON twin.audit_log TO twin_auditor;
 GRANT USAGE ON SEQUENCE twin.audit_log_id_seq TO twin_auditor;
 ALTER DEFAULT PRIVILEGES IN SCHEMA twin GRANT SELECT ON TABLES TO twin_reader;

@@ -1,0 +1,339 @@
+"""Risk-based inspection priority: establishments ranked by a transparent score, factor by factor, with
+the coordinators' overrides (``twin priority override``) shown in the ranking.
+
+Factors (weights in ``twin/priority.yaml``, overridable by ``TWIN_PRIORITY_WEIGHTS``):
+environmental relevance, compliance history, overdue-ness and sensitive surroundings. The model is
+documented in docs/analyses.md in the manner of the Dutch algorithm register.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+
+from layers.registry import GUIDE_DISTANCES_M
+from twin.analyses.common import (
+    FULL,
+    GUIDE_JSON,
+    Disclosure,
+    fetch,
+    municipality,
+    redact_establishment,
+    run_sync,
+    today,
+)
+from twin.analyses.context import ACTIVE_PERMIT_SQL
+from twin.errors import ConfigurationError, InvalidParameter, Unauthorized
+from twin.settings import Settings
+
+FACTORS = ("relevance", "compliance", "overdue", "surroundings")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 100_000
+DAYS_PER_YEAR = 365.25
+
+INPUTS_SQL = """
+WITH area AS (SELECT {area} AS geom)
+SELECT e.establishment_id, e.name, e.kvk_number, e.sole_proprietor, e.org_code, e.sbi_code,
+       e.environmental_category, e.activiteitenbesluit_type, e.brzo, e.visit_frequency_years,
+       e.municipality_code, ST_X(e.geom) AS x, ST_Y(e.geom) AS y,
+       (%(guide)s::jsonb ->> e.environmental_category)::float AS guide,
+       li.last_on, vi.list AS violations, nh3.kg AS nh3_kg, hab.n AS overloaded_hexagons,
+       dw.n AS dwellings, hs.n AS housing_sites
+FROM area
+JOIN twin.establishments e ON area.geom IS NULL OR (e.geom && area.geom AND ST_Intersects(e.geom, area.geom))
+LEFT JOIN LATERAL (
+  SELECT max(i.inspected_on) AS last_on FROM twin.inspections i
+  WHERE i.establishment_id = e.establishment_id AND i.inspected_on <= %(as_of)s AND {inspections}
+) li ON true
+LEFT JOIN LATERAL (
+  SELECT json_agg(json_build_object('inspection_id', i.inspection_id, 'date', i.inspected_on,
+                  'gedrag', coalesce(i.gedrag, left(i.lhs_cell, 1)), 'gevolg', coalesce(i.gevolg, right(i.lhs_cell, 1)))
+                  ORDER BY i.inspected_on, i.inspection_id) AS list
+  FROM twin.inspections i
+  WHERE i.establishment_id = e.establishment_id AND i.result = 'voorschriften overtreden'
+    AND i.inspected_on <= %(as_of)s AND {inspections}
+) vi ON true
+LEFT JOIN LATERAL (
+  SELECT sum(p.nh3_kg_per_year) AS kg FROM twin.permits p
+  WHERE p.establishment_id = e.establishment_id AND p.nh3_kg_per_year > 0 AND {active_permit}
+) nh3 ON true
+LEFT JOIN LATERAL (
+  SELECT count(*) AS n FROM twin.deposition_hexagons h
+  WHERE nh3.kg > 0 AND h.resolution = '1ha' AND ST_DWithin(h.geom, e.geom, %(nh3_r)s)
+    AND h.deposition > h.lowest_kdw
+    AND h.year = (SELECT max(y.year) FROM twin.deposition_hexagons y
+                  WHERE y.resolution = '1ha' AND y.year <= %(year)s AND ST_DWithin(y.geom, e.geom, %(nh3_r)s))
+) hab ON true
+LEFT JOIN LATERAL (
+  SELECT count(*) AS n FROM twin.buildings b
+  WHERE b.use ILIKE '%%woon%%'
+    AND ST_DWithin(b.geom, e.geom, (%(guide)s::jsonb ->> e.environmental_category)::float)
+    AND ST_Distance(b.geom, e.geom) < (%(guide)s::jsonb ->> e.environmental_category)::float
+) dw ON true
+LEFT JOIN LATERAL (
+  SELECT count(*) AS n FROM twin.housing_sites s
+  WHERE ST_DWithin(s.geom, e.geom, (%(guide)s::jsonb ->> e.environmental_category)::float)
+    AND ST_Distance(s.geom, e.geom) < (%(guide)s::jsonb ->> e.environmental_category)::float
+) hs ON true
+WHERE {establishments}
+"""
+
+OVERRIDES_SQL = """
+SELECT o.establishment_id, o.rank, o.reason, o.author, o.created_at
+FROM twin.priority_overrides o WHERE o.active AND o.establishment_id = ANY(%(ids)s)
+ORDER BY o.rank, o.created_at
+"""
+
+
+# --- The weights -------------------------------------------------------------------------------------------
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "priority.yaml"  # package data of twin
+
+
+def _default_weights() -> dict[str, Any]:
+    text = DEFAULT_WEIGHTS.read_text(encoding="utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any], path: str, source: str) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in base:
+            raise ConfigurationError(f"{source}: unknown key {where!r}; known here: {', '.join(map(str, base))}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigurationError(f"{source}: {where} must be a mapping like in twin/priority.yaml")
+            out[key] = _merge(base[key], value, where, source)
+        else:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigurationError(f"{source}: {where} must be a number >= 0, not {value!r}")
+            out[key] = value
+    return out
+
+
+def load_weights(settings: Settings) -> dict[str, Any]:
+    """The priority weights: twin/priority.yaml, with the keys of ``TWIN_PRIORITY_WEIGHTS`` (a YAML
+    file) laid over it. A bad file is a ConfigurationError naming the file and the key."""
+    weights = _default_weights()
+    weights["source"] = "twin/priority.yaml (default)"
+    path = settings.priority_weights
+    if path is None:
+        return weights
+    path = Path(path)
+    try:
+        extra = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigurationError(f"TWIN_PRIORITY_WEIGHTS={path}: cannot read the file ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"TWIN_PRIORITY_WEIGHTS={path}: not valid YAML ({exc})") from exc
+    if not isinstance(extra, dict):
+        raise ConfigurationError(f"TWIN_PRIORITY_WEIGHTS={path}: must be a mapping like twin/priority.yaml")
+    merged = _merge({k: v for k, v in weights.items() if k != "source"}, extra, "", f"TWIN_PRIORITY_WEIGHTS={path}")
+    merged["source"] = str(path)
+    return merged
+
+
+# --- The factors -------------------------------------------------------------------------------------------
+def relevance(row: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:
+    """Environmental relevance: points for the VNG category, the Brzo and the Activiteitenbesluit type."""
+    cat, ab = row["environmental_category"], row["activiteitenbesluit_type"]
+    cat_pts = w["category_points"].get(cat, w["unknown_category_points"]) if cat else w["unknown_category_points"]
+    brzo_pts = w["brzo_points"] if row["brzo"] else 0
+    ab_pts = w["activiteitenbesluit_points"].get(ab, w["unknown_type_points"]) if ab else w["unknown_type_points"]
+    return {
+        "points": float(cat_pts + brzo_pts + ab_pts),
+        "inputs": {"environmental_category": cat, "brzo": row["brzo"], "activiteitenbesluit_type": ab},
+        "explanation": f"category {cat or 'unknown'}: {cat_pts}; Brzo: {brzo_pts}; "
+                       f"Activiteitenbesluit type {ab or 'unknown'}: {ab_pts}",
+    }
+
+
+def compliance(violations: list[dict[str, Any]], as_of: date, w: dict[str, Any]) -> dict[str, Any]:
+    """Compliance history: each violation in the lookback window weighs by its LHS cell, halves every
+    half-life of age, and counts ``repeat_factor`` times when another violation preceded it within the
+    repeat window."""
+    total = 0.0
+    counted = []
+    dates = [date.fromisoformat(str(v["date"])) for v in violations]
+    for v, on in zip(violations, dates, strict=True):
+        age_days = (as_of - on).days
+        if age_days > w["lookback_years"] * DAYS_PER_YEAR:
+            continue
+        gedrag, gevolg = v.get("gedrag"), v.get("gevolg")
+        if gedrag in w["gedrag_factor"] and gevolg in w["gevolg_points"]:
+            severity = w["gevolg_points"][gevolg] * w["gedrag_factor"][gedrag]
+            cell = f"{gedrag}{gevolg}"
+        else:
+            severity, cell = w["unknown_cell_points"], None
+        recency = 0.5 ** (age_days / (w["half_life_years"] * DAYS_PER_YEAR))
+        repeat = any(0 < (on - other).days <= w["repeat_window_years"] * DAYS_PER_YEAR for other in dates)
+        points = severity * recency * (w["repeat_factor"] if repeat else 1.0)
+        total += points
+        counted.append({"inspection_id": v["inspection_id"], "date": on.isoformat(), "lhs_cell": cell,
+                        "severity": severity, "recency": round(recency, 4), "repeat": repeat,
+                        "points": round(points, 3)})
+    capped = min(total, float(w["cap"]))
+    return {
+        "points": capped,
+        "inputs": {"violations": counted},
+        "explanation": (f"{len(counted)} violation(s) in the last {w['lookback_years']} years: "
+                        f"{total:.2f} points" + (f", capped at {w['cap']}" if capped < total else "")),
+    }
+
+
+def overdue(last_on: date | None, frequency: int | None, as_of: date, w: dict[str, Any]) -> dict[str, Any]:
+    """Overdue-ness: visit cycles past due since the last inspection (never inspected: a fixed number)."""
+    freq = frequency or w["default_frequency_years"]
+    if last_on is None:
+        cycles = float(w["never_inspected_cycles"])
+        why = f"never inspected: {cycles:g} cycles"
+    else:
+        elapsed = (as_of - last_on).days / (freq * DAYS_PER_YEAR)
+        cycles = min(float(w["max_cycles"]), max(0.0, elapsed - 1.0))
+        capped = f" (at most {w['max_cycles']})" if elapsed - 1 > w["max_cycles"] else ""
+        why = (f"last inspection {last_on.isoformat()}, {elapsed:.2f} visit intervals of {freq} year(s) ago: "
+               f"{cycles:.2f} cycles overdue{capped}")
+    return {
+        "points": cycles * w["points_per_cycle"],
+        "inputs": {"last_inspection": last_on.isoformat() if last_on else None, "visit_frequency_years": freq,
+                   "default_frequency": frequency is None, "overdue_cycles": round(cycles, 4)},
+        "explanation": why,
+    }
+
+
+def surroundings(row: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:
+    """Sensitive surroundings: NH3 emitter near overloaded habitat, dwellings and housing sites within
+    the guide distance."""
+    nh3 = float(row["nh3_kg"] or 0)
+    hexes = int(row["overloaded_hexagons"] or 0)
+    nh3_pts = w["nh3_habitat_points"] if nh3 > 0 and hexes > 0 else 0
+    dwellings = int(row["dwellings"] or 0)
+    dw_pts = min(w["dwelling_points_max"], w["dwelling_points_each"] * dwellings)
+    sites = int(row["housing_sites"] or 0)
+    hs_pts = w["housing_site_points"] if sites > 0 else 0
+    return {
+        "points": float(nh3_pts + dw_pts + hs_pts),
+        "inputs": {"nh3_kg_per_year": nh3, "overloaded_hexagons_nearby": hexes,
+                   "nh3_habitat_radius_m": w["nh3_habitat_radius_m"], "guide_distance_m": row["guide"],
+                   "dwellings_within_guide_distance": dwellings, "housing_sites_within_guide_distance": sites},
+        "explanation": (f"NH3 {nh3:,.0f} kg/yr, {hexes} overloaded hexagon(s) within {w['nh3_habitat_radius_m']:,} m: "
+                        f"{nh3_pts}; {dwellings} dwelling(s) within the guide distance: {dw_pts:g}; "
+                        f"{sites} housing site(s) within it: {hs_pts}"),
+    }
+
+
+def score(row: dict[str, Any], as_of: date, weights: dict[str, Any]) -> tuple[float, list[dict[str, Any]]]:
+    """The score of one establishment and its factors, each with points, weight, weighted score, inputs
+    and an explanation in words."""
+    violations = row["violations"]
+    if isinstance(violations, str):
+        violations = json.loads(violations)
+    parts = {
+        "relevance": relevance(row, weights["relevance"]),
+        "compliance": compliance(violations or [], as_of, weights["compliance"]),
+        "overdue": overdue(row["last_on"], row["visit_frequency_years"], as_of, weights["overdue"]),
+        "surroundings": surroundings(row, weights["surroundings"]),
+    }
+    factors = []
+    total = 0.0
+    for name in FACTORS:
+        weight = float(weights["factor_weights"][name])
+        part = parts[name]
+        weighted = weight * part["points"]
+        total += weighted
+        factors.append({"factor": name, "points": round(part["points"], 3), "weight": weight,
+                        "score": round(weighted, 3), "explanation": part["explanation"], "inputs": part["inputs"]})
+    return round(total, 3), factors
+
+
+def apply_overrides(ranked: list[dict[str, Any]], overrides: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Place each overridden establishment at its chosen rank (in order of rank, then of recording); the
+    others keep their computed order around them. A rank past the end puts it last."""
+    by_id = {o["establishment_id"]: o for o in overrides}
+    order = [item for item in ranked if item["establishment_id"] not in by_id]
+    pinned = sorted((item for item in ranked if item["establishment_id"] in by_id),
+                    key=lambda item: (by_id[item["establishment_id"]]["rank"],
+                                      by_id[item["establishment_id"]]["created_at"]))
+    for item in pinned:
+        order.insert(min(by_id[item["establishment_id"]]["rank"] - 1, len(order)), item)
+    return order
+
+
+async def inspection_priority(
+    conn: psycopg.AsyncConnection,
+    settings: Settings,
+    *,
+    municipality_code: str | None = None,
+    limit: int | None = DEFAULT_LIMIT,
+    as_of: date | None = None,
+    disclosure: Disclosure = FULL,
+) -> dict[str, Any]:
+    """The ranking of establishments (of a municipality, or all the caller may plan) by risk score,
+    with the factors one by one and the coordinators' overrides."""
+    if not disclosure.inspections:
+        raise Unauthorized(
+            "the inspection priority is built on restricted inspection data: send an API key of an advisor, "
+            "inspector or admin as 'Authorization: Bearer <key>' or 'X-API-Key'."
+        )
+    if limit is not None and not 1 <= limit <= MAX_LIMIT:
+        raise InvalidParameter(f"limit must be between 1 and {MAX_LIMIT}, not {limit}", parameter="limit")
+    weights = load_weights(settings)
+    ref = today(as_of)
+    muni = None
+    area_sql = "NULL::geometry"
+    if municipality_code is not None:
+        muni = await municipality(conn, municipality_code)
+        area_sql = "(SELECT geom FROM twin.municipalities WHERE code = %(muni)s)"
+    sql = (INPUTS_SQL.replace("{area}", area_sql)
+           .replace("{inspections}", disclosure.inspection_sql("i", "e"))
+           .replace("{establishments}", disclosure.establishment_sql("e"))
+           .replace("{active_permit}", ACTIVE_PERMIT_SQL))
+    params = {"muni": muni["code"] if muni else None, "as_of": ref, "year": ref.year, "guide": GUIDE_JSON,
+              "nh3_r": weights["surroundings"]["nh3_habitat_radius_m"], "disclosure_org": disclosure.org_code}
+    rows = await fetch(conn, sql, params)
+    items = []
+    for row in rows:
+        total, factors = score(row, ref, weights)
+        item = {
+            "establishment_id": row["establishment_id"], "name": row["name"], "kvk_number": row["kvk_number"],
+            "sole_proprietor": row["sole_proprietor"], "sbi_code": row["sbi_code"],
+            "environmental_category": row["environmental_category"], "municipality_code": row["municipality_code"],
+            "org_code": row["org_code"], "x": round(row["x"], 2), "y": round(row["y"], 2),
+            "score": total, "factors": factors,
+        }
+        items.append(redact_establishment(item, disclosure, row["org_code"]))
+    items.sort(key=lambda i: (-i["score"], i["establishment_id"]))
+    for n, item in enumerate(items, start=1):
+        item["computed_rank"] = n
+    overrides = await fetch(conn, OVERRIDES_SQL, {"ids": [i["establishment_id"] for i in items]})
+    by_id = {o["establishment_id"]: o for o in overrides}
+    final = apply_overrides(items, overrides)
+    for n, item in enumerate(final, start=1):
+        item["rank"] = n
+        o = by_id.get(item["establishment_id"])
+        item["override"] = None if o is None else {
+            "rank": o["rank"], "reason": o["reason"], "author": o["author"], "created_at": o["created_at"].isoformat(),
+        }
+    shown = final if limit is None else final[:limit]
+    return {
+        "as_of": ref.isoformat(),
+        "municipality": None if muni is None else {"code": muni["code"], "name": muni["name"]},
+        "scope": disclosure.scope,
+        "numberMatched": len(final),
+        "numberReturned": len(shown),
+        "weights": weights,
+        "guide_distances_m": GUIDE_DISTANCES_M,
+        "ranking": [{"rank": i.pop("rank"), "computed_rank": i.pop("computed_rank"), **i} for i in shown],
+    }
+
+
+def inspection_priority_sync(settings: Settings, **kwargs: Any) -> dict[str, Any]:
+    """:func:`inspection_priority` from plain Python (a notebook): opens its own reader connection."""
+    return run_sync(settings, inspection_priority, settings, **kwargs)
