@@ -18,8 +18,8 @@ import geopandas as gpd
 import numpy as np
 import pyproj
 import shapely
+from affine import Affine
 from rasterio.io import MemoryFile
-from rasterio.transform import from_origin
 
 from ingest import demo_catalog as cat
 from ingest.demo_features import HABITAT_COLUMNS, make_habitats
@@ -37,6 +37,11 @@ N_BASE = 20
 UNKNOWN_ESTABLISHMENT = "INR9999999"
 UNKNOWN_SBI = "0000"
 
+
+
+def _origin(west: float, north: float, xsize: float, ysize: float) -> Affine:
+    """A north-up geotransform (as rasterio's from_origin, without its deprecated Affine product)."""
+    return Affine(xsize, 0.0, west, 0.0, -ysize, north)
 
 def _csv(path: Path, columns: tuple[str, ...], rows: list[list[str]]) -> int:
     with CsvWriter(path, columns) as w:
@@ -155,7 +160,7 @@ def write_dirty(out: Path, seed: int) -> dict[str, Any]:
     data = np.round(rng.uniform(900, 2500, (2, 256, 256)), 1).astype(np.float32)
     with MemoryFile() as mem:
         with mem.open(driver="GTiff", width=256, height=256, count=2, dtype="float32", crs=RD_CRS,
-                      transform=from_origin(cx - 12800, cy + 12800, 100, 100), nodata=-9999.0, tiled=True,
+                      transform=_origin(cx - 12800, cy + 12800, 100, 100), nodata=-9999.0, tiled=True,
                       blockxsize=128, blockysize=128, compress="deflate") as ds:
             ds.write(data)
         blob = mem.read()
@@ -172,4 +177,3 @@ def write_dirty(out: Path, seed: int) -> dict[str, Any]:
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return manifest
-

@@ -126,11 +126,10 @@ def make_housing(geo: Geography, est: pd.DataFrame, n: int, seed: int) -> gpd.Ge
         near_nature = list(towns[(d > 0) & (d < 8000)])
 
     placed: list[BaseGeometry] = []
+    boxes: list[tuple[float, float, float, float]] = []
     records: list[dict[str, object]] = []
-    attempts = 0
     for kind in kinds:
         for _ in range(200):
-            attempts += 1
             dwellings = int(np.clip(round(rng.lognormal(math.log(350), 0.95) / 5) * 5, 50, 5000))
             if kind in ("livestock", "industry"):
                 src = livestock if kind == "livestock" else industry
@@ -165,7 +164,10 @@ def make_housing(geo: Geography, est: pd.DataFrame, n: int, seed: int) -> gpd.Ge
             site = largest_part_or_self(shapely.set_precision(site, 0.01))
             if site.is_empty or site.area < 0.6 * poly.area:
                 continue
-            if any(site.intersects(o) for o in placed):
+            sx0, sy0, sx1, sy1 = site.bounds
+            near = [j for j, (bx0, by0, bx1, by1) in enumerate(boxes)
+                    if bx0 <= sx1 and sx0 <= bx1 and by0 <= sy1 and sy0 <= by1]
+            if any(site.intersects(placed[j]) for j in near):
                 continue
             if kind == "nature" and site.distance(nature) > 1500:
                 continue
@@ -173,6 +175,7 @@ def make_housing(geo: Geography, est: pd.DataFrame, n: int, seed: int) -> gpd.Ge
             lo, hi = PHASE_YEARS[phase]
             nearest = int(np.argmin((s.x - cx) ** 2 + (s.y - cy) ** 2))
             placed.append(site)
+            boxes.append(site.bounds)
             records.append({
                 "plannaam": f"{s.name[nearest]} {rng.choice(cat.HOUSING_SUFFIXES)}",
                 "gemeentecode": str(munis["code"].iloc[m]), "gemeente": str(munis["name"].iloc[m]),

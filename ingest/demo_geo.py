@@ -12,7 +12,6 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,14 @@ GEO_SEED = 2023_11_01
 RD_CRS = "EPSG:28992"
 
 
+DATA_DIR = Path(__file__).resolve().parents[1] / "twin" / "data"
+
+
 def boundary_path(name: str) -> Path:
-    """Path of a boundary GeoPackage shipped in `twin/data/` (CBS/Kadaster, CC-BY 4.0)."""
-    return Path(str(resources.files("twin") / "data" / name))
+    """Path of a boundary GeoPackage shipped in `twin/data/` (CBS/Kadaster, CC-BY 4.0). Found next to this
+    package (`ingest` and `twin` are installed side by side) rather than through `importlib.resources`,
+    which a `tests/twin` folder on the test path would shadow."""
+    return DATA_DIR / name
 
 
 @dataclass(frozen=True)
@@ -388,7 +392,9 @@ def _blob(rng: np.random.Generator, x: float, y: float, a: float, b: float, angl
 def _nature(munis: gpd.GeoDataFrame, s: Settlements, rng: np.random.Generator) -> tuple[NatureOutline, ...]:
     geoms = munis.geometry.values
     tree = STRtree(geoms)
-    cores = shapely.buffer(shapely.points(s.x, s.y), 1.3 * s.sigma + 300.0, quad_segs=8)
+    radius = 1.3 * s.sigma + 300.0
+    cores = np.array([_blob(rng, float(x), float(y), float(r), float(r), 0.0)
+                      for x, y, r in zip(s.x, s.y, radius, strict=True)], dtype=object)
     core_tree = STRtree(cores)
     out: list[NatureOutline] = []
     for area in cat.NATURA2000_AREAS:

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import rasterio
 import shapely
+from affine import Affine
 from rasterio.features import rasterize
-from rasterio.transform import from_origin
 from rasterio.windows import Window
 from shapely import STRtree
 
@@ -31,6 +31,11 @@ NODATA = -9999.0
 STRIP_ROWS = 512
 NATIONAL_EQUIVALENT = 300_000  # establishments the national scale holds; hotspots are scaled to it
 
+
+
+def _origin(west: float, north: float, xsize: float, ysize: float) -> Affine:
+    """A north-up geotransform (as rasterio's from_origin, without its deprecated Affine product)."""
+    return Affine(xsize, 0.0, west, 0.0, -ysize, north)
 
 def _fast_len(n: int) -> int:
     """Smallest 2^a 3^b 5^c >= n (fast FFT sizes)."""
@@ -163,7 +168,7 @@ def write_deposition(
     fields = {y: model.year(y) for y in cat.DEPOSITION_YEARS}
     geoms = geo.municipalities.geometry.values[geo.in_region]
     tree = STRtree(geoms)
-    transform = from_origin(model.x0, model.y1, res, res)
+    transform = _origin(model.x0, model.y1, res, res)
     profile = {
         "driver": "GTiff", "dtype": "float32", "count": len(fields), "width": model.width,
         "height": model.height, "crs": "EPSG:28992", "transform": transform, "nodata": NODATA,
@@ -185,7 +190,7 @@ def write_deposition(
                 top = model.y1 - r0 * res
                 bbox = shapely.box(model.x0, model.y1 - r1 * res, model.x0 + model.width * res, top)
                 shapes = [(g, 1) for g in geoms[tree.query(bbox, predicate="intersects")]]
-                land = rasterize(shapes, out_shape=(r1 - r0, model.width), transform=from_origin(
+                land = rasterize(shapes, out_shape=(r1 - r0, model.width), transform=_origin(
                     model.x0, top, res, res), fill=0, dtype="uint8") if shapes else \
                     np.zeros((r1 - r0, model.width), dtype=np.uint8)
                 window = Window(0, r0, model.width, r1 - r0)
