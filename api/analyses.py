@@ -7,10 +7,11 @@ analysis in :mod:`twin.analyses` on the request's reader connection and return i
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.auth import Principal, PrincipalDep
@@ -19,6 +20,8 @@ from twin.analyses.common import Disclosure, disclosure_for
 from twin.analyses.context import area_context
 from twin.analyses.housing import housing_nitrogen
 from twin.analyses.priority import DEFAULT_LIMIT, inspection_priority
+from twin.analyses.summary import area_summary, polygon_from_geojson
+from twin.crs import CRS84, parse_crs
 from twin.errors import Forbidden, InvalidParameter
 
 router = APIRouter(prefix="/analysis", tags=["analyses"])
@@ -93,3 +96,36 @@ async def priority(
                         "inspector or admin API key.")
     return await inspection_priority(conn, settings, municipality_code=municipality, limit=limit, as_of=as_of,
                                      disclosure=who)
+
+
+@router.get("/area-summary", summary="Summary of a municipality for management reports")
+async def summary_of_municipality(
+    conn: ConnDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    municipality: str | None = Query(None, description="CBS code (GM....) of the municipality"),
+    as_of: date | None = Query(None, description="Reference date (default today)"),
+) -> dict[str, Any]:
+    if not municipality:
+        raise InvalidParameter("give municipality=CODE (e.g. GM0363), or POST a GeoJSON polygon to this path",
+                               parameter="municipality")
+    return await area_summary(conn, settings, municipality_code=municipality, as_of=as_of,
+                              disclosure=disclosure(principal))
+
+
+@router.post("/area-summary", summary="Summary of a posted GeoJSON polygon for management reports")
+async def summary_of_polygon(
+    request: Request,
+    conn: ConnDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    crs: str | None = Query(None, description="CRS of the posted polygon (default CRS84, lon/lat)"),
+    as_of: date | None = Query(None, description="Reference date (default today)"),
+) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidParameter(f"the body is not JSON ({exc}); post a GeoJSON Polygon or MultiPolygon",
+                               parameter="body") from exc
+    area = await asyncio.to_thread(polygon_from_geojson, body, settings, parse_crs(crs) if crs else CRS84)
+    return await area_summary(conn, settings, area=area, as_of=as_of, disclosure=disclosure(principal))
