@@ -6,6 +6,7 @@ Everything here works on whole arrays (shapely 2, pyproj), never row by row.
 
 from __future__ import annotations
 
+import binascii
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -116,6 +117,12 @@ def to_rd(geoms: np.ndarray, crs: CRS) -> np.ndarray:
         return np.column_stack([x, y])
 
     return shapely.transform(geoms, fn)
+
+
+def xy_to_rd(x: np.ndarray, y: np.ndarray, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinate arrays in ``crs`` (x = east/longitude) transformed to RD New."""
+    rx, ry = _transformer(crs.to_wkt()).transform(x, y)
+    return np.asarray(rx, dtype=float), np.asarray(ry, dtype=float)
 
 
 def numbers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -295,5 +302,91 @@ def fits(geom: shapely.Geometry, target: GeometryType, original_type: int) -> bo
 
 def to_ewkb_hex(geoms: np.ndarray) -> pa.Array:
     """Hex EWKB with SRID 28992 (what PostGIS reads in COPY text/CSV), None where absent."""
-    with_srid = shapely.set_srid(geoms, STORAGE_SRID)
-    return pa.array(shapely.to_wkb(with_srid, hex=True, include_srid=True), type=pa.string())
+    wkb = pa.array(shapely.to_wkb(geoms), type=pa.binary())
+    out = wkb_to_ewkb_hex(wkb)
+    if out is None:
+        with_srid = shapely.set_srid(geoms, STORAGE_SRID)
+        return pa.array(shapely.to_wkb(with_srid, hex=True, include_srid=True), type=pa.string())
+    return out
+
+
+_SRID_BYTES = np.frombuffer(np.array([STORAGE_SRID], dtype="<u4").tobytes(), dtype=np.uint8)
+
+
+def _binary_parts(wkb: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(offsets as int64 [n + 1], data bytes, valid mask) of an Arrow binary array."""
+    if isinstance(wkb, pa.ChunkedArray):
+        wkb = wkb.combine_chunks()
+    if pa.types.is_large_binary(wkb.type):
+        wkb = wkb.cast(pa.binary())
+    n = len(wkb)
+    if wkb.offset:
+        wkb = pa.concat_arrays([wkb])  # a copy that starts at offset 0
+    bufs = wkb.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1).astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.empty(0, np.uint8)
+    valid = np.diff(offsets) > 0
+    if wkb.null_count:
+        valid &= pc.is_valid(wkb).to_numpy(zero_copy_only=False)
+    return offsets, data, valid
+
+
+def _hex_strings(data: np.ndarray, offsets: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """A string array of the hex of each row's bytes (data cut at offsets), null where not valid."""
+    hexbuf = binascii.hexlify(data.tobytes())
+    n = len(valid)
+    validity = pa.array(valid, type=pa.bool_()).buffers()[1] if not valid.all() else None
+    return pa.StringArray.from_buffers(
+        n, pa.py_buffer((offsets * 2).astype(np.int32).tobytes()), pa.py_buffer(hexbuf), validity,
+        null_count=int(n - valid.sum()),
+    )
+
+
+def wkb_to_ewkb_hex(wkb: pa.Array) -> pa.Array | None:
+    """Hex EWKB with SRID 28992 from plain little-endian 2D WKB without touching geometry objects: the SRID
+    flag and the four SRID bytes are inserted after each row's type. None when a row is not plain 2D
+    little-endian WKB (the caller then goes through shapely)."""
+    offsets, data, valid = _binary_parts(wkb)
+    start = offsets[:-1][valid]
+    if len(start) == 0:
+        return _hex_strings(np.empty(0, np.uint8), np.zeros(len(valid) + 1, np.int64), valid)
+    if (np.diff(offsets)[valid] < 9).any() or (data[start] != 1).any():
+        return None
+    types = data[start + 1].astype(np.uint32) | (data[start + 2].astype(np.uint32) << 8) | (
+        data[start + 3].astype(np.uint32) << 16) | (data[start + 4].astype(np.uint32) << 24)
+    if (types >= 8).any() or (types == 0).any():
+        return None
+    work = data.copy()
+    work[start + 4] |= 0x20  # the EWKB "has SRID" flag in the type's high byte
+    out = np.insert(work, np.repeat(start + 5, 4), np.tile(_SRID_BYTES, len(start)))
+    added = np.concatenate([[0], np.cumsum(valid.astype(np.int64) * 4)])
+    return _hex_strings(out, offsets + added, valid)
+
+
+def point_wkb_xy(wkb: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """(x, y) of WKB points (NaN where missing) read straight from the bytes, or None when any row is not
+    a plain little-endian 2D point."""
+    offsets, data, valid = _binary_parts(wkb)
+    lens = np.diff(offsets)
+    start = offsets[:-1][valid]
+    if (lens[valid] != 21).any() or (data[start] != 1).any() or (data[start + 1] != 1).any() or (
+        data[start + 2] | data[start + 3] | data[start + 4]
+    ).any():
+        return None
+    x = np.full(len(valid), np.nan)
+    y = np.full(len(valid), np.nan)
+    coords = data[start[:, None] + np.arange(5, 21)].copy().view("<f8").reshape(-1, 2)
+    x[valid], y[valid] = coords[:, 0], coords[:, 1]
+    # POINT EMPTY is written as NaN coordinates: it stays missing.
+    return x, y
+
+
+def points_ewkb_hex(x: np.ndarray, y: np.ndarray) -> pa.Array:
+    """Hex EWKB (SRID 28992) points from coordinate arrays, null where a coordinate is NaN."""
+    valid = ~np.isnan(x) & ~np.isnan(y)
+    rec = np.zeros(int(valid.sum()), dtype=[("bo", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"),
+                                            ("y", "<f8")])
+    rec["bo"], rec["type"], rec["srid"] = 1, 0x20000001, STORAGE_SRID
+    rec["x"], rec["y"] = x[valid], y[valid]
+    offsets = np.concatenate([[0], np.cumsum(valid.astype(np.int64) * 25)])
+    return _hex_strings(rec.view(np.uint8), offsets, valid)

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 from pyproj import CRS
 
 from ingest import geometry as geo
@@ -50,6 +51,9 @@ from twin.settings import Settings
 
 MODES = ("upsert", "replace")
 BATCH_SIZE = 65536
+# From this many rows on, a load into an empty table sets the secondary indexes aside and rebuilds them
+# at the end (twin.ingest_defer_indexes): below it the rebuild costs more than it saves.
+DEFER_INDEXES_MIN_ROWS = 50_000
 # Test hook: TWIN_INGEST_PAUSE_AT=copy|commit with TWIN_INGEST_PAUSE_FILE=path makes the loader write that
 # file and sleep after the first COPYed batch or just before COMMIT (after the merge), so that a test can
 # kill it there. Never set in production.
@@ -269,7 +273,6 @@ class _Load:
         self.columns: list[str] | None = None
         self.checked_crs = False
         self.staged = 0
-        self._raw: np.ndarray = np.empty(0, dtype=object)
         self.timing = {"read": 0.0, "validate": 0.0, "geometry": 0.0, "copy": 0.0}
 
     # one batch -> good rows as an Arrow table (columns: [row_number], fields..., geom)
@@ -280,7 +283,7 @@ class _Load:
         bad = vb.rejected
         t1 = time.perf_counter()
         self.timing["validate"] += t1 - t0
-        geoms = self._geometry(columns, wkb, rows, bad)
+        ewkb = self._geometry(columns, wkb, rows, bad)
         self.timing["geometry"] += time.perf_counter() - t1
         self._duplicates(vb.columns[self.spec.key], rows, bad)
         good = ~bad
@@ -289,41 +292,111 @@ class _Load:
         data: dict[str, pa.Array] = {"row_number": pa.array(rows)}
         for name in self.columns:
             data[name] = vb.columns[name].cast(ARROW_TYPES[self.spec.field(name).type])
-        if self.spec.key in vb.columns:
-            keys = vb.columns[self.spec.key]
-            for i in np.nonzero(bad)[0]:
-                k = keys[int(i)].as_py()
-                if k is not None:
-                    self.rejected_keys.append(k)
-        for i in np.nonzero(bad)[0]:
-            self.rejected_rows.add(int(rows[i]))
-        data["geom"] = geo.to_ewkb_hex(_blank(geoms, bad))
-        table = pa.table(data).filter(pa.array(good))
+        if bad.any():
+            if self.spec.key in vb.columns:
+                keys = vb.columns[self.spec.key].filter(pa.array(bad)).drop_null().to_pylist()
+                self.rejected_keys.extend(keys)
+            self.rejected_rows.update(rows[bad].tolist())
+        data["geom"] = ewkb
+        table = pa.table(data)
+        if bad.any():
+            table = table.filter(pa.array(good))
         return table if table.num_rows else None
 
-    def _geometry(self, columns: pa.Table, wkb: pa.Array | None, rows: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    def _geometry(self, columns: pa.Table, wkb: pa.Array | None, rows: np.ndarray, bad: np.ndarray) -> pa.Array:
+        """Build, transform and check the batch's geometry; hex EWKB (SRID 28992) for the COPY."""
         plan = self.plan
-        geoms, problems = geo.build(plan.geometry, columns, wkb)
-        for k, col, value, reason in problems:
-            self._reject(rows, bad, k, col, value, f"{col} {value!r} {reason}" if value else f"{col}: {reason}")
         if plan.geometry.kind == "none":
-            return geoms
-        geoms = _blank(geoms, shapely.is_empty(geoms))
-        if shapely.has_z(geoms).any():
-            geoms = shapely.force_2d(geoms)
-        assert plan.crs is not None
-        x, y = geo.representative_xy(geoms)
+            return pa.nulls(len(rows), pa.string())
+        if self.spec.geometry_type == "Point":
+            xy = self._point_xy(columns, wkb, rows, bad)
+            if xy is not None:
+                return self._points(*xy, rows, bad)
+        return self._shapes(columns, wkb, rows, bad)
+
+    def _point_xy(self, columns: pa.Table, wkb: pa.Array | None, rows: np.ndarray,
+                  bad: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Coordinates of a point layer straight from x/y columns or plain WKB points, without building
+        geometry objects; None when the batch needs the general path."""
+        kind = self.plan.geometry.kind
+        if kind == "native" and wkb is not None:
+            return geo.point_wkb_xy(wkb)
+        if kind in ("xy", "lonlat"):
+            cx, cy = self.plan.geometry.columns
+            x, xbad = geo.numbers(columns.column(cx).combine_chunks())
+            y, ybad = geo.numbers(columns.column(cy).combine_chunks())
+            if xbad.any() or ybad.any() or (np.isnan(x) ^ np.isnan(y)).any():
+                return None  # the general path names each bad coordinate
+            return x, y
+        return None
+
+    def _check_crs(self, x: np.ndarray, y: np.ndarray) -> None:
+        plan = self.plan
         if not self.checked_crs and (~np.isnan(x)).any():
             self.checked_crs = True
+            assert plan.crs is not None
             diagnosis = geo.diagnose_crs(x, y, plan.crs, plan.crs_given)
             if diagnosis:
                 raise IngestError(f"{plan.source.label}: {diagnosis}", parameter="crs")
-        self._raw = geoms
-        geoms = geo.to_rd(geoms, plan.crs)
+
+    def _outside(self, placed: np.ndarray, x: np.ndarray, y: np.ndarray, raw_x: np.ndarray, raw_y: np.ndarray,
+                 rows: np.ndarray, bad: np.ndarray, geoms: np.ndarray | None = None) -> np.ndarray:
+        """Reject what lies outside the Netherlands (RD New extent, then near a municipality)."""
+        plan = self.plan
+        assert plan.crs is not None
+        outside = placed & ~geo.rd_mask(x, y)
+        if self.land is not None:
+            inside = placed & ~outside
+            if geoms is None:
+                near = np.ones(len(x), dtype=bool)
+                near[inside] = shapely.contains_xy(self.land.points, x[inside], y[inside])
+            else:
+                near = self.land.on_land(geoms, x, y)
+            outside |= inside & ~near
+        for i in np.nonzero(outside)[0]:
+            hint = geo.diagnose_crs(raw_x[i:i + 1], raw_y[i:i + 1], plan.crs, plan.crs_given)
+            self._reject(rows, bad, int(i), "geometry", f"{raw_x[i]:.6g} {raw_y[i]:.6g}",
+                         f"geometry lies outside the Netherlands (x {raw_x[i]:.6g}, y {raw_y[i]:.6g} in "
+                         f"{geo.crs_label(plan.crs)}" + (f"; {hint.split(' (')[0]}" if hint else "") + ")")
+        return outside
+
+    def _points(self, x: np.ndarray, y: np.ndarray, rows: np.ndarray, bad: np.ndarray) -> pa.Array:
+        plan = self.plan
+        assert plan.crs is not None
+        self._check_crs(x, y)
+        raw_x, raw_y = x, y
         if not geo.is_rd(plan.crs):
+            x, y = geo.xy_to_rd(x, y, plan.crs)
+        present = ~np.isnan(x) & ~np.isnan(y)
+        if plan.fill_geometry_from is None:
+            for i in np.nonzero(~present)[0]:
+                self._reject(rows, bad, int(i), "geometry", "", "geometry: the row has no geometry")
+        self._outside(present, x, y, raw_x, raw_y, rows, bad)
+        return geo.points_ewkb_hex(x, y)
+
+    def _shapes(self, columns: pa.Table, wkb: pa.Array | None, rows: np.ndarray, bad: np.ndarray) -> pa.Array:
+        plan = self.plan
+        assert plan.crs is not None
+        geoms, problems = geo.build(plan.geometry, columns, wkb)
+        for k, col, value, reason in problems:
+            self._reject(rows, bad, k, col, value, f"{col} {value!r} {reason}" if value else f"{col}: {reason}")
+        changed = plan.geometry.kind != "native" or not geo.is_rd(plan.crs)
+        empty = shapely.is_empty(geoms)
+        if empty.any():
+            geoms = _blank(geoms, empty)
+        if shapely.has_z(geoms).any():
+            geoms = shapely.force_2d(geoms)
+            changed = True
+        raw_x, raw_y = geo.representative_xy(geoms)
+        self._check_crs(raw_x, raw_y)
+        x, y = raw_x, raw_y
+        if not geo.is_rd(plan.crs):
+            geoms = geo.to_rd(geoms, plan.crs)
             x, y = geo.representative_xy(geoms)
+        before = shapely.get_type_id(geoms)
         geoms, wrong = geo.coerce_type(geoms, self.spec.geometry_type)
         types = shapely.get_type_id(geoms)
+        changed = changed or bool((types != before).any())
         for i in np.nonzero(wrong)[0]:
             got = geo.TYPE_NAMES.get(int(types[i]), "unknown")
             self._reject(rows, bad, int(i), "geometry", got,
@@ -333,22 +406,19 @@ class _Load:
             for i in np.nonzero(~present & ~wrong)[0]:
                 self._reject(rows, bad, int(i), "geometry", "", "geometry: the row has no geometry")
         placed = present & ~wrong
-        outside = placed & ~geo.rd_mask(x, y)
-        if self.land is not None:
-            outside |= placed & ~outside & ~self.land.on_land(geoms, x, y)
-        raw_x, raw_y = (x, y) if geo.is_rd(plan.crs) else geo.representative_xy(self._raw)
-        for i in np.nonzero(outside)[0]:
-            hint = geo.diagnose_crs(raw_x[i:i + 1], raw_y[i:i + 1], plan.crs, plan.crs_given)
-            self._reject(rows, bad, int(i), "geometry", f"{raw_x[i]:.6g} {raw_y[i]:.6g}",
-                         f"geometry lies outside the Netherlands (x {raw_x[i]:.6g}, y {raw_y[i]:.6g} in "
-                         f"{geo.crs_label(plan.crs)}" + (f"; {hint.split(' (')[0]}" if hint else "") + ")")
+        outside = self._outside(placed, x, y, raw_x, raw_y, rows, bad, geoms)
         polygonal = placed & ~outside & np.isin(types, (geo.POLYGON, geo.MULTIPOLYGON))
         if polygonal.any():
             idx = np.nonzero(polygonal)[0]
             invalid = idx[~shapely.is_valid(geoms[idx])]
             if len(invalid):
                 geoms = self._repair(geoms, invalid, rows, bad, types)
-        return geoms
+                changed = True
+        if not changed and wkb is not None and not empty.any():
+            fast = geo.wkb_to_ewkb_hex(wkb)
+            if fast is not None:
+                return fast
+        return geo.to_ewkb_hex(_blank(geoms, bad))
 
     def _repair(self, geoms: np.ndarray, idx: np.ndarray, rows: np.ndarray, bad: np.ndarray,
                 types: np.ndarray) -> np.ndarray:
@@ -390,6 +460,10 @@ class _Load:
         self.key_hashes.append(h[present])
         self.key_rows.append(rows[present])
         seen = self.seen
+        hp = h[present].tolist()
+        if len(set(hp)) == len(hp) and seen.isdisjoint(hp):  # the common case, at C speed
+            seen.update(hp)
+            return
         for i in np.nonzero(present)[0]:
             v = int(h[i])
             if v in seen:
@@ -570,6 +644,10 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
     conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
     empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(target)).fetchone()
     direct = bool(empty and empty[0]) and not plan.references
+    deferred = 0
+    if direct and (plan.source.total_rows is None or plan.source.total_rows >= DEFER_INDEXES_MIN_ROWS):
+        row = conn.execute("SELECT twin.ingest_defer_indexes(%s)", (spec.table,)).fetchone()
+        deferred = int(row[0]) if row else 0
     t_stage = time.perf_counter()
     batches = _read(plan.source, state.timing, batch_size)
     first = next(batches, None)
@@ -590,7 +668,9 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
                 sql.SQL(", ").join(map(sql.Identifier, cols)), target))
         copy_sql = sql.SQL("COPY ingest_stage (row_number, {}, geom) FROM STDIN (FORMAT csv)").format(
             sql.SQL(", ").join(map(sql.Identifier, cols)))
-    with conn.cursor().copy(copy_sql) as cp:
+    cursor = conn.cursor()
+    # A writer thread feeds the server while this thread validates the next batch (two cores busy).
+    with cursor.copy(copy_sql, writer=QueuedLibpqWriter(cursor)) as cp:
         state.emit(cp, first, direct, run_id)
         _pause("copy")
         for batch in batches:
@@ -624,6 +704,9 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
     t_merge = time.perf_counter()
     if direct:
         result.rows_inserted = state.staged
+        if deferred:
+            conn.execute("SELECT twin.ingest_restore_indexes(%s)", (spec.table,))
+            result.timings["indexes"] = time.perf_counter() - t_merge
     else:
         _merge(conn, plan, state, result)
     result.rows_unchanged = max(state.staged - result.rows_inserted - result.rows_updated, 0)

@@ -210,3 +210,26 @@ def test_runs_table_lists_the_runs(ingest_settings: Settings, tmp_path: Path) ->
     line = next(ln for ln in proc.stdout.splitlines() if ln.strip("│ ").startswith(str(result.run_id)))
     assert "establishments" in line and "succeeded" in line and "12" in line
     json.dumps(result.timings)  # timings are plain numbers
+
+
+def _indexes(url: str, table: str) -> list[tuple[str, str]]:
+    return rows(url, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'twin' AND tablename = %s "
+                "ORDER BY 1", (table,))
+
+
+def test_bulk_load_rebuilds_the_indexes_it_set_aside(ingest_settings: Settings, ingest_owner: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest import loader
+
+    monkeypatch.setattr(loader, "DEFER_INDEXES_MIN_ROWS", 1)
+    before = _indexes(ingest_owner, "establishments")
+    assert any("USING gist" in d for _, d in before)
+    bad = [dict(r) for r in ESTABLISHMENTS]
+    bad[0]["sbi_code"] = "x"
+    refused = load(ingest_settings, "establishments", write_csv(tmp_path / "bad.csv", bad), crs="EPSG:28992")
+    assert refused.status == "refused"
+    assert _indexes(ingest_owner, "establishments") == before  # the rollback brought them back
+    result = load(ingest_settings, "establishments", write_csv(tmp_path / "e.csv", ESTABLISHMENTS), crs="EPSG:28992")
+    assert result.status == "succeeded" and "indexes" in result.timings
+    assert _indexes(ingest_owner, "establishments") == before
+    assert scalar(ingest_owner, "SELECT count(*) FROM twin.ingest_deferred_indexes") == 0
