@@ -8,7 +8,8 @@ Features are assembled as GeoJSON text by PostgreSQL (``ST_AsGeoJSON`` + ``json_
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -234,16 +235,23 @@ def rows_sql(columns: Columns, q: ItemsQuery, binder: Binder, where: sql.Composa
     )
 
 
-async def fetch(conn: psycopg.AsyncConnection, query: sql.Composed, values: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Run a read query in its own (sub)transaction; database complaints about values become 400s."""
+@asynccontextmanager
+async def database_errors() -> AsyncIterator[None]:
+    """Database complaints about values in a query become 400s (a timeout 503), never 500s."""
     try:
-        async with conn.transaction():
-            cur = await conn.execute(query, values)
-            return await cur.fetchall()
+        yield
     except psycopg.errors.QueryCanceled as exc:
-        raise QueryTimeout("the query took too long; narrow it with bbox or filter, or lower limit.") from exc
+        raise QueryTimeout("the query took too long; narrow it (bbox, filter, a smaller geometry) or lower "
+                           "limit.") from exc
     except psycopg.errors.DataException as exc:
         raise InvalidParameter(f"a value in the query could not be used: {exc.diag.message_primary}.") from exc
     except psycopg.errors.InternalError_ as exc:
         log.warning("query failed: %s", exc)
         raise InvalidParameter("a geometry in the query could not be evaluated; check that it is valid.") from exc
+
+
+async def fetch(conn: psycopg.AsyncConnection, query: sql.Composed, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Run a read query in its own (sub)transaction; see :func:`database_errors`."""
+    async with database_errors(), conn.transaction():
+        cur = await conn.execute(query, values)
+        return await cur.fetchall()

@@ -43,7 +43,8 @@ def tile_fields(spec: LayerSpec) -> tuple[FieldSpec, ...]:
     return spec.public_fields
 
 
-def _parse_tile(z: str, x: str, y: str) -> tuple[int, int, int]:
+def parse_tile(z: str, x: str, y: str) -> tuple[int, int, int]:
+    """(z, x, y) of a WebMercatorQuad tile; 400 when malformed, 404 outside the tile matrix."""
     m = re.fullmatch(r"(\d{1,10})(?:\.(?:mvt|pbf))?", y)
     try:
         zi, xi = int(z), int(x)
@@ -130,7 +131,7 @@ def _etag_matches(request: Request, etag: str) -> bool:
 async def tile(request: Request, spec: LayerDep, principal: PrincipalDep, conn: ConnDep, z: str, x: str,
                y: str) -> Response:
     require_read(principal, spec)
-    zi, xi, yi = _parse_tile(z, x, y)
+    zi, xi, yi = parse_tile(z, x, y)
     filters = _tile_filters(request, spec)
     headers = _cache_headers(spec)
     if not spec.min_zoom <= zi <= spec.max_zoom:

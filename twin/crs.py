@@ -10,9 +10,11 @@ transformation, so input and output use the same PROJ pipeline.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import shapely
+from pyproj import Transformer
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
@@ -161,3 +163,23 @@ def bbox_geometry(values: tuple[float, ...], crs: Crs, parameter: str = "bbox") 
         )
     eps = 1e-9 if crs.geographic else 1e-4  # a degenerate box (a point or a line) still selects what it touches
     return box(a0, a1, max(b0, a0 + eps), max(b1, a1 + eps))
+
+
+@lru_cache(maxsize=8)
+def transformer(src: int, dst: int) -> Transformer:
+    """A cached pyproj transformer in x/y (lon/lat) order."""
+    return Transformer.from_crs(f"EPSG:{src}", f"EPSG:{dst}", always_xy=True)
+
+
+def to_storage(geom: BaseGeometry, crs: Crs, parameter: str) -> BaseGeometry:
+    """A client geometry in RD New: validated, clipped and densified as in :func:`prepare_geometry`, then
+    projected with pyproj (for code that needs the RD geometry itself rather than SQL)."""
+    wkb, srid = prepare_geometry(geom, crs, parameter)
+    g = shapely.from_wkb(wkb)
+    if srid == STORAGE_SRID:
+        return g
+    t = transformer(srid, STORAGE_SRID)
+    out = shapely.transform(g, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
+    if not np.isfinite(shapely.get_coordinates(out)).all():
+        raise InvalidParameter(f"{parameter}: the geometry cannot be projected to RD New.", parameter=parameter)
+    return out if out.is_valid else shapely.make_valid(out)

@@ -1,0 +1,238 @@
+"""Nitrogen deposition (the ``nitrogen-deposition`` coverage): the value at a point, statistics inside a
+geometry, and raster pieces for map tiles, per year. Geometries and coordinates are in RD New
+(EPSG:28992); every function takes a psycopg ``AsyncConnection`` and binds every value.
+
+Zonal statistics count every pixel that overlaps the geometry with a positive area:
+
+- ``count``, ``min``, ``max``, ``mean``: over those pixels (unweighted);
+- ``weighted_mean``: each pixel weighted by the area it shares with the geometry (exact, so a polygon
+  smaller than a pixel still gets the value of the pixels it lies in);
+- ``covered_ha``: the area of the geometry that has data; ``area_ha``: the geometry's area (RD New,
+  planar; within 0.02% of the true area in the Netherlands).
+
+To stay fast on large geometries, pixels whose centre lies inside are summarised by the raster engine
+(``ST_Clip`` + ``ST_SummaryStats``) and only the pixels the boundary passes through are turned into
+polygons and intersected; a pixel the boundary does not touch is wholly inside exactly when its centre is.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+
+POINT_SQL = """
+SELECT DISTINCT ON (d.year) d.year, d.label, ST_Value(d.rast, 1, p.geom) AS value
+FROM (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 28992) AS geom) p
+JOIN twin.nitrogen_deposition d ON ST_ConvexHull(d.rast) && p.geom AND ST_Intersects(d.rast, p.geom)
+WHERE %(year)s::integer IS NULL OR d.year = %(year)s::integer
+ORDER BY d.year, ST_Value(d.rast, 1, p.geom) IS NULL, d.rid
+"""
+
+ZONAL_SQL = """
+WITH g AS (SELECT geom, ST_Boundary(geom) AS edge FROM (SELECT ST_GeomFromWKB(%(wkb)s, 28992) AS geom) s),
+tiles AS (
+  SELECT d.year, d.label, d.rast, abs(ST_ScaleX(d.rast) * ST_ScaleY(d.rast)) AS pixel_area,
+         greatest(abs(ST_ScaleX(d.rast)), abs(ST_ScaleY(d.rast))) AS pixel_size,
+         ST_Clip(d.rast, 1, g.geom, true) AS inside  -- the pixels whose centre lies inside
+  FROM twin.nitrogen_deposition d, g
+  WHERE ST_ConvexHull(d.rast) && g.geom AND ST_Intersects(ST_ConvexHull(d.rast), g.geom)
+    AND (%(year)s::integer IS NULL OR d.year = %(year)s::integer)
+),
+centre AS (
+  SELECT year, label, pixel_area, (ST_SummaryStats(inside, 1, true)).* FROM tiles
+),
+centre_year AS (
+  SELECT year, min(label) AS label, coalesce(sum(count), 0) AS n, coalesce(sum(sum), 0) AS s,
+         coalesce(sum(sum * pixel_area), 0) AS ws, coalesce(sum(count * pixel_area), 0) AS wa,
+         min(min) AS lo, max(max) AS hi
+  FROM centre GROUP BY year
+),
+edge AS (  -- the pixels the boundary passes through, as polygons; centre_in as the clip above decided it
+  SELECT t.year, (pp).val AS v, ST_Area((pp).geom) AS full_area,
+         ST_Area(ST_Intersection((pp).geom, g.geom)) AS a,
+         CASE WHEN t.inside IS NOT NULL AND ST_Intersects(ST_Envelope(t.inside), ST_Centroid((pp).geom))
+              THEN ST_Value(t.inside, 1, ST_Centroid((pp).geom)) IS NOT NULL ELSE false END AS centre_in
+  FROM tiles t, g,
+       LATERAL ST_PixelAsPolygons(ST_Clip(t.rast, 1, ST_Buffer(g.edge, t.pixel_size), true), 1, true) pp
+  WHERE ST_Intersects((pp).geom, g.edge)
+),
+edge_year AS (
+  SELECT year,
+         count(*) FILTER (WHERE centre_in) AS n_in, coalesce(sum(v) FILTER (WHERE centre_in), 0) AS s_in,
+         coalesce(sum(v * full_area) FILTER (WHERE centre_in), 0) AS ws_in,
+         coalesce(sum(full_area) FILTER (WHERE centre_in), 0) AS wa_in,
+         count(*) FILTER (WHERE a > 0) AS n_pos, coalesce(sum(v) FILTER (WHERE a > 0), 0) AS s_pos,
+         coalesce(sum(v * a), 0) AS ws_pos, coalesce(sum(a), 0) AS wa_pos,
+         min(v) FILTER (WHERE a > 0) AS lo, max(v) FILTER (WHERE a > 0) AS hi
+  FROM edge GROUP BY year
+)
+SELECT c.year, c.label,
+       c.n - coalesce(e.n_in, 0) + coalesce(e.n_pos, 0) AS count,
+       least(c.lo, e.lo) AS min, greatest(c.hi, e.hi) AS max,
+       c.s - coalesce(e.s_in, 0) + coalesce(e.s_pos, 0) AS sum,
+       c.ws - coalesce(e.ws_in, 0) + coalesce(e.ws_pos, 0) AS weighted_sum,
+       c.wa - coalesce(e.wa_in, 0) + coalesce(e.wa_pos, 0) AS covered_area
+FROM centre_year c LEFT JOIN edge_year e USING (year)
+ORDER BY c.year
+"""
+
+AREA_SQL = "SELECT ST_Area(ST_GeomFromWKB(%(wkb)s, 28992))"
+
+YEARS_SQL = """
+SELECT y.year, y.label, y.unit, y.pixel_size, y.nodata, y.source
+FROM twin.nitrogen_deposition_years y ORDER BY y.year
+"""
+
+EXTENT_SQL = """
+SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
+FROM (SELECT ST_Extent(ST_Envelope(rast)) AS e FROM twin.nitrogen_deposition) s
+"""
+
+PIECES_SQL = """
+SELECT ST_AsBinary(CASE WHEN %(res)s > 1.5 * abs(ST_ScaleX(c)) THEN ST_Rescale(c, %(res)s, -%(res)s) ELSE c END)
+FROM (
+  SELECT ST_Clip(d.rast, 1, e.env, true) AS c
+  FROM twin.nitrogen_deposition d,
+       (SELECT ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 28992) AS env) e
+  WHERE d.year = %(year)s AND ST_ConvexHull(d.rast) && e.env
+) s
+WHERE c IS NOT NULL AND NOT ST_IsEmpty(c)
+"""
+
+
+@dataclass(frozen=True)
+class PointValue:
+    """The deposition at a point in one year (None where the raster has no data)."""
+
+    year: int
+    label: str
+    value: float | None
+
+
+@dataclass(frozen=True)
+class ZonalStats:
+    """Statistics of the pixels overlapping a geometry in one year (see the module docstring)."""
+
+    year: int
+    label: str
+    count: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    weighted_mean: float | None
+    covered_ha: float
+
+
+async def point_values(conn: psycopg.AsyncConnection, x: float, y: float,
+                       year: int | None = None) -> list[PointValue]:
+    """The deposition at RD New point (x, y), per year (one year when ``year`` is given)."""
+    cur = await conn.execute(POINT_SQL, {"x": x, "y": y, "year": year})
+    return [PointValue(int(r[0]), str(r[1]), None if r[2] is None else float(r[2])) for r in await cur.fetchall()]
+
+
+async def zonal_statistics(conn: psycopg.AsyncConnection, wkb: bytes,
+                           year: int | None = None) -> tuple[float, list[ZonalStats]]:
+    """(area in ha, statistics per year) of an RD New geometry given as WKB."""
+    cur = await conn.execute(AREA_SQL, {"wkb": wkb})
+    row = await cur.fetchone()
+    area_ha = float(row[0]) / 10_000 if row and row[0] is not None else 0.0
+    cur = await conn.execute(ZONAL_SQL, {"wkb": wkb, "year": year})
+    out = []
+    for yr, label, count, lo, hi, total, weighted, covered in await cur.fetchall():
+        n = int(count or 0)
+        covered = float(covered or 0)
+        out.append(ZonalStats(
+            year=int(yr), label=str(label), count=n,
+            min=None if n == 0 or lo is None else float(lo),
+            max=None if n == 0 or hi is None else float(hi),
+            mean=float(total) / n if n else None,
+            weighted_mean=float(weighted) / covered if covered > 0 else None,
+            covered_ha=covered / 10_000,
+        ))
+    return area_ha, out
+
+
+async def years(conn: psycopg.AsyncConnection) -> list[dict[str, Any]]:
+    """The years (or scenarios) of the coverage, with their label, unit, pixel size and source."""
+    cur = await conn.execute(YEARS_SQL)
+    return [
+        {"year": int(r[0]), "label": r[1], "unit": r[2], "pixel_size": r[3], "nodata": r[4], "source": r[5]}
+        for r in await cur.fetchall()
+    ]
+
+
+async def extent(conn: psycopg.AsyncConnection) -> tuple[float, float, float, float] | None:
+    """The RD New extent of all raster tiles, or None when the coverage is empty."""
+    cur = await conn.execute(EXTENT_SQL)
+    row = await cur.fetchone()
+    if not row or row[0] is None:
+        return None
+    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A piece of raster: upper-left corner, pixel size (``scale_y`` negative) and values (NaN: no data)."""
+
+    ulx: float
+    uly: float
+    scale_x: float
+    scale_y: float
+    values: np.ndarray
+
+
+async def pieces(conn: psycopg.AsyncConnection, bounds: tuple[float, float, float, float], year: int,
+                 resolution: float) -> list[Piece]:
+    """The raster of ``year`` inside RD New ``bounds``, coarsened to about ``resolution`` metres where
+    that is much coarser than the stored pixels (so a national view does not read every pixel)."""
+    x0, y0, x1, y1 = bounds
+    cur = await conn.execute(PIECES_SQL, {"x0": x0, "y0": y0, "x1": x1, "y1": y1, "year": year,
+                                          "res": resolution})
+    return [p for (wkb,) in await cur.fetchall() if (p := parse_raster_wkb(bytes(wkb))) is not None]
+
+
+_PIXTYPES = {3: "i1", 4: "u1", 5: "<i2", 6: "<u2", 7: "<i4", 8: "<u4", 10: "<f4", 11: "<f8"}
+_HEADER = struct.Struct("<BHHddddddiHH")
+
+
+def parse_raster_wkb(data: bytes) -> Piece | None:
+    """Band 1 of a PostGIS raster in WKB (little endian, in-db) as a :class:`Piece`."""
+    if not data or data[0] != 1:
+        raise ValueError("expected a little-endian raster WKB")
+    _, _, nbands, sx, sy, ulx, uly, _skx, _sky, _srid, width, height = _HEADER.unpack_from(data, 0)
+    if nbands < 1 or width == 0 or height == 0:
+        return None
+    offset = _HEADER.size
+    flags = data[offset]
+    offset += 1
+    pixtype = flags & 0x0F
+    dtype = np.dtype(_PIXTYPES.get(pixtype, "<f8"))
+    if pixtype not in _PIXTYPES or flags & 0x80:
+        raise ValueError(f"unsupported raster band (pixel type {pixtype}, flags {flags:#x})")
+    nodata = np.frombuffer(data, dtype, 1, offset)[0]
+    offset += dtype.itemsize
+    values = np.frombuffer(data, dtype, width * height, offset).reshape(height, width).astype(np.float64)
+    if flags & 0x40:
+        values[values == nodata] = np.nan
+    if flags & 0x20:  # every pixel is nodata
+        values[:] = np.nan
+    return Piece(ulx, uly, sx, sy, values)
+
+
+def sample(pieces_: list[Piece], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Values at RD New points (nearest pixel), NaN where no piece has data."""
+    out = np.full(xs.shape, np.nan)
+    for p in pieces_:
+        cols = np.floor((xs - p.ulx) / p.scale_x).astype(np.int64)
+        rows = np.floor((ys - p.uly) / p.scale_y).astype(np.int64)
+        h, w = p.values.shape
+        inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+        vals = np.full(xs.shape, np.nan)
+        vals[inside] = p.values[rows[inside], cols[inside]]
+        take = inside & np.isfinite(vals)
+        out[take] = vals[take]
+    return out
