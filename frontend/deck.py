@@ -202,18 +202,24 @@ def _establishments(base_url: str) -> MapLayer:
                     description=spec.description)
 
 
+def inspection_year_expression(year: int | None, radius: float = 5) -> str | float:
+    """Point radius of an inspection: drawn in the chosen year only (tiles cannot filter a date range)."""
+    if not year:
+        return radius
+    return f"properties.inspected_on >= '{year}-01-01' && properties.inspected_on <= '{year}-12-31' ? {radius} : 0"
+
+
 def _inspections(base_url: str, inspection_year: int | None) -> MapLayer:
     spec = LAYERS["inspections"]
-    dt = f"{inspection_year}-01-01/{inspection_year}-12-31" if inspection_year else None
-    layer = _mvt("inspections", spec, tile_url(base_url, spec.id, datetime=dt), False, base_url,
+    layer = _mvt("inspections", spec, tile_url(base_url, spec.id), False, base_url,
                  point_type=_quoted("circle"), filled=True, stroked=True,
                  get_fill_color=theme.result_expression(),
                  get_line_color=[30, 30, 30, 220], line_width_units=_quoted("pixels"), get_line_width=1,
-                 point_radius_units=_quoted("pixels"), get_point_radius=5, point_radius_min_pixels=2,
+                 point_radius_units=_quoted("pixels"), get_point_radius=inspection_year_expression(inspection_year),
                  parameters={"depthTest": False})
     return MapLayer(layer, "Inspections (restricted)", "supervision", spec.id, False, theme.result_legend(),
                     _tooltip(spec, ["inspected_on", "kind", "result", "lhs_cell", "intervention"]),
-                    params={"datetime": "inspections"}, restricted=spec.access == "restricted",
+                    params={"inspectionYear": "getPointRadius"}, restricted=spec.access == "restricted",
                     description=spec.description)
 
 

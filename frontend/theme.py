@@ -59,17 +59,20 @@ NO_HABITAT: RGBA = (150, 158, 168, 110)
 
 
 def exceedance_expression(field: str = "exceedance", kdw_field: str = "lowest_kdw") -> str:
-    """A deck.gl JSON expression (``@@=`` body) that colours a feature by its exceedance class."""
+    """A deck.gl JSON expression (``@@=`` body) that colours a feature by its exceedance class.
+
+    "No habitat" is tested as ``not (kdw > 0)``: binary MVT features carry a missing number as 0 or NaN,
+    never null, and a KDW is always positive."""
     expr = f"[{', '.join(map(str, EXCEEDANCE_CLASSES[-1][1]))}]"
     for upper, color, _ in reversed(EXCEEDANCE_CLASSES[:-1]):
         expr = f"properties.{field} <= {upper} ? [{', '.join(map(str, color))}] : ({expr})"
     grey = ", ".join(map(str, NO_HABITAT))
-    return f"properties.{kdw_field} == null || properties.{field} == null ? [{grey}] : ({expr})"
+    return f"properties.{kdw_field} > 0 ? ({expr}) : [{grey}]"
 
 
 def exceedance_class(exceedance: float | None, lowest_kdw: float | None) -> RGBA:
     """The colour of one hexagon, as the expression computes it (for tests and static renderings)."""
-    if exceedance is None or lowest_kdw is None:
+    if exceedance is None or lowest_kdw is None or not lowest_kdw > 0:
         return NO_HABITAT
     for upper, color, _ in EXCEEDANCE_CLASSES:
         if upper is None or exceedance <= upper:
@@ -197,15 +200,8 @@ def deposition_stops() -> tuple[tuple[float, RGBA], ...]:
         if exc.name != "layers.styles":
             raise
         return _VIRIDIS_STOPS
-    ramp = getattr(styles, "DEPOSITION_RAMP", None) or getattr(styles, "DEPOSITION_STOPS", None)
-    if not ramp:
-        return _VIRIDIS_STOPS
-    stops: list[tuple[float, RGBA]] = []
-    for stop in ramp:
-        value, color = (stop.value, stop.color) if hasattr(stop, "value") else (stop[0], stop[1])
-        rgba = tuple(int(c) for c in color)
-        stops.append((float(value), (rgba + (255,))[:4] if len(rgba) == 3 else rgba))  # type: ignore[arg-type]
-    return tuple(stops)
+    ramp = styles.DEPOSITION_RAMP
+    return tuple((float(stop.value), tuple(int(c) for c in stop.rgba)) for stop in ramp.stops)  # type: ignore[misc]
 
 
 def deposition_legend() -> Legend:

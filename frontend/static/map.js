@@ -10,7 +10,7 @@
   cfg.layers.forEach(function (m) { metaById[m.id] = m; });
   var T0 = 0;  // metrics are milliseconds since navigation start
 
-  var metrics = {firstRender: null, firstFrame: null, loaded: {}, tileErrors: {}};
+  var metrics = {firstRender: null, firstFrame: null, frames: 0, loaded: {}, tileErrors: {}};
   var state = {
     visible: {},
     year: null,
@@ -137,9 +137,12 @@
     var meta = metaById[spec.id] || {params: {}};
     var json = Object.assign({}, spec, {visible: !!state.visible[spec.id]});
     if (meta.params.year === "deposition" && state.year) json.data = withParam(json.data, "year", state.year);
-    if (meta.params.datetime === "inspections" && state.inspectionYear) {
+    if (meta.params.inspectionYear && state.inspectionYear) {
+      // vector tiles filter by equality only: the year is chosen by the point radius (0 outside the year)
       var y = state.inspectionYear;
-      json.data = withParam(json.data, "datetime", y + "-01-01/" + y + "-12-31");
+      json.getPointRadius = "@@=properties.inspected_on >= '" + y + "-01-01' && properties.inspected_on <= '" +
+        y + "-12-31' ? 5 : 0";
+      json.updateTriggers = {getPointRadius: y};
     }
     if (json.loadOptions || json["@@type"] === "MVTLayer" || json["@@type"] === "TileLayer") {
       json.loadOptions = Object.assign({}, json.loadOptions || {}, {fetch: {headers: authHeaders()}});
@@ -439,6 +442,8 @@
       transitionInterpolator: new D.FlyToInterpolator()
     });
     deckgl.setProps({initialViewState: vs});
+    // deck.gl reports transitions through onViewStateChange, but not a jump: keep the state in step
+    if (!vs.transitionDuration) state.viewState = Object.assign({}, vs);
   }
 
   function bboxOf(geometry) {
@@ -758,8 +763,7 @@
       } catch (err) { /* private mode: keep it in memory */ }
       reported = {};
       say(state.apiKey ? "API key set for this browser session." : "API key removed.", "info");
-      refresh();
-      loadHousing();
+      loadConfig().then(function () { refresh(); loadHousing(); });
     });
     $("reset-view").addEventListener("click", function () { flyTo(Object.assign({}, cfg.deck.initialViewState)); });
   }
@@ -784,6 +788,17 @@
   // ---------------------------------------------------------------------------------------------------
   // start
   var deckgl = null;
+  var interaction = {};
+
+  /* true when the camera is still and every layer (every tile in view) has loaded */
+  function isIdle() {
+    if (!deckgl || !deckgl.layerManager) return false;
+    if (interaction.inTransition || interaction.isDragging || interaction.isPanning || interaction.isZooming ||
+        interaction.isRotating) return false;
+    if (deckgl.needsRedraw({clearRedrawFlags: false})) return false;
+    return deckgl.layerManager.getLayers().filter(function (l) { return !l.parent; })
+      .every(function (l) { return l.isLoaded; });
+  }
 
   function start() {
     setupControls();
@@ -797,7 +812,9 @@
         getTooltip: getTooltip,
         onClick: onClick,
         onViewStateChange: function (e) { state.viewState = e.viewState; return e.viewState; },
+        onInteractionStateChange: function (s) { interaction = s; state.inTransition = !!s.inTransition; },
         onAfterRender: function () {
+          metrics.frames += 1;
           if (metrics.firstRender === null) metrics.firstRender = performance.now() - T0;
           checkFirstFrame();
         },
@@ -818,6 +835,7 @@
     openPoint: openPoint,
     openEstablishment: openEstablishment,
     refresh: refresh,
+    isIdle: isIdle,
     deck: null,
     /* pixel position of a lon/lat in the current view (for tests and tours) */
     project: function (lon, lat) {

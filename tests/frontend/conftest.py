@@ -1,0 +1,146 @@
+"""Browser-test fixtures: a database of the map's own (so its hand-made twin never meets other tests' data),
+the app served by uvicorn on a free loopback port, and Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import uvicorn
+
+from twin import cluster, database
+from twin.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import map_fixture  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run", "--disable-quic", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+    "--disable-dev-shm-usage",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+@pytest.fixture(scope="session")
+def map_settings(base_settings: Settings) -> Iterator[Settings]:
+    """A fresh, migrated database holding the map fixture; dropped at the end of the session."""
+    name = f"twin_map_{os.getpid()}"
+    s = base_settings.model_copy(update={"database_name": name})
+    if s.local_cluster:
+        cluster.up(s)
+        cluster.drop_database(s, name)
+        cluster.create_database(s, name)
+    else:
+        with psycopg.connect(database.url_for(base_settings, "owner"), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {name}")
+        s = s.model_copy(update={"database_url": database.url_for(base_settings, "owner", name)})
+    database.migrate(s)
+    yield s
+    if s.local_cluster:
+        cluster.up(s)
+        cluster.drop_database(s, name)
+    else:
+        with psycopg.connect(database.url_for(base_settings, "owner"), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def map_data(map_settings: Settings) -> Iterator[dict[str, Any]]:
+    """The hand-made twin, inserted as the owner and removed afterwards."""
+    owner = database.url_for(map_settings, "owner")
+    facts = map_fixture.load(owner)
+    yield facts
+    map_fixture.unload(owner)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def map_server(map_settings: Settings, map_data: dict[str, Any]) -> Iterator[str]:
+    """The app (API and map) served over real HTTP on 127.0.0.1 in a background thread."""
+    from api.app import create_app
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(map_settings), host="127.0.0.1", port=port,
+                                          log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start for the browser tests")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless (WebGL through SwiftShader)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: run scripts/setup.sh --test (installs Debian's chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class MapPage:
+    """A browser page on the map with everything it logged and requested."""
+
+    page: Any
+    base_url: str
+    console_errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def open(self, query: str = "") -> None:
+        self.page.goto(f"{self.base_url}/{query}")
+        # A DOM flag rather than wait_for_function: the page's CSP forbids the eval that the latter uses.
+        self.page.wait_for_selector("body[data-first-frame]", state="attached", timeout=30000)
+
+    def js(self, expression: str) -> Any:
+        return self.page.evaluate(expression)
+
+    def wait_idle(self, timeout_s: float = 15.0) -> None:
+        """Until the camera is still and every visible tile layer has loaded its viewport."""
+        deadline = time.monotonic() + timeout_s
+        calm = 0
+        while time.monotonic() < deadline:
+            # idle (nothing to redraw, every tile loaded, camera still) on three polls in a row
+            calm = calm + 1 if self.js("window.twinMap.isIdle()") else 0
+            if calm >= 3:
+                return
+            self.page.wait_for_timeout(100)
+        raise AssertionError(f"the map did not settle within {timeout_s} s")
+
+
+@pytest.fixture()
+def map_page(chromium: Any, map_server: str) -> Iterator[MapPage]:
+    context = chromium.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    page = context.new_page()
+    mp = MapPage(page, map_server)
+    page.on("console", lambda m: mp.console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: mp.console_errors.append(f"page error: {e}"))
+    page.on("request", lambda r: mp.requests.append(r.url))
+    yield mp
+    context.close()
