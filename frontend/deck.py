@@ -197,7 +197,7 @@ def _establishments(base_url: str) -> MapLayer:
                  point_radius_units=_quoted("pixels"), get_point_radius=4, point_radius_min_pixels=2,
                  parameters={"depthTest": False})
     return MapLayer(layer, "Establishments", "supervision", spec.id, True, theme.category_legend(),
-                    _tooltip(spec, ["name", "sbi_code", "sbi_description", "environmental_category",
+                    _tooltip(spec, ["establishment_id", "sbi_code", "sbi_description", "environmental_category",
                                     "activiteitenbesluit_type", "brzo", "visit_frequency_years", "city"]),
                     description=spec.description)
 
