@@ -271,7 +271,9 @@ def _draw_settlements(rng: np.random.Generator, x: FloatArray, y: FloatArray, si
     return x[k] + rng.normal(0, 1, m) * sig[k] * spread, y[k] + rng.normal(0, 1, m) * sig[k] * spread, k
 
 
-Draw = Callable[[np.random.Generator, int], tuple[FloatArray, FloatArray, IntArray]]
+Draw = Callable[[np.random.Generator, int, float], tuple[FloatArray, FloatArray, IntArray]]
+"""Draw candidates: (rng, how many, widen) -> x, y, origin. `widen` grows each round so that a saturated
+town centre spills over into free cells further out."""
 
 
 def _mixture(x: FloatArray, y: FloatArray, sig: FloatArray, w: FloatArray, spread: float,
@@ -279,8 +281,8 @@ def _mixture(x: FloatArray, y: FloatArray, sig: FloatArray, w: FloatArray, sprea
     """Candidates from Gaussians around centres (towns, estates, farms), optionally with a share
     scattered uniformly over a box (houses along country roads; origin -1)."""
 
-    def draw(rng: np.random.Generator, m: int) -> tuple[FloatArray, FloatArray, IntArray]:
-        px, py, src = _draw_settlements(rng, x, y, sig, w, m, spread)
+    def draw(rng: np.random.Generator, m: int, widen: float) -> tuple[FloatArray, FloatArray, IntArray]:
+        px, py, src = _draw_settlements(rng, x, y, sig, w, m, spread * widen)
         if scatter is not None:
             loose = rng.random(m) < scatter_share
             nl = int(loose.sum())
@@ -293,15 +295,15 @@ def _mixture(x: FloatArray, y: FloatArray, sig: FloatArray, w: FloatArray, sprea
 
 
 def _fill_blocks(lat: _Lattice, rng: np.random.Generator, n: int, k: int, draw: Draw,
-                 max_rounds: int = 10) -> tuple[FloatArray, FloatArray, IntArray]:
+                 max_rounds: int = 16) -> tuple[FloatArray, FloatArray, IntArray]:
     us: list[FloatArray] = []
     vs: list[FloatArray] = []
     src: list[IntArray] = []
     have = 0
-    for _ in range(max_rounds):
+    for round_ in range(max_rounds):
         if have >= n:
             break
-        x, y, origin = draw(rng, int((n - have) * 1.8) + 16)
+        x, y, origin = draw(rng, int((n - have) * 1.8) + 16, 1.0 + 0.12 * round_)
         cu, cv, idx = lat.take(x, y, k, n - have)
         us.append(cu)
         vs.append(cv)

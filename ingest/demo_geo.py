@@ -450,7 +450,7 @@ def fill(
     draw: Drawer,
     *,
     avoid_cores: bool = False,
-    max_rounds: int = 60,
+    max_rounds: int = 200,
 ) -> tuple[FloatArray, FloatArray, IntArray]:
     """Draw candidate points until `n` lie on land in a region municipality (outside Natura 2000 and,
     for rural features, outside town cores). Returns x, y and the municipality index."""
@@ -458,10 +458,13 @@ def fill(
     ys: list[FloatArray] = []
     ms: list[IntArray] = []
     have = 0
+    asked = 0
     for _ in range(max_rounds):
         if have >= n:
             break
-        m = max(64, int((n - have) * 1.6))
+        rate = max(have / asked, 0.002) if asked else 0.6
+        m = min(4_000_000, max(64, int((n - have) / rate * 1.3)))
+        asked += m
         x, y = draw(rng, m)
         muni = geo.locate(x, y)
         ok = muni >= 0

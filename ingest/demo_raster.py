@@ -127,13 +127,15 @@ class DepositionModel:
         src = est[est["h_nh3"] > 0]
         land_share = float(shapely.area(geo.municipalities.geometry.values[geo.in_region]).sum()
                            / shapely.area(geo.municipalities.geometry.values).sum())
+        # each generated farm stands for `rep` real ones, so the emitted mass (and the mean) does not
+        # depend on the scale; only the lumpiness does
         rep = NATIONAL_EQUIVALENT * land_share / max(len(est), 1)
-        amp = 0.032 * src["h_nh3"].to_numpy() * math.sqrt(max(rep, 1.0))
+        amp = 0.011 * src["h_nh3"].to_numpy() * max(rep, 1.0)
         col = ((src["h_x"].to_numpy() - self.x0) / self.res_c).astype(np.int64)
         row = ((self.y1 - src["h_y"].to_numpy()) / self.res_c).astype(np.int64)
         ok = (col >= 0) & (col < len(xs)) & (row >= 0) & (row < len(ys))
         grid = np.zeros((len(ys), len(xs)))
-        np.add.at(grid, (row[ok], col[ok]), np.minimum(amp[ok], 900.0))
+        np.add.at(grid, (row[ok], col[ok]), amp[ok])
         return _convolve(grid, _kernel(self.res_c))
 
     def year(self, year: int) -> FloatArray:

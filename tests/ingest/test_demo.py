@@ -355,3 +355,25 @@ def test_dirty_set_has_one_file_per_fault(small: Path, municipalities: gpd.GeoDa
     with pytest.raises(rasterio.errors.RasterioError):
         with rasterio.open(folder / by_fault["truncated-raster"]["file"]) as ds:
             ds.read()
+
+
+def test_cli_explains_itself_and_fails_non_zero(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from ingest.demo import register
+
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """twin"""
+
+    register(app)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["demo-data", "--help"])
+    assert shown.exit_code == 0 and "manifest.json" in shown.output and "national" in shown.output
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    failed = runner.invoke(app, ["demo-data", "--out", str(blocker / "out")])
+    assert failed.exit_code != 0

@@ -1,0 +1,188 @@
+"""The demo-data pipeline behind `ingest.demo.generate`: writes every layer in dependency order, the dirty
+set and the manifest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pyarrow as pa
+import shapely
+
+from ingest import demo_catalog as cat
+from ingest.demo import FILES, GENERATOR, SCALES, Manifest, ManifestFile, ProgressFn
+from ingest.demo_dirty import write_dirty
+from ingest.demo_features import (
+    BUILDING_COLUMNS,
+    HABITAT_COLUMNS,
+    HOUSING_COLUMNS,
+    iter_buildings,
+    make_habitats,
+    make_housing,
+)
+from ingest.demo_geo import RD_CRS, build_geography
+from ingest.demo_io import CsvWriter, sha256, write_geojson_wgs84, write_gpkg, write_gpkg_stream
+from ingest.demo_raster import NODATA, UNITS, write_deposition
+from ingest.demo_tables import (
+    ESTABLISHMENT_COLUMNS,
+    INSPECTION_COLUMNS,
+    PERMIT_COLUMNS,
+    iter_permits_inspections,
+    make_establishments,
+)
+
+
+def _clean(out: Path) -> None:
+    """Remove the files an earlier run wrote, so a smaller scale leaves nothing stale behind."""
+    for name in [*FILES.values(), "manifest.json"]:
+        (out / name).unlink(missing_ok=True)
+    dirty_manifest = out / "dirty" / "manifest.json"
+    if dirty_manifest.exists():
+        try:
+            ours = json.loads(dirty_manifest.read_text(encoding="utf-8")).get("generator") == GENERATOR
+        except (OSError, ValueError):
+            ours = False
+        if ours:
+            shutil.rmtree(out / "dirty")
+
+
+def _entry(out: Path, layer: str, key: str, fmt: str, crs: str, rows: int, **extra: Any) -> ManifestFile:
+    return ManifestFile(layer, FILES[key], fmt, crs, rows, sha256(out / FILES[key]), extra)
+
+
+def _building_batches(chunks: Iterator[Any], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    for ch in chunks:
+        cols = ch.columns
+        yield pa.record_batch([
+            pa.array(cols["identificatie"].astype(str), pa.string()),
+            pa.array(cols["bouwjaar"].astype(np.int32), pa.int32()),
+            pa.array(cols["status"].astype(str), pa.string()),
+            pa.array(cols["gebruiksdoel"].astype(str), pa.string()),
+            pa.array(cols["hoogte"].astype(np.float64), pa.float64()),
+            pa.array(shapely.to_wkb(ch.geometry), pa.binary()),
+        ], schema=schema)
+
+
+def run(scale: str, seed: int, out: Path, progress: ProgressFn | None = None, *, dirty: bool = True) -> Manifest:
+    """The body of `ingest.demo.generate` (kept apart so `twin --help` does not import GDAL)."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    sc = SCALES[scale]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _clean(out)
+
+    def report(layer: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(layer, done, total)
+
+    timings: dict[str, float] = {}
+    files: list[ManifestFile] = []
+    alternates: list[ManifestFile] = []
+    t0 = time.perf_counter()
+
+    def lap(layer: str) -> None:
+        nonlocal t0
+        now = time.perf_counter()
+        timings[layer] = timings.get(layer, 0.0) + now - t0
+        t0 = now
+
+    report("municipalities", 0, 1)
+    geo = build_geography(sc.region)
+    munis = geo.municipalities
+    write_gpkg(out / FILES["municipalities"], munis, "gemeenten", "MultiPolygon")
+    files.append(_entry(out, "municipalities", "municipalities", "GPKG", RD_CRS, len(munis), layer_name="gemeenten"))
+    report("municipalities", 1, 1)
+    lap("municipalities")
+
+    report("establishments", 0, 1)
+    est = make_establishments(geo, sc.establishments, seed)
+    with CsvWriter(out / FILES["establishments"], ESTABLISHMENT_COLUMNS) as w:
+        w.write(est[list(ESTABLISHMENT_COLUMNS)].itertuples(index=False, name=None))
+    files.append(_entry(out, "establishments", "establishments", "CSV", RD_CRS, len(est),
+                        x_column="x_coord", y_column="y_coord"))
+    if sc.establishments_gpkg:
+        cols = [c for c in ESTABLISHMENT_COLUMNS if c not in ("x_coord", "y_coord")]
+        gdf = gpd.GeoDataFrame(est[cols], geometry=shapely.points(est["h_x"], est["h_y"]), crs=RD_CRS)
+        write_gpkg(out / FILES["establishments-gpkg"], gdf, "inrichtingen", "Point")
+        alternates.append(_entry(out, "establishments", "establishments-gpkg", "GPKG", RD_CRS, len(est),
+                                 layer_name="inrichtingen", same_as=FILES["establishments"]))
+    report("establishments", 1, 1)
+    lap("establishments")
+
+    n_chunks = (len(est) + sc.chunk_size - 1) // sc.chunk_size
+    report("permits, inspections", 0, n_chunks)
+    with CsvWriter(out / FILES["permits"], PERMIT_COLUMNS) as wp, \
+            CsvWriter(out / FILES["inspections"], INSPECTION_COLUMNS) as wi:
+        for k, (prow, irow) in enumerate(iter_permits_inspections(est, seed, sc.chunk_size)):
+            wp.write(prow)
+            wi.write(irow)
+            report("permits, inspections", k + 1, n_chunks)
+        n_permits, n_inspections = wp.rows, wi.rows
+    files.append(_entry(out, "permits", "permits", "CSV", RD_CRS, n_permits, join_on="inrichting_id"))
+    files.append(_entry(out, "inspections", "inspections", "CSV", RD_CRS, n_inspections,
+                        join_on="inrichting_id"))
+    lap("permits+inspections")
+
+    report("natura2000-habitats", 0, 1)
+    habitats = make_habitats(geo)
+    write_gpkg(out / FILES["natura2000-habitats"], habitats[list(HABITAT_COLUMNS) + ["geometry"]],
+               "habitattypen", "MultiPolygon")
+    files.append(_entry(out, "natura2000-habitats", "natura2000-habitats", "GPKG", RD_CRS, len(habitats),
+                        layer_name="habitattypen"))
+    report("natura2000-habitats", 1, 1)
+    lap("natura2000-habitats")
+
+    report("housing-sites", 0, 1)
+    housing = make_housing(geo, est, sc.housing_sites, seed)
+    write_geojson_wgs84(out / FILES["housing-sites"], housing[list(HOUSING_COLUMNS) + ["geometry"]],
+                        "woningbouwlocaties")
+    files.append(_entry(out, "housing-sites", "housing-sites", "GeoJSON", "EPSG:4326", len(housing),
+                        layer_name="woningbouwlocaties"))
+    report("housing-sites", 1, 1)
+    lap("housing-sites")
+
+    n_munis = int(geo.in_region.sum())
+    done = 0
+
+    def counted_buildings() -> Iterator[Any]:
+        nonlocal done
+        for chunk in iter_buildings(geo, est, sc.buildings, seed):
+            yield chunk
+            done += 1
+            report("buildings", done, n_munis)
+
+    report("buildings", 0, n_munis)
+    schema = pa.schema([("identificatie", pa.string()), ("bouwjaar", pa.int32()), ("status", pa.string()),
+                        ("gebruiksdoel", pa.string()), ("hoogte", pa.float64()), ("geom", pa.binary())])
+    assert tuple(schema.names[:-1]) == BUILDING_COLUMNS
+    n_buildings = write_gpkg_stream(out / FILES["buildings"], "pand", schema,
+                                    _building_batches(counted_buildings(), schema), "Polygon")
+    files.append(_entry(out, "buildings", "buildings", "GPKG", RD_CRS, n_buildings, layer_name="pand"))
+    lap("buildings")
+
+    bands = write_deposition(out / FILES["nitrogen-deposition"], geo, est, sc.raster_resolution,
+                             lambda d, t: report("nitrogen-deposition", d, t))
+    files.append(_entry(out, "nitrogen-deposition", "nitrogen-deposition", "GTiff", RD_CRS, bands,
+                        bands=[str(y) for y in cat.DEPOSITION_YEARS], units=UNITS, nodata=NODATA,
+                        resolution=sc.raster_resolution))
+    lap("nitrogen-deposition")
+
+    dirty_path = None
+    if dirty:
+        report("dirty", 0, 1)
+        write_dirty(out / "dirty", seed)
+        dirty_path = "dirty/manifest.json"
+        report("dirty", 1, 1)
+        lap("dirty")
+
+    manifest = Manifest(scale=scale, seed=seed, files=files, alternates=alternates, dirty=dirty_path,
+                        timings=timings)
+    manifest.write(out)
+    return manifest
