@@ -28,6 +28,8 @@ DEFAULT_VIEW = {"longitude": 5.25, "latitude": 52.02, "zoom": 6.9, "pitch": 45, 
                 "minZoom": 5, "maxZoom": 19}
 TILE_MAX_ZOOM = 14  # tiles are fetched up to this zoom and overzoomed beyond it
 HEX_SWITCH_ZOOM = 11  # the national hexagon grid below, the 1 ha AERIUS hexagons from here on
+# Points are drawn from a regional zoom on: at national zoom a tile would carry tens of thousands of them.
+POINT_MIN_ZOOM = {"establishments": 9, "inspections": 10, "permits": 10}
 HEX_ELEVATION_SCALE = {"national": 12.0, "1ha": 0.6}  # metres of column per mol N/ha/yr
 MVT_WORKER_PATH = "/static/vendor/loaders.gl-mvt-4.4.3/mvt-worker.js?v=4.4.3"  # loaders.gl of pydeck 0.9.3
 TWIN_DECK_LIBRARY = "TwinDeck"  # the custom library (frontend/static/twin-deck.js) with @@function helpers
@@ -90,7 +92,7 @@ def _mvt(layer_id: str, spec: LayerSpec, url: str, visible: bool, base_url: str,
     """An MVTLayer of a registry layer: zoom limits, picking and the registry's colours."""
     style = spec.style
     base: dict[str, Any] = {
-        "min_zoom": spec.min_zoom,
+        "min_zoom": max(spec.min_zoom, POINT_MIN_ZOOM.get(layer_id, 0)),
         "max_zoom": min(spec.max_zoom, TILE_MAX_ZOOM),
         "pickable": True,
         "auto_highlight": True,

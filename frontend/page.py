@@ -132,6 +132,7 @@ establishments and inspections in the Netherlands.">
 </aside>
 <div id="status" class="status" role="status" aria-live="polite" hidden></div>
 <script type="application/json" id="twin-config">{config}</script>
+<script src="{boot_js}"></script>
 <script src="{deck_js}"></script>
 <script src="{twin_deck_js}"></script>
 <script src="{map_js}"></script>
@@ -147,6 +148,7 @@ def render_page(settings: Settings | None) -> str:
     return PAGE.format(
         icon=asset_url("icon.svg"),
         css=asset_url("map.css"),
+        boot_js=asset_url("boot.js"),
         deck_js=DECK_BUNDLE_URL,
         twin_deck_js=asset_url("twin-deck.js"),
         map_js=asset_url("map.js"),

@@ -20,7 +20,9 @@ import pydeck
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from api.auth import PrincipalDep, can_read
 from api.deps import ConnDep
+from layers.registry import LAYERS
 from twin.errors import NotFound
 
 router = APIRouter(tags=["map"], include_in_schema=False)
@@ -123,11 +125,14 @@ INSPECTION_RANGE_SQL = "SELECT min(inspected_on), max(inspected_on) FROM twin.in
 
 
 @router.get("/map/config.json")
-async def map_config(conn: ConnDep) -> dict[str, Any]:
-    """What the map page needs from the data at start: the deposition years and the inspection years."""
+async def map_config(conn: ConnDep, principal: PrincipalDep) -> dict[str, Any]:
+    """What the map page needs from the data at start: the deposition years and the inspection years
+    (only for callers who may read inspections: for others row-level security would scan them all)."""
     cur = await conn.execute(YEARS_SQL)
     deposition_years = [int(row[0]) for row in await cur.fetchall()]
     inspection_years: list[int] = []
+    if not can_read(principal, LAYERS["inspections"]):
+        return {"deposition_years": deposition_years, "inspection_years": inspection_years}
     try:
         cur = await conn.execute(INSPECTION_RANGE_SQL)
         first, last = await cur.fetchone() or (None, None)

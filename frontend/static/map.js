@@ -101,7 +101,9 @@
 
   /* fetch JSON from the app; rejects with an Error whose message is the API's description. */
   function getJson(url) {
-    return fetch(url, {headers: Object.assign({Accept: "application/json"}, authHeaders())}).then(function (r) {
+    var early = globalThis.twinBoot && globalThis.twinBoot.take(url);  // started by boot.js
+    var request = early || fetch(url, {headers: Object.assign({Accept: "application/json"}, authHeaders())});
+    return request.then(function (r) {
       return r.text().then(function (text) {
         var body = null;
         try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }

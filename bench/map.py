@@ -1,0 +1,176 @@
+"""Map benchmark: page weight and time to first frame of the map in headless Chromium.
+
+Serves the app (uvicorn, 127.0.0.1, a free port) against the twin named by the settings (for the medium
+twin: ``TWIN_DATABASE_NAME=...``), or measures a running server with ``--url``. Each run is a cold load in
+a fresh browser context (no cache). "First frame" is the moment the map has drawn with every tile layer
+that is visible at the start loaded (``twinMap.metrics.firstFrame``, ms since navigation start).
+
+    TWIN_DATABASE_NAME=twin_medium .venv/bin/python bench/map.py --runs 3
+    .venv/bin/python bench/map.py --url http://127.0.0.1:8000 --screenshots docs/img
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", "--disable-quic", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+        "--disable-dev-shm-usage"]
+VIEWPORT = {"width": 1400, "height": 860}
+
+
+@contextmanager
+def serve() -> Iterator[str]:
+    """The app on a free loopback port, in a thread, with the environment's settings."""
+    import uvicorn
+
+    from api.app import create_app
+    from twin.settings import get_settings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(get_settings()), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise SystemExit("the app did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def wait_idle(page: Any, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    calm = 0
+    while time.monotonic() < deadline:
+        calm = calm + 1 if page.evaluate("window.twinMap.isIdle()") else 0
+        if calm >= 3:
+            return
+        page.wait_for_timeout(100)
+    raise SystemExit("the map did not settle")
+
+
+def cold_load(browser: Any, url: str) -> dict[str, Any]:
+    """One cold load: bytes over the wire, requests, hosts, first render and first frame."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    finished: list[Any] = []
+    errors: list[str] = []
+    page.on("requestfinished", lambda r: finished.append(r))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    t0 = time.monotonic()
+    page.goto(url)
+    page.wait_for_selector("body[data-first-frame]", state="attached", timeout=120_000)
+    wall = time.monotonic() - t0
+    metrics = page.evaluate("window.twinMap.metrics")
+    if "-v" in sys.argv:
+        print({k: round(v) for k, v in metrics["loaded"].items()}, metrics.get("tileErrors"))
+    wait_idle(page)
+    by_kind: dict[str, int] = {}
+    total = 0
+    for req in finished:
+        size = req.sizes()["responseBodySize"]
+        kind = "tiles" if "/tiles/" in req.url else "script" if req.url.split("?")[0].endswith(".js") else "other"
+        by_kind[kind] = by_kind.get(kind, 0) + size
+        total += size
+    result = {
+        "first_render_ms": metrics["firstRender"],
+        "first_frame_ms": metrics["firstFrame"],
+        "wall_s": wall,
+        "requests": len(finished),
+        "bytes": total,
+        "bytes_by_kind": by_kind,
+        "hosts": sorted({urlsplit(r.url).hostname or "" for r in finished}),
+        "console_errors": errors,
+    }
+    context.close()
+    return result
+
+
+def screenshots(browser: Any, url: str, out: Path) -> None:
+    """The national 3D view and an inspector's panel, for the docs."""
+    out.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("body[data-first-frame]", state="attached", timeout=120_000)
+    wait_idle(page)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(out / "map-national.png"))
+    target = page.evaluate("""async () => {
+        const r = await fetch('/analysis/inspection-priority?limit=50', {headers: {Accept: 'application/json'}});
+        if (!r.ok) return null;
+        const body = await r.json();
+        const rows = body.features || body.items || body.establishments || body.ranking || [];
+        return rows.map(x => x.properties || x).find(p => p.establishment_id) || null;
+    }""")
+    est_id = (target or {}).get("establishment_id")
+    if not est_id:
+        est_id = page.evaluate("fetch('/collections/establishments/items?limit=1&environmental_category=4.1')"
+                               ".then(r => r.json()).then(b => b.features[0].properties.establishment_id)")
+    item = page.evaluate(f"fetch('/collections/establishments/items/{est_id}').then(r => r.json())")
+    lon, lat = item["geometry"]["coordinates"]
+    page.evaluate(f"window.twinMap.flyTo({{longitude: {lon} + 0.004, latitude: {lat}, zoom: 14.2, pitch: 55, "
+                  f"bearing: -20, transitionDuration: 0}})")
+    page.evaluate(f"window.twinMap.openEstablishment({est_id!r}, [{lon}, {lat}], null)")
+    page.wait_for_selector("#report-link", timeout=30_000)
+    wait_idle(page)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(out / "map-panel.png"))
+    context.close()
+    print(f"screenshots: {out / 'map-national.png'}, {out / 'map-panel.png'} (establishment {est_id})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="a running server; by default the app is served here")
+    parser.add_argument("--runs", type=int, default=3, help="cold loads to measure (median reported)")
+    parser.add_argument("--screenshots", type=Path, help="write map-national.png and map-panel.png here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print when each layer had loaded")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    with (serve() if not args.url else _given(args.url)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        results = [cold_load(browser, url + "/") for _ in range(args.runs)]
+        for i, r in enumerate(results, 1):
+            kinds = ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sorted(r["bytes_by_kind"].items()))
+            print(f"run {i}: first frame {r['first_frame_ms']:.0f} ms (first render {r['first_render_ms']:.0f} ms), "
+                  f"{r['requests']} requests, {r['bytes'] / 1e6:.2f} MB over the wire ({kinds}); "
+                  f"hosts {r['hosts']}; console errors {len(r['console_errors'])}")
+        ff = statistics.median(r["first_frame_ms"] for r in results)
+        weight = statistics.median(r["bytes"] for r in results)
+        print(f"median: first frame {ff:.0f} ms, page weight {weight / 1e6:.2f} MB "
+              f"({'within' if ff <= 3000 else 'OVER'} the 3 s goal)")
+        if args.screenshots:
+            screenshots(browser, url, args.screenshots)
+        browser.close()
+
+
+@contextmanager
+def _given(url: str) -> Iterator[str]:
+    yield url.rstrip("/")
+
+
+if __name__ == "__main__":
+    main()
