@@ -273,12 +273,13 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
     results: list[RunResult] = []
     for e in order_entries(manifest_entries(folder)):
         file = folder / (e.get("file") or e["path"])
+        target = f"{file}:{e['layer_name']}" if e.get("layer_name") and file.suffix.lower() == ".gpkg" else str(file)
         if e.get("layer") in COVERAGES and e.get("year") is not None:
             extra: dict[str, Any] = {"year": int(e["year"])}
         else:
             extra = {}
         try:
-            result = _run_load(settings, e["layer"], str(file), crs=e.get("crs"), mode=mode,
+            result = _run_load(settings, e["layer"], target, crs=e.get("crs"), mode=mode,
                                max_reject_rate=max_reject_rate, **extra)
         except TwinError as exc:
             result = RunResult(None, e["layer"], str(file), mode, status="refused", message=exc.message)

@@ -42,7 +42,7 @@ from psycopg.copy import QueuedLibpqWriter
 from pyproj import CRS
 
 from ingest import geometry as geo
-from ingest.sources import ChecksumThread, VectorSource, open_source
+from ingest.sources import ChecksumThread, VectorSource, open_source, split_layer
 from ingest.validation import ARROW_TYPES, Mapping, Reject, map_columns, require_columns, validate
 from layers.registry import COVERAGES, LAYERS, SCHEMA, LayerSpec, get_layer
 from twin.database import connect, url_for
@@ -90,6 +90,7 @@ class RunResult:
     rejects: list[Reject] = field(default_factory=list)
     report: Path | None = None
     notes: list[str] = field(default_factory=list)
+    summer: ChecksumThread | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -274,6 +275,11 @@ class _Load:
         self.checked_crs = False
         self.staged = 0
         self.timing = {"read": 0.0, "validate": 0.0, "geometry": 0.0, "copy": 0.0}
+        cols = plan.geometry.columns
+        # Geometry problems are reported under the column the user knows: x_coord, wkt, or the file's
+        # geometry column (geom).
+        self.gfield = cols[0] if cols else (plan.source.geometry_name or "geometry")
+        self.columns_now: pa.Table | None = None
 
     # one batch -> good rows as an Arrow table (columns: [row_number], fields..., geom)
     def prepare(self, columns: pa.Table, wkb: pa.Array | None, rows: np.ndarray) -> pa.Table | None:
@@ -306,6 +312,7 @@ class _Load:
     def _geometry(self, columns: pa.Table, wkb: pa.Array | None, rows: np.ndarray, bad: np.ndarray) -> pa.Array:
         """Build, transform and check the batch's geometry; hex EWKB (SRID 28992) for the COPY."""
         plan = self.plan
+        self.columns_now = columns
         if plan.geometry.kind == "none":
             return pa.nulls(len(rows), pa.string())
         if self.spec.geometry_type == "Point":
@@ -355,8 +362,8 @@ class _Load:
             outside |= inside & ~near
         for i in np.nonzero(outside)[0]:
             hint = geo.diagnose_crs(raw_x[i:i + 1], raw_y[i:i + 1], plan.crs, plan.crs_given)
-            self._reject(rows, bad, int(i), "geometry", f"{raw_x[i]:.6g} {raw_y[i]:.6g}",
-                         f"geometry lies outside the Netherlands (x {raw_x[i]:.6g}, y {raw_y[i]:.6g} in "
+            self._reject(rows, bad, int(i), self.gfield, self._raw_value(int(i), raw_x[i], raw_y[i]),
+                         f"the location lies outside the Netherlands (x {raw_x[i]:.6g}, y {raw_y[i]:.6g} in "
                          f"{geo.crs_label(plan.crs)}" + (f"; {hint.split(' (')[0]}" if hint else "") + ")")
         return outside
 
@@ -370,7 +377,7 @@ class _Load:
         present = ~np.isnan(x) & ~np.isnan(y)
         if plan.fill_geometry_from is None:
             for i in np.nonzero(~present)[0]:
-                self._reject(rows, bad, int(i), "geometry", "", "geometry: the row has no geometry")
+                self._reject(rows, bad, int(i), self.gfield, "", self._no_geometry())
         self._outside(present, x, y, raw_x, raw_y, rows, bad)
         return geo.points_ewkb_hex(x, y)
 
@@ -399,12 +406,13 @@ class _Load:
         changed = changed or bool((types != before).any())
         for i in np.nonzero(wrong)[0]:
             got = geo.TYPE_NAMES.get(int(types[i]), "unknown")
-            self._reject(rows, bad, int(i), "geometry", got,
-                         f"geometry: a {got} cannot be stored in this layer, which holds {self.spec.geometry_type}")
+            self._reject(rows, bad, int(i), self.gfield, got,
+                         f"{self.gfield}: a {got} cannot be stored in this layer, which holds "
+                         f"{self.spec.geometry_type}")
         present = ~shapely.is_missing(geoms)
         if plan.fill_geometry_from is None:
             for i in np.nonzero(~present & ~wrong)[0]:
-                self._reject(rows, bad, int(i), "geometry", "", "geometry: the row has no geometry")
+                self._reject(rows, bad, int(i), self.gfield, "", self._no_geometry())
         placed = present & ~wrong
         outside = self._outside(placed, x, y, raw_x, raw_y, rows, bad, geoms)
         polygonal = placed & ~outside & np.isin(types, (geo.POLYGON, geo.MULTIPOLYGON))
@@ -436,15 +444,31 @@ class _Load:
             if repaired is not None and geo.fits(repaired, self.spec.geometry_type, int(types[i])):
                 repaired, _ = geo.coerce_type(np.array([repaired], dtype=object), self.spec.geometry_type)
                 out[i] = repaired[0]
-                self.rejects.append(Reject(int(rows[i]), "geometry", why,
-                                           f"geometry was invalid ({why}) and was repaired with ST_MakeValid",
-                                           "warning"))
+                self.rejects.append(Reject(int(rows[i]), self.gfield, why,
+                                           f"{self.gfield}: the geometry was invalid ({why}) and was repaired "
+                                           "with ST_MakeValid", "warning"))
             else:
                 got = geo.TYPE_NAMES.get(int(shapely.get_type_id(repaired)), "nothing") if repaired else "nothing"
-                self._reject(rows, bad, int(i), "geometry", why,
-                             f"geometry is invalid ({why}) and ST_MakeValid cannot repair it without changing its "
-                             f"type (the repair gives a {got})")
+                self._reject(rows, bad, int(i), self.gfield, why,
+                             f"{self.gfield}: the geometry is invalid ({why}) and ST_MakeValid cannot repair it "
+                             f"without changing its type (the repair gives a {got})")
         return out
+
+    def _no_geometry(self) -> str:
+        cols = self.plan.geometry.columns
+        if len(cols) == 2:
+            return f"{cols[0]} and {cols[1]} are empty: the row has no location"
+        return f"{self.gfield} is empty: the row has no geometry"
+
+    def _raw_value(self, i: int, x: float, y: float) -> str:
+        """The location as the file wrote it: the x (or WKT) text, else the coordinates."""
+        cols = self.plan.geometry.columns
+        if cols and self.columns_now is not None:
+            v = self.columns_now.column(cols[0])[i].as_py()
+            if v is not None:
+                text = str(v)
+                return text if len(text) <= 80 else text[:77] + "..."
+        return f"{x:.6g} {y:.6g}"
 
     def _reject(self, rows: np.ndarray, bad: np.ndarray, i: int, col: str, value: str, reason: str) -> None:
         bad[i] = True
@@ -532,11 +556,20 @@ def _read(source: VectorSource, timing: dict[str, float], batch_size: int) -> It
         yield b.columns, b.geometry, b.rows
 
 
+_LAND_CACHE: dict[tuple[Any, ...], geo.LandMask | None] = {}
+
+
 def land_mask(conn: psycopg.Connection) -> geo.LandMask | None:
     """The land mask from the loaded municipalities, or None when there are none yet (the RD New extent
-    is then the only check)."""
-    blobs = [r[0] for r in conn.execute("SELECT ST_AsBinary(geom) FROM twin.municipalities").fetchall()]
-    return geo.LandMask.from_wkb(blobs) if blobs else None
+    is then the only check). Kept per process while the municipalities do not change."""
+    info = conn.info
+    stamp = conn.execute("SELECT count(*), max(run_id), max(loaded_at) FROM twin.municipalities").fetchone()
+    key = (info.host, info.port, info.dbname, *(stamp or ()))
+    if key not in _LAND_CACHE:
+        blobs = [r[0] for r in conn.execute("SELECT ST_AsBinary(geom) FROM twin.municipalities").fetchall()]
+        _LAND_CACHE.clear()
+        _LAND_CACHE[key] = geo.LandMask.from_wkb(blobs) if blobs else None
+    return _LAND_CACHE[key]
 
 
 @contextmanager
@@ -581,32 +614,27 @@ def load(
     except KeyError:
         known = ", ".join([*LAYERS, *COVERAGES])
         raise IngestError(f"unknown layer {layer_id!r}; known layers: {known}", parameter="layer") from None
-    source = open_source(path)
-    return _load_vector(settings, spec, source, crs, mode, max_reject_rate, progress, batch_size)
+    return _load_vector(settings, spec, path, crs, mode, max_reject_rate, progress, batch_size)
 
 
-def _load_vector(settings: Settings, spec: LayerSpec, source: VectorSource, crs: str | None, mode: str,
-                 max_reject_rate: float, progress: ProgressFn | None, batch_size: int) -> RunResult:
+@contextmanager
+def recorded_run(settings: Settings, layer: str, label: str, mode: str,
+                 options: dict[str, Any]) -> Iterator[tuple[psycopg.Connection, RunResult]]:
+    """A run in twin.ingest_runs around a load: yields (an autocommit helper connection as the writer, the
+    result to fill). An IngestError inside becomes status ``refused`` (with its rejects), anything else
+    ``failed`` (and is raised); the body sets the final status and counts itself on success."""
     started = time.perf_counter()
-    url = url_for(settings, "writer")
-    summer = ChecksumThread(source.files, source.layer or "")
-    summer.start()
-    result = RunResult(None, spec.id, source.label, mode)
-    options = {"crs": crs, "max_reject_rate": max_reject_rate, "format": source.format}
-    with connect(url, autocommit=True) as helper:
-        result.run_id = run_id = start_run(helper, spec.id, source.label, mode, options)
+    result = RunResult(None, layer, label, mode)
+    with connect(url_for(settings, "writer"), autocommit=True) as helper:
+        result.run_id = start_run(helper, layer, label, mode, options)
         try:
-            plan = plan_load(spec, source, crs)
-            result.notes.extend(source.notes)
-            land = land_mask(helper) if spec.id != "municipalities" else None
-            with _transaction(url) as conn:
-                _run(conn, plan, result, land, helper, progress, max_reject_rate, batch_size, started, summer)
+            yield helper, result
         except IngestError as exc:
             result.status, result.message = "refused", exc.message
-            result.checksum = _safe_checksum(summer)
+            result.checksum = result.checksum or _safe_checksum(result.summer)
             result.timings["total"] = time.perf_counter() - started
             finish_run(helper, result)
-            save_rejects(helper, run_id, source.label, result.rejects)
+            save_rejects(helper, result.run_id, label, result.rejects)
         except BaseException as exc:
             result.status = "failed"
             result.message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
@@ -615,16 +643,37 @@ def _load_vector(settings: Settings, spec: LayerSpec, source: VectorSource, crs:
                 finish_run(helper, result)
             finally:
                 raise
+
+
+def _load_vector(settings: Settings, spec: LayerSpec, path: str | Path, crs: str | None, mode: str,
+                 max_reject_rate: float, progress: ProgressFn | None, batch_size: int) -> RunResult:
+    """A recorded run: from here on every outcome, a refusal of an unreadable file included, is a run."""
+    started = time.perf_counter()
+    url = url_for(settings, "writer")
+    label = str(path)
+    options = {"crs": crs, "max_reject_rate": max_reject_rate}
+    with recorded_run(settings, spec.id, label, mode, options) as (helper, result):
+        source = open_source(path)
+        result.summer = summer = ChecksumThread(source.files, source.layer or "")
+        summer.start()
+        plan = plan_load(spec, source, crs)
+        result.notes.extend(source.notes)
+        land = land_mask(helper) if spec.id != "municipalities" else None
+        with _transaction(url) as conn:
+            _run(conn, plan, result, land, helper, progress, max_reject_rate, batch_size, started, summer)
+    file = split_layer(path)[0]
     if result.rejects:
-        result.report, note = write_report(source.path, result.rejects, settings, source.label)
+        result.report, note = write_report(file, result.rejects, settings, label)
         if note:
             result.notes.append(note)
-    else:
-        write_report(source.path, [], settings, source.label)
+    elif file.is_file():
+        write_report(file, [], settings, label)
     return result
 
 
-def _safe_checksum(summer: ChecksumThread) -> str:
+def _safe_checksum(summer: ChecksumThread | None) -> str:
+    if summer is None:
+        return ""
     try:
         return summer.result()
     except OSError:
@@ -753,15 +802,24 @@ def _check_in_database(conn: psycopg.Connection, plan: Plan, state: _Load) -> No
 
 def _merge(conn: psycopg.Connection, plan: Plan, state: _Load, result: RunResult) -> None:
     """Upsert the staging table into the layer; rows whose content did not change are not touched."""
-    spec = plan.spec
-    assert state.columns is not None
-    cols = [*state.columns, "geom"]
+    assert state.columns is not None and result.run_id is not None
+    merge_staged(conn, plan.spec, [*state.columns, "geom"], result, state.rejected_keys)
+    staged = conn.execute("SELECT count(*) FROM ingest_stage").fetchone()
+    state.staged = int(staged[0]) if staged else 0
+
+
+def merge_staged(conn: psycopg.Connection, spec: LayerSpec, cols: list[str], result: RunResult,
+                 keep: list[str] | None = None) -> None:
+    """Merge the TEMP table ``ingest_stage`` into a layer by its natural key: insert new keys, update rows
+    whose content differs (IS DISTINCT FROM: unchanged rows are not rewritten and keep their run), and in
+    replace mode delete the keys the stage does not hold (except ``keep``, the keys of rejected rows).
+    Sets rows_inserted/updated/deleted of ``result``."""
     key = sql.Identifier(spec.key)
     target = _t(spec.table)
     if result.mode == "replace":
         cur = conn.execute(sql.SQL(
             "DELETE FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM ingest_stage s WHERE s.{k} = t.{k}) "
-            "AND NOT (t.{k} = ANY(%s))").format(t=target, k=key), (state.rejected_keys,))
+            "AND NOT (t.{k} = ANY(%s))").format(t=target, k=key), (keep or [],))
         result.rows_deleted = cur.rowcount
     non_key = [c for c in cols if c != spec.key]
     ident = [sql.Identifier(c) for c in cols]
@@ -782,8 +840,6 @@ def _merge(conn: psycopg.Connection, plan: Plan, state: _Load, result: RunResult
     row = conn.execute(stmt, {"run": result.run_id}).fetchone()
     assert row is not None
     result.rows_inserted, result.rows_updated = int(row[0]), int(row[1])
-    staged = conn.execute("SELECT count(*) FROM ingest_stage").fetchone()
-    state.staged = int(staged[0]) if staged else 0
 
 
 # --- runs table -------------------------------------------------------------------------------------------

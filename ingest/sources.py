@@ -62,6 +62,7 @@ class VectorSource:
     notes: list[str] = field(default_factory=list)
     reader: Callable[[int], Iterator[RawBatch]] | None = None
     invalid_rows: list[tuple[int | None, str]] = field(default_factory=list)
+    geometry_name: str | None = None
 
     @property
     def label(self) -> str:
@@ -175,6 +176,7 @@ def _open_ogr(path: Path, fmt: str, layer: str | None) -> VectorSource:
     src = VectorSource(
         path=path, layer=layer, format=fmt, crs=crs, columns=columns, column_types={}, has_geometry=has_geometry,
         total_rows=int(total) if total is not None and total >= 0 else None, files=files, notes=notes,
+        geometry_name=str(info.get("geometry_name") or "") or None,
     )
 
     def reader(batch_size: int) -> Iterator[RawBatch]:
@@ -238,7 +240,7 @@ def _open_parquet(path: Path) -> VectorSource:
     src = VectorSource(
         path=path, layer=None, format="parquet", crs=crs, columns=columns,
         column_types={n: pf.schema_arrow.field(n).type for n in columns}, has_geometry=geom_col is not None,
-        total_rows=pf.metadata.num_rows, files=[path],
+        total_rows=pf.metadata.num_rows, files=[path], geometry_name=geom_col,
     )
 
     def reader(batch_size: int) -> Iterator[RawBatch]:

@@ -214,6 +214,14 @@ PATTERNS: dict[str, dict[str, tuple[str, str]]] = {
     },
 }
 # Numbers stored in numeric columns lose their leading zeros; these widths restore them.
+# SBI 2008 divisions (the first two digits; the same as NACE Rev. 2). A code outside them is no SBI code.
+SBI_DIVISIONS = frozenset(
+    f"{d:02d}" for d in (
+        *range(1, 4), *range(5, 10), *range(10, 34), *range(35, 40), *range(41, 44), *range(45, 48),
+        *range(49, 54), 55, 56, *range(58, 64), *range(64, 67), 68, *range(69, 76), *range(77, 83), 84, 85,
+        *range(86, 89), *range(90, 94), *range(94, 97), 97, 98, 99,
+    )
+)
 ZERO_PAD: dict[str, dict[str, int]] = {
     "establishments": {"kvk_number": 8, "vestigingsnummer": 12},
 }
@@ -299,6 +307,12 @@ def validate(spec: LayerSpec, mapping: Mapping, table: pa.Table, rows: np.ndarra
             v = typed[fname]
             bad = _mask(pc.is_valid(v)) & ~_mask(pc.match_substring_regex(v, pattern))
             flag(bad & ~rejected, fname, f"is not valid: {reason}", raw=v)
+    if "sbi_code" in typed and spec.id == "establishments":
+        v = typed["sbi_code"]
+        division = pc.utf8_slice_codeunits(v, 0, 2)
+        unknown = _mask(pc.is_valid(v)) & ~_mask(pc.is_in(division, value_set=pa.array(sorted(SBI_DIVISIONS))))
+        flag(unknown & ~rejected, "sbi_code",
+             lambda i: f"is not an SBI 2008 code: there is no SBI division {division[i].as_py()}", raw=v)
     for fname, (low, high, inclusive, reason) in RANGES.get(spec.id, {}).items():
         if fname in typed:
             v = typed[fname]

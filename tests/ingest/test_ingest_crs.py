@@ -106,5 +106,5 @@ def test_points_outside_the_netherlands_are_rejected(ingest_settings: Settings, 
     assert result.rows_inserted == 9
     outside = {r.row: r.reason for r in result.rejects}
     assert set(outside) == {5, 8, 10}
-    assert outside[5] == "geometry lies outside the Netherlands (x 275000, y 470000 in EPSG:28992)"
-    assert all(reason.startswith("geometry lies outside the Netherlands") for reason in outside.values())
+    assert outside[5] == "the location lies outside the Netherlands (x 275000, y 470000 in EPSG:28992)"
+    assert all(reason.startswith("the location lies outside the Netherlands") for reason in outside.values())

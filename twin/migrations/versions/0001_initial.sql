@@ -283,6 +283,29 @@ CREATE TABLE twin.nitrogen_deposition (
 CREATE INDEX nitrogen_deposition_rast_idx ON twin.nitrogen_deposition USING gist (ST_ConvexHull(rast));
 CREATE INDEX nitrogen_deposition_year_idx ON twin.nitrogen_deposition (year);
 
+-- Overviews for small-scale maps: the same tiles (same tile size in pixels) of the raster averaged over
+-- 4 x 4 and 16 x 16 cells (nodata-aware), written by the same load.
+CREATE TABLE twin.nitrogen_deposition_o4 (
+  rid        bigserial PRIMARY KEY,
+  year       integer NOT NULL,
+  label      text NOT NULL,
+  rast       raster NOT NULL,
+  run_id     bigint,
+  loaded_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX nitrogen_deposition_o4_rast_idx ON twin.nitrogen_deposition_o4 USING gist (ST_ConvexHull(rast));
+CREATE INDEX nitrogen_deposition_o4_year_idx ON twin.nitrogen_deposition_o4 (year);
+CREATE TABLE twin.nitrogen_deposition_o16 (
+  rid        bigserial PRIMARY KEY,
+  year       integer NOT NULL,
+  label      text NOT NULL,
+  rast       raster NOT NULL,
+  run_id     bigint,
+  loaded_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX nitrogen_deposition_o16_rast_idx ON twin.nitrogen_deposition_o16 USING gist (ST_ConvexHull(rast));
+CREATE INDEX nitrogen_deposition_o16_year_idx ON twin.nitrogen_deposition_o16 (year);
+
 CREATE TABLE twin.nitrogen_deposition_years (
   year        integer PRIMARY KEY,
   label       text NOT NULL,
@@ -290,7 +313,9 @@ CREATE TABLE twin.nitrogen_deposition_years (
   pixel_size  double precision,
   nodata      double precision,
   source      text,
-  run_id      bigint
+  run_id      bigint,
+  checksum    text,     -- SHA-256 of the stored grid: a reload of the same data changes nothing
+  tile_size   integer   -- pixels per tile side
 );
 
 -- Supervision planning: coordinator overrides of the priority ranking ----------------------------------
@@ -337,7 +362,8 @@ REVOKE SELECT ON twin.api_keys, twin.audit_log FROM twin_writer;
 GRANT INSERT, UPDATE, DELETE ON
   twin.ingest_runs, twin.ingest_rejects, twin.municipalities, twin.establishments, twin.permits,
   twin.inspections, twin.natura2000_habitats, twin.housing_sites, twin.buildings,
-  twin.deposition_hexagons, twin.nitrogen_deposition, twin.nitrogen_deposition_years
+  twin.deposition_hexagons, twin.nitrogen_deposition, twin.nitrogen_deposition_years,
+  twin.nitrogen_deposition_o4, twin.nitrogen_deposition_o16
   TO twin_writer;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA twin TO twin_writer;
 -- Coordinators record priority overrides through the CLI, which connects as the writer.
