@@ -72,6 +72,13 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"code": "ServiceUnavailable", "description": timeout_message(settings)},
                             status_code=503, headers={"Retry-After": "5"})
 
+    @app.exception_handler(psycopg.DataError)
+    async def bad_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        log.info("data error on %s: %s", request.url.path, exc)
+        return JSONResponse({"code": "InvalidParameterValue", "description": "a value in the request cannot be "
+                             "used by the database (e.g. a NUL character or a number out of range); check the "
+                             "parameters."}, status_code=400)
+
     @app.exception_handler(psycopg.OperationalError)
     async def db_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
         log.warning("database error on %s: %s", request.url.path, exc)

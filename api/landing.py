@@ -61,7 +61,8 @@ def landing_links(base: str) -> list[dict[str, str]]:
     ]
 
 
-@router.get("/", summary="Landing page: the map for browsers, the OGC landing page for JSON clients")
+@router.get("/", summary="Landing page: the map for browsers, the OGC landing page for JSON clients",
+            responses={200: {"content": {"application/json": {}, "text/html": {}}}})
 async def landing(request: Request, f: str | None = Query(None, description="json or html")) -> Response:
     base = base_url(request)
     if wants_json(request, f):

@@ -40,6 +40,7 @@ from twin.settings import Settings
 log = logging.getLogger("twin.security")
 
 UNMETERED_PATHS = frozenset({"/healthz", "/readyz"})
+MAX_QUERY_BYTES = 65_536
 
 
 def error_response(status: int, code: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -280,7 +281,9 @@ def credentials(headers: Headers) -> str | None:
 # --- Body size ----------------------------------------------------------------------------------------------
 class BodyLimitMiddleware:
     """413 for a request body over the limit: a declared Content-Length is checked up front; a body without
-    one (chunked) is read here up to the limit and replayed to the app, or refused once it goes over."""
+    one (chunked) is read here up to the limit and replayed to the app, or refused once it goes over.
+    Also refuses, with 400, URLs that no parameter can legitimately hold: NUL characters (PostgreSQL text
+    cannot store them) and query strings over 64 KiB."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -297,6 +300,16 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"")
+        if len(query) > MAX_QUERY_BYTES:
+            await error_response(414, "URITooLong", f"the query string exceeds {MAX_QUERY_BYTES:,} bytes")(
+                scope, receive, send)
+            return
+        if "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query:
+            await error_response(400, "InvalidParameterValue",
+                                 "the URL contains a NUL character (%00), which no parameter accepts")(
+                scope, receive, send)
             return
         headers = Headers(scope=scope)
         length = headers.get("content-length")
@@ -425,10 +438,52 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)  # outermost: also on 401/413/429
     app.include_router(admin.router)
     app.include_router(aggregates.router)
+    document_errors(app)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_alias() -> JSONResponse:
         return JSONResponse(app.openapi())
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error", "type": "object", "required": ["code", "description"],
+    "properties": {"code": {"type": "string"}, "description": {"type": "string"}, "parameter": {"type": "string"}},
+}
+# Answers any operation may give: from the middleware (credentials, rate, size, URL) or the error handlers.
+COMMON_ERRORS: dict[str, str] = {
+    "400": "Invalid parameter value (named in 'parameter' where there is one)",
+    "401": "Credentials missing or not valid (restricted data)",
+    "403": "The caller's role may not do this",
+    "404": "No such collection, feature or resource",
+    "413": "Request body too large",
+    "414": "Query string too long",
+    "429": "Rate limit exceeded (see Retry-After)",
+    "503": "Database unavailable or the query took too long (see Retry-After)",
+}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Declare the error answers every operation may give, in the API's error shape, in the OpenAPI
+    definition (so clients and schemathesis know them)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = build()
+        doc.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for ops in doc.get("paths", {}).values():
+            for method, op in ops.items():
+                if method not in ("get", "post", "put", "patch", "delete"):
+                    continue
+                responses = op.setdefault("responses", {})
+                for code, description in COMMON_ERRORS.items():
+                    responses.setdefault(code, {"description": description, "content": ref})
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @asynccontextmanager
