@@ -6,7 +6,6 @@ a GeoPackage is written by pyogrio in a worker thread and streamed from a tempor
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -31,6 +31,7 @@ from api.query import (
     ItemsQuery,
     columns_for,
     count_sql,
+    features,
     fetch,
     one_sql,
     page_sql,
@@ -131,21 +132,21 @@ async def items(request: Request, spec: LayerDep, principal: PrincipalDep, conn:
     if q.format == "gpkg":
         return await _gpkg(request, conn, columns, q, binder, where)
     rows = await fetch(conn, page_sql(columns, q, binder, where), binder.params)
-    returned, body = int(rows[0][0]), rows[0][1]
+    returned = len(rows)
     if returned < q.limit and (returned > 0 or q.offset == 0):
         matched = q.offset + returned
     else:
         matched = int((await fetch(conn, count_sql(columns, where), binder.params))[0][0])
-    head = {
+    doc = {
         "type": "FeatureCollection",
         "numberMatched": matched,
         "numberReturned": returned,
         "timeStamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "links": _links(request, spec.id, q, returned, matched),
+        "features": features(rows, selected_fields(columns, q)),
     }
-    text = json.dumps(head, separators=(",", ":"))[:-1] + ',"features":[' + body + "]}"
     assert q.crs is not None
-    return Response(text, media_type=GEOJSON, headers={"Content-Crs": q.crs.header})
+    return Response(orjson.dumps(doc), media_type=GEOJSON, headers={"Content-Crs": q.crs.header})
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature by its natural key",
@@ -165,9 +166,10 @@ async def item(request: Request, feature_id: str, spec: LayerDep, principal: Pri
         {"href": f"{base}/collections/{spec.id}", "rel": "collection", "type": "application/json",
          "title": "The collection"},
     ]
-    text = rows[0][0][:-1] + ',"links":' + json.dumps(links, separators=(",", ":")) + "}"
+    feature = features(rows, selected_fields(columns, q))[0]
+    feature["links"] = links
     assert q.crs is not None
-    return Response(text, media_type=GEOJSON, headers={"Content-Crs": q.crs.header})
+    return Response(orjson.dumps(feature), media_type=GEOJSON, headers={"Content-Crs": q.crs.header})
 
 
 _JSON_TYPES = {"text": "string", "int": "integer", "float": "number", "bool": "boolean", "date": "string"}

@@ -1,8 +1,9 @@
 """The SQL of item queries: which columns a caller sees, the WHERE clause, GeoJSON built in PostgreSQL.
 
 Identifiers come only from the layer registry; every value is bound through a :class:`Binder`.
-Features are assembled as GeoJSON text by PostgreSQL (``ST_AsGeoJSON`` + ``json_build_object`` +
-``string_agg``), so Python only wraps one string per page.
+Geometries are written as GeoJSON by PostGIS (``ST_AsGeoJSON``) and embedded as they are; the rows are
+serialised with orjson. (Building whole features in PostgreSQL with ``json_build_object`` measured about
+twice as slow for a 1,000-feature page.)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -153,39 +155,38 @@ def selected_fields(columns: Columns, q: ItemsQuery) -> tuple[str, ...]:
     return columns.names if q.properties is None else q.properties
 
 
-def feature_sql(columns: Columns, names: Sequence[str], crs: Crs) -> sql.Composable:
-    """One feature as GeoJSON text, built by PostgreSQL."""
+def _feature_columns(columns: Columns, names: Sequence[str], crs: Crs) -> sql.Composable:
+    """The key, the geometry as GeoJSON text (by PostGIS) and the chosen fields, in that order."""
     geojson = sql.SQL("ST_AsGeoJSON({}, {}, 0)").format(output_geometry_sql(crs), sql.Literal(crs.decimals))
-    if names:
-        pairs = [sql.SQL("{}, {}").format(sql.Literal(n), columns.expr(n)) for n in names]
-        # json_build_object takes at most 100 arguments: chain objects for wide layers
-        chunks = [pairs[i:i + 50] for i in range(0, len(pairs), 50)]
-        objs = [sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(c)) for c in chunks] \
-            if len(chunks) > 1 else [sql.SQL("json_build_object({})").format(sql.SQL(", ").join(chunks[0]))]
-        props: sql.Composable = objs[0] if len(objs) == 1 else sql.SQL(" || ").join(objs)
-    else:
-        props = sql.SQL("'{}'")  # not a template: no brace escaping
-    return sql.SQL(
-        "'{{\"type\":\"Feature\",\"id\":' || to_json(t.{key})::text || ',\"geometry\":' || {geojson} "
-        "|| ',\"properties\":' || ({props})::text || '}}'"
-    ).format(key=sql.Identifier(columns.spec.key), geojson=geojson, props=props)
+    cols = [sql.SQL("t.{}").format(sql.Identifier(columns.spec.key)), geojson]
+    cols += [sql.SQL("{} AS {}").format(columns.expr(n), sql.Identifier(n)) for n in names]
+    return sql.SQL(", ").join(cols)
 
 
 def page_sql(columns: Columns, q: ItemsQuery, binder: Binder, where: sql.Composable) -> sql.Composed:
-    """One page of features: (number returned, the features joined with commas)."""
+    """One page of features as rows for :func:`features`."""
     crs = q.crs
     assert crs is not None
     return sql.SQL(
-        "SELECT count(*), coalesce(string_agg(f, ','), '') FROM ("
-        "SELECT {feature} AS f FROM {table} t WHERE {where} ORDER BY {order} LIMIT {limit} OFFSET {offset}) s"
+        "SELECT {cols} FROM {table} t WHERE {where} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
     ).format(
-        feature=feature_sql(columns, selected_fields(columns, q), crs),
+        cols=_feature_columns(columns, selected_fields(columns, q), crs),
         table=table_sql(columns.spec),
         where=where,
         order=order_sql(columns, q),
         limit=binder.bind(q.limit),
         offset=binder.bind(q.offset),
     )
+
+
+def features(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """GeoJSON features (for orjson) from rows of :func:`page_sql` / :func:`one_sql`; the geometry is
+    embedded as the GeoJSON text PostGIS wrote."""
+    return [
+        {"type": "Feature", "id": r[0], "geometry": orjson.Fragment(r[1]),
+         "properties": dict(zip(names, r[2:], strict=True))}
+        for r in rows
+    ]
 
 
 def count_sql(columns: Columns, where: sql.Composable) -> sql.Composed:
@@ -195,8 +196,8 @@ def count_sql(columns: Columns, where: sql.Composable) -> sql.Composed:
 def one_sql(columns: Columns, q: ItemsQuery, binder: Binder, feature_id: str) -> sql.Composed:
     crs = q.crs
     assert crs is not None
-    return sql.SQL("SELECT {feature} FROM {table} t WHERE t.{key} = {id}").format(
-        feature=feature_sql(columns, selected_fields(columns, q), crs),
+    return sql.SQL("SELECT {cols} FROM {table} t WHERE t.{key} = {id}").format(
+        cols=_feature_columns(columns, selected_fields(columns, q), crs),
         table=table_sql(columns.spec),
         key=sql.Identifier(columns.spec.key),
         id=binder.bind(feature_id),
@@ -251,7 +252,13 @@ async def database_errors() -> AsyncIterator[None]:
 
 
 async def fetch(conn: psycopg.AsyncConnection, query: sql.Composed, values: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Run a read query in its own (sub)transaction; see :func:`database_errors`."""
+    """Run a read query in its own (sub)transaction; see :func:`database_errors`.
+
+    Never as a server-side prepared statement: a generic plan cannot see the bbox or filter values and
+    picks walking the key index for ``ORDER BY key LIMIT n`` (a 1,000-feature city page took ~1 s instead
+    of ~30 ms). Parallel workers are off: starting them costs more than these queries take.
+    """
     async with database_errors(), conn.transaction():
-        cur = await conn.execute(query, values)
+        await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        cur = await conn.execute(query, values, prepare=False)
         return await cur.fetchall()

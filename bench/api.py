@@ -1,0 +1,278 @@
+"""Benchmark of the spatial API: vth-twin against tipg on the same tables, in one run, on loopback.
+
+Both servers run as single uvicorn processes against the same database (tipg as the owner, because it
+creates catalog functions in pg_temp, which the read-only API role cannot; vth-twin as its read-only
+role, as in production, with the per-key rate limiter off since tipg has none). For each workload and
+concurrency the client warms both up, then sends requests for a fixed time and reports requests/s and
+the p50/p95 latency, and the ratio vth-twin / tipg.
+
+Workloads (medium-scale demo data):
+- ``items-bbox``: establishments in a city bbox (Amsterdam), limit 1,000, GeoJSON;
+- ``items-cql2``: establishments with a CQL2 text filter, limit 1,000;
+- ``tiles``: establishment MVT tiles over the Randstad at zoom 10 to 15 (a fixed random sample).
+
+Prepare the data once (another database than the demo one is fine)::
+
+    twin demo-data --scale medium --seed 42 --out /tmp/medium
+    TWIN_DATABASE_NAME=twin_bench twin db migrate   # or create it as below
+    TWIN_DATABASE_NAME=twin_bench twin ingest-all /tmp/medium
+
+Run::
+
+    .venv/bin/python bench/api.py --database twin_bench [--seconds 8] [--json out.json]
+
+``--generate`` fills an empty benchmark database with synthetic establishments instead (generate_series
+points over the Netherlands), for when the demo data or the loader are not available.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+import morecantile
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+CITY_BBOX = "4.75,52.30,5.02,52.43"  # Amsterdam
+RANDSTAD = (4.2, 51.85, 5.2, 52.45)
+CQL2 = "sbi_code = '0141' AND visit_frequency_years = 3"
+TILES_PER_ZOOM = 40
+
+
+@dataclass
+class Result:
+    server: str
+    workload: str
+    concurrency: int
+    requests: int
+    errors: int
+    rps: float
+    p50_ms: float
+    p95_ms: float
+    mean_kb: float
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"server did not become ready: {url}")
+
+
+def socket_dir() -> str:
+    from twin.settings import Settings
+
+    return str(Settings().socket_dir if os.environ.get("TWIN_DATA_DIR") else (ROOT / ".twin" / "run"))
+
+
+def start_twin(database: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "TWIN_DATABASE_NAME": database, "TWIN_RATE_LIMIT_RPS": "0",
+           "TWIN_DATA_DIR": os.environ.get("TWIN_DATA_DIR", str(ROOT / ".twin"))}
+    return subprocess.Popen(
+        [PYTHON, "-m", "uvicorn", "--factory", "api.app:app_from_env", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def start_tipg(database: str, port: int, pg_port: int) -> subprocess.Popen[bytes]:
+    host = urllib.parse.quote(socket_dir(), safe="")
+    env = {**os.environ, "DATABASE_URL": f"postgresql://twin_owner@{host}:{pg_port}/{database}",
+           "TIPG_DB_SCHEMAS": '["twin"]', "TIPG_DB_MAX_CONN_SIZE": "8", "TIPG_DEBUG": "false"}
+    return subprocess.Popen(
+        [PYTHON, "-m", "uvicorn", "tipg.main:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        cwd="/tmp", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def tile_sample(seed: int = 42) -> list[tuple[int, int, int]]:
+    tms = morecantile.tms.get("WebMercatorQuad")
+    rng = random.Random(seed)
+    out = []
+    for z in range(10, 16):
+        tiles = list(tms.tiles(*RANDSTAD, zooms=[z]))
+        out += [(t.z, t.x, t.y) for t in rng.sample(tiles, min(TILES_PER_ZOOM, len(tiles)))]
+    rng.shuffle(out)
+    return out
+
+
+def workloads(twin: str, tipg: str) -> dict[str, dict[str, list[str]]]:
+    q_bbox = urllib.parse.urlencode({"bbox": CITY_BBOX, "limit": 1000})
+    q_cql = urllib.parse.urlencode({"filter": CQL2, "filter-lang": "cql2-text", "limit": 1000})
+    tiles = tile_sample()
+    return {
+        "items-bbox": {
+            "vth-twin": [f"{twin}/collections/establishments/items?{q_bbox}"],
+            "tipg": [f"{tipg}/collections/twin.establishments/items?{q_bbox}"],
+        },
+        "items-cql2": {
+            "vth-twin": [f"{twin}/collections/establishments/items?{q_cql}"],
+            "tipg": [f"{tipg}/collections/twin.establishments/items?{q_cql}"],
+        },
+        "tiles": {
+            "vth-twin": [f"{twin}/collections/establishments/tiles/WebMercatorQuad/{z}/{x}/{y}" for z, x, y in tiles],
+            "tipg": [f"{tipg}/collections/twin.establishments/tiles/WebMercatorQuad/{z}/{x}/{y}" for z, x, y in tiles],
+        },
+    }
+
+
+async def measure(urls: list[str], concurrency: int, seconds: float) -> tuple[list[float], int, int]:
+    """Send requests from ``concurrency`` clients for ``seconds``; latencies (s), errors, bytes."""
+    latencies: list[float] = []
+    errors = 0
+    nbytes = 0
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+        async def worker(start: int) -> None:
+            nonlocal errors, nbytes
+            k = start
+            while time.perf_counter() < stop:
+                url = urls[k % len(urls)]
+                k += concurrency
+                t0 = time.perf_counter()
+                r = await client.get(url)
+                latencies.append(time.perf_counter() - t0)
+                if r.status_code not in (200, 204):
+                    errors += 1
+                nbytes += len(r.content)
+
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return latencies, errors, nbytes
+
+
+def summarise(server: str, workload: str, concurrency: int, seconds: float,
+              latencies: list[float], errors: int, nbytes: int) -> Result:
+    ms = sorted(v * 1000 for v in latencies)
+    p95 = ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))] if ms else float("nan")
+    return Result(server, workload, concurrency, len(ms), errors, len(ms) / seconds,
+                  statistics.median(ms) if ms else float("nan"), p95,
+                  nbytes / max(len(ms), 1) / 1024)
+
+
+def sanity(urls: dict[str, dict[str, list[str]]]) -> None:
+    """Both servers answer the feature workloads with the same number of features."""
+    for name in ("items-bbox", "items-cql2"):
+        counts = {}
+        for server, u in urls[name].items():
+            with urllib.request.urlopen(u[0], timeout=60) as r:
+                body = json.loads(r.read())
+            counts[server] = (body.get("numberMatched"), body.get("numberReturned"))
+        print(f"  {name}: (numberMatched, numberReturned) {counts}")
+
+
+def generate(database: str, count: int = 50_000, seed: int = 42) -> None:
+    """Fill the establishments of an empty benchmark database with synthetic points over the Netherlands
+    (denser around the big cities), for when the demo data or the loader are unavailable."""
+    import psycopg
+
+    from twin import database as db
+    from twin.settings import Settings
+
+    settings = Settings().model_copy(update={"database_name": database})
+    with psycopg.connect(db.url_for(settings, "owner")) as conn:
+        conn.execute("SELECT setseed(%s)", (seed / 100,))
+        conn.execute(
+            "INSERT INTO twin.establishments (establishment_id, name, sbi_code, environmental_category, "
+            "visit_frequency_years, brzo, sole_proprietor, city, geom) "
+            "SELECT 'GEN' || n, 'Bedrijf ' || n, (ARRAY['0141','0146','4711','56101','45201'])[1 + n % 5], "
+            "(ARRAY['1','2','3.1','3.2','4.1'])[1 + n % 5], (ARRAY[1,3,5,10])[1 + n % 4], n % 50 = 0, n % 5 = 0, "
+            "'Stad', ST_Transform(ST_SetSRID(ST_Point(c.lon + (random() - 0.5) * c.w, c.lat + (random() - 0.5) * "
+            "c.w * 0.6), 4326), 28992) "
+            "FROM generate_series(1, %s) n, LATERAL (SELECT * FROM (VALUES (4.89, 52.37, 0.25), (4.48, 51.92, 0.25), "
+            "(5.12, 52.09, 0.2), (4.30, 52.07, 0.2), (5.5, 52.2, 2.5)) v(lon, lat, w) "
+            "ORDER BY (n * 7919 + v.lon * 1000)::int %% 5 = 0 DESC LIMIT 1) c "
+            "ON CONFLICT (establishment_id) DO NOTHING",
+            (count,),
+        )
+        conn.execute("ANALYZE twin.establishments")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", default="twin_bench", help="database (in the project's cluster) to serve")
+    parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per workload and concurrency")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up time per workload and server")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--workloads", nargs="+", default=["items-bbox", "items-cql2", "tiles"])
+    parser.add_argument("--pg-port", type=int, default=54329)
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--generate", action="store_true", help="fill the database with synthetic points first")
+    args = parser.parse_args()
+
+    if args.generate:
+        generate(args.database)
+    ports = {"vth-twin": free_port(), "tipg": free_port()}
+    procs = {"vth-twin": start_twin(args.database, ports["vth-twin"]),
+             "tipg": start_tipg(args.database, ports["tipg"], args.pg_port)}
+    results: list[Result] = []
+    try:
+        base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        wait_ready(f"{base['vth-twin']}/healthz", procs["vth-twin"])
+        wait_ready(f"{base['tipg']}/collections", procs["tipg"])
+        urls = workloads(base["vth-twin"], base["tipg"])
+        print(f"vth-twin on {base['vth-twin']}, tipg on {base['tipg']}, database {args.database}")
+        sanity(urls)
+        for name in args.workloads:
+            for server in ("vth-twin", "tipg"):
+                asyncio.run(measure(urls[name][server], 1, args.warmup))
+            for c in args.concurrency:
+                for server in ("vth-twin", "tipg"):
+                    lat, err, nbytes = asyncio.run(measure(urls[name][server], c, args.seconds))
+                    r = summarise(server, name, c, args.seconds, lat, err, nbytes)
+                    results.append(r)
+                    print(f"  {name:11s} c={c} {server:8s} {r.rps:7.1f} req/s  p50 {r.p50_ms:7.1f} ms  "
+                          f"p95 {r.p95_ms:7.1f} ms  {r.mean_kb:8.1f} kB/resp  errors {r.errors}")
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    print("\nworkload     c   vth-twin req/s   tipg req/s   ratio   vth-twin p95   tipg p95")
+    for name in args.workloads:
+        for c in args.concurrency:
+            a = next(r for r in results if r.server == "vth-twin" and r.workload == name and r.concurrency == c)
+            b = next(r for r in results if r.server == "tipg" and r.workload == name and r.concurrency == c)
+            print(f"{name:11s} {c:2d} {a.rps:15.1f} {b.rps:12.1f} {a.rps / b.rps:7.2f}x {a.p95_ms:11.1f} ms "
+                  f"{b.p95_ms:7.1f} ms")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
+    return 0 if all(r.errors == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
