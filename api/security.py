@@ -5,8 +5,8 @@ body limit, authentication + rate limit, audit) and the admin and aggregate rout
 settings)`` opens what they need for the app's lifetime (the auditor pool). Middleware answers in the
 API's error shape ``{"code", "description"}``.
 
-Also the input caps the routers share (:func:`check_limit`, :func:`check_bbox_area`,
-:func:`check_radius`, :func:`check_vertices`), all from settings.
+The input caps live where the inputs are parsed: page size and offset in ``api.params``, vertices in
+``twin.crs``, radius and area in the analyses' settings; tests/security checks them end to end.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.audit import AuditMiddleware
 from twin import database
 from twin.access import ANONYMOUS, OidcVerifier, Principal, looks_like_api_key, resolve_api_key
-from twin.errors import InvalidParameter, TwinError, Unauthorized
+from twin.errors import TwinError, Unauthorized
 from twin.settings import Settings
 
 log = logging.getLogger("twin.security")
@@ -45,78 +45,6 @@ MAX_QUERY_BYTES = 65_536
 
 def error_response(status: int, code: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"code": code, "description": description}, status_code=status, headers=headers)
-
-
-# --- Input caps ---------------------------------------------------------------------------------------------
-def check_limit(limit: int, settings: Settings, parameter: str = "limit") -> int:
-    """A page size between 1 and TWIN_MAX_LIMIT."""
-    if limit < 1 or limit > settings.max_limit:
-        raise InvalidParameter(f"{parameter} must be between 1 and {settings.max_limit}, got {limit}",
-                               parameter=parameter)
-    return limit
-
-
-def bbox_area_km2(bbox: tuple[float, float, float, float], crs84: bool = True) -> float:
-    """Area of a bbox in km2 (CRS84 degrees: on the sphere; projected metres: plain)."""
-    x0, y0, x1, y1 = bbox
-    if not crs84:
-        return abs(x1 - x0) * abs(y1 - y0) / 1e6
-    r = 6371.0088
-    lat0, lat1 = (max(-90.0, min(90.0, v)) for v in (y0, y1))
-    return abs(math.radians(x1 - x0)) * abs(math.sin(math.radians(lat1)) - math.sin(math.radians(lat0))) * r * r
-
-
-def check_bbox_area(bbox: tuple[float, float, float, float], settings: Settings, crs84: bool = True,
-                    parameter: str = "bbox") -> None:
-    """Refuse a bbox larger than TWIN_MAX_BBOX_AREA_KM2 (or with non-finite numbers)."""
-    if not all(math.isfinite(v) for v in bbox):
-        raise InvalidParameter(f"{parameter} must hold finite numbers", parameter=parameter)
-    area = bbox_area_km2(bbox, crs84)
-    if area > settings.max_bbox_area_km2:
-        raise InvalidParameter(
-            f"{parameter} covers {area:,.0f} km2, more than the {settings.max_bbox_area_km2:,.0f} km2 allowed: "
-            "request a smaller area", parameter=parameter)
-
-
-def check_radius(radius_m: float, settings: Settings, parameter: str = "radius") -> float:
-    """A radius in metres, > 0 and at most TWIN_MAX_RADIUS_M."""
-    if not math.isfinite(radius_m) or radius_m <= 0 or radius_m > settings.max_radius_m:
-        raise InvalidParameter(f"{parameter} must be > 0 and at most {settings.max_radius_m:g} m, got {radius_m}",
-                               parameter=parameter)
-    return radius_m
-
-
-def count_vertices(geometry: Any) -> int:
-    """Vertices in a GeoJSON geometry (dict) without building it; nested coordinate arrays are walked
-    iteratively so that a deeply nested body cannot exhaust the stack."""
-    if not isinstance(geometry, dict):
-        return 0
-    n = 0
-    stack: list[Any] = [geometry]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if "coordinates" in item:
-                stack.append(item["coordinates"])
-            for g in item.get("geometries", ()) if isinstance(item.get("geometries"), list) else ():
-                stack.append(g)
-            if isinstance(item.get("geometry"), dict):
-                stack.append(item["geometry"])
-        elif isinstance(item, list):
-            if item and all(isinstance(v, int | float) for v in item):
-                n += 1
-            else:
-                stack.extend(item)
-    return n
-
-
-def check_vertices(geometry: Any, settings: Settings, parameter: str = "geometry") -> None:
-    """Refuse a posted GeoJSON geometry with more than TWIN_MAX_POLYGON_VERTICES vertices."""
-    n = count_vertices(geometry)
-    if n > settings.max_polygon_vertices:
-        raise InvalidParameter(
-            f"{parameter} has {n:,} vertices, more than the {settings.max_polygon_vertices:,} allowed: simplify it",
-            parameter=parameter)
 
 
 # --- Rate limit ---------------------------------------------------------------------------------------------

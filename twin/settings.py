@@ -59,10 +59,6 @@ class Settings(BaseSettings):
     auditor_password: SecretStr | None = Field(default=None, description="Password of twin_auditor (external DB).")
     audit_enabled: bool = Field(default=True, description="Write the audit log of restricted-record access.")
     max_body_bytes: int = Field(default=1_048_576, description="Largest request body; larger: 413.")
-    max_limit: int = Field(default=10_000, description="Largest page size (limit) of item requests.")
-    max_bbox_area_km2: float = Field(default=100_000.0, description="Largest bbox area (km2) of a request.")
-    max_radius_m: float = Field(default=25_000.0, description="Largest radius (m) of point-context queries.")
-    max_polygon_vertices: int = Field(default=10_000, description="Most vertices in a posted geometry.")
     rate_limit_rps: float = Field(default=50.0, ge=0, description="Requests/s per key (or IP); 0: no limit.")
     rate_limit_burst: int = Field(default=500, ge=1, description="Token-bucket size per key (or IP).")
     # --- end of security settings ----------------------------------------------------------------------

@@ -15,15 +15,7 @@ from fastapi.testclient import TestClient
 
 from api.auth import PrincipalDep
 from api.deps import ConnDep, PoolDep
-from api.security import (
-    TokenBucket,
-    bbox_area_km2,
-    check_bbox_area,
-    check_radius,
-    check_vertices,
-    count_vertices,
-)
-from twin.errors import InvalidParameter
+from api.security import TokenBucket
 from twin.settings import Settings
 
 
@@ -181,31 +173,37 @@ def test_statement_timeout_is_503_with_a_message(hclient: TestClient) -> None:
     assert hclient.get("/collections").status_code == 200  # the pool recovered its connection
 
 
-def test_caps(sec_settings: Settings) -> None:
-    # the Netherlands' bbox (3.2-7.3 E, 50.7-53.6 N) is ~84,000 km2 on the sphere, under the 100,000 cap
-    nl = (3.2, 50.7, 7.3, 53.6)
-    r = 6371.0088
-    expected = math.radians(4.1) * (math.sin(math.radians(53.6)) - math.sin(math.radians(50.7))) * r * r
-    assert bbox_area_km2(nl) == pytest.approx(expected)
-    check_bbox_area(nl, sec_settings)
-    with pytest.raises(InvalidParameter, match="km2"):
-        check_bbox_area((-10, 40, 20, 60), sec_settings)
-    with pytest.raises(InvalidParameter, match="finite"):
-        check_bbox_area((0, 0, math.inf, 1), sec_settings)
-    assert bbox_area_km2((0, 0, 1000, 2000), crs84=False) == 2.0
-    assert check_radius(500, sec_settings) == 500
-    for bad in (0, -1, math.nan, math.inf, sec_settings.max_radius_m + 1):
-        with pytest.raises(InvalidParameter):
-            check_radius(bad, sec_settings)
-    ring = [[float(i), 0.0] for i in range(10_000)]
-    poly = {"type": "Polygon", "coordinates": [ring]}
-    assert count_vertices(poly) == 10_000
-    check_vertices(poly, sec_settings)
-    with pytest.raises(InvalidParameter, match="10,001 vertices"):
-        check_vertices({"type": "MultiPolygon", "coordinates": [[ring], [[[0.0, 0.0]]]]}, sec_settings)
-    collection = {"type": "GeometryCollection", "geometries": [poly, {"type": "Point", "coordinates": [1, 2]}]}
-    assert count_vertices(collection) == 10_001
-    deep: Any = [1.0, 2.0]
-    for _ in range(100_000):  # deeply nested arrays do not blow the stack
-        deep = [deep]
-    assert count_vertices({"type": "Polygon", "coordinates": deep}) == 1
+def test_input_caps_end_to_end(hclient: TestClient) -> None:
+    """The caps hold at the API whoever parses the input: polygon vertices (10,000), body size (1 MB),
+    radius, page size and offset, CQL2 nesting depth and functions."""
+
+    def circle(n: int) -> dict[str, Any]:
+        ring = [[5.2 + 0.01 * math.cos(2 * math.pi * i / n), 52.1 + 0.01 * math.sin(2 * math.pi * i / n)]
+                for i in range(n)]
+        return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+
+    stats = "/coverages/nitrogen-deposition/statistics"
+    assert hclient.post(stats, json=circle(9_999)).status_code == 200  # 10,000 vertices with the closing one
+    r = hclient.post(stats, json=circle(10_000))
+    assert r.status_code == 400 and "10,001 vertices" in r.json()["description"]
+    r = hclient.post(stats, content=b'{"type": "Polygon", "coordinates": [[' + b"[5.1, 52.1]," * 100_000 + b"]]}",
+                     headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    r = hclient.get("/analysis/context", params={"lon": 5.3, "lat": 52.0, "radius": 5001})
+    assert r.status_code == 400 and r.json()["parameter"] == "radius"
+    for radius in ("nan", "inf", "-1", "0"):
+        assert hclient.get("/analysis/context", params={"lon": 5.3, "lat": 52.0, "radius": radius}).status_code \
+            in (400, 422), radius
+    items = "/collections/establishments/items"
+    r = hclient.get(items, params={"limit": 10**9})  # capped, not refused
+    assert r.status_code == 200 and r.json()["numberReturned"] == 4
+    for name, value in (("limit", "0"), ("limit", "-5"), ("offset", str(10**10)), ("limit", "1e309")):
+        r = hclient.get(items, params={name: value})
+        assert r.status_code == 400 and r.json()["parameter"] == name, (name, value)
+    deep = "name = 'a'"
+    for i in range(60):  # alternating, so that AND/OR chains cannot be flattened
+        deep = f"(name = 'a' {'AND' if i % 2 else 'OR'} {deep})"
+    r = hclient.get(items, params={"filter": deep})
+    assert r.status_code == 400 and "deeper" in r.json()["description"]
+    r = hclient.get(items, params={"filter": "UPPER(name) = 'A'"})
+    assert r.status_code == 400 and "not supported" in r.json()["description"]
