@@ -32,7 +32,14 @@ log = logging.getLogger("twin.audit")
 # Paths that serve restricted records whatever the route code does (besides require_read's marks).
 _RESTRICTED = "|".join(re.escape(s.id) for s in LAYERS.values() if s.access == "restricted") or "(?!)"
 RESTRICTED_PATH = re.compile(rf"^/collections/({_RESTRICTED})/(items|tiles)(/|$)")
-AUDITED_PATHS: dict[str, tuple[str, ...]] = {"/analysis/inspection-priority": ("inspections",)}
+# Analyses that read inspections for callers who may see them (twin.analyses applies the same rules).
+AUDITED_PATHS: dict[str, tuple[str, ...]] = {
+    "/analysis/inspection-priority": ("inspections",),
+    "/analysis/context": ("inspections",),
+    "/analysis/area-summary": ("inspections",),
+}
+# Only these roles can be served restricted records at all (row-level security shows others none).
+AUDITED_ROLES = frozenset({"advisor", "inspector", "admin"})
 SECRET_PARAMS = re.compile(r"key|token|secret|password|authorization", re.IGNORECASE)
 MAX_CAPTURE = 32 * 1024 * 1024
 
@@ -139,7 +146,8 @@ class AuditMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 content_type = Headers(raw=message.get("headers", [])).get("content-type", "")
-                capture = bool(note.layers) and 200 <= status < 300 and note.records is None
+                capture = bool(note.layers) and 200 <= status < 300 and note.records is None and \
+                    scope["state"].get("principal", ANONYMOUS).role in AUDITED_ROLES
             elif message["type"] == "http.response.body" and capture:
                 body = message.get("body", b"")
                 size += len(body)
@@ -154,11 +162,11 @@ class AuditMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             _current.reset(token)
-        if note.layers and 200 <= status < 300:
+        principal = scope["state"].get("principal", ANONYMOUS)
+        if note.layers and 200 <= status < 300 and principal.role in AUDITED_ROLES:
             records = note.records
             if records is None and capture:
                 records = count_records(content_type, b"".join(chunks))
-            principal = scope["state"].get("principal", ANONYMOUS)
             await write_entry(scope, principal, note, status, records)
 
 

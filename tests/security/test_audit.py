@@ -185,3 +185,19 @@ def test_feature_routes_are_audited(sec_client: TestClient, keys: dict[str, str]
     # public layers are not audited
     sec_client.get("/collections/establishments/items", headers={"X-API-Key": keys["admin"]})
     assert _entries(sec_owner_url, "/collections/establishments/items") == []
+
+
+def test_analyses_that_read_inspections_are_audited(sec_client: TestClient, keys: dict[str, str],
+                                                    sec_owner_url: str) -> None:
+    key_id = keys["inspector_b"].split("_")[1]
+    params = {"lon": "5.32", "lat": "52.04", "radius": "500"}
+    assert sec_client.get("/analysis/context", params=params).status_code == 200
+    assert _entries(sec_owner_url, "/analysis/context") == []  # anonymous: no restricted records served
+    r = sec_client.get("/analysis/context", params=params, headers={"X-API-Key": keys["inspector_b"]})
+    assert r.status_code == 200
+    [entry] = _entries(sec_owner_url, "/analysis/context")
+    assert entry["principal"] == key_id and entry["layers"] == ["inspections"]
+    assert entry["parameters"] == params
+    r = sec_client.get("/analysis/inspection-priority", headers={"X-API-Key": keys["admin"]})
+    assert r.status_code == 200, r.text
+    assert _entries(sec_owner_url, "/analysis/inspection-priority")[-1]["role"] == "admin"
