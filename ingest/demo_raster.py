@@ -124,13 +124,13 @@ class DepositionModel:
         return 320.0 * np.tanh(out / 320.0)
 
     def _hotspots(self, geo: Geography, est: pd.DataFrame, xs: FloatArray, ys: FloatArray) -> FloatArray:
-        src = est[est["h_nh3"] > 0]
+        src = est[(est["h_nh3"] > 0) & (est["h_sector"] == "livestock")]
         land_share = float(shapely.area(geo.municipalities.geometry.values[geo.in_region]).sum()
                            / shapely.area(geo.municipalities.geometry.values).sum())
         # each generated farm stands for `rep` real ones, so the emitted mass (and the mean) does not
         # depend on the scale; only the lumpiness does
         rep = NATIONAL_EQUIVALENT * land_share / max(len(est), 1)
-        amp = 0.011 * src["h_nh3"].to_numpy() * max(rep, 1.0)
+        amp = 0.0125 * src["h_nh3"].to_numpy() * max(rep, 1.0)
         col = ((src["h_x"].to_numpy() - self.x0) / self.res_c).astype(np.int64)
         row = ((self.y1 - src["h_y"].to_numpy()) / self.res_c).astype(np.int64)
         ok = (col >= 0) & (col < len(xs)) & (row >= 0) & (row < len(ys))
