@@ -88,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     security.install(app, settings)
+    landing.use_openapi_30(app)  # OGC API Features asks for OpenAPI 3.0; FastAPI writes 3.1
     app.include_router(health.router)
     app.include_router(landing.router)
     for module_name in ("api.collections", "api.features", "api.tiles", "api.coverages", "api.analyses",

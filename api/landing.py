@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -86,3 +87,71 @@ async def landing(request: Request, f: str | None = Query(None, description="jso
 @router.get("/conformance", summary="The conformance classes this API implements")
 async def conformance() -> dict[str, list[str]]:
     return {"conformsTo": CONFORMANCE}
+
+
+def openapi_30(node: Any) -> Any:
+    """An OpenAPI 3.1 document (as FastAPI writes it) rewritten as OpenAPI 3.0.3, which OGC API Features
+    Part 1 asks for (conformance class oas30): nullable types instead of ``{"type": "null"}`` alternatives,
+    boolean exclusive bounds, ``example`` instead of ``examples`` in schemas, ``enum`` instead of ``const``,
+    and no siblings next to ``$ref``."""
+    if isinstance(node, list):
+        return [openapi_30(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = dict(node)
+    for key in ("anyOf", "oneOf"):
+        options = out.get(key)
+        if isinstance(options, list) and {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            out.pop(key)
+            if len(rest) == 1:
+                merged = dict(rest[0])
+                if "$ref" in merged:
+                    merged = {"allOf": [merged]}
+                out = {**merged, **out}
+            elif rest:
+                out[key] = rest
+            out["nullable"] = True
+    out = {k: openapi_30(v) for k, v in out.items()}
+    if str(out.get("openapi", "")).startswith("3.1"):
+        out["openapi"] = "3.0.3"
+        out.get("info", {}).pop("summary", None)
+    if out.get("type") == "null":
+        out.pop("type")
+        out["nullable"] = True
+    if isinstance(out.get("type"), list):
+        types = [t for t in out["type"] if t != "null"]
+        if len(types) < len(out["type"]):
+            out["nullable"] = True
+        out["type"] = types[0] if len(types) == 1 else out["type"]
+    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(out.get(bound), int | float) and not isinstance(out.get(bound), bool):
+            out[plain] = out[bound]
+            out[bound] = True
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    if isinstance(out.get("examples"), list) and ("type" in out or "properties" in out or "$ref" in out):
+        examples = out.pop("examples")
+        if examples:
+            out["example"] = examples[0]
+    if "$ref" in out and len(out) > 1:
+        ref = out.pop("$ref")
+        out["allOf"] = [{"$ref": ref}]
+    for key in ("contentMediaType", "contentEncoding", "$schema", "$id", "unevaluatedProperties"):
+        out.pop(key, None)
+    return out
+
+
+def use_openapi_30(app: Any) -> None:
+    """Serve the app's OpenAPI definition (/api) as OpenAPI 3.0."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        cached = app.openapi_schema
+        if cached and str(cached.get("openapi", "")).startswith("3.0"):
+            return dict(cached)
+        doc: dict[str, Any] = openapi_30(build())
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi
