@@ -117,21 +117,25 @@ def screenshots(browser: Any, url: str, out: Path) -> None:
     wait_idle(page)
     page.wait_for_timeout(500)
     page.screenshot(path=str(out / "map-national.png"))
-    target = page.evaluate("""async () => {
-        const r = await fetch('/analysis/inspection-priority?limit=50', {headers: {Accept: 'application/json'}});
-        if (!r.ok) return null;
-        const body = await r.json();
-        const rows = body.features || body.items || body.establishments || body.ranking || [];
-        return rows.map(x => x.properties || x).find(p => p.establishment_id) || null;
+    # an establishment near an overloaded habitat: what an inspector would look at before a visit
+    est_id = page.evaluate("""async () => {
+        const get = async url => { const r = await fetch(url); return r.ok ? r.json() : null; };
+        const hex = await get('/collections/deposition-hexagons/items?resolution=1ha&overloaded=true&limit=1');
+        if (hex && hex.features.length) {
+            const c = hex.features[0].geometry.coordinates[0][0];
+            const bbox = [c[0] - 0.06, c[1] - 0.04, c[0] + 0.06, c[1] + 0.04].join(',');
+            const near = await get('/collections/establishments/items?limit=50&bbox=' + bbox);
+            const farm = near && near.features.find(f => (f.properties.sbi_code || '').startsWith('014'));
+            const any = near && near.features[0];
+            if (farm || any) return (farm || any).properties.establishment_id;
+        }
+        const first = await get('/collections/establishments/items?limit=1');
+        return first.features[0].properties.establishment_id;
     }""")
-    est_id = (target or {}).get("establishment_id")
-    if not est_id:
-        est_id = page.evaluate("fetch('/collections/establishments/items?limit=1&environmental_category=4.1')"
-                               ".then(r => r.json()).then(b => b.features[0].properties.establishment_id)")
     item = page.evaluate(f"fetch('/collections/establishments/items/{est_id}').then(r => r.json())")
     lon, lat = item["geometry"]["coordinates"]
-    page.evaluate(f"window.twinMap.flyTo({{longitude: {lon} + 0.004, latitude: {lat}, zoom: 14.2, pitch: 55, "
-                  f"bearing: -20, transitionDuration: 0}})")
+    page.evaluate(f"window.twinMap.flyTo({{longitude: {lon} + 0.01, latitude: {lat} + 0.004, zoom: 12.6, pitch: 55, "
+                  f"bearing: 25, transitionDuration: 0}})")
     page.evaluate(f"window.twinMap.openEstablishment({est_id!r}, [{lon}, {lat}], null)")
     page.wait_for_selector("#report-link", timeout=30_000)
     wait_idle(page)

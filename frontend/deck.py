@@ -30,7 +30,7 @@ TILE_MAX_ZOOM = 14  # tiles are fetched up to this zoom and overzoomed beyond it
 HEX_SWITCH_ZOOM = 11  # the national hexagon grid below, the 1 ha AERIUS hexagons from here on
 # Points are drawn from a regional zoom on: at national zoom a tile would carry tens of thousands of them.
 POINT_MIN_ZOOM = {"establishments": 9, "inspections": 10, "permits": 10}
-HEX_ELEVATION_SCALE = {"national": 12.0, "1ha": 0.6}  # metres of column per mol N/ha/yr
+HEX_ELEVATION_SCALE = {"national": 8.0, "1ha": 0.6}  # metres of column per mol N/ha/yr
 MVT_WORKER_PATH = "/static/vendor/loaders.gl-mvt-4.4.3/mvt-worker.js?v=4.4.3"  # loaders.gl of pydeck 0.9.3
 TWIN_DECK_LIBRARY = "TwinDeck"  # the custom library (frontend/static/twin-deck.js) with @@function helpers
 
@@ -104,6 +104,7 @@ def _mvt(layer_id: str, spec: LayerSpec, url: str, visible: bool, base_url: str,
         "line_width_units": _quoted("meters"),
         "get_line_width": style.line_width_m,
         "line_width_min_pixels": 1,
+        "line_width_max_pixels": 3,
         # loaders.gl parses MVT in a worker that it would fetch from a CDN: the app serves the same version.
         "load_options": {"mvt": {"workerUrl": f"{base_url}{MVT_WORKER_PATH}"}},
     }
@@ -193,7 +194,7 @@ def _buildings(base_url: str) -> MapLayer:
 def _establishments(base_url: str) -> MapLayer:
     spec = LAYERS["establishments"]
     layer = _mvt("establishments", spec, tile_url(base_url, spec.id), True, base_url,
-                 point_type=_quoted("circle"), filled=True, stroked=True,
+                 point_type=_quoted("circle"), point_billboard=True, filled=True, stroked=True,
                  get_fill_color=theme.category_expression(),
                  get_line_color=[255, 255, 255, 230], line_width_units=_quoted("pixels"), get_line_width=1,
                  point_radius_units=_quoted("pixels"), get_point_radius=4, point_radius_min_pixels=2,
@@ -214,7 +215,7 @@ def inspection_year_expression(year: int | None, radius: float = 5) -> str | flo
 def _inspections(base_url: str, inspection_year: int | None) -> MapLayer:
     spec = LAYERS["inspections"]
     layer = _mvt("inspections", spec, tile_url(base_url, spec.id), False, base_url,
-                 point_type=_quoted("circle"), filled=True, stroked=True,
+                 point_type=_quoted("circle"), point_billboard=True, filled=True, stroked=True,
                  get_fill_color=theme.result_expression(),
                  get_line_color=[30, 30, 30, 220], line_width_units=_quoted("pixels"), get_line_width=1,
                  point_radius_units=_quoted("pixels"), get_point_radius=inspection_year_expression(inspection_year),
@@ -228,7 +229,7 @@ def _inspections(base_url: str, inspection_year: int | None) -> MapLayer:
 def _permits(base_url: str) -> MapLayer:
     spec = LAYERS["permits"]
     layer = _mvt("permits", spec, tile_url(base_url, spec.id), False, base_url,
-                 point_type=_quoted("circle"), filled=True, stroked=True,
+                 point_type=_quoted("circle"), point_billboard=True, filled=True, stroked=True,
                  point_radius_units=_quoted("pixels"), get_point_radius=3,
                  line_width_units=_quoted("pixels"), get_line_width=1)
     legend = theme.Legend("Permits and notifications", (theme.Swatch(spec.style.fill, "permit", "circle"),))

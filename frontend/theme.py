@@ -55,7 +55,7 @@ EXCEEDANCE_CLASSES: tuple[tuple[float | None, RGBA, str], ...] = (
     (1000.0, (248, 149, 64, 235), "overloaded by 500 to 1,000"),
     (None, (240, 249, 33, 235), "overloaded by more than 1,000"),
 )
-NO_HABITAT: RGBA = (150, 158, 168, 110)
+NO_HABITAT: RGBA = (160, 168, 178, 90)
 
 
 def exceedance_expression(field: str = "exceedance", kdw_field: str = "lowest_kdw") -> str:

@@ -292,7 +292,11 @@
     refresh();
   }
 
-  function table(rows, columns) {
+  function table(rows, allColumns) {
+    // columns without any value (e.g. inspections hidden from an anonymous caller) are left out
+    var columns = allColumns.filter(function (c) {
+      return rows.some(function (r) { var v = typeof c[0] === "function" ? c[0](r) : r[c[0]]; return v !== null && v !== undefined && v !== ""; });
+    });
     var thead = el("thead", null, [el("tr", null, columns.map(function (c) { return el("th", {scope: "col", text: c[1]}); }))]);
     var tbody = el("tbody", null, rows.map(function (r) {
       return el("tr", null, columns.map(function (c) {
@@ -339,7 +343,7 @@
       estSection.push(table(ests.slice(0, 25), [
         [function (e) { return e.name || e.establishment_id; }, "Name"],
         ["distance_m", "Distance", "m"],
-        [function (e) { return e.sbi_code + (e.sbi_description ? " " + e.sbi_description : ""); }, "Activity (SBI)"],
+        [function (e) { var d = e.sbi_description || ""; return e.sbi_code + (d ? " " + (d.length > 28 ? d.slice(0, 27) + "…" : d) : ""); }, "Activity (SBI)"],
         ["environmental_category", "Cat."],
         [function (e) { return e.last_inspection ? e.last_inspection.date + " " + (e.last_inspection.result || "") +
           (e.last_inspection.lhs_cell ? " (" + e.last_inspection.lhs_cell + ")" : "") : null; }, "Last inspection"],
@@ -351,8 +355,8 @@
     parts.push(section("Establishments", estSection));
     var habitats = ctx.habitats || [];
     parts.push(section("Natura 2000 habitats nearby", habitats.length ? [table(habitats.slice(0, 15), [
-      ["area_name", "Area"], ["habitat_type", "Type"], ["kdw", "KDW"], ["deposition_mean", "Deposition"],
-      ["exceedance", "Exceedance"], ["status", "Status"], ["distance_m", "Distance", "m"]
+      ["area_name", "Area"], ["habitat_type", "Type"], ["kdw", "KDW"], ["exceedance", "Exceedance"],
+      ["status", "Status"], ["distance_m", "Distance", "m"]
     ])] : [el("p", {className: "muted", text: "No Natura 2000 habitats nearby."})]));
     var housing = ctx.housing_within_guide_distance || [];
     parts.push(section("Housing sites within a guide distance", housing.length ? [table(housing, [
