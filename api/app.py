@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
             open=False,
             check=AsyncConnectionPool.check_connection,
             kwargs={"connect_timeout": 3, "application_name": "vth-twin-api"},
-            reconnect_timeout=3600 * 24 * 365,
+            reconnect_timeout=settings.pool_reconnect_timeout_s,
         )
         await pool.open(wait=False)
         app.state.pool = pool

@@ -418,9 +418,9 @@ def document_errors(app: FastAPI) -> None:
 async def resources(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     """For the app's lifetime: the auditor's small pool (the reader's transactions are read-only)."""
     pool = AsyncConnectionPool(
-        auditor_url(settings), min_size=0, max_size=2, open=False,
+        auditor_url(settings), min_size=0, max_size=2, open=False, check=AsyncConnectionPool.check_connection,
         kwargs={"connect_timeout": 3, "application_name": "vth-twin-audit", "autocommit": True},
-        reconnect_timeout=3600 * 24 * 365,
+        reconnect_timeout=settings.pool_reconnect_timeout_s,
     )
     await pool.open(wait=False)
     app.state.audit_pool = pool

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     auditor_password: SecretStr | None = Field(default=None, description="Password of twin_auditor (external DB).")
     audit_enabled: bool = Field(default=True, description="Write the audit log of restricted-record access.")
     max_body_bytes: int = Field(default=1_048_576, description="Largest request body; larger: 413.")
+    pool_reconnect_timeout_s: float = Field(
+        default=5.0, gt=0, description="A pool gives up a reconnection attempt after this; the next request starts "
+        "a fresh one, so service resumes within seconds of the database coming back.")
     rate_limit_rps: float = Field(default=50.0, ge=0, description="Requests/s per key (or IP); 0: no limit.")
     rate_limit_burst: int = Field(default=500, ge=1, description="Token-bucket size per key (or IP).")
     # --- end of security settings ----------------------------------------------------------------------
