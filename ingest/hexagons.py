@@ -47,7 +47,6 @@ RECEPTOR_ROWS = 6189
 GRID_X0, GRID_Y0 = 3604.0, 296800.0
 APPROACHING_MARGIN = 70.0  # mol N/ha/yr below the KDW
 NATIONAL_SIZE_M = 2000.0
-CHUNK = 4000  # hexagons per computation chunk: bounds the memory of the cell-weight arrays
 
 
 @dataclass(frozen=True)
@@ -171,19 +170,6 @@ def mosaic(conn: psycopg.Connection, year: int, box: Box) -> Mosaic | None:
     return Mosaic(x0, y0, cell, values)
 
 
-@dataclass
-class CellWeights:
-    """For a set of hexagons: which raster cells they overlap and by how much (m2). Cells are numbered on
-    the raster's lattice (column = floor((x - ox) / cell), row = floor((oy - y) / cell)), so the same
-    weights serve every year stored on that lattice."""
-
-    hexagon: np.ndarray  # index into the hexagon ids
-    col: np.ndarray
-    row: np.ndarray
-    weight: np.ndarray
-    n: int
-
-
 _NORMALS = np.array([(math.cos(math.radians(a)), math.sin(math.radians(a))) for a in range(30, 360, 60)])
 
 
@@ -235,30 +221,52 @@ def box_hexagon_area(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndar
     return np.abs(cross2.sum(axis=1)) / 2
 
 
-def cell_weights(grid: HexGrid, ids: np.ndarray, cell: float, ox: float, oy: float) -> CellWeights:
-    """Exact overlap areas (m2) of hexagons and the raster cells of their bounding boxes."""
-    parts: list[tuple[np.ndarray, ...]] = []
-    for s in range(0, len(ids), CHUNK):
-        part = ids[s:s + CHUNK]
+CELLS_PER_CHUNK = 1_000_000  # candidate cells handled at once: bounds memory whatever the sizes
+
+
+Weights = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def cell_weights(grid: HexGrid, ids: np.ndarray, cell: float, ox: float, oy: float) -> Iterator[Weights]:
+    """Exact overlap areas (m2) of hexagons and raster cells, in chunks of (hexagon index, cell column, cell
+    row, area). Cells are numbered on the raster's lattice (column = floor((x - ox) / cell), row =
+    floor((oy - y) / cell)). A cell inside all six half-planes counts in full, a cell wholly beyond one
+    counts nothing, and only the cells the edge passes through are clipped (:func:`box_hexagon_area`)."""
+    kw = int(math.ceil(2 * grid.r / cell)) + 1
+    kh = int(math.ceil(grid.h / cell)) + 1
+    step = max(1, CELLS_PER_CHUNK // (kw * kh))
+    half = cell / 2
+    apothem = grid.h / 2
+    for s in range(0, len(ids), step):
+        part = ids[s:s + step]
         cx, cy = grid.centres(part)
         c0 = np.floor((cx - grid.r - ox) / cell).astype(np.int64)
         c1 = np.floor((cx + grid.r - ox) / cell).astype(np.int64)
         r0 = np.floor((oy - (cy + grid.h / 2)) / cell).astype(np.int64)
         r1 = np.floor((oy - (cy - grid.h / 2)) / cell).astype(np.int64)
-        kw, kh = int((c1 - c0).max()) + 1, int((r1 - r0).max()) + 1
         cols = c0[:, None] + np.tile(np.arange(kw), kh)[None, :]
         rows = r0[:, None] + np.repeat(np.arange(kh), kw)[None, :]
         hi, ci = np.nonzero((cols <= c1[:, None]) & (rows <= r1[:, None]))
         col, row = cols[hi, ci], rows[hi, ci]
-        x, y = ox + col * cell, oy - row * cell
-        area = box_hexagon_area(x, y - cell, x + cell, y, cx[hi], cy[hi], grid.r)
+        del cols, rows
+        # Cell centres relative to their hexagon's centre.
+        mx = ox + (col + 0.5) * cell - cx[hi]
+        my = oy - (row + 0.5) * cell - cy[hi]
+        hi_max = np.full(len(hi), -np.inf)
+        lo_max = np.full(len(hi), -np.inf)
+        for nx, ny in _NORMALS:
+            proj = mx * nx + my * ny
+            reach = half * (abs(nx) + abs(ny))
+            hi_max = np.maximum(hi_max, proj + reach)
+            lo_max = np.maximum(lo_max, proj - reach)
+        inside = hi_max <= apothem + 1e-9
+        edge = ~inside & (lo_max < apothem)
+        area = np.where(inside, cell * cell, 0.0)
+        if edge.any():
+            x, y = ox + col[edge] * cell, oy - row[edge] * cell
+            area[edge] = box_hexagon_area(x, y - cell, x + cell, y, cx[hi[edge]], cy[hi[edge]], grid.r)
         keep = area > 1e-9
-        parts.append((hi[keep] + s, col[keep], row[keep], area[keep]))
-    if not parts:
-        empty = np.empty(0, dtype=np.int64)
-        return CellWeights(empty, empty, empty, np.empty(0), len(ids))
-    hexagon, col, row, weight = (np.concatenate([p[k] for p in parts]) for k in range(4))
-    return CellWeights(hexagon, col, row, weight, len(ids))
+        yield hi[keep] + s, col[keep], row[keep], area[keep]
 
 
 def lattice(m: Mosaic) -> tuple[float, float, float]:
@@ -266,19 +274,24 @@ def lattice(m: Mosaic) -> tuple[float, float, float]:
     return m.cell, round(m.x0 % m.cell, 6), round(m.y0 % m.cell, 6)
 
 
-def weighted_means(w: CellWeights, m: Mosaic) -> np.ndarray:
-    """The area-weighted mean of the raster over each hexagon, cells without data left out; NaN where a
-    hexagon has no data at all."""
-    cell, ox, oy = lattice(m)
-    col = w.col - round((m.x0 - ox) / cell)
-    row = w.row - round((oy - m.y0) / cell)
-    nr, nc = m.values.shape
-    inside = (row >= 0) & (row < nr) & (col >= 0) & (col < nc)
-    vals = np.full(len(w.weight), np.nan)
-    vals[inside] = m.values[row[inside], col[inside]]
-    has = ~np.isnan(vals)
-    wsum = np.bincount(w.hexagon[has], weights=w.weight[has], minlength=w.n)
-    vsum = np.bincount(w.hexagon[has], weights=w.weight[has] * vals[has], minlength=w.n)
+def weighted_means(grid: HexGrid, ids: np.ndarray, mosaics: list[Mosaic]) -> np.ndarray:
+    """The area-weighted mean of each raster (all on one lattice) over each hexagon: every cell weighted by
+    the area it shares with the hexagon, cells without data left out; NaN where a hexagon has no data.
+    Returns an array of shape (len(mosaics), len(ids))."""
+    cell, ox, oy = lattice(mosaics[0])
+    wsum = np.zeros((len(mosaics), len(ids)))
+    vsum = np.zeros((len(mosaics), len(ids)))
+    for hexagon, gcol, grow, weight in cell_weights(grid, ids, cell, ox, oy):
+        for k, m in enumerate(mosaics):
+            col = gcol - round((m.x0 - ox) / cell)
+            row = grow - round((oy - m.y0) / cell)
+            nr, nc = m.values.shape
+            inside = (row >= 0) & (row < nr) & (col >= 0) & (col < nc)
+            vals = np.full(len(weight), np.nan)
+            vals[inside] = m.values[row[inside], col[inside]]
+            has = ~np.isnan(vals)
+            wsum[k] += np.bincount(hexagon[has], weights=weight[has], minlength=len(ids))
+            vsum[k] += np.bincount(hexagon[has], weights=weight[has] * vals[has], minlength=len(ids))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(wsum > 0, vsum / np.where(wsum > 0, wsum, 1.0), np.nan)
 
@@ -379,35 +392,44 @@ def compute(conn: psycopg.Connection, grid: HexGrid, ids: np.ndarray, resolution
     parts: list[pa.Table] = []
     block = 20000.0 if resolution == "1ha" else 60000.0
     for bids, box in _blocks(ids, grid, block):
+        found = {year: m for year in years if (m := mosaic(conn, year, box)) is not None}
+        if not found:
+            continue
+        # Only hexagons that reach a raster of this block.
+        cx, cy = grid.centres(bids)
+        near = np.zeros(len(bids), dtype=bool)
+        for m in found.values():
+            near |= (cx + grid.r > m.x0) & (cx - grid.r < m.x0 + m.values.shape[1] * m.cell) & \
+                (cy + grid.r > m.y0 - m.values.shape[0] * m.cell) & (cy - grid.r < m.y0)
+        bids = bids[near]
+        if not len(bids):
+            continue
         hexes = grid.polygons(bids)
         kdw = habitats.lowest_kdw(hexes)
         ewkb = geo.to_ewkb_hex(hexes)
-        weights: dict[tuple[float, float, float], CellWeights] = {}
-        for year in years:
-            m = mosaic(conn, year, box)
-            if m is None:
-                continue
-            key = lattice(m)
-            if key not in weights:
-                weights[key] = cell_weights(grid, bids, *key)
-            dep = weighted_means(weights[key], m)
-            have = ~np.isnan(dep)
-            if not have.any():
-                continue
-            exceed = (dep - kdw)[have]
-            n = int(have.sum())
-            parts.append(pa.table({
-                "hexagon_id": pa.array([f"{resolution}-{i}-{year}" for i in bids[have].tolist()]),
-                "resolution": pa.array([resolution] * n),
-                "receptor_id": pa.array(bids[have], pa.int64()),
-                "year": pa.array(np.full(n, year), pa.int64()),
-                "deposition": pa.array(dep[have]),
-                "lowest_kdw": pa.array(kdw[have], from_pandas=True),
-                "exceedance": pa.array(exceed, from_pandas=True),
-                "overloaded": pa.array(exceed > 0, mask=np.isnan(exceed)),
-                "approaching": pa.array(exceed > -APPROACHING_MARGIN, mask=np.isnan(exceed)),
-                "geom": ewkb.filter(pa.array(have)),
-            }))
+        by_lattice: dict[tuple[float, float, float], list[int]] = {}
+        for year, m in found.items():
+            by_lattice.setdefault(lattice(m), []).append(year)
+        for group in by_lattice.values():
+            means = weighted_means(grid, bids, [found[y] for y in group])
+            for year, dep in zip(group, means, strict=True):
+                have = ~np.isnan(dep)
+                if not have.any():
+                    continue
+                exceed = (dep - kdw)[have]
+                n = int(have.sum())
+                parts.append(pa.table({
+                    "hexagon_id": pa.array([f"{resolution}-{i}-{year}" for i in bids[have].tolist()]),
+                    "resolution": pa.array([resolution] * n),
+                    "receptor_id": pa.array(bids[have], pa.int64()),
+                    "year": pa.array(np.full(n, year), pa.int64()),
+                    "deposition": pa.array(dep[have]),
+                    "lowest_kdw": pa.array(kdw[have], from_pandas=True),
+                    "exceedance": pa.array(exceed, from_pandas=True),
+                    "overloaded": pa.array(exceed > 0, mask=np.isnan(exceed)),
+                    "approaching": pa.array(exceed > -APPROACHING_MARGIN, mask=np.isnan(exceed)),
+                    "geom": ewkb.filter(pa.array(have)),
+                }))
     if not parts:
         return pa.table({c: pa.array([], pa.string()) for c in COLUMNS})
     return pa.concat_tables(parts)

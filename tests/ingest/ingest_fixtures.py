@@ -92,3 +92,27 @@ def scalar(url: str, query: str, params: Any = None) -> Any:
 def rows(url: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
         return conn.execute(query, params).fetchall()
+
+
+def write_raster(path: Path, bands: list[Any], x0: float, top: float, cell: float, crs: str | None = "EPSG:28992",
+                 nodata: float | None = -9999.0, descriptions: list[str] | None = None,
+                 units: list[str] | None = None, driver: str = "GTiff") -> Path:
+    """A north-up raster with the given bands (2D arrays), band descriptions and units."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    arr = np.stack([np.asarray(b, dtype=np.float32) for b in bands])
+    profile: dict[str, Any] = {"driver": driver, "width": arr.shape[2], "height": arr.shape[1], "count": len(bands),
+                               "dtype": "float32", "transform": Affine(cell, 0, x0, 0, -cell, top)}
+    if crs:
+        profile["crs"] = crs
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(arr)
+        for i, d in enumerate(descriptions or []):
+            ds.set_band_description(i + 1, d)
+        for i, u in enumerate(units or []):
+            ds.set_band_unit(i + 1, u)
+    return path
