@@ -35,6 +35,7 @@ class _LoadByDefault(TyperGroup):
         return super().parse_args(ctx, args)
 
 
+DERIVE_AFTER = ("nitrogen-deposition", "natura2000-habitats")
 ingest_app = typer.Typer(
     cls=_LoadByDefault,
     help="Load files into the twin: 'twin ingest LAYER PATH' (validated, all-or-nothing, recorded as a run); "
@@ -136,17 +137,26 @@ def load_cmd(
                                                         "rejected (0.01 = 1%)")] = 0.01,
     year: Annotated[int | None, typer.Option(help="Raster only: the year of a single-band raster without one")]
     = None,
+    derive: Annotated[bool, typer.Option(help="After a change to the raster or the habitats, recompute "
+                                              "deposition-hexagons (when both are loaded)")] = True,
 ) -> None:
     """Load one file into one layer: validated before anything is written, merged in one transaction."""
     settings = _settings()
     try:
         result = _run_load(settings, layer, path, crs=crs, mode=mode, max_reject_rate=max_reject_rate, year=year)
+        results = [result]
+        if derive and result.status == "succeeded" and layer in DERIVE_AFTER:
+            from ingest import hexagons
+
+            if hexagons.ready(settings):
+                results.append(hexagons.derive(settings))
     except TwinError as exc:
         err.print(f"[bold red]error:[/] {exc.message}")
         raise typer.Exit(1) from None
-    console.print(summary_table([result]))
-    report(result)
-    if not result.ok:
+    console.print(summary_table(results))
+    for r in results:
+        report(r)
+    if not all(r.ok for r in results):
         raise typer.Exit(1)
 
 
@@ -274,10 +284,13 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
     for e in order_entries(manifest_entries(folder)):
         file = folder / (e.get("file") or e["path"])
         target = f"{file}:{e['layer_name']}" if e.get("layer_name") and file.suffix.lower() == ".gpkg" else str(file)
-        if e.get("layer") in COVERAGES and e.get("year") is not None:
-            extra: dict[str, Any] = {"year": int(e["year"])}
-        else:
-            extra = {}
+        extra: dict[str, Any] = {}
+        if e.get("layer") in COVERAGES:
+            if e.get("year") is not None:
+                extra["year"] = int(e["year"])
+            bands = e.get("bands") or []
+            if bands and all(str(b)[:4].isdigit() for b in bands):
+                extra["years"] = [int(str(b)[:4]) for b in bands]  # used only for bands without a description
         try:
             result = _run_load(settings, e["layer"], target, crs=e.get("crs"), mode=mode,
                                max_reject_rate=max_reject_rate, **extra)
@@ -285,12 +298,11 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
             result = RunResult(None, e["layer"], str(file), mode, status="refused", message=exc.message)
         results.append(result)
         report(result, show=5)
-    loaded = {r.layer for r in results if r.ok}
     changed = {r.layer for r in results if r.status == "succeeded"}
-    if derive and {"nitrogen-deposition", "natura2000-habitats"} & changed:
+    if derive and set(DERIVE_AFTER) & changed:
         from ingest import hexagons
 
-        if hexagons.ready(settings) or {"nitrogen-deposition", "natura2000-habitats"} <= loaded:
+        if hexagons.ready(settings):
             results.append(hexagons.derive(settings))
     return results
 

@@ -591,6 +591,7 @@ def load(
     progress: ProgressFn | None = None,
     *,
     year: int | None = None,
+    years: list[int] | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> RunResult:
     """Load one file into one layer (or the deposition raster); see the module docstring for the steps.
@@ -605,7 +606,7 @@ def load(
     if layer_id in COVERAGES:
         from ingest import raster
 
-        return raster.load(settings, layer_id, path, crs=crs, mode=mode, year=year, progress=progress)
+        return raster.load(settings, layer_id, path, crs=crs, mode=mode, year=year, years=years, progress=progress)
     if layer_id == "deposition-hexagons":
         raise IngestError("deposition-hexagons is derived from the deposition raster and the habitats: "
                           "run 'twin ingest derive-hexagons'", parameter="layer")

@@ -1,0 +1,75 @@
+"""``twin ingest-all DIR``: the manifest's files load in dependency order (a layer's depends_on first, even
+when the manifest lists it later), the hexagons are derived after the raster and the habitats, a second
+run changes nothing, and ``twin ingest`` without a subcommand loads one file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+from ingest_fixtures import ESTABLISHMENTS, rows, run_cli, write_csv, write_raster
+
+from ingest.cli import order_entries
+from twin.settings import Settings
+
+pytestmark = pytest.mark.usefixtures("empty_layers")
+
+
+def test_order_puts_dependencies_first() -> None:
+    entries = [{"layer": "inspections"}, {"layer": "buildings"}, {"layer": "establishments"},
+               {"layer": "municipalities"}, {"layer": "permits"}]
+    assert [e["layer"] for e in order_entries(entries)] == \
+        ["municipalities", "buildings", "establishments", "inspections", "permits"]
+
+
+def _folder(tmp_path: Path) -> Path:
+    d = tmp_path / "delivery"
+    d.mkdir()
+    write_csv(d / "inrichtingen.csv", ESTABLISHMENTS)
+    write_csv(d / "controles.csv", [
+        {"controle_id": f"C{i}", "inrichting_id": e["inrichting_id"], "datum_controle": "2024-03-01",
+         "type": "routine", "resultaat": "voorschriften nageleefd"} for i, e in enumerate(ESTABLISHMENTS)])
+    habitat = shapely.box(160500, 460500, 161500, 461500)
+    (d / "habitats.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"id": "N1", "naamN2K": "Test", "habtype1": "H4030", "kdw_mol": 1071},
+         "geometry": shapely.geometry.mapping(habitat)}]}))
+    write_raster(d / "depositie.tif", [np.full((300, 300), 1500.0)], 160000, 462000, 10.0, descriptions=["2024"])
+    manifest = {"files": [  # inspections listed before the establishments they refer to
+        {"layer": "inspections", "file": "controles.csv", "format": "CSV", "crs": "EPSG:28992"},
+        {"layer": "establishments", "file": "inrichtingen.csv", "format": "CSV", "crs": "EPSG:28992"},
+        {"layer": "natura2000-habitats", "file": "habitats.geojson", "format": "GeoJSON", "crs": "EPSG:28992"},
+        {"layer": "nitrogen-deposition", "file": "depositie.tif", "format": "GTiff", "crs": "EPSG:28992"},
+    ]}
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    return d
+
+
+def test_ingest_all_loads_in_order_and_derives(ingest_settings: Settings, ingest_owner: str, tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    proc = run_cli(ingest_settings, "ingest-all", str(folder))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = rows(ingest_owner, "SELECT layer, status FROM twin.ingest_runs ORDER BY id DESC LIMIT 5")[::-1]
+    assert runs == [("establishments", "succeeded"), ("inspections", "succeeded"),
+                    ("natura2000-habitats", "succeeded"), ("nitrogen-deposition", "succeeded"),
+                    ("deposition-hexagons", "succeeded")]
+    # The habitat is a 1 km square: ~100 receptor hexagons plus a ring that shares area with its edge.
+    n, dep, kdw = rows(ingest_owner, "SELECT count(*), min(deposition), max(lowest_kdw) FROM twin.deposition_hexagons "
+                       "WHERE resolution = '1ha'")[0]
+    assert 100 <= n <= 140 and dep == pytest.approx(1500.0) and kdw == 1071.0
+    again = run_cli(ingest_settings, "ingest-all", str(folder))
+    assert again.returncode == 0, again.stderr
+    statuses = rows(ingest_owner, "SELECT status FROM twin.ingest_runs ORDER BY id DESC LIMIT 4")
+    assert statuses == [("unchanged",)] * 4  # nothing changed, so no derivation either
+
+
+def test_ingest_without_subcommand_loads_a_file(ingest_settings: Settings, ingest_owner: str, tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "e.csv", ESTABLISHMENTS)
+    proc = run_cli(ingest_settings, "ingest", "establishments", str(src), "--crs", "EPSG:28992")
+    assert proc.returncode == 0, proc.stderr
+    assert "ingest summary" in proc.stdout and "succeeded" in proc.stdout
+    assert rows(ingest_owner, "SELECT count(*) FROM twin.establishments") == [(12,)]
+    help_text = run_cli(ingest_settings, "ingest", "--help").stdout
+    assert "runs" in help_text and "derive-hexagons" in help_text
