@@ -14,15 +14,12 @@ Workloads (medium-scale demo data):
 Prepare the data once (another database than the demo one is fine)::
 
     twin demo-data --scale medium --seed 42 --out /tmp/medium
-    TWIN_DATABASE_NAME=twin_bench twin db migrate   # or create it as below
+    # a database of its own in the project's cluster (see docs/api.md), then
     TWIN_DATABASE_NAME=twin_bench twin ingest-all /tmp/medium
 
 Run::
 
     .venv/bin/python bench/api.py --database twin_bench [--seconds 8] [--json out.json]
-
-``--generate`` fills an empty benchmark database with synthetic establishments instead (generate_series
-points over the Netherlands), for when the demo data or the loader are not available.
 """
 
 from __future__ import annotations
@@ -191,33 +188,6 @@ def sanity(urls: dict[str, dict[str, list[str]]]) -> None:
         print(f"  {name}: (numberMatched, numberReturned) {counts}")
 
 
-def generate(database: str, count: int = 50_000, seed: int = 42) -> None:
-    """Fill the establishments of an empty benchmark database with synthetic points over the Netherlands
-    (denser around the big cities), for when the demo data or the loader are unavailable."""
-    import psycopg
-
-    from twin import database as db
-    from twin.settings import Settings
-
-    settings = Settings().model_copy(update={"database_name": database})
-    with psycopg.connect(db.url_for(settings, "owner")) as conn:
-        conn.execute("SELECT setseed(%s)", (seed / 100,))
-        conn.execute(
-            "INSERT INTO twin.establishments (establishment_id, name, sbi_code, environmental_category, "
-            "visit_frequency_years, brzo, sole_proprietor, city, geom) "
-            "SELECT 'GEN' || n, 'Bedrijf ' || n, (ARRAY['0141','0146','4711','56101','45201'])[1 + n % 5], "
-            "(ARRAY['1','2','3.1','3.2','4.1'])[1 + n % 5], (ARRAY[1,3,5,10])[1 + n % 4], n % 50 = 0, n % 5 = 0, "
-            "'Stad', ST_Transform(ST_SetSRID(ST_Point(c.lon + (random() - 0.5) * c.w, c.lat + (random() - 0.5) * "
-            "c.w * 0.6), 4326), 28992) "
-            "FROM generate_series(1, %s) n, LATERAL (SELECT * FROM (VALUES (4.89, 52.37, 0.25), (4.48, 51.92, 0.25), "
-            "(5.12, 52.09, 0.2), (4.30, 52.07, 0.2), (5.5, 52.2, 2.5)) v(lon, lat, w) "
-            "ORDER BY (n * 7919 + v.lon * 1000)::int %% 5 = 0 DESC LIMIT 1) c "
-            "ON CONFLICT (establishment_id) DO NOTHING",
-            (count,),
-        )
-        conn.execute("ANALYZE twin.establishments")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", default="twin_bench", help="database (in the project's cluster) to serve")
@@ -227,11 +197,8 @@ def main() -> int:
     parser.add_argument("--workloads", nargs="+", default=["items-bbox", "items-cql2", "tiles"])
     parser.add_argument("--pg-port", type=int, default=54329)
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--generate", action="store_true", help="fill the database with synthetic points first")
     args = parser.parse_args()
 
-    if args.generate:
-        generate(args.database)
     ports = {"vth-twin": free_port(), "tipg": free_port()}
     procs = {"vth-twin": start_twin(args.database, ports["vth-twin"]),
              "tipg": start_tipg(args.database, ports["tipg"], args.pg_port)}
