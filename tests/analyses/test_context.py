@@ -98,7 +98,8 @@ def world(owner_url: str) -> Iterator[None]:
 
 def _context(reader_url: str, settings: Settings, role: str = "admin", org: str | None = None, **kwargs):  # type: ignore[no-untyped-def]
     lon, lat = lonlat(*C)
-    params = {"lon": lon, "lat": lat, "as_of": AS_OF} | kwargs
+    # The hexagon year is given (2023), so that other modules' rows for later years cannot change it.
+    params = {"lon": lon, "lat": lat, "as_of": AS_OF, "year": 2023} | kwargs
     return as_role(reader_url, area_context, settings, role=role, org_code=org,
                    disclosure=Disclosure(role, org), **params)
 
@@ -160,7 +161,7 @@ def test_habitats_within_3_km(world: None, reader_url: str, settings: Settings) 
     assert set(habitats) == {"AN-CH1", "AN-CH2", "AN-CH4"}
     for hid, geom in (("AN-CH1", CH1), ("AN-CH2", CH2), ("AN-CH4", CH4)):
         assert habitats[hid]["distance_m"] == pytest.approx(centre.distance(geom), abs=0.06)
-    # CH1: hexagons of 2023 (the latest year up to 2024) inside it: 1500, 1700, 800; the touching one is not.
+    # CH1: hexagons of 2023 whose centre lies inside it: 1500, 1700, 800; the one touching its edge is not.
     h1 = habitats["AN-CH1"]
     assert (h1["year"], h1["hexagons"], h1["source"]) == (2023, 3, "deposition-hexagons")
     assert h1["deposition_max"] == 1700 and h1["deposition_mean"] == pytest.approx((1500 + 1700 + 800) / 3, abs=0.05)
@@ -175,6 +176,21 @@ def test_habitats_within_3_km(world: None, reader_url: str, settings: Settings) 
     assert h2["deposition_mean"] == pytest.approx(want["mean"], abs=0.05)
     assert h2["exceedance"] == pytest.approx(want["max"] - 1071, abs=0.05)
     assert h2["status"] == ("overloaded" if want["max"] > 1071 else "approaching" if want["max"] > 1001 else "below")
+
+
+def test_current_year_is_the_latest_not_after_the_reference_year(world: None, reader_url: str, owner_url: str,
+                                                                  settings: Settings) -> None:
+    import psycopg
+
+    with psycopg.connect(owner_url) as conn:
+        row = conn.execute("SELECT max(year) FROM twin.deposition_hexagons WHERE resolution = '1ha' "
+                           "AND year <= 2024").fetchone()
+    current = row[0] if row else None
+    h1 = next(h for h in _context(reader_url, settings, year=None)["habitats"] if h["habitat_id"] == "AN-CH1")
+    if current == 2023:  # ours: the 2025 hexagon lies after the reference year 2024 (from as_of)
+        assert (h1["year"], h1["deposition_max"], h1["source"]) == (2023, 1700, "deposition-hexagons")
+    else:  # another module left hexagons of 2024: CH1 has none then and falls back to the raster
+        assert current == 2024 and h1["source"] == "nitrogen-deposition"
 
 
 def test_year_parameter_selects_older_hexagons(world: None, reader_url: str, settings: Settings) -> None:

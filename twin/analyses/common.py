@@ -33,6 +33,12 @@ _TO_WGS84 = Transformer.from_crs("EPSG:28992", "EPSG:4326", always_xy=True)
 
 GUIDE_JSON = json.dumps(GUIDE_DISTANCES_M)
 
+# The current year of the 1 ha deposition hexagons: the latest year not after the reference year
+# (``%(year)s``) across the twin. An uncorrelated subquery: PostgreSQL evaluates it once per query.
+HEX_YEAR_SQL = (
+    "(SELECT max(hy.year) FROM twin.deposition_hexagons hy WHERE hy.resolution = '1ha' AND hy.year <= %(year)s)"
+)
+
 
 @dataclass(frozen=True)
 class Disclosure:

@@ -19,6 +19,7 @@ from twin.analyses import raster
 from twin.analyses.common import (
     FULL,
     GUIDE_JSON,
+    HEX_YEAR_SQL,
     Disclosure,
     fetch,
     fetch_one,
@@ -80,8 +81,8 @@ LEFT JOIN LATERAL (
 ORDER BY distance_m, e.establishment_id
 """
 
-# Habitats within the search distance; their current deposition from the 1 ha hexagons that overlap them
-# (the latest year not after the reference year).
+# Habitats within the search distance; their current deposition from the 1 ha hexagons of the current
+# year whose centre lies in the habitat.
 HABITATS_SQL = """
 WITH c AS (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 28992) AS geom)
 SELECT h.habitat_id, h.area_name, h.area_number, h.habitat_type, h.quality, h.kdw,
@@ -89,18 +90,14 @@ SELECT h.habitat_id, h.area_name, h.area_number, h.habitat_type, h.quality, h.kd
 FROM c
 JOIN twin.natura2000_habitats h ON ST_DWithin(h.geom, c.geom, %(hr)s)
 LEFT JOIN LATERAL (
-  SELECT x.year, count(*) AS hexagons, max(x.deposition) AS dep_max, avg(x.deposition) AS dep_mean
+  SELECT max(x.year) AS year, count(*) AS hexagons, max(x.deposition) AS dep_max, avg(x.deposition) AS dep_mean
   FROM twin.deposition_hexagons x
-  WHERE x.resolution = '1ha' AND x.deposition IS NOT NULL AND x.geom && h.geom
-    AND ST_Intersects(x.geom, h.geom) AND NOT ST_Touches(x.geom, h.geom)
-    AND x.year = (
-      SELECT max(y.year) FROM twin.deposition_hexagons y
-      WHERE y.resolution = '1ha' AND y.deposition IS NOT NULL AND y.year <= %(year)s AND y.geom && h.geom
-        AND ST_Intersects(y.geom, h.geom) AND NOT ST_Touches(y.geom, h.geom))
-  GROUP BY x.year
+  WHERE x.resolution = '1ha' AND x.year = {hex_year} AND x.deposition IS NOT NULL AND x.geom && h.geom
+    AND ST_Intersects(ST_Centroid(x.geom), h.geom)
+  HAVING count(*) > 0
 ) hx ON true
 ORDER BY distance_m, h.habitat_id
-"""
+""".replace("{hex_year}", HEX_YEAR_SQL)
 
 # Fallback for habitats without hexagons: the raster, area-weighted over the habitat polygon.
 HABITAT_RASTER_SQL = """

@@ -19,6 +19,7 @@ from twin.analyses import raster
 from twin.analyses.common import (
     FULL,
     GUIDE_JSON,
+    HEX_YEAR_SQL,
     Disclosure,
     fetch,
     municipality,
@@ -57,7 +58,7 @@ LEFT JOIN LATERAL (
 LEFT JOIN LATERAL (SELECT {latest_raster_year} AS year) dy ON true
 LEFT JOIN LATERAL ({weighted}) dep ON dy.year IS NOT NULL
 LEFT JOIN LATERAL (
-  SELECT hy.year,
+  SELECT max(x.year) AS year,
          count(*) FILTER (WHERE x.exc > 0) AS overloaded_n,
          coalesce(sum(x.area) FILTER (WHERE x.exc > 0), 0) / 10000.0 AS overloaded_ha,
          count(*) FILTER (WHERE x.exc <= 0 AND x.exc > -%(margin)s) AS approaching_n,
@@ -65,15 +66,13 @@ LEFT JOIN LATERAL (
          max(x.exc) FILTER (WHERE x.exc > -%(margin)s) AS worst_exceedance,
          min(x.dist) FILTER (WHERE x.exc > 0) AS nearest_overloaded_m,
          min(x.dist) FILTER (WHERE x.exc <= 0 AND x.exc > -%(margin)s) AS nearest_approaching_m
-  FROM (SELECT max(y.year) AS year FROM twin.deposition_hexagons y
-        WHERE y.resolution = '1ha' AND y.year <= %(year)s AND ST_DWithin(y.geom, s.geom, %(hex_r)s)) hy
-  JOIN LATERAL (
-    SELECT h.deposition - h.lowest_kdw AS exc, ST_Area(h.geom) AS area, ST_Distance(h.geom, s.geom) AS dist
+  FROM (
+    SELECT h.year, h.deposition - h.lowest_kdw AS exc, ST_Area(h.geom) AS area, ST_Distance(h.geom, s.geom) AS dist
     FROM twin.deposition_hexagons h
-    WHERE h.resolution = '1ha' AND h.year = hy.year AND ST_DWithin(h.geom, s.geom, %(hex_r)s)
+    WHERE h.resolution = '1ha' AND h.year = {hex_year} AND ST_DWithin(h.geom, s.geom, %(hex_r)s)
       AND h.deposition IS NOT NULL AND h.lowest_kdw IS NOT NULL
-  ) x ON true
-  GROUP BY hy.year
+  ) x
+  HAVING count(*) > 0
 ) hx ON true
 LEFT JOIN LATERAL (
   SELECT json_agg(json_build_object(
@@ -89,7 +88,7 @@ LEFT JOIN LATERAL (
 ) est ON true
 ORDER BY s.site_id
 """.replace("{latest_raster_year}", raster.LATEST_YEAR_SQL.format(year="%(year)s", geom="s.geom")).replace(
-    "{weighted}", raster.WEIGHTED_SQL.format(year="dy.year", geom="s.geom"))
+    "{weighted}", raster.WEIGHTED_SQL.format(year="dy.year", geom="s.geom")).replace("{hex_year}", HEX_YEAR_SQL)
 
 
 def _m(value: float) -> str:

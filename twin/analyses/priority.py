@@ -21,6 +21,7 @@ from layers.registry import GUIDE_DISTANCES_M
 from twin.analyses.common import (
     FULL,
     GUIDE_JSON,
+    HEX_YEAR_SQL,
     Disclosure,
     fetch,
     municipality,
@@ -37,38 +38,45 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 100_000
 DAYS_PER_YEAR = 365.25
 
+# Inputs of every establishment in the selection. Inspections and permits are aggregated per establishment
+# in one pass (a full national run is a few hash joins, not 50,000 index probes); the hexagons are those of
+# the current year (the latest 1 ha year not after the reference year).
 INPUTS_SQL = """
-WITH area AS (SELECT {area} AS geom)
+WITH area AS (SELECT {area} AS geom),
+est AS MATERIALIZED (
+  SELECT e.* FROM area
+  JOIN twin.establishments e ON area.geom IS NULL OR (e.geom && area.geom AND ST_Intersects(e.geom, area.geom))
+  WHERE {establishments}
+),
+ins AS (
+  SELECT i.establishment_id, max(i.inspected_on) AS last_on,
+         json_agg(json_build_array(i.inspection_id, i.inspected_on, coalesce(i.gedrag, left(i.lhs_cell, 1)),
+                                   coalesce(i.gevolg, right(i.lhs_cell, 1)))
+                  ORDER BY i.inspected_on, i.inspection_id)
+           FILTER (WHERE i.result = 'voorschriften overtreden') AS violations
+  FROM est e JOIN twin.inspections i ON i.establishment_id = e.establishment_id
+  WHERE i.inspected_on <= %(as_of)s AND {inspections}
+  GROUP BY i.establishment_id
+),
+nh3 AS (
+  SELECT p.establishment_id, sum(p.nh3_kg_per_year) AS kg
+  FROM est e JOIN twin.permits p ON p.establishment_id = e.establishment_id
+  WHERE p.nh3_kg_per_year > 0 AND {active_permit}
+  GROUP BY p.establishment_id
+)
 SELECT e.establishment_id, e.name, e.kvk_number, e.sole_proprietor, e.org_code, e.sbi_code,
        e.environmental_category, e.activiteitenbesluit_type, e.brzo, e.visit_frequency_years,
        e.municipality_code, ST_X(e.geom) AS x, ST_Y(e.geom) AS y,
        (%(guide)s::jsonb ->> e.environmental_category)::float AS guide,
-       li.last_on, vi.list AS violations, nh3.kg AS nh3_kg, hab.n AS overloaded_hexagons,
+       ins.last_on, ins.violations, nh3.kg AS nh3_kg, hab.n AS overloaded_hexagons,
        dw.n AS dwellings, hs.n AS housing_sites
-FROM area
-JOIN twin.establishments e ON area.geom IS NULL OR (e.geom && area.geom AND ST_Intersects(e.geom, area.geom))
-LEFT JOIN LATERAL (
-  SELECT max(i.inspected_on) AS last_on FROM twin.inspections i
-  WHERE i.establishment_id = e.establishment_id AND i.inspected_on <= %(as_of)s AND {inspections}
-) li ON true
-LEFT JOIN LATERAL (
-  SELECT json_agg(json_build_object('inspection_id', i.inspection_id, 'date', i.inspected_on,
-                  'gedrag', coalesce(i.gedrag, left(i.lhs_cell, 1)), 'gevolg', coalesce(i.gevolg, right(i.lhs_cell, 1)))
-                  ORDER BY i.inspected_on, i.inspection_id) AS list
-  FROM twin.inspections i
-  WHERE i.establishment_id = e.establishment_id AND i.result = 'voorschriften overtreden'
-    AND i.inspected_on <= %(as_of)s AND {inspections}
-) vi ON true
-LEFT JOIN LATERAL (
-  SELECT sum(p.nh3_kg_per_year) AS kg FROM twin.permits p
-  WHERE p.establishment_id = e.establishment_id AND p.nh3_kg_per_year > 0 AND {active_permit}
-) nh3 ON true
+FROM est e
+LEFT JOIN ins ON ins.establishment_id = e.establishment_id
+LEFT JOIN nh3 ON nh3.establishment_id = e.establishment_id
 LEFT JOIN LATERAL (
   SELECT count(*) AS n FROM twin.deposition_hexagons h
-  WHERE nh3.kg > 0 AND h.resolution = '1ha' AND ST_DWithin(h.geom, e.geom, %(nh3_r)s)
-    AND h.deposition > h.lowest_kdw
-    AND h.year = (SELECT max(y.year) FROM twin.deposition_hexagons y
-                  WHERE y.resolution = '1ha' AND y.year <= %(year)s AND ST_DWithin(y.geom, e.geom, %(nh3_r)s))
+  WHERE nh3.kg > 0 AND h.resolution = '1ha' AND h.year = {hex_year}
+    AND ST_DWithin(h.geom, e.geom, %(nh3_r)s) AND h.deposition > h.lowest_kdw
 ) hab ON true
 LEFT JOIN LATERAL (
   SELECT count(*) AS n FROM twin.buildings b
@@ -81,8 +89,7 @@ LEFT JOIN LATERAL (
   WHERE ST_DWithin(s.geom, e.geom, (%(guide)s::jsonb ->> e.environmental_category)::float)
     AND ST_Distance(s.geom, e.geom) < (%(guide)s::jsonb ->> e.environmental_category)::float
 ) hs ON true
-WHERE {establishments}
-"""
+""".replace("{hex_year}", HEX_YEAR_SQL)
 
 OVERRIDES_SQL = """
 SELECT o.establishment_id, o.rank, o.reason, o.author, o.created_at
@@ -141,12 +148,14 @@ def load_weights(settings: Settings) -> dict[str, Any]:
 
 
 # --- The factors -------------------------------------------------------------------------------------------
-def relevance(row: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:
+def relevance(row: dict[str, Any], w: dict[str, Any], explain: bool = True) -> dict[str, Any]:
     """Environmental relevance: points for the VNG category, the Brzo and the Activiteitenbesluit type."""
     cat, ab = row["environmental_category"], row["activiteitenbesluit_type"]
     cat_pts = w["category_points"].get(cat, w["unknown_category_points"]) if cat else w["unknown_category_points"]
     brzo_pts = w["brzo_points"] if row["brzo"] else 0
     ab_pts = w["activiteitenbesluit_points"].get(ab, w["unknown_type_points"]) if ab else w["unknown_type_points"]
+    if not explain:
+        return {"points": float(cat_pts + brzo_pts + ab_pts)}
     return {
         "points": float(cat_pts + brzo_pts + ab_pts),
         "inputs": {"environmental_category": cat, "brzo": row["brzo"], "activiteitenbesluit_type": ab},
@@ -155,18 +164,18 @@ def relevance(row: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def compliance(violations: list[dict[str, Any]], as_of: date, w: dict[str, Any]) -> dict[str, Any]:
-    """Compliance history: each violation in the lookback window weighs by its LHS cell, halves every
-    half-life of age, and counts ``repeat_factor`` times when another violation preceded it within the
-    repeat window."""
+def compliance(violations: list[list[Any]], as_of: date, w: dict[str, Any], explain: bool = True) -> dict[str, Any]:
+    """Compliance history: each violation ``[inspection id, date, gedrag, gevolg]`` in the lookback window
+    weighs by its LHS cell, halves every half-life of age, and counts ``repeat_factor`` times when another
+    violation preceded it within the repeat window."""
     total = 0.0
     counted = []
-    dates = [date.fromisoformat(str(v["date"])) for v in violations]
+    dates = [date.fromisoformat(str(v[1])) for v in violations]
     for v, on in zip(violations, dates, strict=True):
         age_days = (as_of - on).days
         if age_days > w["lookback_years"] * DAYS_PER_YEAR:
             continue
-        gedrag, gevolg = v.get("gedrag"), v.get("gevolg")
+        gedrag, gevolg = v[2], v[3]
         if gedrag in w["gedrag_factor"] and gevolg in w["gevolg_points"]:
             severity = w["gevolg_points"][gevolg] * w["gedrag_factor"][gedrag]
             cell = f"{gedrag}{gevolg}"
@@ -176,10 +185,13 @@ def compliance(violations: list[dict[str, Any]], as_of: date, w: dict[str, Any])
         repeat = any(0 < (on - other).days <= w["repeat_window_years"] * DAYS_PER_YEAR for other in dates)
         points = severity * recency * (w["repeat_factor"] if repeat else 1.0)
         total += points
-        counted.append({"inspection_id": v["inspection_id"], "date": on.isoformat(), "lhs_cell": cell,
-                        "severity": severity, "recency": round(recency, 4), "repeat": repeat,
-                        "points": round(points, 3)})
+        if explain:
+            counted.append({"inspection_id": v[0], "date": on.isoformat(), "lhs_cell": cell,
+                            "severity": severity, "recency": round(recency, 4), "repeat": repeat,
+                            "points": round(points, 3)})
     capped = min(total, float(w["cap"]))
+    if not explain:
+        return {"points": capped}
     return {
         "points": capped,
         "inputs": {"violations": counted},
@@ -188,7 +200,8 @@ def compliance(violations: list[dict[str, Any]], as_of: date, w: dict[str, Any])
     }
 
 
-def overdue(last_on: date | None, frequency: int | None, as_of: date, w: dict[str, Any]) -> dict[str, Any]:
+def overdue(last_on: date | None, frequency: int | None, as_of: date, w: dict[str, Any],
+            explain: bool = True) -> dict[str, Any]:
     """Overdue-ness: visit cycles past due since the last inspection (never inspected: a fixed number)."""
     freq = frequency or w["default_frequency_years"]
     if last_on is None:
@@ -199,7 +212,9 @@ def overdue(last_on: date | None, frequency: int | None, as_of: date, w: dict[st
         cycles = min(float(w["max_cycles"]), max(0.0, elapsed - 1.0))
         capped = f" (at most {w['max_cycles']})" if elapsed - 1 > w["max_cycles"] else ""
         why = (f"last inspection {last_on.isoformat()}, {elapsed:.2f} visit intervals of {freq} year(s) ago: "
-               f"{cycles:.2f} cycles overdue{capped}")
+               f"{cycles:.2f} cycles overdue{capped}") if explain else ""
+    if not explain:
+        return {"points": cycles * w["points_per_cycle"]}
     return {
         "points": cycles * w["points_per_cycle"],
         "inputs": {"last_inspection": last_on.isoformat() if last_on else None, "visit_frequency_years": freq,
@@ -208,7 +223,7 @@ def overdue(last_on: date | None, frequency: int | None, as_of: date, w: dict[st
     }
 
 
-def surroundings(row: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:
+def surroundings(row: dict[str, Any], w: dict[str, Any], explain: bool = True) -> dict[str, Any]:
     """Sensitive surroundings: NH3 emitter near overloaded habitat, dwellings and housing sites within
     the guide distance."""
     nh3 = float(row["nh3_kg"] or 0)
@@ -218,6 +233,8 @@ def surroundings(row: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:
     dw_pts = min(w["dwelling_points_max"], w["dwelling_points_each"] * dwellings)
     sites = int(row["housing_sites"] or 0)
     hs_pts = w["housing_site_points"] if sites > 0 else 0
+    if not explain:
+        return {"points": float(nh3_pts + dw_pts + hs_pts)}
     return {
         "points": float(nh3_pts + dw_pts + hs_pts),
         "inputs": {"nh3_kg_per_year": nh3, "overloaded_hexagons_nearby": hexes,
@@ -229,17 +246,18 @@ def surroundings(row: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def score(row: dict[str, Any], as_of: date, weights: dict[str, Any]) -> tuple[float, list[dict[str, Any]]]:
-    """The score of one establishment and its factors, each with points, weight, weighted score, inputs
-    and an explanation in words."""
+def score(row: dict[str, Any], as_of: date, weights: dict[str, Any],
+          explain: bool = True) -> tuple[float, list[dict[str, Any]]]:
+    """The score of one establishment and its factors, each with points, weight, weighted score and (when
+    ``explain``) its inputs and an explanation in words."""
     violations = row["violations"]
     if isinstance(violations, str):
         violations = json.loads(violations)
     parts = {
-        "relevance": relevance(row, weights["relevance"]),
-        "compliance": compliance(violations or [], as_of, weights["compliance"]),
-        "overdue": overdue(row["last_on"], row["visit_frequency_years"], as_of, weights["overdue"]),
-        "surroundings": surroundings(row, weights["surroundings"]),
+        "relevance": relevance(row, weights["relevance"], explain),
+        "compliance": compliance(violations or [], as_of, weights["compliance"], explain),
+        "overdue": overdue(row["last_on"], row["visit_frequency_years"], as_of, weights["overdue"], explain),
+        "surroundings": surroundings(row, weights["surroundings"], explain),
     }
     factors = []
     total = 0.0
@@ -248,8 +266,10 @@ def score(row: dict[str, Any], as_of: date, weights: dict[str, Any]) -> tuple[fl
         part = parts[name]
         weighted = weight * part["points"]
         total += weighted
-        factors.append({"factor": name, "points": round(part["points"], 3), "weight": weight,
-                        "score": round(weighted, 3), "explanation": part["explanation"], "inputs": part["inputs"]})
+        factor = {"factor": name, "points": round(part["points"], 3), "weight": weight, "score": round(weighted, 3)}
+        if explain:
+            factor |= {"explanation": part["explanation"], "inputs": part["inputs"]}
+        factors.append(factor)
     return round(total, 3), factors
 
 
@@ -273,10 +293,12 @@ async def inspection_priority(
     municipality_code: str | None = None,
     limit: int | None = DEFAULT_LIMIT,
     as_of: date | None = None,
+    year: int | None = None,
     disclosure: Disclosure = FULL,
 ) -> dict[str, Any]:
     """The ranking of establishments (of a municipality, or all the caller may plan) by risk score,
-    with the factors one by one and the coordinators' overrides."""
+    with the factors one by one and the coordinators' overrides. ``year``: the reference year of the
+    deposition hexagons (default the year of ``as_of``)."""
     if not disclosure.inspections:
         raise Unauthorized(
             "the inspection priority is built on restricted inspection data: send an API key of an advisor, "
@@ -295,33 +317,36 @@ async def inspection_priority(
            .replace("{inspections}", disclosure.inspection_sql("i", "e"))
            .replace("{establishments}", disclosure.establishment_sql("e"))
            .replace("{active_permit}", ACTIVE_PERMIT_SQL))
-    params = {"muni": muni["code"] if muni else None, "as_of": ref, "year": ref.year, "guide": GUIDE_JSON,
+    params = {"muni": muni["code"] if muni else None, "as_of": ref, "year": year if year is not None else ref.year,
+              "guide": GUIDE_JSON,
               "nh3_r": weights["surroundings"]["nh3_habitat_radius_m"], "disclosure_org": disclosure.org_code}
     rows = await fetch(conn, sql, params)
-    items = []
-    for row in rows:
-        total, factors = score(row, ref, weights)
-        item = {
-            "establishment_id": row["establishment_id"], "name": row["name"], "kvk_number": row["kvk_number"],
-            "sole_proprietor": row["sole_proprietor"], "sbi_code": row["sbi_code"],
-            "environmental_category": row["environmental_category"], "municipality_code": row["municipality_code"],
-            "org_code": row["org_code"], "x": round(row["x"], 2), "y": round(row["y"], 2),
-            "score": total, "factors": factors,
-        }
-        items.append(redact_establishment(item, disclosure, row["org_code"]))
-    items.sort(key=lambda i: (-i["score"], i["establishment_id"]))
-    for n, item in enumerate(items, start=1):
-        item["computed_rank"] = n
+    # Score everything (numbers only), rank, then explain the establishments that are shown.
+    scored = sorted(((score(row, ref, weights, explain=False)[0], row["establishment_id"], row) for row in rows),
+                    key=lambda t: (-t[0], t[1]))
+    items = [{"establishment_id": eid, "computed_rank": n, "_row": row}
+             for n, (_, eid, row) in enumerate(scored, start=1)]
     overrides = await fetch(conn, OVERRIDES_SQL, {"ids": [i["establishment_id"] for i in items]})
     by_id = {o["establishment_id"]: o for o in overrides}
     final = apply_overrides(items, overrides)
     for n, item in enumerate(final, start=1):
         item["rank"] = n
-        o = by_id.get(item["establishment_id"])
-        item["override"] = None if o is None else {
-            "rank": o["rank"], "reason": o["reason"], "author": o["author"], "created_at": o["created_at"].isoformat(),
-        }
     shown = final if limit is None else final[:limit]
+    ranking = []
+    for item in shown:
+        row = item["_row"]
+        total, factors = score(row, ref, weights)
+        o = by_id.get(item["establishment_id"])
+        ranking.append(redact_establishment({
+            "rank": item["rank"], "computed_rank": item["computed_rank"],
+            "establishment_id": row["establishment_id"], "name": row["name"], "kvk_number": row["kvk_number"],
+            "sole_proprietor": row["sole_proprietor"], "sbi_code": row["sbi_code"],
+            "environmental_category": row["environmental_category"], "municipality_code": row["municipality_code"],
+            "org_code": row["org_code"], "x": round(row["x"], 2), "y": round(row["y"], 2),
+            "score": total, "factors": factors,
+            "override": None if o is None else {"rank": o["rank"], "reason": o["reason"], "author": o["author"],
+                                                "created_at": o["created_at"].isoformat()},
+        }, disclosure, row["org_code"]))
     return {
         "as_of": ref.isoformat(),
         "municipality": None if muni is None else {"code": muni["code"], "name": muni["name"]},
@@ -330,7 +355,7 @@ async def inspection_priority(
         "numberReturned": len(shown),
         "weights": weights,
         "guide_distances_m": GUIDE_DISTANCES_M,
-        "ranking": [{"rank": i.pop("rank"), "computed_rank": i.pop("computed_rank"), **i} for i in shown],
+        "ranking": ranking,
     }
 
 
