@@ -1,0 +1,153 @@
+"""Benchmark of the four analyses on a loaded twin (meant for the medium-scale demo data).
+
+    .venv/bin/python bench/analysis.py                      # the dev database (TWIN_ settings)
+    .venv/bin/python bench/analysis.py --database twin_bench --points 100 --runs 3 --json out.json
+
+Measures, on one reader connection with the admin role set as the API sets it (so the row-level
+security of inspections applies), the time of each analysis function including turning its result into
+JSON (what the API adds is routing and sending):
+
+- area context (default radius 500 m) at ``--points`` random points on land (municipalities sampled by
+  area, one random point in each), p50/p95;
+- the full housing-nitrogen run (every site), ``--runs`` times;
+- the full inspection-priority ranking (every establishment scored, top 100 returned), ``--runs`` times;
+- the area summary of ``--municipalities`` random municipalities.
+
+Goals (issue 6): context p95 under 100 ms; housing-nitrogen and priority under 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+
+from twin import database
+from twin.analyses.common import to_wgs84
+from twin.analyses.context import area_context
+from twin.analyses.housing import housing_nitrogen
+from twin.analyses.priority import inspection_priority
+from twin.analyses.summary import area_summary
+from twin.settings import Settings, get_settings
+
+POINTS_SQL = """
+SELECT ST_X(p) AS x, ST_Y(p) AS y FROM (
+  SELECT (ST_Dump(ST_GeneratePoints(geom, 1, %(seed)s))).geom AS p
+  FROM (SELECT geom FROM twin.municipalities ORDER BY -ln(random()) / ST_Area(geom) LIMIT %(n)s) m
+) s
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation between closest ranks."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    result = await fn()
+    json.dumps(result, default=str)
+    return (time.perf_counter() - t0) * 1000, result
+
+
+def summary(name: str, ms: list[float], note: str) -> dict[str, Any]:
+    return {"analysis": name, "n": len(ms), "p50_ms": round(percentile(ms, 50), 1),
+            "p95_ms": round(percentile(ms, 95), 1), "max_ms": round(max(ms), 1), "note": note}
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    url = database.url_for(settings, "reader")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=False) as conn:
+        await conn.execute("SELECT set_config('twin.role', 'admin', false), set_config('twin.org_code', '', false)")
+        await conn.execute("SELECT setseed(%s)", (args.seed / 1000,))
+        cur = await conn.execute(
+            "SELECT (SELECT count(*) FROM twin.establishments), (SELECT count(*) FROM twin.inspections), "
+            "(SELECT count(*) FROM twin.housing_sites), (SELECT count(*) FROM twin.deposition_hexagons), "
+            "(SELECT count(*) FROM twin.buildings), (SELECT count(*) FROM twin.nitrogen_deposition), "
+            "(SELECT count(*) FROM twin.municipalities)")
+        counts = dict(zip(("establishments", "inspections", "housing_sites", "deposition_hexagons", "buildings",
+                           "raster_tiles", "municipalities"), await cur.fetchone() or (), strict=True))
+        if not counts.get("municipalities") or not counts.get("establishments"):
+            sys.exit("the database holds no municipalities or establishments: load the demo data first "
+                     "('twin demo-data --scale medium' and 'twin ingest-all').")
+        cur = await conn.execute(POINTS_SQL, {"seed": args.seed, "n": args.points})
+        points = [to_wgs84(x, y) for x, y in await cur.fetchall()]
+        cur = await conn.execute("SELECT code FROM twin.municipalities ORDER BY random() LIMIT %s",
+                                 (args.municipalities,))
+        codes = [r[0] for r in await cur.fetchall()]
+        await conn.commit()
+
+        results = []
+        for lon, lat in points[:5]:  # warm-up: caches and plans
+            await area_context(conn, settings, lon=lon, lat=lat)
+        ms = []
+        for lon, lat in points:
+            t, _ = await timed(lambda lon=lon, lat=lat: area_context(conn, settings, lon=lon, lat=lat))
+            ms.append(t)
+        results.append(summary("context (r = 500 m)", ms, f"{len(points)} random points on land"))
+        print(f"context: p50 {results[-1]['p50_ms']} ms, p95 {results[-1]['p95_ms']} ms", flush=True)
+
+        ms, n = [], 0
+        for _ in range(args.runs):
+            t, res = await timed(lambda: housing_nitrogen(conn, settings))
+            ms.append(t)
+            n = res["numberReturned"]
+        results.append(summary("housing-nitrogen (all sites)", ms, f"{n} sites, {args.runs} runs"))
+        print(f"housing-nitrogen: p50 {results[-1]['p50_ms']} ms", flush=True)
+
+        ms = []
+        for _ in range(args.runs):
+            t, res = await timed(lambda: inspection_priority(conn, settings, limit=100))
+            ms.append(t)
+            n = res["numberMatched"]
+        results.append(summary("inspection-priority (all)", ms, f"{n} establishments scored, {args.runs} runs"))
+        print(f"inspection-priority: p50 {results[-1]['p50_ms']} ms", flush=True)
+
+        ms = []
+        for code in codes:
+            t, _ = await timed(lambda code=code: area_summary(conn, settings, municipality_code=code))
+            ms.append(t)
+        results.append(summary("area-summary (municipality)", ms, f"{len(codes)} random municipalities"))
+        print(f"area-summary: p50 {results[-1]['p50_ms']} ms", flush=True)
+    return {"database": settings.database_name, "counts": counts, "results": results,
+            "machine": f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
+            "at": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", help="database name in the local cluster (default TWIN_DATABASE_NAME)")
+    parser.add_argument("--points", type=int, default=100, help="random points for the context (default 100)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of the full housing and priority analyses")
+    parser.add_argument("--municipalities", type=int, default=10, help="municipalities for the area summary")
+    parser.add_argument("--seed", type=int, default=1, help="random seed of the points")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    settings = get_settings()
+    if args.database:
+        settings = settings.model_copy(update={"database_name": args.database})
+    report = asyncio.run(run(settings, args))
+    print(f"\n{'analysis':32} {'n':>4} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}  note")
+    for r in report["results"]:
+        print(f"{r['analysis']:32} {r['n']:>4} {r['p50_ms']:>9.1f} {r['p95_ms']:>9.1f} {r['max_ms']:>9.1f}  "
+              f"{r['note']}")
+    print("rows: " + ", ".join(f"{k} {v:,}" for k, v in report["counts"].items()))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
