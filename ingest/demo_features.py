@@ -346,11 +346,12 @@ STATUSES = (("Pand in gebruik", 0.955), ("Pand in gebruik (niet ingemeten)", 0.0
 
 
 def building_counts(geo: Geography, total: int) -> dict[int, int]:
-    """Buildings per region municipality, proportional to its population (sums to `total`)."""
+    """Buildings per region municipality, by population (less than proportionally: big cities build in
+    height); sums to `total`."""
     s = geo.settlements
     munis = np.flatnonzero(geo.in_region)
     pop = np.array([s.population[s.municipality == m].sum() for m in munis])
-    return dict(zip((int(m) for m in munis), largest_remainder(total, pop.tolist()), strict=True))
+    return dict(zip((int(m) for m in munis), largest_remainder(total, (pop**0.9).tolist()), strict=True))
 
 
 def iter_buildings(geo: Geography, est: pd.DataFrame, total: int, seed: int) -> Iterator[BuildingChunk]:
@@ -361,7 +362,10 @@ def iter_buildings(geo: Geography, est: pd.DataFrame, total: int, seed: int) -> 
     counts = building_counts(geo, total)
     farms = est[est["h_sector"] == "livestock"]
     farm_by_muni = {int(m): g for m, g in farms.groupby("h_muni")}
-    for m, n_m in counts.items():
+    carry = 0  # buildings a full municipality could not place go to the next one
+    for m, quota in counts.items():
+        n_m = quota + carry
+        carry = n_m
         if n_m == 0:
             continue
         rng = np.random.default_rng([seed, 7, m])
@@ -451,6 +455,7 @@ def iter_buildings(geo: Geography, est: pd.DataFrame, total: int, seed: int) -> 
         new = rng.random(nb) < 0.01
         year = np.where(new, rng.integers(2026, 2028, nb), year)
         status = np.where(new, "Bouw gestart", status)
+        carry -= nb
         first = int(rng.integers(100_000, 900_000))
         ids = np.array([f"{code[2:]}10{first + i * 7:010d}" for i in range(nb)], dtype=object)
         yield BuildingChunk(geom, {"identificatie": ids, "bouwjaar": year, "status": status,
