@@ -93,7 +93,8 @@ FROM (SELECT ST_Extent(ST_Envelope(rast)) AS e FROM twin.nitrogen_deposition) s
 """
 
 PIECES_SQL = """
-SELECT ST_AsBinary(CASE WHEN %(res)s > 1.5 * abs(ST_ScaleX(c)) THEN ST_Rescale(c, %(res)s, -%(res)s) ELSE c END)
+SELECT ST_AsBinary(CASE WHEN %(res)s > 1.5 * abs(ST_ScaleX(c))
+                      THEN ST_Resample(c, %(res)s, -%(res)s, 0, 0, 0, 0, 'NearestNeighbor') ELSE c END)
 FROM (
   SELECT ST_Clip(d.rast, 1, e.env, true) AS c
   FROM twin.nitrogen_deposition d,
@@ -187,8 +188,9 @@ class Piece:
 
 async def pieces(conn: psycopg.AsyncConnection, bounds: tuple[float, float, float, float], year: int,
                  resolution: float) -> list[Piece]:
-    """The raster of ``year`` inside RD New ``bounds``, coarsened to about ``resolution`` metres where
-    that is much coarser than the stored pixels (so a national view does not read every pixel)."""
+    """The raster of ``year`` inside RD New ``bounds``, coarsened to ``resolution`` metres where that is
+    much coarser than the stored pixels (so a national view does not read every pixel). Coarse pieces share
+    one grid (aligned at 0, 0), so each coarse pixel comes from the tile that holds its centre: no gaps."""
     x0, y0, x1, y1 = bounds
     cur = await conn.execute(PIECES_SQL, {"x0": x0, "y0": y0, "x1": x1, "y1": y1, "year": year,
                                           "res": resolution})

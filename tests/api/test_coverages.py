@@ -259,3 +259,61 @@ def test_metadata_and_ramp(client: TestClient, raster: None) -> None:
     assert DEPOSITION_RAMP.colour(250) == pytest.approx(mid, abs=1)
     assert DEPOSITION_RAMP.colour(-50) == a and DEPOSITION_RAMP.colour(9_999) == DEPOSITION_RAMP.stops[-1].rgba
     assert DEPOSITION_RAMP.colour(float("nan")) == (0, 0, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def wide_raster(writer_url: str) -> Iterator[int]:
+    """A 10 x 5 km raster of 100 m pixels in two tiles of 50 x 50 pixels (value 2500), for coarse tiles."""
+    year = 2992
+    with psycopg.connect(writer_url) as conn:
+        conn.execute("DELETE FROM twin.nitrogen_deposition WHERE year = %s", (year,))
+        conn.execute("DELETE FROM twin.nitrogen_deposition_years WHERE year = %s", (year,))
+        conn.execute("INSERT INTO twin.nitrogen_deposition_years (year, label, pixel_size, nodata) "
+                     "VALUES (%s, 'wide', 100, %s)", (year, NODATA))
+        for c0 in (0, 50):
+            conn.execute(
+                "INSERT INTO twin.nitrogen_deposition (year, label, rast) VALUES (%s, 'wide', ST_AddBand("
+                "ST_MakeEmptyRaster(50, 50, %s, %s, 100, -100, 0, 0, 28992), '32BF'::text, 2500, %s))",
+                (year, 20_000 + c0 * 100, 610_000, NODATA))
+    yield year
+    with psycopg.connect(writer_url) as conn:
+        conn.execute("DELETE FROM twin.nitrogen_deposition WHERE year = %s", (year,))
+        conn.execute("DELETE FROM twin.nitrogen_deposition_years WHERE year = %s", (year,))
+
+
+def test_coarse_png_tiles_have_no_gaps_between_raster_tiles(client: TestClient, wide_raster: int) -> None:
+    # at zoom 9 a tile pixel is ~180 m in RD: the raster is coarsened in PostGIS before sampling
+    tile = TMS.tile(*lonlat(25_000, 607_500), 9)
+    r = client.get(f"{COV}/tiles/WebMercatorQuad/{tile.z}/{tile.x}/{tile.y}.png", params={"year": wide_raster})
+    image = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGBA"))
+    b = TMS.xy_bounds(tile)
+    to_rd = Transformer.from_crs("EPSG:3857", "EPSG:28992", always_xy=True)
+    inside = 0
+    for row in range(256):
+        for col in range(256):
+            mx = b.left + (col + 0.5) / 256 * (b.right - b.left)
+            my = b.top - (row + 0.5) / 256 * (b.top - b.bottom)
+            x, y = to_rd.transform(mx, my)
+            # at least one coarse pixel (~200 m) inside the raster's edges
+            if 20_200 < x < 29_800 and 605_200 < y < 609_800:
+                inside += 1
+                assert tuple(image[row, col]) == DEPOSITION_RAMP.colour(2500.0), (row, col, x, y)
+    assert inside > 500
+
+
+def test_coarsened_pieces_leave_no_gaps(reader_url: str, wide_raster: int) -> None:
+    # coarse pixels that do not divide the 5 km raster tiles: the coarsened pieces must still meet
+    import asyncio
+
+    from twin import deposition
+
+    async def values(resolution: float) -> np.ndarray:
+        async with await psycopg.AsyncConnection.connect(reader_url) as conn:
+            pieces = await deposition.pieces(conn, (19_000, 604_000, 31_000, 611_000), wide_raster, resolution)
+        assert pieces and all(abs(p.scale_x) == resolution for p in pieces)
+        xs = np.arange(20_000 + resolution, 30_000 - resolution, 10.0)
+        return deposition.sample(pieces, xs, np.full(xs.shape, 607_500.0))
+
+    for resolution in (300.0, 700.0, 900.0):
+        got = asyncio.run(values(resolution))
+        assert np.isfinite(got).all() and (got == 2500).all(), resolution
