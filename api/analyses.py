@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from api.auth import Principal, PrincipalDep
+from api.auth import Principal, PrincipalDep, record_access
 from api.deps import ConnDep, SettingsDep
 from twin.analyses.common import Disclosure, disclosure_for
 from twin.analyses.context import area_context
@@ -57,6 +57,9 @@ async def context(
     who = disclosure(principal)
     result = await area_context(conn, settings, lon=lon, lat=lat, establishment=establishment, radius=radius,
                                 as_of=as_of, year=year, disclosure=who)
+    shown = sum(1 for e in result["establishments"] if e["inspections_visible"] and e["last_inspection"])
+    if shown:
+        record_access(shown, "inspections")  # for the audit log: establishments whose inspections were shown
     if fmt == "json":
         return result
     from twin.analyses import report
@@ -89,13 +92,16 @@ async def priority(
     municipality: str | None = Query(None, description="CBS code (GM....): only establishments inside it"),
     limit: int = Query(DEFAULT_LIMIT, description="How many of the ranking to return (1 to 100,000)"),
     as_of: date | None = Query(None, description="Reference date (default today)"),
+    year: int | None = Query(None, description="Reference year of the deposition hexagons (default: as_of)"),
 ) -> dict[str, Any]:
     who = disclosure(principal)
     if not who.inspections and principal.role != "anonymous":
         raise Forbidden("the inspection priority is built on restricted inspection data: it needs an advisor, "
                         "inspector or admin API key.")
-    return await inspection_priority(conn, settings, municipality_code=municipality, limit=limit, as_of=as_of,
-                                     disclosure=who)
+    result = await inspection_priority(conn, settings, municipality_code=municipality, limit=limit, as_of=as_of,
+                                       year=year, disclosure=who)
+    record_access(result["numberReturned"], "inspections")  # for the audit log
+    return result
 
 
 @router.get("/area-summary", summary="Summary of a municipality for management reports")

@@ -190,3 +190,16 @@ def housing_site(sid: str, geom: BaseGeometry, dwellings: int, *, name: str | No
 def building(bid: str, geom: BaseGeometry, use: str = "woonfunctie") -> tuple[str, Any]:
     return ("INSERT INTO twin.buildings (building_id, use, geom) VALUES (%s, %s, ST_GeomFromWKB(%s, 28992))",
             (bid, use, wkb(geom)))
+
+
+def api_key(owner_url: str, role: str, org_code: str | None = None) -> dict[str, str]:
+    """Headers with a fresh API key of ``role`` (label ``AN-test``; removed by :func:`drop_api_keys`)."""
+    from twin import access
+
+    with psycopg.connect(owner_url) as conn:
+        _, full = access.create_key(conn, role, org_code, None, "AN-test")
+    return {"Authorization": f"Bearer {full}"}
+
+
+def drop_api_keys(owner_url: str) -> None:
+    execute(owner_url, [("DELETE FROM twin.api_keys WHERE label = 'AN-test'", None)])

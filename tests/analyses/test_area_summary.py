@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from analyses_support import (
     Raster,
+    api_key,
     as_role,
     cleanup_statements,
+    drop_api_keys,
     establishment,
     execute,
     hexagon,
@@ -98,6 +100,7 @@ def world(owner_url: str) -> Iterator[None]:
     ])
     yield
     execute(owner_url, cleanup_statements())
+    drop_api_keys(owner_url)
 
 
 def expected(area: Any, sole_visible: bool = True) -> dict[str, Any]:
@@ -270,3 +273,13 @@ def test_polygon_smaller_than_a_pixel(world: None, reader_url: str, settings: Se
     assert [(d["year"], d["method"], d["pixels"]) for d in dep] == [(2022, "area-weighted", 1),
                                                                      (2023, "area-weighted", 1)]
     assert dep[1]["mean"] == TILE[2023].value_at(25150, 530150)
+
+
+def test_api_advisor_gets_the_trend(world: None, client: TestClient, owner_url: str) -> None:
+    r = client.get("/analysis/area-summary", params={"municipality": "GM9941", "as_of": "2024-12-31"},
+                   headers=api_key(owner_url, "advisor"))
+    assert r.status_code == 200, r.text
+    got = {y["year"]: y for y in r.json()["inspections"]["per_year"]}
+    want = expected(GM_W, sole_visible=False)["per_year"]
+    assert {y: (g["assessed"], g["compliant"]) for y, g in got.items()} == \
+        {y: (w["assessed"], w["compliant"]) for y, w in want.items()}

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from analyses_support import (
     Raster,
+    api_key,
     as_role,
     cleanup_statements,
+    drop_api_keys,
     establishment,
     execute,
     habitat,
@@ -94,6 +96,7 @@ def world(owner_url: str) -> Iterator[None]:
     execute(owner_url, statements)
     yield
     execute(owner_url, cleanup_statements())
+    drop_api_keys(owner_url)
 
 
 def _context(reader_url: str, settings: Settings, role: str = "admin", org: str | None = None, **kwargs):  # type: ignore[no-untyped-def]
@@ -262,6 +265,21 @@ def test_api_anonymous_gets_no_personal_or_inspection_data(world: None, client: 
     assert {s["site_id"] for s in body["housing_within_guide_distance"]} == {"AN-CS1", "AN-CS2"}
     cs1 = next(s for s in body["housing_within_guide_distance"] if s["site_id"] == "AN-CS1")
     assert cs1["establishments"][0]["name"] is None  # the sole proprietor's name, also here
+
+
+def test_api_with_keys(world: None, client: TestClient, owner_url: str) -> None:
+    """Through the real authentication and row-level security: an inspector of the organisation sees the
+    sole proprietor and its open violations; an advisor sees neither."""
+    lon, lat = lonlat(*C)
+    params = {"lon": lon, "lat": lat, "as_of": "2024-06-30"}
+    own = client.get("/analysis/context", params=params, headers=api_key(owner_url, "inspector", "ODAN")).json()
+    c1 = next(e for e in own["establishments"] if e["establishment_id"] == "AN-C1")
+    assert c1["name"] == "Varkenshouderij Jansen" and c1["open_violations"] == 2
+    assert c1["last_inspection"]["lhs_cell"] == "A1"
+    adv = client.get("/analysis/context", params=params, headers=api_key(owner_url, "advisor")).json()
+    by_id = {e["establishment_id"]: e for e in adv["establishments"]}
+    assert by_id["AN-C1"]["name"] is None and by_id["AN-C1"]["open_violations"] is None
+    assert by_id["AN-C2"]["open_violations"] == 0 and by_id["AN-C2"]["last_inspection"]["date"] == "2023-06-01"
 
 
 def test_api_empty_circle(world: None, client: TestClient) -> None:

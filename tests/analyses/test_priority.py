@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 import yaml
 from analyses_support import (
+    api_key,
     as_role,
     building,
     cleanup_statements,
+    drop_api_keys,
     establishment,
     execute,
     hexagon,
@@ -91,6 +93,7 @@ def world(owner_url: str) -> Iterator[None]:
     execute(owner_url, statements)
     yield
     execute(owner_url, cleanup_statements())
+    drop_api_keys(owner_url)
 
 
 def expected(eid: str, weights: dict[str, Any] = WEIGHTS) -> dict[str, float]:
@@ -282,3 +285,27 @@ def test_cli_rank(world: None, settings: Settings) -> None:
 def test_api_needs_a_role(world: None, client: TestClient) -> None:
     r = client.get("/analysis/inspection-priority", params={"municipality": "GM9931"})
     assert r.status_code == 401 and "API key" in r.json()["description"]
+
+
+def test_api_with_keys(world: None, client: TestClient, owner_url: str) -> None:
+    params = {"municipality": "GM9931", "as_of": "2024-06-30", "year": 2023, "limit": 3}
+    r = client.get("/analysis/inspection-priority", params=params, headers=api_key(owner_url, "admin"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["numberMatched"] == 5 and body["numberReturned"] == 3
+    import psycopg
+
+    with psycopg.connect(owner_url) as conn:  # the audit log notes the three establishments served
+        rows = conn.execute("SELECT records, layers FROM twin.audit_log WHERE role = 'admin' "
+                            "AND endpoint = '/analysis/inspection-priority' ORDER BY id DESC LIMIT 1").fetchall()
+    assert rows == [(3, ["inspections"])]
+    for item in body["ranking"]:
+        assert item["score"] == pytest.approx(expected(item["establishment_id"])["score"], abs=0.002)
+    # The inspector's ranking: their organisation only (AN-P6 belongs to ODXX).
+    r = client.get("/analysis/inspection-priority", params=params | {"limit": 100},
+                   headers=api_key(owner_url, "inspector", "ODAN"))
+    assert sorted(i["establishment_id"] for i in r.json()["ranking"]) == ["AN-P1", "AN-P2", "AN-P3", "AN-P4"]
+    r = client.get("/analysis/inspection-priority", params=params, headers=api_key(owner_url, "public"))
+    assert r.status_code == 403
+    r = client.get("/analysis/inspection-priority", params=params | {"limit": 0}, headers=api_key(owner_url, "admin"))
+    assert r.status_code == 400 and r.json()["parameter"] == "limit"
