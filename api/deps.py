@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from api.auth import PrincipalDep
 from layers.registry import LAYERS, LayerSpec
+from twin.access import REQUEST_SETTINGS_SQL, request_settings
 from twin.errors import DatabaseUnavailable, NotFound, QueryTimeout
 from twin.settings import Settings
 
@@ -31,17 +32,14 @@ def timeout_message(settings: Settings) -> str:
 
 
 async def get_conn(request: Request, principal: PrincipalDep) -> AsyncIterator[psycopg.AsyncConnection]:
-    """A pooled reader connection in a transaction that carries the caller's role and organisation
-    (``twin.role``, ``twin.org_code``; transaction-local) for the row-level security policies; 503 (fast)
-    when the database is unavailable or a statement times out."""
+    """A pooled reader connection in a transaction that carries the caller: ``SET LOCAL ROLE`` to the
+    database role of their API role and ``twin.org_code`` (both end with the transaction) for the
+    row-level security policies; 503 (fast) when the database is unavailable or a statement times out."""
     pool = get_pool(request)
     settings: Settings = request.app.state.settings
     try:
         async with pool.connection(timeout=settings.pool_timeout_s) as conn:
-            await conn.execute(
-                "SELECT set_config('twin.role', %s, true), set_config('twin.org_code', %s, true)",
-                (principal.role, principal.org_code or ""),
-            )
+            await conn.execute(REQUEST_SETTINGS_SQL, request_settings(principal))
             yield conn
     except psycopg.errors.QueryCanceled as exc:
         raise QueryTimeout(timeout_message(settings)) from exc

@@ -6,9 +6,9 @@ stores or logs a whole key.
 
 Roles: ``public`` (like anonymous, but identified), ``advisor`` (restricted layers without personal data),
 ``inspector`` (everything of their own organisation), ``admin`` (everything, plus the audit log).
-Row visibility of restricted tables is enforced by PostgreSQL row-level security (migration 0002) from
-the per-transaction settings ``twin.role`` and ``twin.org_code``; the field rules here decide which
-columns a principal is served.
+Row visibility of restricted tables is enforced by PostgreSQL row-level security (migrations 0002, 0003):
+each request's transaction switches to the database role of its API role (:data:`DB_ROLES`) and sets
+``twin.org_code``; the field rules here decide which columns a principal is served.
 """
 
 from __future__ import annotations
@@ -63,6 +63,21 @@ class Principal:
 
 
 ANONYMOUS = Principal()
+
+# The database role each API role switches to (SET LOCAL ROLE) at the start of a request's transaction;
+# the row-level security policies of migration 0003 are written per database role.
+DB_ROLES: dict[str, str] = {
+    "anonymous": "twin_api_public", "public": "twin_api_public", "advisor": "twin_api_advisor",
+    "inspector": "twin_api_inspector", "admin": "twin_api_admin",
+}
+REQUEST_SETTINGS_SQL = (
+    "SELECT set_config('role', %s, true), set_config('twin.role', %s, true), set_config('twin.org_code', %s, true)"
+)
+
+
+def request_settings(principal: Principal) -> tuple[str, str, str]:
+    """Values for :data:`REQUEST_SETTINGS_SQL`: the database role, the API role, the organisation."""
+    return DB_ROLES[principal.role], principal.role, principal.org_code or ""
 
 
 class IdentityProviderUnavailable(TwinError):

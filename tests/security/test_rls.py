@@ -15,25 +15,39 @@ from security_fixture import INSPECTIONS, ODA, ODB, expected_inspections
 from api.auth import PrincipalDep, require_read
 from api.deps import ConnDep
 from layers.registry import LAYERS
+from twin.access import REQUEST_SETTINGS_SQL, Principal, request_settings
 from twin.settings import Settings
 
 
 def _visible(reader_url: str, role: str | None, org: str | None = None) -> set[str]:
+    """Inspections visible to the reader in a transaction set up as the API does for ``role``."""
     with psycopg.connect(reader_url) as conn:
         if role is not None:
-            conn.execute("SELECT set_config('twin.role', %s, true), set_config('twin.org_code', %s, true)",
-                         (role, org or ""))
+            conn.execute(REQUEST_SETTINGS_SQL, request_settings(Principal(role=role, org_code=org)))  # type: ignore[arg-type]
         return {r[0] for r in conn.execute("SELECT inspection_id FROM twin.inspections").fetchall()}
 
 
 @pytest.mark.parametrize(
     ("role", "org"),
     [("admin", None), ("inspector", ODA), ("inspector", ODB), ("advisor", ODA), ("advisor", None),
-     ("public", None), ("anonymous", None), ("inspector", None), ("superuser", None)],
+     ("public", None), ("anonymous", None), ("inspector", None)],
 )
 def test_reader_sees_what_the_role_allows(sec_reader_url: str, role: str, org: str | None) -> None:
     expected = expected_inspections(role, org) if role != "inspector" or org else set()
     assert _visible(sec_reader_url, role, org) == expected
+
+
+def test_setting_twin_role_alone_grants_nothing(sec_reader_url: str) -> None:
+    """Only the database role counts: a transaction that merely claims a role in a setting sees nothing,
+    and the reader cannot switch to a role outside the API's."""
+    with psycopg.connect(sec_reader_url) as conn:
+        conn.execute("SELECT set_config('twin.role', 'admin', true)")
+        assert conn.execute("SELECT count(*) FROM twin.inspections").fetchone() == (0,)
+        conn.rollback()
+        for role in ("twin_owner", "twin_writer", "postgres"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT set_config('role', %s, true)", (role,))
+            conn.rollback()
 
 
 def test_fixture_is_not_trivial() -> None:
@@ -49,7 +63,7 @@ def test_without_settings_nothing_is_visible(sec_reader_url: str) -> None:
 
 def test_settings_do_not_outlive_the_transaction(sec_reader_url: str) -> None:
     with psycopg.connect(sec_reader_url) as conn:
-        conn.execute("SELECT set_config('twin.role', 'admin', true)")
+        conn.execute(REQUEST_SETTINGS_SQL, request_settings(Principal(role="admin")))
         assert conn.execute("SELECT count(*) FROM twin.inspections").fetchone() == (len(INSPECTIONS),)
         conn.commit()
         assert conn.execute("SELECT count(*) FROM twin.inspections").fetchone() == (0,)
@@ -57,7 +71,7 @@ def test_settings_do_not_outlive_the_transaction(sec_reader_url: str) -> None:
 
 def test_reader_is_read_only(sec_reader_url: str) -> None:
     with psycopg.connect(sec_reader_url) as conn:
-        conn.execute("SELECT set_config('twin.role', 'admin', true)")
+        conn.execute(REQUEST_SETTINGS_SQL, request_settings(Principal(role="admin")))
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             conn.execute("DELETE FROM twin.inspections")
 

@@ -41,5 +41,12 @@ def downgrade() -> None:
         DROP FUNCTION IF EXISTS twin.request_role();
         DROP FUNCTION IF EXISTS twin.request_org();
         GRANT SELECT ON twin.api_keys TO twin_reader;
+        DROP INDEX IF EXISTS twin.audit_log_principal_idx;
+        ALTER TABLE twin.audit_log DROP COLUMN IF EXISTS method, DROP COLUMN IF EXISTS status,
+          DROP COLUMN IF EXISTS layers;
+        UPDATE twin.audit_log SET records = 0 WHERE records IS NULL;
+        ALTER TABLE twin.audit_log ALTER COLUMN records SET DEFAULT 0, ALTER COLUMN records SET NOT NULL;
+        GRANT SELECT ON twin.audit_log TO twin_reader;
+        GRANT INSERT ON twin.audit_log TO twin_auditor;
         """
     )
