@@ -250,7 +250,8 @@ class LandMask:
         return cls(pts, areas)
 
     def on_land(self, geoms: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """True where a geometry lies in (or near) the Netherlands."""
+        """True where a geometry lies in (or near) the Netherlands: points within the point tolerance, other
+        geometries by their bounding-box centre within the (wider) area tolerance."""
         types = shapely.get_type_id(geoms)
         is_point = types == POINT
         out = np.ones(len(geoms), dtype=bool)
@@ -258,8 +259,7 @@ class LandMask:
             out[is_point] = shapely.contains_xy(self.points, x[is_point], y[is_point])
         other = ~is_point & (types >= 0)
         if other.any():
-            boxes = shapely.box(*shapely.bounds(geoms[other]).T)
-            out[other] = shapely.intersects(self.areas, boxes)
+            out[other] = shapely.contains_xy(self.areas, x[other], y[other])
         return out
 
 

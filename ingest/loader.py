@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
@@ -268,6 +269,7 @@ class _Load:
         self.rejected_rows: set[int] = set()
         self.rejected_keys: list[str] = []
         self.seen: set[int] = set()
+        self.key_width: int | None = None
         self.dupes: list[tuple[int, int, str]] = []  # (hash, row, key)
         self.key_hashes: list[np.ndarray] = []
         self.key_rows: list[np.ndarray] = []
@@ -476,11 +478,22 @@ class _Load:
 
     def _duplicates(self, keys: pa.Array, rows: np.ndarray, bad: np.ndarray) -> None:
         """A key seen before in the file is a reject (the first row with it stays); hashes keep memory small."""
-        values = keys.to_numpy(zero_copy_only=False)
-        present = ~pd.isna(values)
-        h = np.zeros(len(values), dtype=np.uint64)
-        if present.any():
-            h[present] = pd.util.hash_array(values[present].astype(object))
+        present = pc.is_valid(keys).to_numpy(zero_copy_only=False)
+        h = np.zeros(len(keys), dtype=np.uint64)
+        # Keys of up to 18 digits (BAG ids have 16) of the file's one width are their own exact hash: no
+        # collisions and no hashing cost. Other keys get a 64-bit hash.
+        lengths = pc.utf8_length(keys)
+        if self.key_width is None and len(keys) and keys.null_count == 0 and \
+                pc.min(lengths).as_py() == pc.max(lengths).as_py() <= 18:
+            self.key_width = int(pc.min(lengths).as_py())
+        numeric = np.zeros(len(keys), dtype=bool)
+        if self.key_width:
+            numeric = _mask(pc.and_(pc.equal(lengths, self.key_width), pc.match_substring_regex(keys, r"^[0-9]+$")))
+            if numeric.any():
+                h[numeric] = pc.cast(keys.filter(pa.array(numeric)), pa.int64()).to_numpy().astype(np.uint64)
+        other = present & ~numeric
+        if other.any():
+            h[other] = pd.util.hash_array(keys.filter(pa.array(other)).to_numpy(zero_copy_only=False).astype(object))
         self.key_hashes.append(h[present])
         self.key_rows.append(rows[present])
         seen = self.seen
@@ -491,7 +504,7 @@ class _Load:
         for i in np.nonzero(present)[0]:
             v = int(h[i])
             if v in seen:
-                self.dupes.append((v, int(rows[i]), str(values[i])))
+                self.dupes.append((v, int(rows[i]), str(keys[int(i)].as_py())))
                 bad[i] = True
             else:
                 seen.add(v)
@@ -535,6 +548,10 @@ class _Load:
 
 
 Triple = tuple[pa.Table, pa.Array | None, np.ndarray]
+
+
+def _mask(arr: pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _blank(geoms: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -695,7 +712,10 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
     empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(target)).fetchone()
     direct = bool(empty and empty[0]) and not plan.references
     deferred = 0
-    if direct and (plan.source.total_rows is None or plan.source.total_rows >= DEFER_INDEXES_MIN_ROWS):
+    expected = plan.source.total_rows
+    if expected is None:  # a CSV: about 100 bytes a row
+        expected = sum(f.stat().st_size for f in plan.source.files) // 100
+    if direct and expected >= DEFER_INDEXES_MIN_ROWS:
         row = conn.execute("SELECT twin.ingest_defer_indexes(%s)", (spec.table,)).fetchone()
         deferred = int(row[0]) if row else 0
     t_stage = time.perf_counter()
@@ -758,7 +778,14 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
             conn.execute("SELECT twin.ingest_restore_indexes(%s)", (spec.table,))
             result.timings["indexes"] = time.perf_counter() - t_merge
     else:
+        if empty and empty[0] and state.staged >= DEFER_INDEXES_MIN_ROWS:
+            conn.execute("SELECT twin.ingest_defer_indexes(%s)", (spec.table,))
+            deferred = 1
         _merge(conn, plan, state, result)
+        if deferred:
+            t_index = time.perf_counter()
+            conn.execute("SELECT twin.ingest_restore_indexes(%s)", (spec.table,))
+            result.timings["indexes"] = time.perf_counter() - t_index
     result.rows_unchanged = max(state.staged - result.rows_inserted - result.rows_updated, 0)
     result.timings["merge"] = time.perf_counter() - t_merge
     result.checksum = summer.result()

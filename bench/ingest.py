@@ -1,0 +1,258 @@
+"""Ingest benchmark: ``twin ingest`` against GDAL's ``ogr2ogr`` and ``GeoDataFrame.to_postgis``.
+
+Loads the medium-scale establishments (50,000 points) and buildings (500,000 polygons) GeoPackages into
+one throwaway database, in one run, with:
+
+- ``twin ingest``: the command as a user runs it (interpreter start, validation, checks, COPY, index
+  build, provenance), into the twin's own tables (empty at the start of each load);
+- ``ogr2ogr``: ``-f PostgreSQL`` with ``PG_USE_COPY=YES`` into a new table with a GiST index (its default,
+  no validation) — the peer;
+- ``ogr2ogr (twin table)``: ``-append`` into a copy of the twin's table with the same indexes and
+  constraints, the columns renamed by the registry's aliases — the like-for-like case;
+- ``to_postgis``: geopandas ``read_file`` + ``to_postgis(chunksize=50000)`` + a GiST index — the floor.
+
+Each is a separate process, timed wall-clock with its peak memory (``/usr/bin/time``). Prints rows/s and
+the ratios to ogr2ogr and to_postgis; writes bench/results/ingest.json.
+
+``raster-tiles`` measures the tile size of the deposition raster: load time, zonal statistics of the 342
+municipalities (ST_Clip + ST_SummaryStatsAgg, pixel centres) and 2,000 point values, per tile size.
+
+Prepare the data once (about a minute)::
+
+    .venv/bin/twin demo-data --scale medium --seed 42 --out /tmp/demo-medium
+
+Run::
+
+    .venv/bin/python bench/ingest.py --data /tmp/demo-medium
+    .venv/bin/python bench/ingest.py raster-tiles --data /tmp/demo-medium
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+import pyogrio  # noqa: E402
+
+from ingest.validation import map_columns  # noqa: E402
+from layers.registry import LAYERS  # noqa: E402
+from twin import cluster, database  # noqa: E402
+from twin.settings import Settings  # noqa: E402
+
+DB = "twin_bench_ingest"
+DATASETS = (("establishments", "inrichtingen.gpkg"), ("buildings", "bag_panden.gpkg"))
+TO_POSTGIS = """
+import sys, time, geopandas as gpd, sqlalchemy as sa
+path, table, url = sys.argv[1:4]
+t = time.perf_counter()
+gdf = gpd.read_file(path, engine="pyogrio")
+eng = sa.create_engine(url)
+gdf.rename_geometry("geom").to_postgis(table, eng, schema="bench", if_exists="replace", chunksize=50000, index=False)
+with eng.begin() as c:
+    c.exec_driver_sql(f"CREATE INDEX ON bench.{table} USING gist (geom)")
+print(len(gdf), time.perf_counter() - t)
+"""
+
+
+def settings() -> Settings:
+    overrides: dict[str, Any] = {"database_name": DB}
+    if "TWIN_DATA_DIR" not in os.environ:
+        overrides["data_dir"] = ROOT / ".twin"
+    return Settings(**overrides)
+
+
+def fresh_database(s: Settings) -> None:
+    if not s.local_cluster:
+        raise SystemExit("bench/ingest.py creates its database in the local cluster; unset TWIN_DATABASE_URL")
+    cluster.up(s)
+    cluster.drop_database(s, DB)
+    cluster.create_database(s, DB)
+    database.migrate(s)
+    with psycopg.connect(database.url_for(s, "owner"), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA bench")
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in MB, stdout) of a command run under /usr/bin/time."""
+    with tempfile.NamedTemporaryFile(suffix=".time") as tf:
+        proc = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", tf.name, *cmd], capture_output=True, text=True,
+                              env=env, cwd=ROOT)
+        if proc.returncode != 0:
+            raise SystemExit(f"{cmd[0]} failed: {proc.stderr[-2000:]}")
+        wall, kb = Path(tf.name).read_text().split()[-2:]
+    return float(wall), int(kb) / 1024, proc.stdout
+
+
+def pg_dsn(s: Settings) -> str:
+    """The owner's connection for GDAL (a libpq keyword string)."""
+    url = database.url_for(s, "owner")
+    m = re.match(r"postgresql://([^@]+)@/([^?]+)\?host=([^&]+)&port=(\d+)", url)
+    if not m:
+        raise SystemExit(f"unexpected owner URL {url}")
+    user, db, host, port = m.groups()
+    return f"PG:dbname={db} host={host} port={port} user={user}"
+
+
+def truncate(s: Settings, table: str) -> None:
+    with psycopg.connect(database.url_for(s, "owner"), autocommit=True) as conn:
+        conn.execute(f"TRUNCATE twin.{table} CASCADE")
+
+
+def twin_table_copy(s: Settings, layer: str) -> str:
+    """A table shaped like the twin's (columns, constraints, indexes), for ogr2ogr -append."""
+    spec = LAYERS[layer]
+    name = f"{spec.table}_twinlike"
+    with psycopg.connect(database.url_for(s, "owner"), autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS bench.{name}")
+        conn.execute(f"CREATE TABLE bench.{name} (LIKE twin.{spec.table} INCLUDING ALL)")
+    return name
+
+
+def ogr_sql(layer: str, path: Path) -> str:
+    """SELECT renaming the file's columns to the twin's fields, by the registry's aliases."""
+    info = pyogrio.read_info(path)
+    mapping = map_columns(LAYERS[layer], [str(c) for c in info["fields"]])
+    cols = ", ".join(f'"{src}" AS {field}' for field, src in mapping.fields.items())
+    return f'SELECT {cols}, {info["geometry_name"]} FROM "{info["layer_name"]}"'
+
+
+def run_one(s: Settings, layer: str, path: Path) -> list[dict[str, Any]]:
+    rows = int(pyogrio.read_info(path)["features"])
+    env = {**os.environ, "TWIN_DATABASE_NAME": DB, "TWIN_DATA_DIR": str(s.data_dir)}
+    out: list[dict[str, Any]] = []
+    dsn = pg_dsn(s)
+    spec = LAYERS[layer]
+
+    truncate(s, spec.table)
+    wall, mb, _ = timed([str(ROOT / ".venv/bin/twin"), "ingest", layer, str(path)], env)
+    with psycopg.connect(database.url_for(s, "owner")) as conn:
+        r = conn.execute("SELECT status, rows_inserted, timings FROM twin.ingest_runs ORDER BY id DESC LIMIT 1")
+        status, inserted, timings = r.fetchone() or (None, 0, {})
+    if status != "succeeded" or inserted != rows:
+        raise SystemExit(f"twin ingest {layer}: {status}, {inserted} of {rows} rows")
+    out.append({"tool": "twin ingest", "layer": layer, "rows": rows, "seconds": wall, "peak_mb": mb,
+                "inside_seconds": timings.get("total")})
+
+    gdal_env = {**os.environ, "PG_USE_COPY": "YES"}
+    wall, mb, _ = timed(["ogr2ogr", "-f", "PostgreSQL", dsn, str(path), "-nln", f"bench.{spec.table}_ogr",
+                         "-overwrite", "-lco", "GEOMETRY_NAME=geom", "-lco", "SPATIAL_INDEX=GIST",
+                         "--config", "PG_USE_COPY", "YES"], gdal_env)
+    out.append({"tool": "ogr2ogr", "layer": layer, "rows": rows, "seconds": wall, "peak_mb": mb})
+
+    name = twin_table_copy(s, layer)
+    wall, mb, _ = timed(["ogr2ogr", "-f", "PostgreSQL", dsn, str(path), "-nln", f"bench.{name}", "-append",
+                         "-sql", ogr_sql(layer, path), "-dialect", "OGRSQL", "-a_srs", "EPSG:28992",
+                         "--config", "PG_USE_COPY", "YES"], gdal_env)
+    out.append({"tool": "ogr2ogr (twin table)", "layer": layer, "rows": rows, "seconds": wall, "peak_mb": mb})
+
+    url = database.sqlalchemy_url(database.url_for(s, "owner"))
+    wall, mb, _ = timed([sys.executable, "-c", TO_POSTGIS, str(path), f"{spec.table}_gpd", url])
+    out.append({"tool": "to_postgis", "layer": layer, "rows": rows, "seconds": wall, "peak_mb": mb})
+    return out
+
+
+def report(results: list[dict[str, Any]]) -> None:
+    print(f"\n{'layer':<15} {'tool':<22} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak MB':>8} "
+          f"{'vs ogr2ogr':>10} {'vs to_postgis':>13}")
+    for layer in dict.fromkeys(r["layer"] for r in results):
+        mine = [r for r in results if r["layer"] == layer]
+        ogr = next(r for r in mine if r["tool"] == "ogr2ogr")["seconds"]
+        gpd = next(r for r in mine if r["tool"] == "to_postgis")["seconds"]
+        for r in mine:
+            print(f"{layer:<15} {r['tool']:<22} {r['rows']:>9,} {r['seconds']:>8.2f} {r['rows'] / r['seconds']:>9,.0f} "
+                  f"{r['peak_mb']:>8.0f} {ogr / r['seconds']:>9.2f}x {gpd / r['seconds']:>12.2f}x")
+
+
+def bench_vectors(data: Path, repeat: int) -> None:
+    s = settings()
+    fresh_database(s)
+    env = {**os.environ, "TWIN_DATABASE_NAME": DB, "TWIN_DATA_DIR": str(s.data_dir)}
+    subprocess.run([str(ROOT / ".venv/bin/twin"), "ingest", "municipalities", str(data / "gemeenten.gpkg")],
+                   env=env, check=True, capture_output=True)
+    results: list[dict[str, Any]] = []
+    for _ in range(repeat):
+        for layer, file in DATASETS:
+            results += run_one(s, layer, data / file)
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in results:
+        key = (r["layer"], r["tool"])
+        if key not in best or r["seconds"] < best[key]["seconds"]:
+            best[key] = r
+    final = list(best.values())
+    report(final)
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ingest.json").write_text(json.dumps({"at": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
+                                                 "load": os.getloadavg(), "results": final}, indent=2))
+
+
+def bench_tiles(data: Path, sizes: list[int]) -> None:
+    """Load the medium raster with each tile size and time zonal statistics and point queries."""
+    import numpy as np
+
+    from ingest import raster
+    from ingest.loader import load
+
+    s = settings()
+    fresh_database(s)
+    load(s, "municipalities", data / "gemeenten.gpkg")
+    url = database.url_for(s, "owner")
+    rng = np.random.default_rng(1)
+    points = list(zip(rng.uniform(20000, 270000, 2000), rng.uniform(310000, 610000, 2000), strict=True))
+    print(f"\n{'tile':>5} {'tiles':>7} {'load s':>7} {'zonal 342 s':>12} {'2,000 points s':>15}")
+    for size in sizes:
+        raster.TILE = size
+        result = load(s, "nitrogen-deposition", data / "stikstofdepositie_ntot.tif", mode="replace")
+        if result.status not in ("succeeded", "unchanged"):
+            raise SystemExit(result.message)
+        with psycopg.connect(url) as conn:
+            t = time.perf_counter()
+            conn.execute("""
+                SELECT m.code, (ST_SummaryStatsAgg(ST_Clip(d.rast, m.geom, true), 1, true)).mean
+                FROM twin.municipalities m JOIN twin.nitrogen_deposition d
+                  ON ST_Intersects(d.rast, m.geom) AND d.year = 2025
+                GROUP BY m.code""").fetchall()
+            zonal = time.perf_counter() - t
+            t = time.perf_counter()
+            with conn.cursor() as cur:
+                for x, y in points:
+                    cur.execute("SELECT ST_Value(rast, 1, p) FROM twin.nitrogen_deposition, "
+                                "ST_SetSRID(ST_MakePoint(%s, %s), 28992) p WHERE year = 2025 AND "
+                                "ST_Intersects(rast, p)", (x, y))
+                    cur.fetchall()
+            pts = time.perf_counter() - t
+        print(f"{size:>5} {result.rows_read:>7,} {result.timings['total']:>7.2f} {zonal:>12.2f} {pts:>15.2f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", nargs="?", default="vectors", choices=("vectors", "raster-tiles"))
+    parser.add_argument("--data", type=Path, default=Path("/tmp/demo-medium"),
+                        help="Folder of 'twin demo-data --scale medium' (default /tmp/demo-medium)")
+    parser.add_argument("--repeat", type=int, default=1, help="Runs per tool; the best counts")
+    parser.add_argument("--tiles", default="50,100,128,256", help="Tile sizes for raster-tiles")
+    args = parser.parse_args()
+    if not (args.data / "manifest.json").exists():
+        raise SystemExit(f"{args.data}: no demo data; run: .venv/bin/twin demo-data --scale medium --seed 42 "
+                         f"--out {args.data}")
+    if args.what == "vectors":
+        bench_vectors(args.data, args.repeat)
+    else:
+        bench_tiles(args.data, [int(t) for t in args.tiles.split(",")])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
