@@ -19,7 +19,7 @@ from psycopg import sql
 
 from api import params
 from api.auth import PrincipalDep, require_read
-from api.collections import layer_extent
+from api.collections import cached_extent
 from api.deps import ConnDep, LayerDep
 from api.query import Binder, fetch, table_sql
 from layers.registry import FieldSpec, LayerSpec
@@ -150,9 +150,9 @@ async def tile(request: Request, spec: LayerDep, principal: PrincipalDep, conn: 
 
 @router.get("/collections/{collection_id}/tiles/WebMercatorQuad/tilejson.json",
             summary="TileJSON of a layer's vector tiles")
-async def tilejson(request: Request, spec: LayerDep, conn: ConnDep) -> JSONResponse:
+async def tilejson(request: Request, spec: LayerDep, conn: ConnDep, principal: PrincipalDep) -> JSONResponse:
     filters = _tile_filters(request, spec)
-    bbox, _ = await layer_extent(conn, spec)
+    bbox, _ = await cached_extent(request, conn, spec, principal)
     bounds = bbox or NL_BOUNDS
     base = str(request.base_url).rstrip("/")
     query = str(request.url.query)
