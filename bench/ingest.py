@@ -7,8 +7,9 @@ one throwaway database, in one run, with:
   build, provenance), into the twin's own tables (empty at the start of each load);
 - ``ogr2ogr``: ``-f PostgreSQL`` with ``PG_USE_COPY=YES`` into a new table with a GiST index (its default,
   no validation) — the peer;
-- ``ogr2ogr (twin table)``: ``-append`` into a copy of the twin's table with the same indexes and
-  constraints, the columns renamed by the registry's aliases — the like-for-like case;
+- ``ogr2ogr (twin table)``: ``-append -preserve_fid`` (so that it can COPY) into a copy of the twin's
+  table with the same indexes and constraints, the columns renamed by the registry's aliases — the
+  like-for-like case;
 - ``to_postgis``: geopandas ``read_file`` + ``to_postgis(chunksize=50000)`` + a GiST index — the floor.
 
 Each is a separate process, timed wall-clock with its peak memory (``/usr/bin/time``). Prints rows/s and
@@ -152,9 +153,10 @@ def run_one(s: Settings, layer: str, path: Path) -> list[dict[str, Any]]:
     out.append({"tool": "ogr2ogr", "layer": layer, "rows": rows, "seconds": wall, "peak_mb": mb})
 
     name = twin_table_copy(s, layer)
+    # -preserve_fid: without it GDAL inserts row by row to read back each generated id (no COPY).
     wall, mb, _ = timed(["ogr2ogr", "-f", "PostgreSQL", dsn, str(path), "-nln", f"bench.{name}", "-append",
-                         "-sql", ogr_sql(layer, path), "-dialect", "OGRSQL", "-a_srs", "EPSG:28992",
-                         "--config", "PG_USE_COPY", "YES"], gdal_env)
+                         "-preserve_fid", "-sql", ogr_sql(layer, path), "-dialect", "OGRSQL", "-a_srs",
+                         "EPSG:28992", "--config", "PG_USE_COPY", "YES"], gdal_env)
     out.append({"tool": "ogr2ogr (twin table)", "layer": layer, "rows": rows, "seconds": wall, "peak_mb": mb})
 
     url = database.sqlalchemy_url(database.url_for(s, "owner"))
@@ -217,22 +219,24 @@ def bench_tiles(data: Path, sizes: list[int]) -> None:
         result = load(s, "nitrogen-deposition", data / "stikstofdepositie_ntot.tif", mode="replace")
         if result.status not in ("succeeded", "unchanged"):
             raise SystemExit(result.message)
+        zonal = pts = float("inf")
         with psycopg.connect(url) as conn:
-            t = time.perf_counter()
-            conn.execute("""
-                SELECT m.code, (ST_SummaryStatsAgg(ST_Clip(d.rast, m.geom, true), 1, true)).mean
-                FROM twin.municipalities m JOIN twin.nitrogen_deposition d
-                  ON ST_Intersects(d.rast, m.geom) AND d.year = 2025
-                GROUP BY m.code""").fetchall()
-            zonal = time.perf_counter() - t
-            t = time.perf_counter()
-            with conn.cursor() as cur:
-                for x, y in points:
-                    cur.execute("SELECT ST_Value(rast, 1, p) FROM twin.nitrogen_deposition, "
-                                "ST_SetSRID(ST_MakePoint(%s, %s), 28992) p WHERE year = 2025 AND "
-                                "ST_Intersects(rast, p)", (x, y))
-                    cur.fetchall()
-            pts = time.perf_counter() - t
+            for _ in range(3):  # best of three: the machine is shared
+                t = time.perf_counter()
+                conn.execute("""
+                    SELECT m.code, (ST_SummaryStatsAgg(ST_Clip(d.rast, m.geom, true), 1, true)).mean
+                    FROM twin.municipalities m JOIN twin.nitrogen_deposition d
+                      ON ST_Intersects(d.rast, m.geom) AND d.year = 2025
+                    GROUP BY m.code""").fetchall()
+                zonal = min(zonal, time.perf_counter() - t)
+                t = time.perf_counter()
+                with conn.cursor() as cur:
+                    for x, y in points:
+                        cur.execute("SELECT ST_Value(rast, 1, p) FROM twin.nitrogen_deposition, "
+                                    "ST_SetSRID(ST_MakePoint(%s, %s), 28992) p WHERE year = 2025 AND "
+                                    "ST_Intersects(rast, p)", (x, y))
+                        cur.fetchall()
+                pts = min(pts, time.perf_counter() - t)
         print(f"{size:>5} {result.rows_read:>7,} {result.timings['total']:>7.2f} {zonal:>12.2f} {pts:>15.2f}")
 
 
