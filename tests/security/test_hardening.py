@@ -69,7 +69,8 @@ def test_security_headers_on_json_and_html(hclient: TestClient) -> None:
     directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
     assert directives["default-src"] == "'self'"
     assert directives["frame-ancestors"] == "'none'" and directives["object-src"] == "'none'"
-    assert "'unsafe-inline'" not in directives["script-src"]
+    assert "'unsafe-inline'" not in directives["script-src"] and "'unsafe-eval'" not in directives["script-src"]
+    assert directives["worker-src"] == "'self'" and directives["img-src"] == "'self' data:"
     assert re.fullmatch(r"'self' 'nonce-[A-Za-z0-9_-]{22}'( .*)?", directives["script-src"])
     for d in ("connect-src", "img-src", "script-src", "style-src"):
         assert "*" not in directives[d] and "http:" not in directives[d] and "https:" not in directives[d], d
@@ -92,7 +93,7 @@ def test_basemap_origin_is_allowed_when_configured(sec_settings: Settings) -> No
     s = sec_settings.model_copy(update={"basemap_url": "https://service.pdok.nl/brt/wmts/{z}/{x}/{y}.png"})
     with TestClient(_app(s)) as c:
         csp = c.get("/_h/nonce").headers["content-security-policy"]
-    assert "img-src 'self' data: blob: https://service.pdok.nl;" in csp
+    assert "img-src 'self' data: https://service.pdok.nl;" in csp
     assert "connect-src 'self' https://service.pdok.nl;" in csp
 
 
