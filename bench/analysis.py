@@ -3,9 +3,9 @@
     .venv/bin/python bench/analysis.py                      # the dev database (TWIN_ settings)
     .venv/bin/python bench/analysis.py --database twin_bench --points 100 --runs 3 --json out.json
 
-Measures, on one reader connection with the admin role set as the API sets it (so the row-level
-security of inspections applies), the time of each analysis function including turning its result into
-JSON (what the API adds is routing and sending):
+Measures, on one reader connection, each analysis as the API runs it for an admin (a transaction that
+acts for the caller, so the row-level security of inspections applies; the analysis; the result turned
+into JSON; what the API adds is routing and sending):
 
 - area context (default radius 500 m) at ``--points`` random points on land (municipalities sampled by
   area, one random point in each), p50/p95;
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import sys
 import time
@@ -30,7 +31,7 @@ from typing import Any
 import psycopg
 
 from twin import database
-from twin.analyses.common import to_wgs84
+from twin.analyses.common import FULL, act_as, to_wgs84
 from twin.analyses.context import area_context
 from twin.analyses.housing import housing_nitrogen
 from twin.analyses.priority import inspection_priority
@@ -55,9 +56,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+async def timed(conn: psycopg.AsyncConnection, fn: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    """Milliseconds of one analysis as the API runs it: a transaction acting for an admin, the analysis,
+    the end of the transaction, the result turned into JSON."""
     t0 = time.perf_counter()
+    await act_as(conn, FULL)
     result = await fn()
+    await conn.rollback()
     json.dumps(result, default=str)
     return (time.perf_counter() - t0) * 1000, result
 
@@ -70,7 +75,7 @@ def summary(name: str, ms: list[float], note: str) -> dict[str, Any]:
 async def run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     url = database.url_for(settings, "reader")
     async with await psycopg.AsyncConnection.connect(url, autocommit=False) as conn:
-        await conn.execute("SELECT set_config('twin.role', 'admin', false), set_config('twin.org_code', '', false)")
+        await act_as(conn, FULL)
         await conn.execute("SELECT setseed(%s)", (args.seed / 1000,))
         cur = await conn.execute(
             "SELECT (SELECT count(*) FROM twin.establishments), (SELECT count(*) FROM twin.inspections), "
@@ -91,17 +96,17 @@ async def run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
         results = []
         for lon, lat in points[:5]:  # warm-up: caches and plans
-            await area_context(conn, settings, lon=lon, lat=lat)
+            await timed(conn, lambda lon=lon, lat=lat: area_context(conn, settings, lon=lon, lat=lat))
         ms = []
         for lon, lat in points:
-            t, _ = await timed(lambda lon=lon, lat=lat: area_context(conn, settings, lon=lon, lat=lat))
+            t, _ = await timed(conn, lambda lon=lon, lat=lat: area_context(conn, settings, lon=lon, lat=lat))
             ms.append(t)
         results.append(summary("context (r = 500 m)", ms, f"{len(points)} random points on land"))
         print(f"context: p50 {results[-1]['p50_ms']} ms, p95 {results[-1]['p95_ms']} ms", flush=True)
 
         ms, n = [], 0
         for _ in range(args.runs):
-            t, res = await timed(lambda: housing_nitrogen(conn, settings))
+            t, res = await timed(conn, lambda: housing_nitrogen(conn, settings))
             ms.append(t)
             n = res["numberReturned"]
         results.append(summary("housing-nitrogen (all sites)", ms, f"{n} sites, {args.runs} runs"))
@@ -109,7 +114,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
         ms = []
         for _ in range(args.runs):
-            t, res = await timed(lambda: inspection_priority(conn, settings, limit=100))
+            t, res = await timed(conn, lambda: inspection_priority(conn, settings, limit=100))
             ms.append(t)
             n = res["numberMatched"]
         results.append(summary("inspection-priority (all)", ms, f"{n} establishments scored, {args.runs} runs"))
@@ -117,12 +122,13 @@ async def run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
         ms = []
         for code in codes:
-            t, _ = await timed(lambda code=code: area_summary(conn, settings, municipality_code=code))
+            t, _ = await timed(conn, lambda code=code: area_summary(conn, settings, municipality_code=code))
             ms.append(t)
         results.append(summary("area-summary (municipality)", ms, f"{len(codes)} random municipalities"))
         print(f"area-summary: p50 {results[-1]['p50_ms']} ms", flush=True)
     return {"database": settings.database_name, "counts": counts, "results": results,
-            "machine": f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, "
+                       f"{platform.python_implementation()} {platform.python_version()}",
             "at": time.strftime("%Y-%m-%d %H:%M")}
 
 
@@ -144,6 +150,7 @@ def main() -> None:
         print(f"{r['analysis']:32} {r['n']:>4} {r['p50_ms']:>9.1f} {r['p95_ms']:>9.1f} {r['max_ms']:>9.1f}  "
               f"{r['note']}")
     print("rows: " + ", ".join(f"{k} {v:,}" for k, v in report["counts"].items()))
+    print("machine: " + report["machine"])
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=2)

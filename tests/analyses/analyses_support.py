@@ -97,10 +97,11 @@ def as_role(reader_url: str, fn: Callable[..., Awaitable[T]], *args: Any, role: 
     """Run ``fn(conn, *args, **kwargs)`` on a reader connection whose transaction carries the caller's role,
     the way the API sets it for row-level security."""
 
+    from twin.analyses.common import Disclosure, act_as
+
     async def main() -> T:
         async with await psycopg.AsyncConnection.connect(reader_url) as conn:
-            await conn.execute("SELECT set_config('twin.role', %s, true), set_config('twin.org_code', %s, true)",
-                               (role, org_code or ""))
+            await act_as(conn, Disclosure(role, org_code))
             return await fn(conn, *args, **kwargs)
 
     return asyncio.run(main())

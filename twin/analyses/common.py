@@ -191,6 +191,20 @@ async def municipality(conn: psycopg.AsyncConnection, code: str) -> dict[str, An
     return row
 
 
+async def act_as(conn: psycopg.AsyncConnection, disclosure: Disclosure) -> None:
+    """Make the current transaction of a reader connection act for the caller, as the API does for each
+    request, so that the row-level security of restricted tables shows what the caller may see."""
+    try:
+        from twin.access import REQUEST_SETTINGS_SQL, request_settings
+        from twin.access import Principal as AccessPrincipal
+    except ImportError:  # before the per-role database roles of migration 0003
+        await conn.execute("SELECT set_config('twin.role', %s, true), set_config('twin.org_code', %s, true)",
+                           (disclosure.role, disclosure.org_code or ""))
+        return
+    principal = AccessPrincipal(role=disclosure.role, org_code=disclosure.org_code)  # type: ignore[arg-type]
+    await conn.execute(REQUEST_SETTINGS_SQL, request_settings(principal))
+
+
 def run_sync(settings: Settings, fn: Callable[..., Awaitable[T]], *args: Any, role: database.Role = "reader",
              **kwargs: Any) -> T:
     """Run an async analysis ``fn(conn, *args, **kwargs)`` on a connection of its own and return its result.
@@ -210,10 +224,8 @@ def run_sync(settings: Settings, fn: Callable[..., Awaitable[T]], *args: Any, ro
                 "'twin db up', or check TWIN_DATABASE_URL."
             ) from exc
         async with conn:
-            # The row-level security of restricted tables reads the caller's role from the transaction,
-            # as the API sets it; a Python user with database credentials is trusted like an admin.
-            await conn.execute("SELECT set_config('twin.role', %s, true), set_config('twin.org_code', %s, true)",
-                               (who.role, who.org_code or ""))
+            # A Python user with database credentials is trusted like an admin (unless told otherwise).
+            await act_as(conn, who)
             return await fn(conn, *args, **kwargs)
 
     try:

@@ -40,29 +40,31 @@ DAYS_PER_YEAR = 365.25
 
 # Inputs of every establishment in the selection. Inspections and permits are aggregated per establishment
 # in one pass (a full national run is a few hash joins, not 50,000 index probes); the hexagons are those of
-# the current year (the latest 1 ha year not after the reference year).
+# the current year (the latest 1 ha year not after the reference year). No CTE around the establishments,
+# so that PostgreSQL may run the per-establishment lookups in parallel workers.
 INPUTS_SQL = """
-WITH area AS (SELECT {area} AS geom),
-est AS MATERIALIZED (
-  SELECT e.* FROM area
-  JOIN twin.establishments e ON area.geom IS NULL OR (e.geom && area.geom AND ST_Intersects(e.geom, area.geom))
-  WHERE {establishments}
-),
-ins AS (
+WITH ins AS (
   SELECT i.establishment_id, max(i.inspected_on) AS last_on,
          json_agg(json_build_array(i.inspection_id, i.inspected_on, coalesce(i.gedrag, left(i.lhs_cell, 1)),
                                    coalesce(i.gevolg, right(i.lhs_cell, 1)))
                   ORDER BY i.inspected_on, i.inspection_id)
            FILTER (WHERE i.result = 'voorschriften overtreden') AS violations
-  FROM est e JOIN twin.inspections i ON i.establishment_id = e.establishment_id
-  WHERE i.inspected_on <= %(as_of)s AND {inspections}
+  FROM twin.inspections i JOIN twin.establishments e ON e.establishment_id = i.establishment_id
+  WHERE i.inspected_on <= %(as_of)s AND {inspections} AND {in_area} AND {establishments}
   GROUP BY i.establishment_id
 ),
 nh3 AS (
   SELECT p.establishment_id, sum(p.nh3_kg_per_year) AS kg
-  FROM est e JOIN twin.permits p ON p.establishment_id = e.establishment_id
-  WHERE p.nh3_kg_per_year > 0 AND {active_permit}
+  FROM twin.permits p JOIN twin.establishments e ON e.establishment_id = p.establishment_id
+  WHERE p.nh3_kg_per_year > 0 AND {active_permit} AND {in_area} AND {establishments}
   GROUP BY p.establishment_id
+),
+hs AS (  -- from the few housing sites to the establishments around them, not the other way round
+  SELECT e.establishment_id, count(*) AS n
+  FROM twin.housing_sites s
+  JOIN twin.establishments e ON ST_DWithin(e.geom, s.geom, %(max_guide)s)
+   AND ST_Distance(e.geom, s.geom) < (%(guide)s::jsonb ->> e.environmental_category)::float
+  GROUP BY e.establishment_id
 )
 SELECT e.establishment_id, e.name, e.kvk_number, e.sole_proprietor, e.org_code, e.sbi_code,
        e.environmental_category, e.activiteitenbesluit_type, e.brzo, e.visit_frequency_years,
@@ -70,7 +72,7 @@ SELECT e.establishment_id, e.name, e.kvk_number, e.sole_proprietor, e.org_code, 
        (%(guide)s::jsonb ->> e.environmental_category)::float AS guide,
        ins.last_on, ins.violations, nh3.kg AS nh3_kg, hab.n AS overloaded_hexagons,
        dw.n AS dwellings, hs.n AS housing_sites
-FROM est e
+FROM twin.establishments e
 LEFT JOIN ins ON ins.establishment_id = e.establishment_id
 LEFT JOIN nh3 ON nh3.establishment_id = e.establishment_id
 LEFT JOIN LATERAL (
@@ -84,11 +86,8 @@ LEFT JOIN LATERAL (
     AND ST_DWithin(b.geom, e.geom, (%(guide)s::jsonb ->> e.environmental_category)::float)
     AND ST_Distance(b.geom, e.geom) < (%(guide)s::jsonb ->> e.environmental_category)::float
 ) dw ON true
-LEFT JOIN LATERAL (
-  SELECT count(*) AS n FROM twin.housing_sites s
-  WHERE ST_DWithin(s.geom, e.geom, (%(guide)s::jsonb ->> e.environmental_category)::float)
-    AND ST_Distance(s.geom, e.geom) < (%(guide)s::jsonb ->> e.environmental_category)::float
-) hs ON true
+LEFT JOIN hs ON hs.establishment_id = e.establishment_id
+WHERE {in_area} AND {establishments}
 """.replace("{hex_year}", HEX_YEAR_SQL)
 
 OVERRIDES_SQL = """
@@ -273,6 +272,12 @@ def score(row: dict[str, Any], as_of: date, weights: dict[str, Any],
     return round(total, 3), factors
 
 
+def total_points(row: dict[str, Any], as_of: date, weights: dict[str, Any]) -> float:
+    """The score of :func:`score` without its explanations: the same factor functions, for ranking every
+    establishment before the shown ones are explained."""
+    return score(row, as_of, weights, explain=False)[0]
+
+
 def apply_overrides(ranked: list[dict[str, Any]], overrides: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Place each overridden establishment at its chosen rank (in order of rank, then of recording); the
     others keep their computed order around them. A rank past the end puts it last."""
@@ -309,20 +314,21 @@ async def inspection_priority(
     weights = load_weights(settings)
     ref = today(as_of)
     muni = None
-    area_sql = "NULL::geometry"
+    in_area = "true"
     if municipality_code is not None:
         muni = await municipality(conn, municipality_code)
-        area_sql = "(SELECT geom FROM twin.municipalities WHERE code = %(muni)s)"
-    sql = (INPUTS_SQL.replace("{area}", area_sql)
+        in_area = ("ST_Intersects(e.geom, (SELECT m.geom FROM twin.municipalities m WHERE m.code = %(muni)s))")
+    sql = (INPUTS_SQL.replace("{in_area}", in_area)
            .replace("{inspections}", disclosure.inspection_sql("i", "e"))
            .replace("{establishments}", disclosure.establishment_sql("e"))
            .replace("{active_permit}", ACTIVE_PERMIT_SQL))
     params = {"muni": muni["code"] if muni else None, "as_of": ref, "year": year if year is not None else ref.year,
               "guide": GUIDE_JSON,
-              "nh3_r": weights["surroundings"]["nh3_habitat_radius_m"], "disclosure_org": disclosure.org_code}
+              "nh3_r": weights["surroundings"]["nh3_habitat_radius_m"], "disclosure_org": disclosure.org_code,
+              "max_guide": max(GUIDE_DISTANCES_M.values())}
     rows = await fetch(conn, sql, params)
     # Score everything (numbers only), rank, then explain the establishments that are shown.
-    scored = sorted(((score(row, ref, weights, explain=False)[0], row["establishment_id"], row) for row in rows),
+    scored = sorted(((total_points(row, ref, weights), row["establishment_id"], row) for row in rows),
                     key=lambda t: (-t[0], t[1]))
     items = [{"establishment_id": eid, "computed_rank": n, "_row": row}
              for n, (_, eid, row) in enumerate(scored, start=1)]
