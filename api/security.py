@@ -400,7 +400,15 @@ def document_errors(app: FastAPI) -> None:
         if app.openapi_schema:
             return app.openapi_schema
         doc = build()
-        doc.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        components = doc.setdefault("components", {})
+        components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        components["securitySchemes"] = {
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                       "description": "An API key from 'twin keys create' (also accepted as a Bearer token)."},
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "An API key, or an OIDC access token when TWIN_OIDC_ISSUER is set."},
+        }
+        doc["security"] = [{}, {"apiKey": []}, {"bearer": []}]  # optional: anonymous callers see public data
         ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
         for ops in doc.get("paths", {}).values():
             for method, op in ops.items():

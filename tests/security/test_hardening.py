@@ -208,3 +208,13 @@ def test_input_caps_end_to_end(hclient: TestClient) -> None:
     assert r.status_code == 400 and "deeper" in r.json()["description"]
     r = hclient.get(items, params={"filter": "UPPER(name) = 'A'"})
     assert r.status_code == 400 and "not supported" in r.json()["description"]
+
+
+def test_openapi_documents_auth_and_errors(hclient: TestClient) -> None:
+    doc = hclient.get("/api").json()
+    assert hclient.get("/openapi.json").json() == doc
+    assert set(doc["components"]["securitySchemes"]) == {"apiKey", "bearer"}
+    assert {} in doc["security"]  # anonymous access stays possible
+    responses = doc["paths"]["/collections/{collection_id}/items"]["get"]["responses"]
+    for code in ("400", "401", "403", "404", "413", "429", "503"):
+        assert responses[code]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
