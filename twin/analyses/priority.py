@@ -66,9 +66,7 @@ hs AS (  -- from the few housing sites to the establishments around them, not th
    AND ST_Distance(e.geom, s.geom) < (%(guide)s::jsonb ->> e.environmental_category)::float
   GROUP BY e.establishment_id
 )
-SELECT e.establishment_id, e.name, e.kvk_number, e.sole_proprietor, e.org_code, e.sbi_code,
-       e.environmental_category, e.activiteitenbesluit_type, e.brzo, e.visit_frequency_years,
-       e.municipality_code, ST_X(e.geom) AS x, ST_Y(e.geom) AS y,
+SELECT e.establishment_id, e.environmental_category, e.activiteitenbesluit_type, e.brzo, e.visit_frequency_years,
        (%(guide)s::jsonb ->> e.environmental_category)::float AS guide,
        ins.last_on, ins.violations, nh3.kg AS nh3_kg, hab.n AS overloaded_hexagons,
        dw.n AS dwellings, hs.n AS housing_sites
@@ -89,6 +87,13 @@ LEFT JOIN LATERAL (
 LEFT JOIN hs ON hs.establishment_id = e.establishment_id
 WHERE {in_area} AND {establishments}
 """.replace("{hex_year}", HEX_YEAR_SQL)
+
+# What the ranking shows of an establishment besides its score (only for the ones returned).
+DETAILS_SQL = """
+SELECT e.establishment_id, e.name, e.kvk_number, e.sole_proprietor, e.org_code, e.sbi_code, e.municipality_code,
+       ST_X(e.geom) AS x, ST_Y(e.geom) AS y
+FROM twin.establishments e WHERE e.establishment_id = ANY(%(ids)s)
+"""
 
 OVERRIDES_SQL = """
 SELECT o.establishment_id, o.rank, o.reason, o.author, o.created_at
@@ -338,21 +343,24 @@ async def inspection_priority(
     for n, item in enumerate(final, start=1):
         item["rank"] = n
     shown = final if limit is None else final[:limit]
+    details = {d["establishment_id"]: d for d in
+               await fetch(conn, DETAILS_SQL, {"ids": [i["establishment_id"] for i in shown]})}
     ranking = []
     for item in shown:
         row = item["_row"]
+        d = details[item["establishment_id"]]
         total, factors = score(row, ref, weights)
         o = by_id.get(item["establishment_id"])
         ranking.append(redact_establishment({
             "rank": item["rank"], "computed_rank": item["computed_rank"],
-            "establishment_id": row["establishment_id"], "name": row["name"], "kvk_number": row["kvk_number"],
-            "sole_proprietor": row["sole_proprietor"], "sbi_code": row["sbi_code"],
-            "environmental_category": row["environmental_category"], "municipality_code": row["municipality_code"],
-            "org_code": row["org_code"], "x": round(row["x"], 2), "y": round(row["y"], 2),
+            "establishment_id": row["establishment_id"], "name": d["name"], "kvk_number": d["kvk_number"],
+            "sole_proprietor": d["sole_proprietor"], "sbi_code": d["sbi_code"],
+            "environmental_category": row["environmental_category"], "municipality_code": d["municipality_code"],
+            "org_code": d["org_code"], "x": round(d["x"], 2), "y": round(d["y"], 2),
             "score": total, "factors": factors,
             "override": None if o is None else {"rank": o["rank"], "reason": o["reason"], "author": o["author"],
                                                 "created_at": o["created_at"].isoformat()},
-        }, disclosure, row["org_code"]))
+        }, disclosure, d["org_code"]))
     return {
         "as_of": ref.isoformat(),
         "municipality": None if muni is None else {"code": muni["code"], "name": muni["name"]},
