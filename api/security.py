@@ -332,6 +332,8 @@ class SecurityHeadersMiddleware:
         nonce = secrets.token_urlsafe(16)
         scope.setdefault("state", {})["csp_nonce"] = nonce
         path = scope.get("path", "")
+        request_headers = Headers(scope=scope)
+        credentialed = "authorization" in request_headers or "x-api-key" in request_headers
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -340,6 +342,13 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("Referrer-Policy", "no-referrer")
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Cross-Origin-Resource-Policy", "same-site")
+                if credentialed:
+                    # An answer for a key holder may hold what others may not see: no shared cache may keep
+                    # it unless the route said it may (public tiles are the same for everyone).
+                    headers.setdefault("Cache-Control", "no-store")
+                    vary = headers.get("Vary", "")
+                    if "x-api-key" not in vary.lower():
+                        headers["Vary"] = ", ".join(v for v in (vary, "Authorization, X-API-Key") if v)
                 if headers.get("content-type", "").startswith("text/html"):
                     headers["Content-Security-Policy"] = content_security_policy(nonce, self.settings, path)
                     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")

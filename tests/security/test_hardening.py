@@ -218,3 +218,11 @@ def test_openapi_documents_auth_and_errors(hclient: TestClient) -> None:
     responses = doc["paths"]["/collections/{collection_id}/items"]["get"]["responses"]
     for code in ("400", "401", "403", "404", "413", "429", "503"):
         assert responses[code]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_answers_for_key_holders_are_not_cached(hclient: TestClient, keys: dict[str, str]) -> None:
+    r = hclient.get("/collections/establishments/items", headers={"X-API-Key": keys["inspector_a"]})
+    assert r.headers["cache-control"] == "no-store"
+    assert "X-API-Key" in r.headers["vary"] and "Authorization" in r.headers["vary"]
+    r = hclient.get("/collections/establishments/items")
+    assert "no-store" not in r.headers.get("cache-control", "")
