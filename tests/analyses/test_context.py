@@ -302,6 +302,10 @@ def test_api_empty_circle(world: None, client: TestClient) -> None:
         ({"establishment": "AN-NOPE"}, 404, "establishment", "not in the twin"),
         ({"establishment": "AN-C1", "lon": 4.0, "lat": 52.5}, 400, "establishment", "not both"),
         ({"lon": 4.0, "lat": 52.5, "f": "pdf"}, 400, "f", "f=html"),
+        ({"lon": "nan", "lat": 52.5}, 400, "lon", "finite"),
+        ({"lon": 4.0, "lat": 52.5, "radius": "nan"}, 400, "radius", "positive"),
+        ({"establishment": "AN-\x01"}, 400, "establishment", "control characters"),
+        ({"establishment": "x" * 201}, 400, "establishment", "at most 200"),
     ],
 )
 def test_api_bad_input(world: None, client: TestClient, params: dict, status: int, parameter: str, words: str) -> None:
@@ -331,3 +335,23 @@ def test_api_printable_report(world: None, client: TestClient) -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert (width, height) == (600, 600)
+
+
+def test_sync_wrapper_in_a_script_and_in_a_notebook(world: None, settings: Settings) -> None:
+    """The synchronous wrapper opens its own connection; inside a running event loop (Jupyter) it runs in a
+    worker thread."""
+    import asyncio
+
+    from twin.analyses.context import area_context_sync
+
+    lon, lat = lonlat(*C)
+    plain = area_context_sync(settings, lon=lon, lat=lat, as_of=AS_OF, year=2023)
+
+    async def notebook_cell() -> dict:
+        return area_context_sync(settings, lon=lon, lat=lat, as_of=AS_OF, year=2023)
+
+    in_loop = asyncio.run(notebook_cell())
+    for result in (plain, in_loop):
+        c1 = next(e for e in result["establishments"] if e["establishment_id"] == "AN-C1")
+        assert c1["open_violations"] == 2 and c1["name"] == "Varkenshouderij Jansen"  # trusted like an admin
+    assert plain == in_loop

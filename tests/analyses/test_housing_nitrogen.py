@@ -238,3 +238,12 @@ def test_api_unknown_municipality(world: None, client: TestClient) -> None:
     r = client.get("/analysis/housing-nitrogen", params={"municipality": "GM9999"})
     assert r.status_code == 404 and r.json()["parameter"] == "municipality"
     assert "GM9999" in r.json()["description"]
+    r = client.get("/analysis/housing-nitrogen", params={"municipality": "GM\x01"})
+    assert r.status_code == 400 and r.json()["parameter"] == "municipality"
+
+
+def test_sync_wrapper(world: None, settings: Settings) -> None:
+    from twin.analyses.housing import housing_nitrogen_sync
+
+    result = housing_nitrogen_sync(settings, municipality_code="GM9922", as_of=AS_OF, year=REF_YEAR)
+    assert sorted(f["id"] for f in result["features"]) == ["AN-HS2", "AN-HS4"]

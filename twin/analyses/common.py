@@ -126,6 +126,18 @@ def redact_establishment(row: dict[str, Any], disclosure: Disclosure, org_code: 
     return row
 
 
+def clean_text(value: str, parameter: str, max_length: int = 200) -> str:
+    """A text parameter (an id or a code) stripped and checked: not empty, not too long, no control
+    characters (PostgreSQL refuses NUL bytes); 400 naming the parameter otherwise."""
+    text = value.strip()
+    if not text or len(text) > max_length or any(ord(ch) < 32 for ch in text):
+        raise InvalidParameter(
+            f"{parameter} must be a non-empty text of at most {max_length} characters without control characters",
+            parameter=parameter,
+        )
+    return text
+
+
 def to_rd(lon: float, lat: float) -> tuple[float, float]:
     """WGS84 lon/lat to RD New; a point outside the Netherlands is a 400 that says where the twin works."""
     for name, value in (("lon", lon), ("lat", lat)):
@@ -181,7 +193,7 @@ async def municipality(conn: psycopg.AsyncConnection, code: str) -> dict[str, An
     """The municipality with this CBS code (GM....); 404 naming the code when the twin does not know it."""
     row = await fetch_one(
         conn, "SELECT code, name, province_name, ST_Area(geom) / 10000.0 AS area_ha "
-        "FROM twin.municipalities WHERE code = %(code)s", {"code": code.strip()},
+        "FROM twin.municipalities WHERE code = %(code)s", {"code": clean_text(code, "municipality", 20)},
     )
     if row is None:
         raise NotFound(

@@ -21,6 +21,7 @@ from twin.analyses.common import (
     GUIDE_JSON,
     HEX_YEAR_SQL,
     Disclosure,
+    clean_text,
     fetch,
     fetch_one,
     redact_establishment,
@@ -165,6 +166,7 @@ async def resolve_centre(conn: psycopg.AsyncConnection, lon: float | None, lat: 
                          establishment: str | None) -> tuple[float, float, str | None]:
     """The RD centre of the circle: a WGS84 point or the location of an establishment (404 if unknown)."""
     if establishment is not None:
+        establishment = clean_text(establishment, "establishment")
         if lon is not None or lat is not None:
             raise InvalidParameter("give either lon and lat, or establishment, not both", parameter="establishment")
         row = await fetch_one(

@@ -215,7 +215,7 @@ async def housing_nitrogen(
     else:
         area_sql = "NULL::geometry"
     params = {
-        "muni": municipality_code.strip() if municipality_code else None, "area": area_wkb, "year": ref_year,
+        "muni": muni["code"] if muni else None, "area": area_wkb, "year": ref_year,
         "margin": settings.analysis_approach_margin, "hex_r": settings.analysis_housing_habitat_radius_m,
         "guide": GUIDE_JSON, "max_guide": max(GUIDE_DISTANCES_M.values()),
     }
