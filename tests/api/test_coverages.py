@@ -69,7 +69,7 @@ def pixel_box(row: int, col: int) -> Polygon:
     return box(X0 + col * PX, Y0 - (row + 1) * PX, X0 + (col + 1) * PX, Y0 - row * PX)
 
 
-def expected_stats(polygon: Polygon, year: int) -> dict[str, Any]:
+def expected_stats(polygon: shapely.Geometry, year: int) -> dict[str, Any]:
     """Statistics by brute force over the 12 pixels with shapely (independent of PostGIS)."""
     values, areas = [], []
     g = grid(year)
@@ -160,6 +160,21 @@ def test_zonal_statistics_with_nodata_outside_and_a_triangle(client: TestClient,
     for year in YEARS:
         for key, value in expected_stats(tri, year).items():
             assert stats[year][key] == pytest.approx(value, abs=1e-4 if key == "covered_ha" else 1e-9), (year, key)
+    # raster tiles wholly inside (summarised without clipping) next to a tile the boundary crosses
+    for shape in (box(X0 - 50, Y0 - 350, X0 + 450, Y0 + 30), box(X0 - 50, Y0 - 310, X0 + 260, Y0 + 20)):
+        stats = mine(post(client, mapping(shape), crs="EPSG:28992"))
+        for year in YEARS:
+            for key, value in expected_stats(shape, year).items():
+                assert stats[year][key] == pytest.approx(value, abs=1e-4 if key == "covered_ha" else 1e-9), key
+    # a polygon with a hole, and a multipolygon
+    donut = box(X0 + 30, Y0 - 270, X0 + 330, Y0 - 30).difference(
+        Polygon([(X0 + 120, Y0 - 200), (X0 + 240, Y0 - 180), (X0 + 170, Y0 - 90)]))
+    pair = shapely.MultiPolygon([Polygon([(X0 + 10, Y0 - 10), (X0 + 90, Y0 - 30), (X0 + 40, Y0 - 140)]),
+                                 Polygon([(X0 + 210, Y0 - 290), (X0 + 390, Y0 - 210), (X0 + 250, Y0 - 120)])])
+    for shape in (donut, pair):
+        stats = mine(post(client, mapping(shape), crs="EPSG:28992"))
+        for key, value in expected_stats(shape, 2990).items():
+            assert stats[2990][key] == pytest.approx(value, abs=1e-4 if key == "covered_ha" else 1e-9), key
     # smaller than a pixel: the value of the pixel it lies in
     small = box(X0 + 110, Y0 - 190, X0 + 130, Y0 - 170)
     stats = mine(post(client, mapping(small), crs="EPSG:28992", year=2990))
