@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
+from pyogrio.errors import DataLayerError, DataSourceError
 
 from api import health, landing, security
 from api.deps import timeout_message
@@ -18,6 +20,10 @@ from twin.errors import TwinError
 from twin.settings import Settings, get_settings
 
 log = logging.getLogger("twin.api")
+# Writing a file on the server failed (disk full, quota, read-only): a clear 503, never a 500.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+EXPORT_FAILED = ("the server could not write the export file (its disk may be full); try a smaller export "
+                 "(a bbox, a lower limit) or try again later.")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -78,6 +84,22 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"code": "InvalidParameterValue", "description": "a value in the request cannot be "
                              "used by the database (e.g. a NUL character or a number out of range); check the "
                              "parameters."}, status_code=400)
+
+    @app.exception_handler(OSError)
+    async def storage_error(request: Request, exc: OSError) -> JSONResponse:
+        if exc.errno not in STORAGE_ERRNOS:
+            raise exc
+        log.error("no room to write on %s: %s", request.url.path, exc)
+        return JSONResponse({"code": "ServiceUnavailable", "description": EXPORT_FAILED}, status_code=503,
+                            headers={"Retry-After": "60"})
+
+    async def export_failed(request: Request, exc: Exception) -> JSONResponse:
+        log.error("writing an export failed on %s", request.url.path, exc_info=exc)
+        return JSONResponse({"code": "ServiceUnavailable", "description": EXPORT_FAILED}, status_code=503,
+                            headers={"Retry-After": "60"})
+
+    app.add_exception_handler(DataSourceError, export_failed)  # pyogrio writes only exports in the API
+    app.add_exception_handler(DataLayerError, export_failed)
 
     @app.exception_handler(psycopg.OperationalError)
     async def db_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:

@@ -138,3 +138,31 @@ def test_connection_dropped_mid_stream(fault_settings: Settings, live_server: st
             status = http.get(url, params={"limit": 1}).status_code
         assert status == 200
         assert http.get(f"{live_server}/readyz").status_code == 200
+
+
+def test_full_disk_during_an_export(fault_settings: Settings) -> None:
+    """A GeoPackage export that cannot be written (the file-size limit stands in for a full disk): a clear
+    503, and no half-written file left behind."""
+    import glob
+    import resource
+    import signal
+    import tempfile
+
+    from api.app import create_app
+
+    pattern = f"{tempfile.gettempdir()}/twin-export-*"
+    before = set(glob.glob(pattern))
+    with TestClient(create_app(fault_settings)) as c:
+        previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, hard))
+        try:
+            r = c.get("/collections/buildings/items", params={"f": "gpkg"})
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            signal.signal(signal.SIGXFSZ, previous)
+        assert r.status_code == 503, r.text
+        assert "could not write the export" in r.json()["description"]
+        assert set(glob.glob(pattern)) == before
+        r = c.get("/collections/buildings/items", params={"f": "gpkg", "limit": 10})
+        assert r.status_code == 200 and r.content[:16] == b"SQLite format 3\x00"
