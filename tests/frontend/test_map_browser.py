@@ -86,9 +86,10 @@ def test_click_on_an_establishment_opens_the_area_context(map_page: Any, map_dat
     fly(map_page, known["lon"], known["lat"], 15)
     x, y = map_page.js(f"window.twinMap.project({known['lon']}, {known['lat']})")
     assert 340 < x < 860 and 80 < y < 790, "the establishment is not in the free part of the map"
-    picked = map_page.js(f"window.twinMap.deck.pickMultipleObjects({{x: {x}, y: {y}, radius: 3}})"
-                         ".filter(p => p.layer.id === 'establishments')"
-                         ".map(p => p.object.properties.establishment_id)")
+    # On a loaded machine the establishments tile can land after the map reports idle: poll the pick.
+    picked = wait_until(map_page, f"(() => {{ const ids = window.twinMap.deck.pickMultipleObjects("
+                        f"{{x: {x}, y: {y}, radius: 3}}).filter(p => p.layer.id === 'establishments')"
+                        ".map(p => p.object.properties.establishment_id); return ids.length ? ids : null; })()")
     assert picked == [known["establishment_id"]]
     map_page.page.mouse.click(x, y)
     panel = map_page.page.locator("#panel")
