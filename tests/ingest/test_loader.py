@@ -233,3 +233,28 @@ def test_bulk_load_rebuilds_the_indexes_it_set_aside(ingest_settings: Settings, 
     assert result.status == "succeeded" and "indexes" in result.timings
     assert _indexes(ingest_owner, "establishments") == before
     assert scalar(ingest_owner, "SELECT count(*) FROM twin.ingest_deferred_indexes") == 0
+
+
+def test_invalid_polygon_that_cannot_keep_its_type_is_rejected(ingest_settings: Settings, ingest_owner: str,
+                                                               tmp_path: Path) -> None:
+    import geopandas as gpd
+    import shapely
+
+    x, y = 160000.0, 460000.0
+    bowtie = shapely.Polygon([(x, y), (x + 20, y + 20), (x + 20, y), (x, y + 20), (x, y)])  # repairs to 2 parts
+    hole = [(x + 52, y + 2), (x + 54, y + 2), (x + 54, y + 4), (x + 52, y + 4)]
+    twice = shapely.Polygon([(x + 50, y), (x + 60, y), (x + 60, y + 10), (x + 50, y + 10)], holes=[hole, hole])
+    # the same hole twice: repairs to one polygon with one hole
+    gdf = gpd.GeoDataFrame({"identificatie": ["0001", "0002", "0003"], "bouwjaar": [1990, 2000, 2010]},
+                           geometry=[shapely.box(x + 100, y, x + 110, y + 10), bowtie, twice], crs="EPSG:28992")
+    src = tmp_path / "panden.gpkg"
+    gdf.to_file(src, layer="pand")
+    result = load(ingest_settings, "buildings", src, max_reject_rate=0.5)
+    by_row = {(r.row, r.severity): r.reason for r in result.rejects}
+    assert by_row[(2, "error")].startswith("geom: the geometry is invalid (Self-intersection")
+    assert by_row[(2, "error")].endswith("ST_MakeValid cannot repair it without changing its type (the repair gives "
+                                         "a MultiPolygon)")
+    assert by_row[(3, "warning")].endswith("and was repaired with ST_MakeValid")
+    assert (result.rows_inserted, result.rows_rejected, result.warnings) == (2, 1, 1)
+    assert rows(ingest_owner, "SELECT building_id, ST_IsValid(geom), ST_NumInteriorRings(geom), ST_Area(geom) "
+                "FROM twin.buildings ORDER BY 1") == [("0001", True, 0, 100.0), ("0003", True, 1, 96.0)]
