@@ -7,19 +7,18 @@ Roles: ``twin_owner`` runs migrations, ``twin_writer`` loads data, ``twin_reader
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
-import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from twin import cluster
 from twin.errors import ConfigurationError, DatabaseUnavailable
 from twin.settings import Settings
+
+if TYPE_CHECKING:  # SQLAlchemy and Alembic load on first use: every CLI command starts faster without them
+    import sqlalchemy as sa
+    from alembic.config import Config
 
 Role = Literal["owner", "writer", "reader", "auditor"]
 ROLE_NAMES: dict[str, str] = {
@@ -72,6 +71,8 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def engine(url: str, **kwargs: object) -> sa.Engine:
+    import sqlalchemy as sa
+
     return sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
 
 
@@ -91,6 +92,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
@@ -98,6 +101,8 @@ def alembic_config(url: str) -> Config:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config("postgresql://x@/x"))
     head = script.get_current_head()
     assert head is not None
@@ -105,6 +110,8 @@ def head_revision() -> str:
 
 
 def current_revision(conn: sa.Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     ctx = MigrationContext.configure(conn, opts={"version_table_schema": "twin"})
     return ctx.get_current_revision()
 
@@ -112,6 +119,9 @@ def current_revision(conn: sa.Connection) -> str | None:
 def migrate(settings: Settings, database: str | None = None) -> tuple[str | None, str]:
     """Upgrade the schema to the newest migration as the owner, then apply the role settings.
     Idempotent. Returns (revision before, revision after)."""
+    import sqlalchemy as sa
+    from alembic import command
+
     url = url_for(settings, "owner", database)
     eng = engine(url)
     try:
