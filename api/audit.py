@@ -146,7 +146,9 @@ class AuditMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 content_type = Headers(raw=message.get("headers", [])).get("content-type", "")
+                countable = content_type.split(";")[0].strip().lower()
                 capture = bool(note.layers) and 200 <= status < 300 and note.records is None and \
+                    (countable.endswith("json") or countable == "text/csv") and \
                     scope["state"].get("principal", ANONYMOUS).role in AUDITED_ROLES
             elif message["type"] == "http.response.body" and capture:
                 body = message.get("body", b"")
