@@ -167,3 +167,40 @@ def test_log_is_append_only(sec_settings: Settings, sec_owner_url: str, sec_read
             conn.rollback()
         conn.execute(REQUEST_SETTINGS_SQL, request_settings(Principal(role="admin")))
         assert conn.execute("SELECT count(*) FROM twin.audit_log WHERE endpoint = '/append-test'").fetchone() == (1,)
+
+
+def test_feature_routes_are_audited(sec_client: TestClient, keys: dict[str, str], sec_owner_url: str) -> None:
+    key_id = keys["admin"].split("_")[1]
+    r = sec_client.get("/collections/inspections/items", params={"limit": 3, "sortby": "-inspected_on"},
+                       headers={"X-API-Key": keys["admin"]})
+    assert r.status_code == 200 and r.json()["numberReturned"] == 3
+    entry = _entries(sec_owner_url, "/collections/inspections/items")[-1]
+    assert (entry["principal"], entry["records"], entry["layers"]) == (key_id, 3, ["inspections"])
+    assert entry["parameters"] == {"limit": "3", "sortby": "-inspected_on"}
+    r = sec_client.get("/collections/inspections/items", params={"f": "csv"}, headers={"X-API-Key": keys["advisor"]})
+    assert r.status_code == 200
+    entry = _entries(sec_owner_url, "/collections/inspections/items")[-1]
+    assert entry["records"] == len(expected_inspections("advisor"))
+    one = sorted(expected_inspections("inspector", ODA))[0]
+    assert sec_client.get(f"/collections/inspections/items/{one}",
+                          headers={"X-API-Key": keys["inspector_a"]}).status_code == 200
+    assert _entries(sec_owner_url, f"/collections/inspections/items/{one}")[-1]["records"] == 1
+    # public layers are not audited
+    sec_client.get("/collections/establishments/items", headers={"X-API-Key": keys["admin"]})
+    assert _entries(sec_owner_url, "/collections/establishments/items") == []
+
+
+def test_analyses_that_read_inspections_are_audited(sec_client: TestClient, keys: dict[str, str],
+                                                    sec_owner_url: str) -> None:
+    key_id = keys["inspector_b"].split("_")[1]
+    params = {"lon": "5.32", "lat": "52.04", "radius": "500"}
+    assert sec_client.get("/analysis/context", params=params).status_code == 200
+    assert _entries(sec_owner_url, "/analysis/context") == []  # anonymous: no restricted records served
+    r = sec_client.get("/analysis/context", params=params, headers={"X-API-Key": keys["inspector_b"]})
+    assert r.status_code == 200
+    [entry] = _entries(sec_owner_url, "/analysis/context")
+    assert entry["principal"] == key_id and entry["layers"] == ["inspections"]
+    assert entry["parameters"] == params
+    r = sec_client.get("/analysis/inspection-priority", headers={"X-API-Key": keys["admin"]})
+    assert r.status_code == 200, r.text
+    assert _entries(sec_owner_url, "/analysis/inspection-priority")[-1]["role"] == "admin"
