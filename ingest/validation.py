@@ -301,6 +301,11 @@ def validate(spec: LayerSpec, mapping: Mapping, table: pa.Table, rows: np.ndarra
         typed[f.name] = values
 
     _derive(spec, typed)
+    if spec.id == "buildings" and "height_m" not in typed:
+        height = _height_from_3dbag(table)
+        if height is not None:
+            typed["height_m"] = height
+            flag(_mask(pc.less(height, 0)), "height_m", "is negative: the roof lies below the ground", raw=height)
 
     for fname, (pattern, reason) in PATTERNS.get(spec.id, {}).items():
         if fname in typed:
@@ -352,6 +357,22 @@ def _derive(spec: LayerSpec, typed: dict[str, pa.Array]) -> None:
                                                   typed["sole_proprietor"])
         else:
             typed["sole_proprietor"] = pc.fill_null(eenmanszaak, False)
+
+
+# 3D BAG heights in m NAP (releases before 2023 lack the b3_ prefix): the height above ground is the
+# 70th percentile of the roof minus the ground level, as the 3D BAG documentation advises for LoD 1.2.
+_3DBAG_HEIGHTS = (("b3_h_dak_70p", "b3_h_maaiveld"), ("h_dak_70p", "h_maaiveld"))
+
+
+def _height_from_3dbag(table: pa.Table) -> pa.Array | None:
+    """Building height above ground from 3D BAG columns, when the file has them and no height column."""
+    names = {name.lower(): name for name in table.column_names}
+    for roof, ground in _3DBAG_HEIGHTS:
+        if roof in names and ground in names:
+            r = pc.cast(table.column(names[roof]).combine_chunks(), pa.float64(), safe=False)
+            g = pc.cast(table.column(names[ground]).combine_chunks(), pa.float64(), safe=False)
+            return pc.round(pc.subtract(r, g), 2)
+    return None
 
 
 def _check_lhs(typed: dict[str, pa.Array], flag: Callable[..., None]) -> None:

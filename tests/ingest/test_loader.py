@@ -258,3 +258,28 @@ def test_invalid_polygon_that_cannot_keep_its_type_is_rejected(ingest_settings: 
     assert (result.rows_inserted, result.rows_rejected, result.warnings) == (2, 1, 1)
     assert rows(ingest_owner, "SELECT building_id, ST_IsValid(geom), ST_NumInteriorRings(geom), ST_Area(geom) "
                 "FROM twin.buildings ORDER BY 1") == [("0001", True, 0, 100.0), ("0003", True, 1, 96.0)]
+
+
+def test_3dbag_heights_are_derived(ingest_settings: Settings, ingest_owner: str, empty_layers: None,
+                                   tmp_path: Path) -> None:
+    """A 3D BAG 'pand' layer has no height column: height = b3_h_dak_70p - b3_h_maaiveld (m NAP)."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    gdf = gpd.GeoDataFrame(
+        {
+            "identificatie": ["0228100000000001", "0228100000000002"],
+            "oorspronkelijkbouwjaar": [1932, 2004],
+            "b3_h_maaiveld": [10.25, -2.0],
+            "b3_h_dak_70p": [18.75, 4.5],
+        },
+        geometry=[box(172000, 451000, 172010, 451012), box(172100, 451000, 172120, 451008)],
+        crs="EPSG:28992",
+    )
+    src = tmp_path / "3dbag.gpkg"
+    gdf.to_file(src, layer="pand", driver="GPKG")
+    result = load(ingest_settings, "buildings", Path(f"{src}:pand"))
+    assert result.ok, result
+    heights = dict(rows(ingest_owner, "SELECT building_id, height_m FROM twin.buildings "
+                                      "WHERE building_id LIKE '02281000000000%' ORDER BY 1"))
+    assert heights == {"0228100000000001": 18.75 - 10.25, "0228100000000002": 4.5 - (-2.0)}
