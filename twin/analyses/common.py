@@ -205,14 +205,11 @@ async def municipality(conn: psycopg.AsyncConnection, code: str) -> dict[str, An
 
 async def act_as(conn: psycopg.AsyncConnection, disclosure: Disclosure) -> None:
     """Make the current transaction of a reader connection act for the caller, as the API does for each
-    request, so that the row-level security of restricted tables shows what the caller may see."""
-    try:
-        from twin.access import REQUEST_SETTINGS_SQL, request_settings
-        from twin.access import Principal as AccessPrincipal
-    except ImportError:  # before the per-role database roles of migration 0003
-        await conn.execute("SELECT set_config('twin.role', %s, true), set_config('twin.org_code', %s, true)",
-                           (disclosure.role, disclosure.org_code or ""))
-        return
+    request (``SET LOCAL ROLE`` to the caller's database role, migration 0003), so that the row-level
+    security of restricted tables shows what the caller may see."""
+    from twin.access import REQUEST_SETTINGS_SQL, request_settings
+    from twin.access import Principal as AccessPrincipal
+
     principal = AccessPrincipal(role=disclosure.role, org_code=disclosure.org_code)  # type: ignore[arg-type]
     await conn.execute(REQUEST_SETTINGS_SQL, request_settings(principal))
 
