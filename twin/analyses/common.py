@@ -44,7 +44,7 @@ HEX_YEAR_SQL = (
 class Disclosure:
     """What a caller may see: the one place where the access rule of the analyses is decided.
 
-    It mirrors the field rules of :mod:`twin.access` and the row-level security of migration 0002 (which
+    It mirrors the field rules of :mod:`twin.access` and the row-level security of migrations 0002-0003 (which
     PostgreSQL enforces anyway on the API's connection), so that withheld data shows as withheld, never
     as a misleading zero:
 
