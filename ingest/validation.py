@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from layers.registry import FieldSpec, LayerSpec
+from layers.registry import KDW_BY_HABITAT_TYPE, FieldSpec, LayerSpec
 from twin.errors import IngestError
 
 TRUE_WORDS = ("true", "t", "ja", "j", "yes", "y", "1", "waar", "wel", "x")
@@ -349,7 +349,13 @@ def _before(column: str, dates: pa.Array) -> Callable[[int], str]:
 
 
 def _derive(spec: LayerSpec, typed: dict[str, pa.Array]) -> None:
-    """Fields that follow from others: the sole-proprietor flag from the legal form (Eenmanszaak)."""
+    """Fields that follow from others: the sole-proprietor flag from the legal form (Eenmanszaak); a
+    habitat's KDW from its type when the file has none (the BIJ12 habitat type map carries only codes)."""
+    if spec.id == "natura2000-habitats" and "habitat_type" in typed:
+        codes = pc.utf8_upper(pc.replace_substring(typed["habitat_type"], "_", ""))
+        known = pa.array(list(KDW_BY_HABITAT_TYPE))
+        looked_up = pc.take(pa.array(list(KDW_BY_HABITAT_TYPE.values()), pa.float64()), pc.index_in(codes, known))
+        typed["kdw"] = pc.coalesce(typed["kdw"], looked_up) if "kdw" in typed else looked_up
     if spec.id == "establishments" and "legal_form" in typed:
         eenmanszaak = pc.equal(pc.utf8_lower(typed["legal_form"]), "eenmanszaak")
         if "sole_proprietor" in typed:

@@ -57,6 +57,14 @@ INTERVENTIONS = (
     "bestuurlijke boete",
     "proces-verbaal",
 )
+# KDW (critical deposition value, mol N/ha/yr) per habitat type, Van Dobben et al. 2012, as in DESIGN.md.
+# Used when a habitat map has no KDW column (the BIJ12 habitat type map carries only the codes). The list
+# is partial: verify and extend it before relying on it for real decisions. Codes are normalised without
+# underscores (H7140_B -> H7140B).
+KDW_BY_HABITAT_TYPE: dict[str, float] = {
+    "H7110A": 500, "H3110": 429, "H3130": 571, "H2130B": 714, "H4010A": 786,
+    "H4030": 1071, "H9190": 1071, "H6410": 1071, "H9160A": 1429, "H91E0C": 1857,
+}
 HOUSING_PHASES = ("idee", "planvorming", "vastgesteld", "in aanbouw")
 
 

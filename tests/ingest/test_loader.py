@@ -283,3 +283,26 @@ def test_3dbag_heights_are_derived(ingest_settings: Settings, ingest_owner: str,
     heights = dict(rows(ingest_owner, "SELECT building_id, height_m FROM twin.buildings "
                                       "WHERE building_id LIKE '02281000000000%' ORDER BY 1"))
     assert heights == {"0228100000000001": 18.75 - 10.25, "0228100000000002": 4.5 - (-2.0)}
+
+
+def test_kdw_from_the_habitat_type_when_the_map_has_none(ingest_settings: Settings, ingest_owner: str,
+                                                          empty_layers: None, tmp_path: Path) -> None:
+    """The BIJ12 habitat type map has codes only: the KDW comes from DESIGN.md's table (Van Dobben 2012)."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    gdf = gpd.GeoDataFrame(
+        {
+            "identificatie": ["HT-1", "HT-2", "HT-3"],
+            "naamN2K": ["Veluwe"] * 3,
+            "Habtype1": ["H4030", "H7110_A", "H9999"],
+        },
+        geometry=[box(180000 + i * 100, 455000, 180050 + i * 100, 455050) for i in range(3)],
+        crs="EPSG:28992",
+    )
+    src = tmp_path / "habitattypen.gpkg"
+    gdf.to_file(src, driver="GPKG")
+    result = load(ingest_settings, "natura2000-habitats", src)
+    assert result.ok, result
+    kdw = dict(rows(ingest_owner, "SELECT habitat_id, kdw FROM twin.natura2000_habitats ORDER BY 1"))
+    assert kdw == {"HT-1": 1071.0, "HT-2": 500.0, "HT-3": None}  # DESIGN.md: H4030 1071, H7110A 500
