@@ -381,6 +381,8 @@ def reset(settings: Settings) -> None:
     shutil.rmtree(sock, ignore_errors=True)
     for f in (credentials_file(settings), pgdata.parent / "postgres.log"):
         f.unlink(missing_ok=True)
+    if pgdata.parent.parent == FALLBACK_ROOT:
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 def local_url(settings: Settings, role: str, database: str | None = None) -> str:
