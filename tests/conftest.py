@@ -10,11 +10,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from testdb import throwaway_database
 
-from twin import cluster, database
+from twin import database
 from twin.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,26 +37,8 @@ def base_settings() -> Settings:
 @pytest.fixture(scope="session")
 def settings(base_settings: Settings) -> Iterator[Settings]:
     """Settings pointing at a fresh, migrated throwaway database."""
-    name = _test_db_name()
-    s = base_settings.model_copy(update={"database_name": name})
-    if s.local_cluster:
-        cluster.up(s)
-        cluster.drop_database(s, name)
-        cluster.create_database(s, name)
-    else:
-        admin = database.url_for(base_settings, "owner")
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {name}")
-        s = s.model_copy(update={"database_url": database.url_for(base_settings, "owner", name)})
-    database.migrate(s)
-    yield s
-    if s.local_cluster:
-        cluster.up(s)  # a test may have stopped it
-        cluster.drop_database(s, name)
-    else:
-        with psycopg.connect(database.url_for(base_settings, "owner"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with throwaway_database(base_settings, _test_db_name()) as s:
+        yield s
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import uvicorn
+from testdb import throwaway_database
 
-from twin import cluster, database
+from twin import database
 from twin.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,25 +35,8 @@ VIEWPORT = {"width": 1280, "height": 800}
 @pytest.fixture(scope="session")
 def map_settings(base_settings: Settings) -> Iterator[Settings]:
     """A fresh, migrated database holding the map fixture; dropped at the end of the session."""
-    name = f"twin_map_{os.getpid()}"
-    s = base_settings.model_copy(update={"database_name": name})
-    if s.local_cluster:
-        cluster.up(s)
-        cluster.drop_database(s, name)
-        cluster.create_database(s, name)
-    else:
-        with psycopg.connect(database.url_for(base_settings, "owner"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {name}")
-        s = s.model_copy(update={"database_url": database.url_for(base_settings, "owner", name)})
-    database.migrate(s)
-    yield s
-    if s.local_cluster:
-        cluster.up(s)
-        cluster.drop_database(s, name)
-    else:
-        with psycopg.connect(database.url_for(base_settings, "owner"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with throwaway_database(base_settings, f"twin_map_{os.getpid()}") as s:
+        yield s
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from testdb import throwaway_database
 
 from ingest.loader import load
-from twin import cluster, database
+from twin import database
 from twin.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,28 +26,10 @@ LAYER_TABLES = ("inspections", "permits", "establishments", "natura2000_habitats
 @pytest.fixture(scope="session")
 def ingest_settings(base_settings: Settings) -> Iterator[Settings]:
     """Settings of a fresh, migrated database for the ingest tests, with the municipalities loaded."""
-    name = f"twin_test_{os.getpid()}_ingest"
-    s = base_settings.model_copy(update={"database_name": name})
-    if s.local_cluster:
-        cluster.up(s)
-        cluster.drop_database(s, name)
-        cluster.create_database(s, name)
-    else:
-        admin = database.url_for(base_settings, "owner")
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {name}")
-        s = s.model_copy(update={"database_url": database.url_for(base_settings, "owner", name)})
-    database.migrate(s)
-    result = load(s, "municipalities", MUNICIPALITIES)
-    assert result.status == "succeeded", result.message
-    yield s
-    if s.local_cluster:
-        cluster.up(s)
-        cluster.drop_database(s, name)
-    else:
-        with psycopg.connect(database.url_for(base_settings, "owner"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with throwaway_database(base_settings, f"twin_test_{os.getpid()}_ingest") as s:
+        result = load(s, "municipalities", MUNICIPALITIES)
+        assert result.status == "succeeded", result.message
+        yield s
 
 
 @pytest.fixture(scope="session")

@@ -10,35 +10,18 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from security_fixture import ODA, ODB, seed
+from testdb import throwaway_database
 
-from twin import access, cluster, database
+from twin import access, database
 from twin.settings import Settings
 
 
 @pytest.fixture(scope="session")
 def sec_settings(base_settings: Settings) -> Iterator[Settings]:
     """A fresh migrated database for the security tests, seeded; no rate limit, no key cache."""
-    name = f"twin_sec_{os.getpid()}"
-    s = base_settings.model_copy(update={"database_name": name, "rate_limit_rps": 0.0, "key_cache_s": 0.0})
-    if s.local_cluster:
-        cluster.up(s)
-        cluster.drop_database(s, name)
-        cluster.create_database(s, name)
-    else:
-        admin = database.url_for(base_settings, "owner")
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {name}")
-        s = s.model_copy(update={"database_url": database.url_for(base_settings, "owner", name)})
-    database.migrate(s)
-    seed(database.url_for(s, "writer"))
-    yield s
-    if s.local_cluster:
-        cluster.up(s)
-        cluster.drop_database(s, name)
-    else:
-        with psycopg.connect(database.url_for(base_settings, "owner"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with throwaway_database(base_settings, f"twin_sec_{os.getpid()}", rate_limit_rps=0.0, key_cache_s=0.0) as s:
+        seed(database.url_for(s, "writer"))
+        yield s
 
 
 @pytest.fixture(scope="session")
