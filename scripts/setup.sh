@@ -71,17 +71,19 @@ fi
 
 # --- Python environment ----------------------------------------------------------------------------
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11 or newer is needed (found $("$PYTHON" -V 2>&1)); set PYTHON=..."
-extras="."
-[ "$WITH_TEST" = 1 ] && extras=".[test,bench]"
-stamp=".venv/.installed-$( (cat pyproject.toml; echo "$extras") | sha256sum | cut -c1-16)"
+extras="."; tag=base
+[ "$WITH_TEST" = 1 ] && { extras=".[test,bench]"; tag=test; }
+hash=$(sha256sum pyproject.toml | cut -c1-16)
+stamp=".venv/.installed-$hash-$tag"
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$PYTHON" -m venv .venv
 fi
-if [ ! -f "$stamp" ]; then
+# The test extras include everything the demo needs: either stamp will do for the demo.
+if [ ! -f "$stamp" ] && ! { [ "$tag" = base ] && [ -f ".venv/.installed-$hash-test" ]; }; then
   say "installing vth-twin into .venv ($extras)"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -e "$extras"
-  rm -f .venv/.installed-*
+  find .venv -maxdepth 1 -name '.installed-*' ! -name ".installed-$hash-*" -delete
   touch "$stamp"
 fi
