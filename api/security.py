@@ -450,9 +450,4 @@ async def resources(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
 
 def auditor_url(settings: Settings) -> str:
     """URL of twin_auditor: TWIN_AUDITOR_URL, else derived like the other roles (with TWIN_AUDITOR_PASSWORD)."""
-    if settings.auditor_url:
-        return settings.auditor_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    url = database.url_for(settings, "auditor")
-    if not settings.local_cluster and settings.auditor_password is not None:
-        url = database._swap_user(url, "twin_auditor", settings.auditor_password.get_secret_value())
-    return url
+    return database.url_for(settings, "auditor")

@@ -44,7 +44,7 @@ def url_for(settings: Settings, role: Role = "owner", database: str | None = Non
 
     Local cluster: the unix socket, no password. External database (``TWIN_DATABASE_URL``): that URL is the
     owner; the other roles use ``TWIN_WRITER_URL`` / ``TWIN_READER_URL`` when set, else the same host and
-    database with the role's name and ``TWIN_<ROLE>_PASSWORD``.
+    database with the role's name and ``TWIN_<ROLE>_PASSWORD`` (writer, reader, auditor).
     """
     if settings.local_cluster:
         return cluster.local_url(settings, ROLE_NAMES[role], database)
@@ -59,10 +59,11 @@ def url_for(settings: Settings, role: Role = "owner", database: str | None = Non
         base = urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
     if role == "owner":
         return base
-    explicit = {"writer": settings.writer_url, "reader": settings.reader_url}.get(role)
+    explicit = {"writer": settings.writer_url, "reader": settings.reader_url, "auditor": settings.auditor_url}.get(role)
     if explicit and not database:
         return explicit.replace("postgresql+psycopg://", "postgresql://", 1)
-    secret = {"writer": settings.writer_password, "reader": settings.reader_password}.get(role)
+    secret = {"writer": settings.writer_password, "reader": settings.reader_password,
+              "auditor": settings.auditor_password}.get(role)
     return _swap_user(base, ROLE_NAMES[role], secret.get_secret_value() if secret else None)
 
 
@@ -148,7 +149,8 @@ def configure_roles(settings: Settings, database: str | None = None) -> None:
                 psycopg.sql.Literal(f"{int(settings.statement_timeout_ms)}ms")
             )
         )
-        for role, secret in (("twin_writer", settings.writer_password), ("twin_reader", settings.reader_password)):
+        for role, secret in (("twin_writer", settings.writer_password), ("twin_reader", settings.reader_password),
+                             ("twin_auditor", settings.auditor_password)):
             if secret is not None:
                 conn.execute(
                     psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(

@@ -25,6 +25,7 @@ def external(base_settings: Settings) -> Iterator[Settings]:
         database_url=f"postgresql://twin_owner:{pw['twin_owner']}@127.0.0.1:{port}/{name}",
         reader_password=pw["twin_reader"],
         writer_password=pw["twin_writer"],
+        auditor_password=pw["twin_auditor"],
     )
     cluster.drop_database(base_settings, name)
 
@@ -36,6 +37,8 @@ def test_migrate_and_serve_through_database_url(external: Settings) -> None:
     assert reader.startswith("postgresql://twin_reader:") and "127.0.0.1" in reader
     with psycopg.connect(reader) as conn:
         assert conn.execute("SELECT current_user").fetchone() == ("twin_reader",)
+    with psycopg.connect(database.url_for(external, "auditor")) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("twin_auditor",)
     from api.app import create_app
 
     with TestClient(create_app(external)) as client:
