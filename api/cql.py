@@ -59,6 +59,10 @@ GEOMETRY_NAMES = ("geometry", "geom")
 _TEMPORAL_NAMES = "|".join(name.removeprefix("T_") for name in TEMPORAL_ALL)
 _GRAMMAR_PATCH = (
     r"""
+%override ?condition_1: predicate
+            | "NOT"i condition_1                                         -> not_
+            | "(" condition ")"
+
 %override attribute: /[a-zA-Z_][a-zA-Z_:0-9.]*/
                    | DOUBLE_QUOTED
 

@@ -51,6 +51,10 @@ def test_comparison_and_logical_operators(client: TestClient, api_data: list[Est
     assert ids(client, "visit_frequency_years * 2 = 10") == where(d, lambda e: e.frequency == 5)
     assert ids(client, "visit_frequency_years = visit_frequency_years") == where(d, lambda e: True)
     assert ids(client, "INCLUDE") == where(d, lambda e: True)
+    # CQL2: NOT applies to any boolean primary, a parenthesised expression or another NOT included
+    assert ids(client, "NOT (sbi_code = '0141' OR brzo = TRUE)") == where(
+        d, lambda e: not (e.sbi_code == "0141" or e.brzo))
+    assert ids(client, "NOT (NOT (sbi_code = '0141'))") == where(d, lambda e: e.sbi_code == "0141")
 
 
 def test_in_between_like_null(client: TestClient, api_data: list[Establishment]) -> None:
