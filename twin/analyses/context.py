@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from shapely.geometry import Point
 
+from twin import deposition
 from twin.analyses import raster
 from twin.analyses.common import (
     FULL,
@@ -273,11 +274,11 @@ async def _establishments(conn: psycopg.AsyncConnection, params: dict[str, Any],
 
 async def _deposition(conn: psycopg.AsyncConnection, x: float, y: float, r: float) -> dict[str, Any]:
     circle = Point(x, y).buffer(r, quad_segs=BUFFER_QUAD_SEGS)
-    points = await raster.point_values(conn, x, y)
+    points = await deposition.point_values(conn, x, y)
     stats = await raster.zonal_stats(conn, circle.wkb)
     return {
         "unit": "mol N/ha/yr",
-        "at_point": [{"year": p["year"], "label": p["label"], "value": rounded(p["value"])} for p in points],
+        "at_point": [{"year": p.year, "label": p.label, "value": rounded(p.value)} for p in points],
         "in_circle": [
             {"year": s["year"], "label": s["label"], "pixels": int(s["count"] or 0), "min": rounded(s["min"]),
              "max": rounded(s["max"]), "mean": rounded(s["mean"])}

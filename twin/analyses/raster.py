@@ -1,8 +1,7 @@
-"""Nitrogen deposition from the raster tiles of ``twin.nitrogen_deposition``: the value at a point, the
-statistics inside a polygon and the area-weighted mean over a small polygon, per year.
-
-Written for the analyses (the API's coverage endpoints have their own module); every function takes RD
-New coordinates or an RD New geometry as WKB and binds every value.
+"""Nitrogen deposition summaries the analyses need beyond :mod:`twin.deposition` (which serves the
+coverage endpoints and the value at a point): the statistics inside a polygon by the pixel-centre rule and
+the area-weighted mean over a small polygon, per year. Every function takes an RD New geometry as WKB and
+binds every value.
 
 Two ways to summarise a polygon, both documented in docs/analyses.md:
 - :func:`zonal_stats`: the pixels whose centre lies inside (``ST_Clip`` + ``ST_SummaryStatsAgg``);
@@ -18,13 +17,6 @@ from typing import Any
 import psycopg
 
 from twin.analyses.common import fetch
-
-POINT_SQL = """
-SELECT DISTINCT ON (d.year) d.year, d.label, ST_Value(d.rast, 1, p.geom) AS value
-FROM (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 28992) AS geom) p
-JOIN twin.nitrogen_deposition d ON ST_ConvexHull(d.rast) && p.geom AND ST_Intersects(d.rast, p.geom)
-ORDER BY d.year, ST_Value(d.rast, 1, p.geom) IS NULL, d.rid
-"""
 
 ZONAL_SQL = """
 WITH z AS (SELECT ST_GeomFromWKB(%(wkb)s, 28992) AS geom),
@@ -58,11 +50,6 @@ LATEST_YEAR_SQL = """
 (SELECT max(d.year) FROM twin.nitrogen_deposition d
  WHERE d.year <= {year} AND ST_ConvexHull(d.rast) && {geom} AND ST_Intersects(d.rast, {geom}))
 """
-
-
-async def point_values(conn: psycopg.AsyncConnection, x: float, y: float) -> list[dict[str, Any]]:
-    """Deposition at an RD point, one row per year (or scenario): year, label, value (None on nodata)."""
-    return await fetch(conn, POINT_SQL, {"x": x, "y": y})
 
 
 async def zonal_stats(conn: psycopg.AsyncConnection, wkb: bytes) -> list[dict[str, Any]]:
