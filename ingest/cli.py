@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,10 +16,12 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from ingest.loader import RunResult, load, recent_runs, run_rejects
 from layers.registry import COVERAGES, LAYERS
 from twin.errors import TwinError
 from twin.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # the loader (pyarrow, pyogrio, shapely, pyproj) is imported when a command needs it
+    from ingest.loader import RunResult
 
 # Piped output (logs, CI) gets wide tables instead of rich's default 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -117,6 +119,8 @@ def _settings() -> Settings:
 
 
 def _run_load(settings: Settings, layer: str, path: str, **kwargs: Any) -> RunResult:
+    from ingest.loader import load
+
     progress = LazyProgress(f"{layer} <- {Path(path).name}")
     try:
         return load(settings, layer, path, progress=progress, **kwargs)
@@ -167,6 +171,8 @@ def runs_cmd(
 ) -> None:
     """A table of past runs, newest first."""
     try:
+        from ingest.loader import recent_runs
+
         runs = recent_runs(_settings(), limit, layer)
     except TwinError as exc:
         err.print(f"[bold red]error:[/] {exc.message}")
@@ -197,6 +203,8 @@ def rejects_cmd(
 ) -> None:
     """The rejects and warnings of one run."""
     try:
+        from ingest.loader import run_rejects
+
         rows = run_rejects(_settings(), run, limit)
     except TwinError as exc:
         err.print(f"[bold red]error:[/] {exc.message}")
@@ -280,6 +288,8 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
                derive: bool = True) -> list[RunResult]:
     """Load every file of a manifest in dependency order; derive the hexagons when the raster or the habitats
     changed and both are present."""
+    from ingest.loader import RunResult
+
     results: list[RunResult] = []
     for e in order_entries(manifest_entries(folder)):
         file = folder / (e.get("file") or e["path"])

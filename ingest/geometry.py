@@ -233,21 +233,46 @@ def rd_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (x >= RD_BOUNDS[0]) & (x <= RD_BOUNDS[2]) & (y >= RD_BOUNDS[1]) & (y <= RD_BOUNDS[3])
 
 
-@dataclass
 class LandMask:
-    """The Netherlands as the union of the loaded municipalities, widened by the tolerances above."""
+    """The Netherlands as the union of the loaded municipalities, widened by the tolerances above. Each
+    widened shape is built on first use: a point layer needs only the narrow one, other layers the wide one."""
 
-    points: shapely.Geometry
-    areas: shapely.Geometry
+    def __init__(self, land: shapely.Geometry) -> None:
+        self.land = land
+        self._points: shapely.Geometry | None = None
+        self._areas: shapely.Geometry | None = None
 
     @classmethod
     def from_wkb(cls, blobs: list[bytes]) -> LandMask:
-        land = shapely.union_all(shapely.simplify(shapely.from_wkb(blobs), 50.0))
-        pts = shapely.simplify(shapely.buffer(land, POINT_LAND_TOLERANCE_M, quad_segs=2), 100.0)
-        areas = shapely.simplify(shapely.buffer(land, AREA_LAND_TOLERANCE_M, quad_segs=2), 500.0)
-        shapely.prepare(pts)
-        shapely.prepare(areas)
-        return cls(pts, areas)
+        geoms = shapely.from_wkb(blobs)
+        # Municipalities tile the country: a coverage union takes milliseconds where union_all takes ~0.1 s.
+        # When they do not (overlaps: the union's area falls short of the sum; invalid parts), the general
+        # union of the simplified shapes is the fallback.
+        try:
+            land = shapely.coverage_union_all(geoms)
+            tiles = bool(shapely.is_valid(land)) and \
+                abs(float(shapely.area(land)) - float(shapely.area(geoms).sum())) <= 1e-4 * float(shapely.area(land))
+        except shapely.errors.GEOSException:
+            tiles = False
+        if not tiles:
+            land = shapely.union_all(shapely.simplify(geoms, 50.0))
+        return cls(shapely.simplify(land, 50.0))
+
+    @property
+    def points(self) -> shapely.Geometry:
+        """Land within the point tolerance (prepared)."""
+        if self._points is None:
+            self._points = shapely.simplify(shapely.buffer(self.land, POINT_LAND_TOLERANCE_M, quad_segs=2), 100.0)
+            shapely.prepare(self._points)
+        return self._points
+
+    @property
+    def areas(self) -> shapely.Geometry:
+        """Land within the (wider) area tolerance (prepared)."""
+        if self._areas is None:
+            self._areas = shapely.simplify(shapely.buffer(self.land, AREA_LAND_TOLERANCE_M, quad_segs=2), 500.0)
+            shapely.prepare(self._areas)
+        return self._areas
 
     def on_land(self, geoms: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """True where a geometry lies in (or near) the Netherlands: points within the point tolerance, other

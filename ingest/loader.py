@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -493,7 +492,9 @@ class _Load:
                 h[numeric] = pc.cast(keys.filter(pa.array(numeric)), pa.int64()).to_numpy().astype(np.uint64)
         other = present & ~numeric
         if other.any():
-            h[other] = pd.util.hash_array(keys.filter(pa.array(other)).to_numpy(zero_copy_only=False).astype(object))
+            # Python's own 64-bit string hash (SipHash, seeded per process): the set lives for one load.
+            others = keys.filter(pa.array(other)).to_pylist()
+            h[other] = np.fromiter(map(hash, others), dtype=np.int64, count=len(others)).view(np.uint64)
         self.key_hashes.append(h[present])
         self.key_rows.append(rows[present])
         seen = self.seen
