@@ -31,6 +31,9 @@ HEX_SWITCH_ZOOM = 11  # the national hexagon grid below, the 1 ha AERIUS hexagon
 # Points are drawn from a regional zoom on: at national zoom a tile would carry tens of thousands of them.
 POINT_MIN_ZOOM = {"establishments": 9, "inspections": 10, "permits": 10}
 HEX_ELEVATION_SCALE = {"national": 8.0, "1ha": 0.6}  # metres of column per mol N/ha/yr
+# Tiles are only requested inside this lon/lat box (the Netherlands with a margin): the pitched national view
+# reaches the horizon, and every tile over the North Sea or Germany would be an empty request at start.
+TILE_EXTENT = [2.9, 50.5, 7.6, 53.9]
 MVT_WORKER_PATH = "/static/vendor/loaders.gl-mvt-4.4.3/mvt-worker.js?v=4.4.3"  # loaders.gl of pydeck 0.9.3
 TWIN_DECK_LIBRARY = "TwinDeck"  # the custom library (frontend/static/twin-deck.js) with @@function helpers
 
@@ -109,6 +112,9 @@ def _mvt(layer_id: str, spec: LayerSpec, url: str, visible: bool, base_url: str,
         "load_options": {"mvt": {"workerUrl": f"{base_url}{MVT_WORKER_PATH}"}},
     }
     base.update(props)
+    if base["min_zoom"] <= DEFAULT_VIEW["minZoom"]:
+        # Only for layers drawn at every zoom: below min_zoom, deck.gl loads min_zoom tiles inside an extent.
+        base["extent"] = TILE_EXTENT
     return pdk.Layer("MVTLayer", url, id=layer_id, **base)
 
 

@@ -1,5 +1,6 @@
 /* vth-twin map: starts the page's first data requests while the browser is still parsing the deck.gl
- * bundle (several MB), so that they are answered by the time the map script runs. */
+ * bundle (several MB), so that they are answered by the time the map script runs. The housing analysis
+ * is not among them: the map asks for it after its first frame. */
 (function () {
   "use strict";
   var headers = {Accept: "application/json"};
@@ -8,7 +9,7 @@
     if (key) headers["X-API-Key"] = key;
   } catch (e) { /* no session storage: anonymous */ }
   var started = {};
-  ["/map/config.json", "/analysis/housing-nitrogen"].forEach(function (url) {
+  ["/map/config.json"].forEach(function (url) {
     started[url] = fetch(url, {headers: headers});
   });
   globalThis.twinBoot = {

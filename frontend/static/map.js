@@ -223,6 +223,13 @@
   }
 
   var initialTiled = null;
+  var HOUSING_DEFER_MAX_MS = 8000;  // load the housing analysis by then even if the first frame is late
+  var housingStarted = false;
+  function afterFirstFrame() {
+    if (housingStarted) return;
+    housingStarted = true;
+    loadHousing();
+  }
   function markLoaded(id) {
     if (metrics.loaded[id] === undefined) metrics.loaded[id] = performance.now() - T0;
   }
@@ -235,6 +242,7 @@
     if (done) {
       metrics.firstFrame = performance.now() - T0;
       document.body.setAttribute("data-first-frame", "1");
+      afterFirstFrame();
     }
   }
 
@@ -827,8 +835,10 @@
         onError: function (err) { say("Map error: " + (err && err.message ? err.message : err), "error"); },
         useDevicePixels: true
       });
-      loadHousing();
       api.deck = deckgl;
+      // The housing analysis (a large GeoJSON, computed by the server) waits for the first frame: it would
+      // compete with the start-up tiles for the server, the connections and the browser's main thread.
+      setTimeout(afterFirstFrame, HOUSING_DEFER_MAX_MS);
     });
   }
 
