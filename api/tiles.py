@@ -1,9 +1,10 @@
 """Vector tiles (MVT) of every layer on the WebMercatorQuad grid, and their TileJSON.
 
 Tiles are cut by PostGIS (``ST_TileEnvelope`` + ``ST_AsMVTGeom`` + ``ST_AsMVT``) with only the layer's
-public fields; polygons are simplified to about half a pixel first. Outside a layer's zoom range, and
-where a tile holds nothing, the answer is an empty 204. Tiles carry an ETag (a hash of the tile) and
-Cache-Control; ``If-None-Match`` gets a 304.
+public fields, less those fixed by the request's equality filters (``?year=2025``: every feature has it);
+``?properties=a,b`` keeps only the named ones. Polygons are simplified to about half a pixel first. Outside
+a layer's zoom range, and where a tile holds nothing, the answer is an empty 204. Tiles carry an ETag (a
+hash of the tile) and Cache-Control; ``If-None-Match`` gets a 304.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ BUFFER = 64
 WORLD_M = 40_075_016.685578488  # width of the Web Mercator world in metres
 NL_BOUNDS = [3.2, 50.7, 7.3, 53.6]
 CACHE_SECONDS = 300
+PROPERTIES = "properties"  # query parameter: the fields a tile carries
 _MVT_TYPES = {"text": "String", "int": "Number", "float": "Number", "bool": "Boolean", "date": "String"}
 
 
@@ -67,13 +69,27 @@ def _tile_filters(request: Request, spec: LayerSpec) -> tuple[tuple[str, Any], .
     """Property equality filters on tiles (e.g. ``?year=2023`` on deposition-hexagons)."""
     fields = {f.name: f for f in tile_fields(spec)}
     qp = request.query_params
-    params.check_known(qp, fields)
+    params.check_known(qp, [*fields, PROPERTIES])
     return tuple((name, params.parse_value(fields[name], str(qp.get(name)), name)) for name in fields if name in qp)
 
 
+def _tile_properties(request: Request, spec: LayerSpec) -> tuple[str, ...] | None:
+    """``?properties=a,b``: only these fields in the tile (a lighter tile for a map that needs few); None: all."""
+    value = request.query_params.get(PROPERTIES)
+    if value is None:
+        return None
+    allowed = [f.name for f in tile_fields(spec)]
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise InvalidParameter(f"properties: unknown or non-public field(s) {', '.join(unknown)}; "
+                               f"choose from: {', '.join(allowed)}.", parameter=PROPERTIES)
+    return names
+
+
 def tile_sql(spec: LayerSpec, z: int, x: int, y: int, filters: tuple[tuple[str, Any], ...],
-             binder: Binder) -> sql.Composed:
-    """The MVT of one tile of one layer."""
+             binder: Binder, properties: tuple[str, ...] | None = None) -> sql.Composed:
+    """The MVT of one tile of one layer (with only the fields in ``properties`` when given)."""
     tile_m = WORLD_M / (1 << z)
     # half a pixel, in RD metres (Mercator metres shrink by cos(latitude); ~0.62 over the Netherlands)
     tolerance = 0.5 * tile_m / EXTENT * 0.62
@@ -81,7 +97,10 @@ def tile_sql(spec: LayerSpec, z: int, x: int, y: int, filters: tuple[tuple[str, 
     if spec.geometry_type != "Point":
         geom = sql.SQL("ST_Simplify(t.geom, {}, true)").format(binder.bind(tolerance))
     props: list[sql.Composable] = []
+    fixed = {name for name, _ in filters}  # the same for every feature: the caller knows them already
     for f in tile_fields(spec):
+        if f.name in fixed or (properties is not None and f.name not in properties):
+            continue
         col = sql.SQL("t.{}").format(sql.Identifier(f.name))
         if f.type == "date":
             col = sql.SQL("{}::text").format(col)
@@ -94,7 +113,7 @@ def tile_sql(spec: LayerSpec, z: int, x: int, y: int, filters: tuple[tuple[str, 
         "WITH b AS (SELECT ST_TileEnvelope({z}, {x}, {y}) AS env, "
         "ST_Transform(ST_Segmentize(ST_TileEnvelope({z}, {x}, {y}, margin => {margin}), {seg}), 28992) AS env_rd) "
         "SELECT ST_AsMVT(q, {layer}, {extent}, 'geom', 'fid') FROM ("
-        "SELECT t.id AS fid, ST_AsMVTGeom(ST_Transform({geom}, 3857), b.env, {extent}, {buffer}, true) AS geom, "
+        "SELECT t.id AS fid, ST_AsMVTGeom(ST_Transform({geom}, 3857), b.env, {extent}, {buffer}, true) AS geom"
         "{props} FROM {table} t, b WHERE {where}) q WHERE q.geom IS NOT NULL"
     ).format(
         z=zp, x=xp, y=yp,
@@ -104,7 +123,7 @@ def tile_sql(spec: LayerSpec, z: int, x: int, y: int, filters: tuple[tuple[str, 
         extent=sql.Literal(EXTENT),
         buffer=sql.Literal(BUFFER),
         geom=geom,
-        props=sql.SQL(", ").join(props),
+        props=sql.SQL("").join(sql.SQL(", {}").format(p) for p in props),
         table=table_sql(spec),
         where=sql.SQL(" AND ").join(conds),
     )
@@ -133,11 +152,12 @@ async def tile(request: Request, spec: LayerDep, principal: PrincipalDep, conn: 
     require_read(principal, spec)
     zi, xi, yi = parse_tile(z, x, y)
     filters = _tile_filters(request, spec)
+    properties = _tile_properties(request, spec)
     headers = _cache_headers(spec)
     if not spec.min_zoom <= zi <= spec.max_zoom:
         return Response(status_code=204, headers=headers)
     binder = Binder()
-    rows = await fetch(conn, tile_sql(spec, zi, xi, yi, filters, binder), binder.params)
+    rows = await fetch(conn, tile_sql(spec, zi, xi, yi, filters, binder, properties), binder.params)
     data = bytes(rows[0][0]) if rows and rows[0][0] is not None else b""
     if not data:
         return Response(status_code=204, headers=headers)
@@ -152,11 +172,13 @@ async def tile(request: Request, spec: LayerDep, principal: PrincipalDep, conn: 
             summary="TileJSON of a layer's vector tiles")
 async def tilejson(request: Request, spec: LayerDep, conn: ConnDep, principal: PrincipalDep) -> JSONResponse:
     filters = _tile_filters(request, spec)
+    properties = _tile_properties(request, spec)
     bbox, _ = await cached_extent(request, conn, spec, principal)
     bounds = bbox or NL_BOUNDS
     base = str(request.base_url).rstrip("/")
     query = str(request.url.query)
-    url = f"{base}/collections/{spec.id}/tiles/{TMS}/{{z}}/{{x}}/{{y}}" + (f"?{query}" if filters else "")
+    url = f"{base}/collections/{spec.id}/tiles/{TMS}/{{z}}/{{x}}/{{y}}"
+    url += f"?{query}" if filters or properties is not None else ""
     max_zoom = min(spec.max_zoom, MAX_ZOOM)
     width = max(bounds[2] - bounds[0], 1e-6)
     center_zoom = max(spec.min_zoom, min(max_zoom, int(math.log2(360 / width))))
@@ -176,7 +198,8 @@ async def tilejson(request: Request, spec: LayerDep, conn: ConnDep, principal: P
             "description": spec.description,
             "minzoom": spec.min_zoom,
             "maxzoom": max_zoom,
-            "fields": {f.name: _MVT_TYPES[f.type] for f in tile_fields(spec)},
+            "fields": {f.name: _MVT_TYPES[f.type] for f in tile_fields(spec)
+                       if f.name not in dict(filters) and (properties is None or f.name in properties)},
         }],
     }
     return JSONResponse(doc)

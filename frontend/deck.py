@@ -30,6 +30,10 @@ TILE_MAX_ZOOM = 14  # tiles are fetched up to this zoom and overzoomed beyond it
 HEX_SWITCH_ZOOM = 11  # the national hexagon grid below, the 1 ha AERIUS hexagons from here on
 # Points are drawn from a regional zoom on: at national zoom a tile would carry tens of thousands of them.
 POINT_MIN_ZOOM = {"establishments": 9, "inspections": 10, "permits": 10}
+HEX_UNIQUE_ID = "receptor_id"  # unique per resolution and year (the hexagon tiles are per resolution and year)
+# The fields the map reads from a hexagon tile (colour, height, tooltip, id): the API's ``?properties=``
+# leaves the others (hexagon_id, overloaded, approaching) out, a national tile is a quarter lighter.
+HEX_TILE_FIELDS = ("receptor_id", "deposition", "lowest_kdw", "exceedance", "year")
 HEX_ELEVATION_SCALE = {"national": 8.0, "1ha": 0.6}  # metres of column per mol N/ha/yr
 # Tiles are only requested inside this lon/lat box (the Netherlands with a margin): the pitched national view
 # reaches the horizon, and every tile over the North Sea or Germany would be an empty request at start.
@@ -137,7 +141,9 @@ def _hexagons(base_url: str, resolution: str, year: int | None) -> MapLayer:
     national = resolution == "national"
     scale = HEX_ELEVATION_SCALE[resolution]
     layer = _mvt(
-        f"deposition-{resolution}", spec, tile_url(base_url, spec.id, resolution=resolution, year=year), True, base_url,
+        f"deposition-{resolution}", spec,
+        tile_url(base_url, spec.id, resolution=resolution, year=year, properties=",".join(HEX_TILE_FIELDS)),
+        True, base_url,
         extruded=True,
         wireframe=False,
         filled=True,
@@ -150,6 +156,8 @@ def _hexagons(base_url: str, resolution: str, year: int | None) -> MapLayer:
         visible_min_zoom=None if national else HEX_SWITCH_ZOOM,
         visible_max_zoom=HEX_SWITCH_ZOOM - 0.001 if national else None,
         material={"ambient": 0.55, "diffuse": 0.6, "shininess": 24, "specularColor": [60, 64, 70]},
+        # The tiles are requested per resolution and year; the receptor is unique within them and is a number.
+        unique_id_property=_quoted(HEX_UNIQUE_ID),
     )
     km = 1000 / scale
     note = (f"column height: deposition, 1 km per {km:,.0f} mol N/ha/yr" if national

@@ -274,6 +274,9 @@
     var meta = metaById[info.layer.id];
     if (!meta) return null;
     var props = info.object.properties || info.object;
+    if (meta.params.year === "deposition" && props.year === undefined && state.year) {
+      props = Object.assign({year: state.year}, props);  // tiles of one year leave the year out
+    }
     var rows = meta.tooltip.filter(function (f) { return props[f.field] !== undefined && props[f.field] !== null; });
     if (!rows.length) return null;
     var html = "<strong>" + escapeHtml(meta.title) + "</strong><table>" + rows.map(function (f) {

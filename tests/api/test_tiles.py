@@ -79,11 +79,33 @@ def test_a_tile_holds_only_what_lies_in_it(client: TestClient, api_data: list[Es
     assert got == expected and 0 < len(expected) < len(api_data)
 
 
+def features_of(client: TestClient, t: Any, properties: str) -> list[dict[str, Any]]:
+    r = client.get(f"{BASE}/{t.z}/{t.x}/{t.y}", params={"properties": properties})
+    features: list[dict[str, Any]] = decode(r.content)["establishments"]["features"]
+    return features
+
+
 def test_filters_on_tiles(client: TestClient, api_data: list[Establishment]) -> None:
     t = TMS.tile(3.54, 53.52, 8)
     r = client.get(f"{BASE}/{t.z}/{t.x}/{t.y}", params={"sbi_code": "0141", "brzo": "false"})
-    got = {f["properties"]["establishment_id"] for f in decode(r.content)["establishments"]["features"]}
+    features = decode(r.content)["establishments"]["features"]
+    got = {f["properties"]["establishment_id"] for f in features}
     assert {g for g in got if g.startswith(PREFIX)} == {e.id for e in api_data if e.sbi_code == "0141" and not e.brzo}
+    # the filtered fields are the same in every feature: the tile leaves them out, the TileJSON too
+    assert features and all("sbi_code" not in f["properties"] and "brzo" not in f["properties"] for f in features)
+    fields = client.get(f"{BASE}/tilejson.json", params={"sbi_code": "0141"}).json()["vector_layers"][0]["fields"]
+    assert "sbi_code" not in fields and "brzo" in fields
+    # ?properties=...: only those fields (none with an empty list); unknown or personal fields are a 400
+    for wanted in (["establishment_id", "city"], []):
+        r = client.get(f"{BASE}/{t.z}/{t.x}/{t.y}", params={"sbi_code": "0141", "properties": ",".join(wanted)})
+        features = decode(r.content)["establishments"]["features"]
+        assert len(features) >= len([e for e in api_data if e.sbi_code == "0141" and not e.brzo]) > 0
+        assert all(set(f["properties"]) <= set(wanted) for f in features)
+    ids = {f["properties"]["establishment_id"] for f in features_of(client, t, "establishment_id")}
+    assert {e.id for e in api_data if e.sbi_code == "0141" and not e.brzo} <= ids
+    for bad in ("nope", "establishment_id,name"):
+        r = client.get(f"{BASE}/{t.z}/{t.x}/{t.y}", params={"properties": bad})
+        assert r.status_code == 400 and r.json()["parameter"] == "properties"
     for bad in ({"name": "x"}, {"nope": "1"}, {"brzo": "maybe"}):
         r = client.get(f"{BASE}/{t.z}/{t.x}/{t.y}", params=bad)
         assert r.status_code == 400 and r.json()["parameter"] == next(iter(bad))

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from typing import Any
+from urllib.parse import parse_qs
 from urllib.request import Request, urlopen
 
 import pydeck
@@ -60,12 +61,21 @@ def test_layers_follow_the_registry(client: TestClient) -> None:
         spec = LAYERS[meta["collection"]]
         assert layer["data"].split("?")[0] == f"/collections/{spec.id}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
         assert layer["minZoom"] >= spec.min_zoom and layer["maxZoom"] <= spec.max_zoom
-        assert layer["uniqueIdProperty"] == spec.key
+        hexagons = meta["id"].startswith("deposition-")
+        assert layer["uniqueIdProperty"] == (deck_module.HEX_UNIQUE_ID if hexagons else spec.key)
         tile_fields = {f.name for f in spec.public_fields}
         assert {row["field"] for row in meta["tooltip"]} <= tile_fields, meta["id"]
         assert layer["loadOptions"]["mvt"]["workerUrl"].startswith("/static/vendor/")
     hexes = [by_id["deposition-national"], by_id["deposition-1ha"]]
-    assert [h["data"].split("?")[1] for h in hexes] == ["resolution=national", "resolution=1ha"]
+    queries = [parse_qs(h["data"].split("?")[1]) for h in hexes]
+    assert [q["resolution"] for q in queries] == [["national"], ["1ha"]]
+    for hexagons, query in zip(hexes, queries, strict=True):
+        # the tiles carry only the fields the map reads: colour, height, tooltip and the unique id
+        fields = set(query["properties"][0].split(","))
+        tooltip = {row["field"] for row in next(m for m in config["layers"] if m["id"] == hexagons["id"])["tooltip"]}
+        assert tooltip | {"exceedance", "lowest_kdw", "deposition", deck_module.HEX_UNIQUE_ID} <= fields
+        assert "hexagon_id" not in fields
+        assert f"properties.{LAYERS['deposition-hexagons'].style.extrude_field}" in hexagons["getElevation"]
     assert hexes[0]["visibleMaxZoom"] < hexes[1]["visibleMinZoom"] == deck_module.HEX_SWITCH_ZOOM
     assert by_id["buildings"]["extruded"] is True
     assert by_id["buildings"]["getElevation"] == "@@=properties.height_m || 3"
@@ -116,7 +126,8 @@ def test_build_deck_for_notebooks() -> None:
     assert [layer["id"] for layer in spec["layers"]] == ["municipalities", "deposition-national", "establishments"]
     assert all(layer["visible"] for layer in spec["layers"])
     assert spec["layers"][1]["data"] == ("http://127.0.0.1:8000/collections/deposition-hexagons/tiles/"
-                                         "WebMercatorQuad/{z}/{x}/{y}?resolution=national&year=2023")
+                                         "WebMercatorQuad/{z}/{x}/{y}?resolution=national&year=2023"
+                                         "&properties=receptor_id%2Cdeposition%2Clowest_kdw%2Cexceedance%2Cyear")
     assert spec["initialViewState"]["zoom"] == 9 and spec["initialViewState"]["pitch"] == 45
     assert spec["layers"][0]["loadOptions"]["mvt"]["workerUrl"].startswith("http://127.0.0.1:8000/static/vendor/")
     with pytest.raises(ValueError, match="unknown map layer"):
