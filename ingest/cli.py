@@ -7,7 +7,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -119,68 +118,8 @@ def _settings() -> Settings:
     return get_settings()
 
 
-class _Hide:
-    """An import finder that makes the given top-level packages look absent."""
-
-    def __init__(self, *names: str) -> None:
-        self.names = names
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name.split(".")[0] in self.names:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-
-def _standalone() -> bool:
-    """Whether this process is the ``twin`` command itself (not tests or a host that imported the CLI)."""
-    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
-    return prog == "twin" or (prog == "cli.py" and Path(sys.argv[0]).parent.name == "twin")
-
-
-def _import_loader() -> ModuleType:
-    """The loader, imported without pandas and geopandas when nothing has imported them yet.
-
-    The loader needs neither, but pyogrio imports both eagerly and pyarrow imports pandas on its first
-    conversion: ~0.3 s of import and ~0.1 s of interpreter teardown, the largest fixed cost of a
-    ``twin ingest`` of a small file. They are hidden while the loader is imported and pyarrow's pandas
-    check runs once; then the pyogrio modules that recorded their absence are forgotten, so that
-    ``pyogrio.read_dataframe``/``write_dataframe`` import them afresh if later code in the process wants
-    them (pyarrow's ``to_pandas``/``from_pandas`` import pandas themselves). Only in the ``twin`` program:
-    until one of those runs, ``pa.array(a pandas Series)`` would not recognise pandas' NA, so a process
-    that goes on with other work (tests, the API) imports the loader normally."""
-    if not _standalone() or any(m in sys.modules for m in ("ingest.loader", "pandas", "pyogrio")):
-        import ingest.loader
-
-        return ingest.loader
-    blocker = _Hide("pandas", "geopandas")
-    sys.meta_path.insert(0, blocker)
-    try:
-        import pyarrow as pa
-
-        pa.array([0])  # pyarrow's one attempt to import pandas happens now
-
-        import ingest.loader
-    finally:
-        sys.meta_path.remove(blocker)
-    import pyogrio
-
-    for name in ("pyogrio.geopandas", "pyogrio._compat"):
-        sys.modules.pop(name, None)
-    for attr in ("read_dataframe", "write_dataframe", "geopandas", "_compat"):
-        pyogrio.__dict__.pop(attr, None)
-
-    def frames(attr: str) -> Any:
-        if attr in ("read_dataframe", "write_dataframe"):
-            import pyogrio.geopandas
-
-            return getattr(pyogrio.geopandas, attr)
-        raise AttributeError(f"module 'pyogrio' has no attribute {attr!r}")
-
-    pyogrio.__dict__["__getattr__"] = frames
-    return ingest.loader
-
-
 def _run_load(settings: Settings, layer: str, path: str, **kwargs: Any) -> RunResult:
-    load = _import_loader().load
+    from ingest.loader import load
 
     progress = LazyProgress(f"{layer} <- {Path(path).name}")
     try:
@@ -349,7 +288,6 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
                derive: bool = True) -> list[RunResult]:
     """Load every file of a manifest in dependency order; derive the hexagons when the raster or the habitats
     changed and both are present."""
-    _import_loader()
     from ingest.loader import RunResult
 
     results: list[RunResult] = []
