@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
@@ -17,22 +16,8 @@ from twin.errors import InvalidParameter
 router = APIRouter(tags=["admin"])
 
 
-class AuditRecord(BaseModel):
-    id: int
-    at: datetime
-    principal: str
-    role: str
-    org_code: str | None
-    method: str | None
-    endpoint: str
-    parameters: dict[str, Any]
-    records: int | None
-    status: int | None
-    layers: list[str] | None
-
-
 class AuditPage(BaseModel):
-    entries: list[AuditRecord]
+    entries: list[AuditEntry]  # the domain dataclass: pydantic validates and documents it as it is
     numberReturned: int
 
 
@@ -62,8 +47,7 @@ async def audit_log(
         raise InvalidParameter("until must lie after since", parameter="until")
     q, params = audit_query(since=since, until=until, principal=who, layer=layer, limit=limit)
     cur = await conn.execute(q, params)
-    rows = [AuditEntry(*r) for r in await cur.fetchall()]
-    entries = [AuditRecord(**r.__dict__) for r in rows]
+    entries = [AuditEntry(*r) for r in await cur.fetchall()]
     return AuditPage(entries=entries, numberReturned=len(entries))
 
 
