@@ -13,8 +13,10 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 from pyogrio.errors import DataLayerError, DataSourceError
 
-from api import health, landing, security
+from api import analyses, collections, coverages, features, health, landing, security, tiles
 from api.deps import timeout_message
+from frontend import routes
+from frontend.page import render_map
 from twin import database
 from twin.errors import TwinError
 from twin.settings import Settings, get_settings
@@ -111,32 +113,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     security.install(app, settings)
     landing.use_openapi_30(app)  # OGC API Features asks for OpenAPI 3.0; FastAPI writes 3.1
-    app.include_router(health.router)
-    app.include_router(landing.router)
-    for module_name in ("api.collections", "api.features", "api.tiles", "api.coverages", "api.analyses",
-                        "frontend.routes"):
-        _include_optional(app, module_name)
-    try:
-        from frontend.page import render_map  # the map, once the frontend exists
-
-        app.state.map_page = render_map
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("frontend.page",):
-            raise
+    for module in (health, landing, collections, features, tiles, coverages, analyses, routes):
+        app.include_router(module.router)
+    app.state.map_page = render_map
     return app
-
-
-def _include_optional(app: FastAPI, module_name: str) -> None:
-    """Routers of later parts of the API are included when their module exists."""
-    import importlib
-
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return
-    app.include_router(module.router)
 
 
 def app_from_env() -> FastAPI:

@@ -3,7 +3,6 @@ analysis and access modules register."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Callable
 from typing import Annotated
@@ -12,7 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from twin import cluster, database
+from ingest import cli as ingest_cli
+from ingest import demo
+from twin import access_cli, analysis_cli, cluster, database
 from twin.errors import TwinError
 from twin.settings import Settings, get_settings
 
@@ -180,15 +181,9 @@ def serve(
     )
 
 
-# Commands contributed by other modules: each exposes register(app).
-for module_name in ("ingest.demo", "ingest.cli", "twin.analysis_cli", "twin.access_cli"):
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        continue
-    module.register(app)
+# Commands of the other modules: each exposes register(app) and imports its heavy parts lazily.
+for register in (demo.register, ingest_cli.register, analysis_cli.register, access_cli.register):
+    register(app)
 
 
 def main() -> None:
