@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -40,3 +41,19 @@ def throwaway_database(base: Settings, name: str, **updates: Any) -> Iterator[Se
             cluster.drop_database(s, name)
         else:
             _drop(base, name)
+
+
+@contextmanager
+def private_cluster(base: Settings, data_dir: Path, **updates: Any) -> Iterator[Settings]:
+    """A migrated cluster of its own in ``data_dir`` on a free port, for tests that stop the database, so
+    the shared cluster is never disturbed; deleted afterwards."""
+    from servers import free_port
+
+    data_dir.chmod(0o755)  # the cluster's unprivileged user must reach it
+    s = base.model_copy(update={"data_dir": data_dir, "pg_port": free_port(), "database_name": "twin", **updates})
+    cluster.up(s)
+    try:
+        database.migrate(s)
+        yield s
+    finally:
+        cluster.reset(s)

@@ -4,11 +4,7 @@ ogrinfo lists the collections; ogr2ogr copies a whole collection to a GeoPackage
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,41 +12,17 @@ import psycopg
 import pyogrio
 import pytest
 import shapely
-import uvicorn
 from api_fixtures import Establishment
+from servers import serve_app
 
 from twin.settings import Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(settings: Settings) -> Iterator[str]:
     """The API on a free loopback port in a thread, for as long as the module runs."""
-    from api.app import create_app
-
-    port = _free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1):
-                break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        raise RuntimeError("the API did not start")
-    yield base
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(settings) as base:
+        yield base
 
 
 def gdal(*args: str) -> subprocess.CompletedProcess[str]:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from testdb import private_cluster as private_cluster_of
 
 from layers.registry import LAYERS
-from twin import cluster, database
+from twin import cluster
 from twin.settings import Settings
 
 
@@ -18,22 +18,11 @@ def test_healthz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture()
 def private_cluster(tmp_path_factory: pytest.TempPathFactory, base_settings: Settings) -> Iterator[Settings]:
     """A cluster of its own for tests that stop the database, so the shared one is never disturbed."""
-    data_dir = tmp_path_factory.mktemp("cluster")
-    data_dir.chmod(0o755)
-    s = base_settings.model_copy(update={"data_dir": data_dir, "pg_port": _free_port(), "database_name": "twin"})
-    cluster.up(s)
-    database.migrate(s)
-    yield s
-    cluster.reset(s)
+    with private_cluster_of(base_settings, tmp_path_factory.mktemp("cluster")) as s:
+        yield s
 
 
 def test_readyz_follows_the_database_without_restarting_the_api(private_cluster: Settings) -> None:

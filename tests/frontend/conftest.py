@@ -4,9 +4,7 @@ the app served by uvicorn on a free loopback port, and Debian's Chromium driven 
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from servers import serve_app
 from testdb import throwaway_database
 
 from twin import database
@@ -48,30 +46,11 @@ def map_data(map_settings: Settings) -> Iterator[dict[str, Any]]:
     map_fixture.unload(owner)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def map_server(map_settings: Settings, map_data: dict[str, Any]) -> Iterator[str]:
     """The app (API and map) served over real HTTP on 127.0.0.1 in a background thread."""
-    from api.app import create_app
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(map_settings), host="127.0.0.1", port=port,
-                                          log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start for the browser tests")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(map_settings) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")

@@ -4,16 +4,15 @@ so the shared one is never disturbed."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
+from servers import serve_app
+from testdb import private_cluster
 
 from twin import access, cluster, database
 from twin.settings import Settings
@@ -21,21 +20,17 @@ from twin.settings import Settings
 BUILDINGS = 3_000  # polygons of 201 vertices: a CSV export of ~15 MB, far more than the socket buffers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def fault_settings(tmp_path_factory: pytest.TempPathFactory, base_settings: Settings) -> Iterator[Settings]:
-    data_dir = tmp_path_factory.mktemp("faults")
-    data_dir.chmod(0o755)
-    s = base_settings.model_copy(update={"data_dir": data_dir, "pg_port": _free_port(), "database_name": "twin",
-                                         "rate_limit_rps": 0.0, "key_cache_s": 0.0})
-    cluster.up(s)
-    database.migrate(s)
-    with psycopg.connect(database.url_for(s, "writer")) as conn:
+    with private_cluster(base_settings, tmp_path_factory.mktemp("faults"), rate_limit_rps=0.0,
+                         key_cache_s=0.0) as s:
+        _seed(database.url_for(s, "writer"))
+        yield s
+
+
+def _seed(writer_url: str) -> None:
+    """A few thousand large buildings (a long CSV export) and one establishment with one inspection."""
+    with psycopg.connect(writer_url) as conn:
         conn.execute(
             "INSERT INTO twin.buildings (building_id, construction_year, use, height_m, geom) "
             "SELECT lpad(i::text, 16, '0'), 1900 + i %% 120, 'woonfunctie', 3 + i %% 20, "
@@ -48,8 +43,6 @@ def fault_settings(tmp_path_factory: pytest.TempPathFactory, base_settings: Sett
             "INSERT INTO twin.inspections (inspection_id, establishment_id, inspected_on, kind, result, org_code, "
             "geom) VALUES ('I1', 'E1', '2024-01-02', 'routine', 'voorschriften nageleefd', 'ODA', "
             "ST_SetSRID(ST_MakePoint(150050, 450050), 28992))")
-    yield s
-    cluster.reset(s)
 
 
 @pytest.fixture(scope="module")
@@ -94,20 +87,8 @@ def test_database_restart_with_keys_and_audit(fault_settings: Settings, admin_ke
 
 @pytest.fixture()
 def live_server(fault_settings: Settings) -> Iterator[str]:
-    from api.app import create_app
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(fault_settings), host="127.0.0.1", port=port,
-                                          log_level="critical", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(fault_settings, log_level="critical") as base:
+        yield base
 
 
 def test_connection_dropped_mid_stream(fault_settings: Settings, live_server: str) -> None:
