@@ -99,6 +99,12 @@ def _links(request: Request, spec_id: str, q: ItemsQuery, returned: int, matched
         {"href": f"{str(request.base_url).rstrip('/')}/collections/{spec_id}", "rel": "collection",
          "type": "application/json", "title": "The collection"},
     ]
+    return links + paging_links(request, q, returned, matched)
+
+
+def paging_links(request: Request, q: ItemsQuery, returned: int, matched: int | None) -> list[dict[str, Any]]:
+    """The ``next`` and ``prev`` links of a GeoJSON page (``next`` while more features match)."""
+    links: list[dict[str, Any]] = []
     more = returned == q.limit if matched is None else q.offset + returned < matched
     if more:
         links.append({"href": _url(request, offset=q.offset + q.limit, limit=q.limit), "rel": "next",
@@ -107,6 +113,13 @@ def _links(request: Request, spec_id: str, q: ItemsQuery, returned: int, matched
         links.append({"href": _url(request, offset=max(0, q.offset - q.limit), limit=q.limit), "rel": "prev",
                       "type": GEOJSON, "title": "Previous page"})
     return links
+
+
+def number_matched(returned: int, q: ItemsQuery) -> int | None:
+    """``numberMatched`` when the page itself tells it (a short page), else None: count the rest."""
+    if returned < q.limit and (returned > 0 or q.offset == 0):
+        return q.offset + returned
+    return None
 
 
 def _prepare(request: Request, spec: Any, principal: Any) -> tuple[Columns, ItemsQuery, Binder, sql.Composable]:
@@ -133,9 +146,8 @@ async def items(request: Request, spec: LayerDep, principal: PrincipalDep, conn:
         return await _gpkg(request, conn, columns, q, binder, where)
     rows = await fetch(conn, page_sql(columns, q, binder, where), binder.params)
     returned = len(rows)
-    if returned < q.limit and (returned > 0 or q.offset == 0):
-        matched = q.offset + returned
-    else:
+    matched = number_matched(returned, q)
+    if matched is None:
         matched = int((await fetch(conn, count_sql(columns, where), binder.params))[0][0])
     doc = {
         "type": "FeatureCollection",

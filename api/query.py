@@ -155,7 +155,7 @@ def selected_fields(columns: Columns, q: ItemsQuery) -> tuple[str, ...]:
     return columns.names if q.properties is None else q.properties
 
 
-def _feature_columns(columns: Columns, names: Sequence[str], crs: Crs) -> sql.Composable:
+def feature_columns(columns: Columns, names: Sequence[str], crs: Crs) -> sql.Composable:
     """The key, the geometry as GeoJSON text (by PostGIS) and the chosen fields, in that order."""
     geojson = sql.SQL("ST_AsGeoJSON({}, {}, 0)").format(output_geometry_sql(crs), sql.Literal(crs.decimals))
     cols = [sql.SQL("t.{}").format(sql.Identifier(columns.spec.key)), geojson]
@@ -170,7 +170,7 @@ def page_sql(columns: Columns, q: ItemsQuery, binder: Binder, where: sql.Composa
     return sql.SQL(
         "SELECT {cols} FROM {table} t WHERE {where} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
     ).format(
-        cols=_feature_columns(columns, selected_fields(columns, q), crs),
+        cols=feature_columns(columns, selected_fields(columns, q), crs),
         table=table_sql(columns.spec),
         where=where,
         order=order_sql(columns, q),
@@ -197,7 +197,7 @@ def one_sql(columns: Columns, q: ItemsQuery, binder: Binder, feature_id: str) ->
     crs = q.crs
     assert crs is not None
     return sql.SQL("SELECT {cols} FROM {table} t WHERE t.{key} = {id}").format(
-        cols=_feature_columns(columns, selected_fields(columns, q), crs),
+        cols=feature_columns(columns, selected_fields(columns, q), crs),
         table=table_sql(columns.spec),
         key=sql.Identifier(columns.spec.key),
         id=binder.bind(feature_id),
