@@ -49,6 +49,8 @@ def page_config(settings: Settings | None, base_url: str = "") -> dict[str, Any]
             "verdicts": [[v, list(c), label] for v, c, label in theme.VERDICTS],
             "priority": [[share, list(c)] for share, c, _ in theme.PRIORITY_CLASSES],
             "priorityLegend": theme.priority_legend().as_dict(),
+            "issues": [[n, list(c), radius] for n, c, radius, _ in theme.ISSUE_CLASSES],
+            "issueLegend": theme.issue_legend().as_dict(),
             "background": list(theme.BACKGROUND),
         },
         "basemap": basemap,
@@ -89,12 +91,14 @@ establishments and inspections in the Netherlands.">
 </header>
 <div id="search-results" class="search-results" role="region" aria-live="polite" aria-label="Search results" hidden>
 </div>
-<nav id="controls" class="sidebar" aria-label="Map layers, legend and housing view">
+<nav id="controls" class="sidebar" aria-label="Map layers, legend, housing and data-quality views">
   <div role="tablist" aria-label="Views">
     <button type="button" role="tab" id="tab-layers" aria-controls="tabpanel-layers" aria-selected="true">
       Layers &amp; legend</button>
     <button type="button" role="tab" id="tab-housing" aria-controls="tabpanel-housing" aria-selected="false"
       tabindex="-1">Housing vs nitrogen</button>
+    <button type="button" role="tab" id="tab-quality" aria-controls="tabpanel-quality" aria-selected="false"
+      tabindex="-1" data-script="{quality_js}" data-css="{quality_css}">Data quality</button>
   </div>
   <section id="tabpanel-layers" role="tabpanel" aria-labelledby="tab-layers">
     <h2 class="visually-hidden">Layers</h2>
@@ -120,6 +124,14 @@ establishments and inspections in the Netherlands.">
     Natura 2000 habitats within reach and the VNG guide distances of nearby establishments. Choose a site to
     fly there and read the reasons.</p>
     <div id="housing-list"></div>
+  </section>
+  <section id="tabpanel-quality" role="tabpanel" aria-labelledby="tab-quality" hidden>
+    <h2>Data quality</h2>
+    <p class="hint">How far the data can be trusted: each rule checks a layer (fields filled, values valid,
+    dates in order, records linked, deliveries on time); signals are gaps between registers that point at a
+    risk. Choose a rule or signal to see its records on the map, darker and larger where a record has more
+    open issues.</p>
+    <div id="quality-list" aria-live="polite"></div>
   </section>
 </nav>
 <main id="map" class="map" aria-label="3D map of the Netherlands" tabindex="0"></main>
@@ -152,6 +164,8 @@ def render_page(settings: Settings | None) -> str:
         deck_js=DECK_BUNDLE_URL,
         twin_deck_js=asset_url("twin-deck.js"),
         map_js=asset_url("map.js"),
+        quality_js=asset_url("quality.js"),
+        quality_css=asset_url("quality.css"),
         config=_script_json(config),
         basemap_note=basemap_note,
     )

@@ -160,6 +160,33 @@ def priority_legend() -> Legend:
     )
 
 
+# --- data quality: records by their number of open issues (viridis classes: darker = more issues) -----
+# (fewest issues of the class, colour, point radius in pixels, label); the map's data-quality view.
+ISSUE_CLASSES: tuple[tuple[int, RGBA, int, str], ...] = (
+    (1, (94, 201, 98, 235), 5, "1 open issue"),
+    (2, (33, 145, 140, 240), 7, "2 open issues"),
+    (3, (59, 82, 139, 245), 9, "3 open issues"),
+    (4, (68, 1, 84, 255), 11, "4 or more open issues"),
+)
+
+
+def issue_class(issues: int) -> tuple[RGBA, int]:
+    """Colour and radius of a record failing ``issues`` rules (as the data-quality view draws it)."""
+    chosen = ISSUE_CLASSES[0]
+    for cls in ISSUE_CLASSES:
+        if issues >= cls[0]:
+            chosen = cls
+    return chosen[1], chosen[2]
+
+
+def issue_legend() -> Legend:
+    return Legend(
+        "Data quality: open issues per record",
+        tuple(Swatch(c, label, "circle") for _, c, _, label in ISSUE_CLASSES),
+        note="rules of the record's layer that it fails; larger and darker is more",
+    )
+
+
 # --- inspections: the finding (Okabe-Ito) --------------------------------------------------------------
 RESULTS: tuple[tuple[str, RGBA], ...] = (
     ("voorschriften nageleefd", (0, 114, 178, 255)),

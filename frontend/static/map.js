@@ -201,7 +201,13 @@
     // Hidden tile layers would still fetch tiles: they are left out rather than set invisible.
     var shown = cfg.deck.layers.filter(function (l) { return state.visible[l.id]; });
     var converted = converter.convert({layers: shown.map(layerJson)}).layers || [];
-    return converted.filter(Boolean).map(decorate).concat(selectionLayers());
+    return converted.filter(Boolean).map(decorate).concat(extensionLayers(), selectionLayers());
+  }
+
+  /* Views loaded on demand (quality.js) add layers and tooltips through twinMap.extend({layers, tooltip}). */
+  var extensions = [];
+  function extensionLayers() {
+    return extensions.reduce(function (all, x) { return x.layers ? all.concat(x.layers()) : all; }, []);
   }
 
   function refresh() {
@@ -271,6 +277,10 @@
   // tooltips
   function getTooltip(info) {
     if (!info.object || !info.layer) return null;
+    for (var i = 0; i < extensions.length; i++) {
+      var own = extensions[i].tooltip && extensions[i].tooltip(info);
+      if (own) return own;
+    }
     var meta = metaById[info.layer.id];
     if (!meta) return null;
     var props = info.object.properties || info.object;
@@ -754,6 +764,8 @@
       });
     });
     function selectTab(tab) {
+      var src = tab.getAttribute("data-script");  // a view's script, loaded when the view is first opened
+      if (src && !document.querySelector('script[src="' + src + '"]')) document.body.appendChild(el("script", {src: src}));
       tabs.forEach(function (t) {
         var on = t === tab;
         t.setAttribute("aria-selected", on ? "true" : "false");
@@ -781,6 +793,7 @@
       reported = {};
       say(state.apiKey ? "API key set for this browser session." : "API key removed.", "info");
       loadConfig().then(function () { refresh(); loadHousing(); });
+      document.dispatchEvent(new CustomEvent("twin:apikey"));
     });
     $("reset-view").addEventListener("click", function () { flyTo(Object.assign({}, cfg.deck.initialViewState)); });
   }
@@ -855,6 +868,9 @@
     openEstablishment: openEstablishment,
     refresh: refresh,
     isIdle: isIdle,
+    extend: function (x) { extensions.push(x); refresh(); },
+    helpers: {el: el, fmt: fmt, rgba: rgba, escapeHtml: escapeHtml, getJson: getJson, say: say,
+      describeError: describeError, bboxOf: bboxOf, flyToBounds: flyToBounds},
     deck: null,
     /* pixel position of a lon/lat in the current view (for tests and tours) */
     project: function (lon, lat) {
