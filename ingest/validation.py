@@ -212,6 +212,12 @@ PATTERNS: dict[str, dict[str, tuple[str, str]]] = {
         "vestigingsnummer": (r"^[0-9]{12}$", "a vestigingsnummer has 12 digits"),
         "sbi_code": (r"^[0-9]{2,5}$", "an SBI code has 2 to 5 digits"),
     },
+    "addresses": {
+        "address_id": (r"^[0-9]{16}$", "a BAG identificatie has 16 digits"),
+        "postcode": (r"^[1-9][0-9]{3}[A-Z]{2}$", "a Dutch postcode is four digits (not starting with 0) and two "
+                     "capital letters, e.g. 3811AB"),
+        "house_letter": (r"^[A-Za-z]$", "a house letter (huisletter) is one letter"),
+    },
 }
 # Numbers stored in numeric columns lose their leading zeros; these widths restore them.
 # SBI 2008 divisions (the first two digits; the same as NACE Rev. 2). A code outside them is no SBI code.
@@ -224,6 +230,7 @@ SBI_DIVISIONS = frozenset(
 )
 ZERO_PAD: dict[str, dict[str, int]] = {
     "establishments": {"kvk_number": 8, "vestigingsnummer": 12},
+    "addresses": {"address_id": 16},
 }
 RANGES: dict[str, dict[str, tuple[float | None, float | None, bool, str]]] = {
     # field: (low, high, low inclusive, reason)
@@ -240,9 +247,11 @@ RANGES: dict[str, dict[str, tuple[float | None, float | None, bool, str]]] = {
         "planned_year": (1900, 2100, True, "the planned year must lie between 1900 and 2100"),
     },
     "buildings": {"height_m": (0, None, True, "a height cannot be negative")},
+    "addresses": {"house_number": (0, None, False, "a house number is at least 1")},
 }
 DATE_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
     "permits": (("applied_on", "decided_on"), ("valid_from", "valid_until")),
+    "establishments": (("started_on", "ended_on"),),
 }
 BOOL_DEFAULTS: dict[str, dict[str, bool]] = {
     "establishments": {"sole_proprietor": False, "brzo": False},
@@ -356,6 +365,14 @@ def _derive(spec: LayerSpec, typed: dict[str, pa.Array]) -> None:
         known = pa.array(list(KDW_BY_HABITAT_TYPE))
         looked_up = pc.take(pa.array(list(KDW_BY_HABITAT_TYPE.values()), pa.float64()), pc.index_in(codes, known))
         typed["kdw"] = pc.coalesce(typed["kdw"], looked_up) if "kdw" in typed else looked_up
+    if spec.id == "addresses":
+        # BAG exports write the municipality as four digits (0363) and some add a space to the postcode.
+        if "municipality_code" in typed:
+            code = typed["municipality_code"]
+            four = pc.match_substring_regex(code, r"^[0-9]{4}$")
+            typed["municipality_code"] = pc.if_else(four, pc.binary_join_element_wise("GM", code, ""), code)
+        if "postcode" in typed:
+            typed["postcode"] = pc.utf8_upper(pc.replace_substring(typed["postcode"], " ", ""))
     if spec.id == "establishments" and "legal_form" in typed:
         eenmanszaak = pc.equal(pc.utf8_lower(typed["legal_form"]), "eenmanszaak")
         if "sole_proprietor" in typed:

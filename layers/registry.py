@@ -237,6 +237,12 @@ ESTABLISHMENTS = LayerSpec(
             ("organisatie", "omgevingsdienst", "bevoegd_gezag"),
         ),
         F("started_on", "date", "Start date of the establishment (aanvang)", ("aanvang", "datum_aanvang")),
+        F(
+            "ended_on",
+            "date",
+            "End date of the establishment (beeindiging); empty while it operates",
+            ("datum_einde", "einddatum", "datum_opheffing", "beeindiging", "datum_beeindiging"),
+        ),
     ),
     time_field=None,
     style=StyleSpec(fill=(33, 102, 172, 220), radius_m=40.0, color_field="environmental_category"),
@@ -523,6 +529,47 @@ BUILDINGS = LayerSpec(
     min_zoom=13,
 )
 
+ADDRESSES = LayerSpec(
+    id="addresses",
+    title="Addresses (BAG verblijfsobjecten)",
+    description="BAG addresses: each verblijfsobject (the unit of use inside a building) with its main address "
+    "(nummeraanduiding): street, house number, letter and addition, postcode and place. Used to check that an "
+    "establishment lies at its address.",
+    table="addresses",
+    geometry_type="Point",
+    key="address_id",
+    label_field="street",
+    fields=(
+        F(
+            "address_id",
+            "text",
+            "BAG verblijfsobject identificatie (16 digits)",
+            ("identificatie", "verblijfsobject_id", "verblijfsobjectidentificatie", "vbo_id", "bag_id"),
+            required=True,
+        ),
+        F(
+            "street",
+            "text",
+            "Street name (openbare ruimte)",
+            ("openbareruimtenaam", "openbare_ruimte_naam", "openbare_ruimte", "openbareruimte", "straat",
+             "straatnaam"),
+        ),
+        F("house_number", "int", "House number (huisnummer)", ("huisnummer",), required=True),
+        F("house_letter", "text", "House letter (huisletter), one letter", ("huisletter",)),
+        F(
+            "house_number_addition",
+            "text",
+            "House number addition (huisnummertoevoeging)",
+            ("huisnummertoevoeging", "toevoeging", "huisnummer_toevoeging"),
+        ),
+        F("postcode", "text", "Postcode (1234AB)", ("postcode",)),
+        F("city", "text", "Place name (woonplaats)", ("woonplaatsnaam", "woonplaats_naam", "woonplaats", "plaats")),
+        F("municipality_code", "text", "CBS municipality code (GM....)", ("gemeentecode", "gemeente_code", "gm_code")),
+    ),
+    style=StyleSpec(fill=(90, 90, 110, 200), line=(255, 255, 255, 200), radius_m=4.0),
+    min_zoom=14,
+)
+
 MUNICIPALITIES = LayerSpec(
     id="municipalities",
     title="Municipalities (CBS gemeenten 2023)",
@@ -575,6 +622,7 @@ LAYERS: dict[str, LayerSpec] = {
         NATURA2000,
         HOUSING,
         BUILDINGS,
+        ADDRESSES,
         DEPOSITION_HEXAGONS,
     )
 }

@@ -10,7 +10,7 @@ from twin.settings import Settings
 
 LAYER_TABLES = (
     "municipalities", "establishments", "permits", "inspections", "natura2000_habitats", "housing_sites",
-    "buildings", "deposition_hexagons", "nitrogen_deposition", "ingest_runs", "ingest_rejects",
+    "buildings", "addresses", "deposition_hexagons", "nitrogen_deposition", "ingest_runs", "ingest_rejects",
 )
 
 
