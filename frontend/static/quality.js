@@ -95,7 +95,12 @@
 
   // -------------------------------------------------------------------------------------------------
   // the panel
-  function pct(score) { return score === null || score === undefined ? "–" : (100 * score).toFixed(1) + "%"; }
+  function pct(score) {
+    if (score === null || score === undefined) return "–";
+    return (100 * score).toFixed(score > 0.999 && score < 1 ? 2 : 1) + "%";  // 99.96%, never a rounded 100.0%
+  }
+
+  function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
 
   function ruleButton(r) {
     var change = "";
@@ -118,8 +123,8 @@
     var rules = [];
     s.layers.forEach(function (l) { rules = rules.concat(l.rules); });
     var signals = rules.filter(function (r) { return r.kind === "signal"; });
-    var parts = [el("p", {className: "lead", text: rules.length + " rules on " + s.layers.length + " layers, " +
-      signals.length + " signals."}),
+    var parts = [el("p", {className: "lead", text: plural(rules.length, "rule") + " on " + plural(s.layers.length, "layer") +
+      ", " + plural(signals.length, "signal") + "."}),
     el("p", null, [el("button", {type: "button", className: "link", id: "quality-refresh",
       onclick: function () { load(true); }}, ["Measure again now"])])];
     parts.push(el("h3", {text: "Signals"}));
@@ -155,20 +160,20 @@
       return;
     }
     var feats = view.data.features;
-    parts.push(el("p", {className: "muted", text: view.matched + " record(s)" + (view.matched > feats.length
-      ? "; the first " + feats.length + " are drawn." : ".")}));
+    parts.push(el("p", {className: "muted", text: plural(view.matched, "record") + (view.matched > view.returned
+      ? "; the first " + view.returned + " are drawn." : ".")}));
     var legend = map.cfg.theme.issueLegend;
     parts.push(el("ul", {className: "issue-legend", "aria-label": legend.title}, legend.swatches.map(function (s, i) {
       var size = 2 * CLASSES[i][2];
-      return el("li", null, [el("span", {className: "swatch circle", "aria-hidden": "true",
-        style: {background: h.rgba(s.color), width: size + "px", height: size + "px"}}), s.label]);
+      return el("li", null, [el("span", {className: "dot", "aria-hidden": "true"}, [el("span", {className: "swatch circle",
+        style: {background: h.rgba(s.color), width: size + "px", height: size + "px"}})]), s.label]);
     })));
     parts.push(el("ul", {className: "records"}, feats.slice(0, LISTED).map(function (f) {
       var p = f.properties;
       var reasons = (p.quality_issue_list || []).map(function (i) { return i.reason; }).join("; ");
       return el("li", null, [el("button", {type: "button", className: "site", "data-record": recordId(f),
         onclick: function () { flyToRecord(f); }},
-      [el("strong", {text: String(recordId(f))}), " · " + issuesOf(f) + " issue(s): " + reasons])]);
+      [el("strong", {text: String(recordId(f))}), " · " + plural(issuesOf(f), "issue") + ": " + reasons])]);
     })));
     parts.push(el("p", null, [el("button", {type: "button", className: "link", id: "quality-clear",
       onclick: clear}, ["Remove from the map"])]));
@@ -185,11 +190,13 @@
     return h.getJson(url).then(function (fc) {
       if (ticket !== view.ticket) return;
       view.layer = fc.layer || null;
-      view.matched = fc.numberMatched !== undefined ? fc.numberMatched : fc.features.length;
+      view.returned = fc.features.length;
+      view.matched = fc.numberMatched !== undefined ? fc.numberMatched : view.returned;
       view.data = id === "signals" ? groupSignals(fc) : fc;
       renderRecords();
       map.refresh();
-      h.say(title + ": " + view.matched + " record(s) on the map.", "info");
+      h.say(title + ": " + plural(view.matched, "record") + (view.matched > view.returned
+        ? ", the first " + view.returned + " on the map." : " on the map."), "info");
     }).catch(function (err) {
       if (ticket !== view.ticket) return;
       view.chosen = null;
