@@ -38,10 +38,12 @@
     if (!f || !f.geometry) return;
     if (f.geometry.type === "Point") {
       var c = f.geometry.coordinates;
-      map.flyTo({longitude: c[0], latitude: c[1], zoom: 16, pitch: 45});
+      map.flyTo({longitude: c[0], latitude: c[1], zoom: 15, pitch: 45});
     } else {
       h.flyToBounds(h.bboxOf(f.geometry), 16);
     }
+    map.state.selection = {position: centreOf(f), radius: 60};  // the map's selection ring marks the record
+    map.refresh();
     var reasons = (f.properties.quality_issue_list || []).map(function (i) { return i.reason; });
     h.say(recordId(f) + ": " + (reasons.join("; ") || f.properties.quality_reason || ""), "info");
   }
