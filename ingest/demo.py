@@ -61,6 +61,7 @@ FILES = {
     "natura2000-habitats": "natura2000_habitattypen.gpkg",
     "housing-sites": "woningbouwlocaties.geojson",
     "buildings": "bag_panden.gpkg",
+    "addresses": "bag_verblijfsobjecten.gpkg",
     "nitrogen-deposition": "stikstofdepositie_ntot.tif",
 }
 
@@ -92,6 +93,7 @@ class Manifest:
     files: list[ManifestFile]
     alternates: list[ManifestFile] = field(default_factory=list)
     dirty: str | None = None
+    quality_truth: str | None = None
     reference_date: str = cat.REFERENCE_DATE
     timings: dict[str, float] = field(default_factory=dict)  # seconds per layer; not written
 
@@ -100,6 +102,7 @@ class Manifest:
             "generator": GENERATOR, "version": MANIFEST_VERSION, "scale": self.scale, "seed": self.seed,
             "reference_date": self.reference_date, "files": [f.to_dict() for f in self.files],
             "alternates": [f.to_dict() for f in self.alternates], "dirty": self.dirty,
+            "quality_truth": self.quality_truth,
         }
 
     def write(self, out: Path) -> Path:

@@ -354,8 +354,10 @@ def building_counts(geo: Geography, total: int) -> dict[int, int]:
     return dict(zip((int(m) for m in munis), largest_remainder(total, (pop**0.9).tolist()), strict=True))
 
 
-def iter_buildings(geo: Geography, est: pd.DataFrame, total: int, seed: int) -> Iterator[BuildingChunk]:
-    """Building footprints per municipality (in code order), about `total` in all."""
+def iter_buildings(geo: Geography, est: pd.DataFrame, total: int,
+                   seed: int) -> Iterator[tuple[int, BuildingChunk]]:
+    """Building footprints per municipality (in code order), about `total` in all, each chunk with the index
+    of its municipality."""
     s = geo.settlements
     e = geo.estates
     munis = geo.municipalities
@@ -458,5 +460,5 @@ def iter_buildings(geo: Geography, est: pd.DataFrame, total: int, seed: int) -> 
         carry -= nb
         first = int(rng.integers(100_000, 900_000))
         ids = np.array([f"{code[2:]}10{first + i * 7:010d}" for i in range(nb)], dtype=object)
-        yield BuildingChunk(geom, {"identificatie": ids, "bouwjaar": year, "status": status,
+        yield m, BuildingChunk(geom, {"identificatie": ids, "bouwjaar": year, "status": status,
                                    "gebruiksdoel": use_all, "hoogte": height})

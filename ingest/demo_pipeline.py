@@ -12,6 +12,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import shapely
 
@@ -28,6 +29,18 @@ from ingest.demo_features import (
 )
 from ingest.demo_geo import RD_CRS, build_geography
 from ingest.demo_io import CsvWriter, sha256, write_geojson_wgs84, write_gpkg, write_gpkg_stream
+from ingest.demo_quality import (
+    ADDRESS_COLUMNS,
+    TRUTH_FILE,
+    apply_chunk,
+    apply_establishment_fields,
+    building_addresses,
+    establishment_addresses,
+    expected_counts,
+    plan_defects,
+    unique_addresses,
+    write_truth,
+)
 from ingest.demo_raster import NODATA, UNITS, write_deposition
 from ingest.demo_tables import (
     ESTABLISHMENT_COLUMNS,
@@ -40,7 +53,7 @@ from ingest.demo_tables import (
 
 def _clean(out: Path) -> None:
     """Remove the files an earlier run wrote, so a smaller scale leaves nothing stale behind."""
-    for name in [*FILES.values(), "manifest.json"]:
+    for name in [*FILES.values(), "manifest.json", TRUTH_FILE]:
         (out / name).unlink(missing_ok=True)
     dirty_manifest = out / "dirty" / "manifest.json"
     if dirty_manifest.exists():
@@ -66,6 +79,14 @@ def _building_batches(chunks: Iterator[Any], schema: pa.Schema) -> Iterator[pa.R
             pa.array(cols["gebruiksdoel"].astype(str), pa.string()),
             pa.array(cols["hoogte"].astype(np.float64), pa.float64()),
             pa.array(shapely.to_wkb(ch.geometry), pa.binary()),
+        ], schema=schema)
+
+
+def _address_batches(parts: list[dict[str, Any]], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    for p in parts:
+        yield pa.record_batch([
+            *(pa.array(p[c], pa.int32() if c == "huisnummer" else pa.string()) for c in ADDRESS_COLUMNS),
+            pa.array(shapely.to_wkb(p["geometry"]), pa.binary()),
         ], schema=schema)
 
 
@@ -102,7 +123,28 @@ def run(scale: str, seed: int, out: Path, progress: ProgressFn | None = None, *,
     lap("municipalities")
 
     report("establishments", 0, 1)
-    est = make_establishments(geo, sc.establishments, seed)
+    est = unique_addresses(make_establishments(geo, sc.establishments, seed))
+    est["h_postcode"] = est["postcode"]
+    plan = plan_defects(est, seed)
+    lap("establishments")
+
+    # Permits and inspections first: the planted defects (issue 9; ingest.demo_quality) decide end dates and
+    # start dates of establishments from them, so the establishments are written afterwards.
+    n_chunks = (len(est) + sc.chunk_size - 1) // sc.chunk_size
+    report("permits, inspections", 0, n_chunks)
+    with CsvWriter(out / FILES["permits"], PERMIT_COLUMNS) as wp, \
+            CsvWriter(out / FILES["inspections"], INSPECTION_COLUMNS) as wi:
+        for k, (prow, irow) in enumerate(iter_permits_inspections(est, seed, sc.chunk_size)):
+            prow, irow = apply_chunk(est.iloc[k * sc.chunk_size:(k + 1) * sc.chunk_size], k * sc.chunk_size,
+                                     prow, irow, plan, seed, k)
+            wp.write(prow)
+            wi.write(irow)
+            report("permits, inspections", k + 1, n_chunks)
+        n_permits, n_inspections = wp.rows, wi.rows
+    lap("permits+inspections")
+
+    est_addresses, taken = establishment_addresses(geo, est, plan, seed)
+    est = apply_establishment_fields(est, plan)
     with CsvWriter(out / FILES["establishments"], ESTABLISHMENT_COLUMNS) as w:
         w.write(est[list(ESTABLISHMENT_COLUMNS)].itertuples(index=False, name=None))
     files.append(_entry(out, "establishments", "establishments", "CSV", RD_CRS, len(est),
@@ -113,22 +155,11 @@ def run(scale: str, seed: int, out: Path, progress: ProgressFn | None = None, *,
         write_gpkg(out / FILES["establishments-gpkg"], gdf, "inrichtingen", "Point")
         alternates.append(_entry(out, "establishments", "establishments-gpkg", "GPKG", RD_CRS, len(est),
                                  layer_name="inrichtingen", same_as=FILES["establishments"]))
-    report("establishments", 1, 1)
-    lap("establishments")
-
-    n_chunks = (len(est) + sc.chunk_size - 1) // sc.chunk_size
-    report("permits, inspections", 0, n_chunks)
-    with CsvWriter(out / FILES["permits"], PERMIT_COLUMNS) as wp, \
-            CsvWriter(out / FILES["inspections"], INSPECTION_COLUMNS) as wi:
-        for k, (prow, irow) in enumerate(iter_permits_inspections(est, seed, sc.chunk_size)):
-            wp.write(prow)
-            wi.write(irow)
-            report("permits, inspections", k + 1, n_chunks)
-        n_permits, n_inspections = wp.rows, wi.rows
     files.append(_entry(out, "permits", "permits", "CSV", RD_CRS, n_permits, join_on="inrichting_id"))
     files.append(_entry(out, "inspections", "inspections", "CSV", RD_CRS, n_inspections,
                         join_on="inrichting_id"))
-    lap("permits+inspections")
+    report("establishments", 1, 1)
+    lap("establishments")
 
     report("natura2000-habitats", 0, 1)
     habitats = make_habitats(geo)
@@ -151,9 +182,16 @@ def run(scale: str, seed: int, out: Path, progress: ProgressFn | None = None, *,
     n_munis = int(geo.in_region.sum())
     done = 0
 
+    address_parts: list[dict[str, Any]] = [est_addresses]
+
     def counted_buildings() -> Iterator[Any]:
         nonlocal done
-        for chunk in iter_buildings(geo, est, sc.buildings, seed):
+        for m, chunk in iter_buildings(geo, est, sc.buildings, seed):
+            c = chunk.columns
+            part = building_addresses(geo, m, chunk.geometry, c["gebruiksdoel"], c["hoogte"], c["status"], taken,
+                                      seed)
+            if part is not None:
+                address_parts.append(part)
             yield chunk
             done += 1
             report("buildings", done, n_munis)
@@ -166,6 +204,18 @@ def run(scale: str, seed: int, out: Path, progress: ProgressFn | None = None, *,
                                     _building_batches(counted_buildings(), schema), "Polygon")
     files.append(_entry(out, "buildings", "buildings", "GPKG", RD_CRS, n_buildings, layer_name="pand"))
     lap("buildings")
+
+    report("addresses", 0, 1)
+    a_schema = pa.schema([("identificatie", pa.string()), ("openbare_ruimte_naam", pa.string()),
+                          ("huisnummer", pa.int32()), ("huisletter", pa.string()), ("toevoeging", pa.string()),
+                          ("postcode", pa.string()), ("woonplaats_naam", pa.string()), ("gemeentecode", pa.string()),
+                          ("geom", pa.binary())])
+    assert tuple(a_schema.names[:-1]) == ADDRESS_COLUMNS
+    n_addresses = write_gpkg_stream(out / FILES["addresses"], "verblijfsobject", a_schema,
+                                    _address_batches(address_parts, a_schema), "Point")
+    files.append(_entry(out, "addresses", "addresses", "GPKG", RD_CRS, n_addresses, layer_name="verblijfsobject"))
+    report("addresses", 1, 1)
+    lap("addresses")
 
     bands = write_deposition(out / FILES["nitrogen-deposition"], geo, est, sc.raster_resolution,
                              lambda d, t: report("nitrogen-deposition", d, t))
@@ -182,7 +232,21 @@ def run(scale: str, seed: int, out: Path, progress: ProgressFn | None = None, *,
         report("dirty", 1, 1)
         lap("dirty")
 
+    # The truth of the planted defects, counted from the files as written (the addresses from memory).
+    read = {k: pd.read_csv(out / FILES[k], dtype=str, keep_default_na=False)
+            for k in ("establishments", "permits", "inspections")}
+    geoms = np.concatenate([p["geometry"] for p in address_parts])
+    addresses = pd.DataFrame({"postcode": np.concatenate([p["postcode"] for p in address_parts]),
+                              "huisnummer": np.concatenate([p["huisnummer"] for p in address_parts]),
+                              "x": shapely.get_x(geoms), "y": shapely.get_y(geoms)})
+    addresses = addresses[addresses["postcode"].notna()]
+    expected = expected_counts(read["establishments"], read["permits"], read["inspections"], addresses)
+    write_truth(out, scale, seed, plan, expected,
+                {"establishments": len(est), "permits": n_permits, "inspections": n_inspections,
+                 "addresses": n_addresses})
+    lap("quality-truth")
+
     manifest = Manifest(scale=scale, seed=seed, files=files, alternates=alternates, dirty=dirty_path,
-                        timings=timings)
+                        quality_truth=TRUTH_FILE, timings=timings)
     manifest.write(out)
     return manifest

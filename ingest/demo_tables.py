@@ -43,7 +43,7 @@ ESTABLISHMENT_COLUMNS = (
     "inrichting_id", "naam", "kvk_nummer", "vestigingsnummer", "sbi_code", "sbi_omschrijving", "rechtsvorm",
     "eenmanszaak", "straat", "huisnummer", "postcode", "plaats", "gemeentecode", "activiteiten",
     "milieucategorie", "type_activiteitenbesluit", "brzo", "bezoekfrequentie", "organisatie", "aanvang",
-    "x_coord", "y_coord",
+    "datum_einde", "x_coord", "y_coord",
 )
 PERMIT_COLUMNS = (
     "zaaknummer", "inrichting_id", "soort", "type_verlening", "activiteiten", "status", "datum_aanvraag",
@@ -321,6 +321,7 @@ def make_establishments(geo: Geography, n: int, seed: int) -> pd.DataFrame:
             "bezoekfrequentie": str(freq),
             "organisatie": geo.od_codes[m],
             "aanvang": iso(started),
+            "datum_einde": "",
             "x_coord": f"{x[i]:.2f}",
             "y_coord": f"{y[i]:.2f}",
             "h_x": float(x[i]), "h_y": float(y[i]), "h_muni": m, "h_sector": sector, "h_started": started,

@@ -39,7 +39,7 @@ from layers.registry import (
 SEED = 11
 REF = dt.date.fromisoformat(cat.REFERENCE_DATE)
 LAYER_ORDER = ["municipalities", "establishments", "permits", "inspections", "natura2000-habitats",
-               "housing-sites", "buildings", "nitrogen-deposition"]
+               "housing-sites", "buildings", "addresses", "nitrogen-deposition"]
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,12 @@ def _file(folder: Path, layer: str) -> Path:
 
 def _csv(folder: Path, layer: str) -> pd.DataFrame:
     return pd.read_csv(_file(folder, layer), dtype=str, keep_default_na=False)
+
+
+def _planted(folder: Path, defect: str) -> set[str]:
+    """The records planted with a data-quality defect (quality_truth.json); the clean-data checks skip them."""
+    truth = json.loads((folder / "quality_truth.json").read_text(encoding="utf-8"))
+    return set(truth["defects"][defect]["ids"])
 
 
 def _digest(path: Path) -> str:
@@ -98,6 +104,7 @@ def test_manifest_lists_the_files_in_dependency_order_with_checksums(small: Path
         else:
             assert f["rows"] == pyogrio.read_info(path)["features"]
     assert m["dirty"] == "dirty/manifest.json"
+    assert m["quality_truth"] == "quality_truth.json" and (small / m["quality_truth"]).exists()
 
 
 def test_every_column_is_a_registry_field_or_alias(small: Path) -> None:
@@ -127,7 +134,7 @@ def test_every_feature_lies_on_land_inside_a_municipality(small: Path, municipal
     assert len(set(hit)) == len(est)
     assert (municipalities["code"].to_numpy()[muni[np.argsort(hit)]] == est["gemeentecode"].to_numpy()).all()
 
-    for layer in ("natura2000-habitats", "housing-sites", "buildings"):
+    for layer in ("natura2000-habitats", "housing-sites", "buildings", "addresses"):
         gdf = gpd.read_file(_file(small, layer)).to_crs("EPSG:28992")
         assert len(gdf) > 0
         assert shapely.covered_by(gdf.geometry.values, land).all(), layer
@@ -156,9 +163,15 @@ def test_livestock_concentrates_in_the_named_regions() -> None:
 
 
 def test_establishments_have_realistic_codes(small: Path) -> None:
-    est = _csv(small, "establishments")
+    everything = _csv(small, "establishments")
+    assert everything["inrichting_id"].is_unique
+    # The records planted with a data-quality defect (docs/demo-data.md) are checked in test_demo_quality.
+    planted = set().union(*(_planted(small, d) for d in ("kvk_missing", "postcode_missing", "category_missing",
+                                                            "kvk_far_apart")))
+    assert 0 < len(planted) < 0.05 * len(everything)
+    est = everything[~everything["inrichting_id"].isin(planted)]
     by_code = {c.code: c for c in cat.SBI_CATALOGUE}
-    assert est["inrichting_id"].is_unique and est["kvk_nummer"].is_unique
+    assert est["kvk_nummer"].is_unique
     assert est["kvk_nummer"].str.fullmatch(r"\d{8}").all()
     assert est["vestigingsnummer"].str.fullmatch(r"\d{12}").all() and est["vestigingsnummer"].str[0].eq("0").all()
     assert est["sbi_code"].isin(list(by_code)).all()
@@ -174,6 +187,9 @@ def test_establishments_have_realistic_codes(small: Path) -> None:
     assert est["organisatie"].str.fullmatch(r"OD[A-Z]{3}(-[NOZW])?").all()
     assert est["postcode"].str.fullmatch(r"[1-9]\d{3}[A-Z]{2}").all()
     assert (pd.to_datetime(est["aanvang"], format="%Y-%m-%d") < pd.Timestamp(REF)).all()
+    ended = everything[everything["datum_einde"] != ""]
+    assert set(ended["inrichting_id"]) == _planted(small, "ended")
+    assert (ended["datum_einde"] > ended["aanvang"]).all() and (ended["datum_einde"] < REF.isoformat()).all()
 
 
 def test_permits_dates_and_statuses_make_sense(small: Path) -> None:
@@ -218,7 +234,10 @@ def test_inspections_follow_frequency_compliance_and_escalation(small: Path) -> 
     v = i[violation]
     assert (v["lhs_cel"] == v["gedrag"] + v["gevolg"]).all()
     assert v["gedrag"].isin(list("ABCD")).all() and v["gevolg"].isin(list("1234")).all()
-    assert v["interventie"].isin(INTERVENTIONS[1:]).all() and (v["hersteldatum"] > v["datum_controle"]).all()
+    not_followed = v["controle_id"].isin(_planted(small, "violation_not_followed_up"))
+    assert v.loc[~not_followed, "interventie"].isin(INTERVENTIONS[1:]).all()
+    assert v.loc[not_followed, "interventie"].isin(["", "geen"]).all()
+    assert (v["hersteldatum"] > v["datum_controle"]).all()
     assert (i.loc[~violation, "lhs_cel"] == "").all()
 
     # a re-inspection always follows a violation of the same establishment
