@@ -325,14 +325,19 @@ def fits(geom: shapely.Geometry, target: GeometryType, original_type: int) -> bo
     return t in (POLYGON, MULTIPOLYGON) if polygonal else t == original_type
 
 
-def to_ewkb_hex(geoms: np.ndarray) -> pa.Array:
-    """Hex EWKB with SRID 28992 (what PostGIS reads in COPY text/CSV), None where absent."""
+def to_ewkb(geoms: np.ndarray) -> pa.Array:
+    """EWKB with SRID 28992 (what binary COPY sends), null where absent."""
     wkb = pa.array(shapely.to_wkb(geoms), type=pa.binary())
-    out = wkb_to_ewkb_hex(wkb)
+    out = wkb_to_ewkb(wkb)
     if out is None:
         with_srid = shapely.set_srid(geoms, STORAGE_SRID)
-        return pa.array(shapely.to_wkb(with_srid, hex=True, include_srid=True), type=pa.string())
+        return pa.array(shapely.to_wkb(with_srid, include_srid=True), type=pa.binary())
     return out
+
+
+def to_ewkb_hex(geoms: np.ndarray) -> pa.Array:
+    """Hex EWKB with SRID 28992 (what PostGIS reads in COPY text/CSV), None where absent."""
+    return ewkb_hex(to_ewkb(geoms))
 
 
 _SRID_BYTES = np.frombuffer(np.array([STORAGE_SRID], dtype="<u4").tobytes(), dtype=np.uint8)
@@ -356,9 +361,20 @@ def _binary_parts(wkb: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return offsets, data, valid
 
 
-def _hex_strings(data: np.ndarray, offsets: np.ndarray, valid: np.ndarray) -> pa.Array:
-    """A string array of the hex of each row's bytes (data cut at offsets), null where not valid."""
-    hexbuf = binascii.hexlify(data.tobytes())
+def _binary_array(data: np.ndarray, offsets: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """A binary array of each row's bytes (data cut at offsets), null where not valid."""
+    n = len(valid)
+    validity = pa.array(valid, type=pa.bool_()).buffers()[1] if not valid.all() else None
+    return pa.BinaryArray.from_buffers(
+        pa.binary(), n, [validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(np.ascontiguousarray(data))],
+        null_count=int(n - valid.sum()),
+    )
+
+
+def ewkb_hex(ewkb: pa.Array) -> pa.Array:
+    """The hex text of each row of a binary array (what COPY CSV/text reads for geometry), null where null."""
+    offsets, data, valid = _binary_parts(ewkb)
+    hexbuf = binascii.hexlify(data[: offsets[-1]].tobytes())
     n = len(valid)
     validity = pa.array(valid, type=pa.bool_()).buffers()[1] if not valid.all() else None
     return pa.StringArray.from_buffers(
@@ -367,25 +383,42 @@ def _hex_strings(data: np.ndarray, offsets: np.ndarray, valid: np.ndarray) -> pa
     )
 
 
-def wkb_to_ewkb_hex(wkb: pa.Array) -> pa.Array | None:
-    """Hex EWKB with SRID 28992 from plain little-endian 2D WKB without touching geometry objects: the SRID
+def wkb_to_ewkb(wkb: pa.Array) -> pa.Array | None:
+    """EWKB with SRID 28992 from plain little-endian 2D WKB without touching geometry objects: the SRID
     flag and the four SRID bytes are inserted after each row's type. None when a row is not plain 2D
-    little-endian WKB (the caller then goes through shapely)."""
+    little-endian WKB (the caller then goes through shapely).
+
+    Binary, not hex: the rows go to the server as binary COPY, and a hex round trip (hexlify here,
+    unhexlify there) cost ~0.13 s per 65,536 buildings."""
     offsets, data, valid = _binary_parts(wkb)
     start = offsets[:-1][valid]
-    if len(start) == 0:
-        return _hex_strings(np.empty(0, np.uint8), np.zeros(len(valid) + 1, np.int64), valid)
+    k = len(start)
+    if k == 0:
+        return _binary_array(np.empty(0, np.uint8), np.zeros(len(valid) + 1, np.int64), valid)
     if (np.diff(offsets)[valid] < 9).any() or (data[start] != 1).any():
         return None
     types = data[start + 1].astype(np.uint32) | (data[start + 2].astype(np.uint32) << 8) | (
         data[start + 3].astype(np.uint32) << 16) | (data[start + 4].astype(np.uint32) << 24)
     if (types >= 8).any() or (types == 0).any():
         return None
-    work = data.copy()
-    work[start + 4] |= 0x20  # the EWKB "has SRID" flag in the type's high byte
-    out = np.insert(work, np.repeat(start + 5, 4), np.tile(_SRID_BYTES, len(start)))
+    used = data[: offsets[-1]]
+    # Row i starts 4 * i bytes later in the output; its SRID goes at bytes 5-8 of the row. Two masked
+    # assignments instead of np.insert (which sorts the insertion points): ~3x faster.
+    out_start = start + 4 * np.arange(k, dtype=np.int64)
+    srid_at = np.zeros(len(used) + 4 * k, dtype=bool)
+    srid_at[(out_start[:, None] + np.arange(5, 9)).ravel()] = True
+    out = np.empty(len(srid_at), dtype=np.uint8)
+    out[srid_at] = np.tile(_SRID_BYTES, k)
+    out[~srid_at] = used
+    out[out_start + 4] |= 0x20  # the EWKB "has SRID" flag in the type's high byte
     added = np.concatenate([[0], np.cumsum(valid.astype(np.int64) * 4)])
-    return _hex_strings(out, offsets + added, valid)
+    return _binary_array(out, offsets + added, valid)
+
+
+def wkb_to_ewkb_hex(wkb: pa.Array) -> pa.Array | None:
+    """Hex EWKB with SRID 28992 from plain little-endian 2D WKB (see :func:`wkb_to_ewkb`)."""
+    out = wkb_to_ewkb(wkb)
+    return None if out is None else ewkb_hex(out)
 
 
 def point_wkb_xy(wkb: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
@@ -406,12 +439,17 @@ def point_wkb_xy(wkb: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     return x, y
 
 
-def points_ewkb_hex(x: np.ndarray, y: np.ndarray) -> pa.Array:
-    """Hex EWKB (SRID 28992) points from coordinate arrays, null where a coordinate is NaN."""
+def points_ewkb(x: np.ndarray, y: np.ndarray) -> pa.Array:
+    """EWKB (SRID 28992) points from coordinate arrays, null where a coordinate is NaN."""
     valid = ~np.isnan(x) & ~np.isnan(y)
     rec = np.zeros(int(valid.sum()), dtype=[("bo", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"),
                                             ("y", "<f8")])
     rec["bo"], rec["type"], rec["srid"] = 1, 0x20000001, STORAGE_SRID
     rec["x"], rec["y"] = x[valid], y[valid]
     offsets = np.concatenate([[0], np.cumsum(valid.astype(np.int64) * 25)])
-    return _hex_strings(rec.view(np.uint8), offsets, valid)
+    return _binary_array(rec.view(np.uint8), offsets, valid)
+
+
+def points_ewkb_hex(x: np.ndarray, y: np.ndarray) -> pa.Array:
+    """Hex EWKB (SRID 28992) points from coordinate arrays, null where a coordinate is NaN."""
+    return ewkb_hex(points_ewkb(x, y))

@@ -20,7 +20,6 @@ nothing is visible before COMMIT and a refused or killed load leaves nothing beh
 
 from __future__ import annotations
 
-import binascii
 import csv
 import io
 import json
@@ -313,11 +312,11 @@ class _Load:
         return table if table.num_rows else None
 
     def _geometry(self, columns: pa.Table, wkb: pa.Array | None, rows: np.ndarray, bad: np.ndarray) -> pa.Array:
-        """Build, transform and check the batch's geometry; hex EWKB (SRID 28992) for the COPY."""
+        """Build, transform and check the batch's geometry; EWKB (SRID 28992) for the COPY."""
         plan = self.plan
         self.columns_now = columns
         if plan.geometry.kind == "none":
-            return pa.nulls(len(rows), pa.string())
+            return pa.nulls(len(rows), pa.binary())
         if self.spec.geometry_type == "Point":
             xy = self._point_xy(columns, wkb, rows, bad)
             if xy is not None:
@@ -382,7 +381,7 @@ class _Load:
             for i in np.nonzero(~present)[0]:
                 self._reject(rows, bad, int(i), self.gfield, "", self._no_geometry())
         self._outside(present, x, y, raw_x, raw_y, rows, bad)
-        return geo.points_ewkb_hex(x, y)
+        return geo.points_ewkb(x, y)
 
     def _shapes(self, columns: pa.Table, wkb: pa.Array | None, rows: np.ndarray, bad: np.ndarray) -> pa.Array:
         plan = self.plan
@@ -426,10 +425,10 @@ class _Load:
                 geoms = self._repair(geoms, invalid, rows, bad, types)
                 changed = True
         if not changed and wkb is not None and not empty.any():
-            fast = geo.wkb_to_ewkb_hex(wkb)
+            fast = geo.wkb_to_ewkb(wkb)
             if fast is not None:
                 return fast
-        return geo.to_ewkb_hex(_blank(geoms, bad))
+        return geo.to_ewkb(_blank(geoms, bad))
 
     def _repair(self, geoms: np.ndarray, idx: np.ndarray, rows: np.ndarray, bad: np.ndarray,
                 types: np.ndarray) -> np.ndarray:
@@ -545,6 +544,7 @@ class _Load:
                 copy.write(binary_copy_rows(table, self.pg_types))
             else:
                 buf = io.BytesIO()
+                table = table.set_column(table.column_names.index("geom"), "geom", geo.ewkb_hex(table["geom"]))
                 pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False))
                 copy.write(buf.getbuffer())
             self.timing["copy"] += time.perf_counter() - t0
@@ -569,7 +569,7 @@ _EMPTY = pa.scalar(b"", pa.binary())
 
 def _binary_field(arr: pa.Array, pg_type: str) -> tuple[pa.Array, pa.Array]:
     """(4-byte big-endian length prefix, payload) of one column for binary COPY; a null is length -1 and no
-    payload. ``geometry`` arrives as hex EWKB text and is sent as EWKB bytes."""
+    payload. ``geometry`` arrives and is sent as EWKB bytes."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     n = len(arr)
@@ -587,17 +587,7 @@ def _binary_field(arr: pa.Array, pg_type: str) -> tuple[pa.Array, pa.Array]:
         fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(values.tobytes())])
         payload = pc.if_else(pa.array(valid), fixed.cast(pa.binary()), _EMPTY)
         lengths = np.full(n, width, dtype=np.int64)
-    elif pg_type == "geometry":
-        offsets, data, present = geo._binary_parts(arr.cast(pa.binary()))
-        raw = binascii.unhexlify(data[offsets[0]:offsets[-1]].tobytes())
-        offsets = (offsets - offsets[0]) // 2
-        payload = pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets.astype(np.int32).tobytes()),
-                                                             pa.py_buffer(raw)])
-        valid &= present
-        if not valid.all():
-            payload = pc.if_else(pa.array(valid), payload, _EMPTY)
-        lengths = np.diff(offsets)
-    else:  # text
+    else:  # text (its UTF-8 bytes) and geometry (EWKB bytes, never hex: binary COPY takes the bytes)
         payload = pc.fill_null(arr.cast(pa.binary()), _EMPTY)
         lengths = pc.binary_length(payload).to_numpy(zero_copy_only=False).astype(np.int64)
     prefix = np.where(valid, lengths, -1).astype(">i4")
