@@ -388,8 +388,8 @@ def wkb_to_ewkb(wkb: pa.Array) -> pa.Array | None:
     flag and the four SRID bytes are inserted after each row's type. None when a row is not plain 2D
     little-endian WKB (the caller then goes through shapely).
 
-    Binary, not hex: the rows go to the server as binary COPY, and a hex round trip (hexlify here,
-    unhexlify there) cost ~0.13 s per 65,536 buildings."""
+    Binary, not hex: the rows go to the server as binary COPY, and the hex round trip (hexlify here,
+    unhexlify in the COPY writer) with np.insert took 20-40 ms CPU per 65,536 buildings, this 10-22 ms."""
     offsets, data, valid = _binary_parts(wkb)
     start = offsets[:-1][valid]
     k = len(start)
