@@ -14,7 +14,7 @@ from fastapi import Request
 
 from frontend import theme
 from frontend.deck import DEFAULT_VIEW, build_deck, map_layers
-from frontend.routes import DECK_BUNDLE_URL, asset_url
+from frontend.routes import DECK_BUNDLE_NAME, asset_url
 from twin.settings import Settings
 
 GROUPS = (
@@ -161,7 +161,7 @@ def render_page(settings: Settings | None) -> str:
         icon=asset_url("icon.svg"),
         css=asset_url("map.css"),
         boot_js=asset_url("boot.js"),
-        deck_js=DECK_BUNDLE_URL,
+        deck_js=asset_url(DECK_BUNDLE_NAME),
         twin_deck_js=asset_url("twin-deck.js"),
         map_js=asset_url("map.js"),
         quality_js=asset_url("quality.js"),

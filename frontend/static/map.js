@@ -168,6 +168,15 @@
       extra.onViewportLoad = function () { markLoaded(id); };
       extra.onTileError = function (err) { tileError(id, err); };
     }
+    if (layer instanceof D.MVTLayer && metrics.firstFrame === null && D.MVTLoader) {
+      // Until the first frame, tiles are parsed on the main thread: starting the MVT workers (three, each
+      // compiling loaders.gl) for the ~18 start-up tiles costs more than parsing them here, on 2 cores up to
+      // 1 s of the first frame. Layers built after it (at the next refresh: the housing analysis arriving, a
+      // toggle) parse in the workers again, which keeps panning and zooming smooth.
+      extra.loaders = [D.MVTLoader];
+      extra.loadOptions = Object.assign({}, layer.props.loadOptions,
+        {core: Object.assign({}, (layer.props.loadOptions || {}).core, {worker: false})});
+    }
     if (id === "housing-sites") {
       extra.data = state.housing || {type: "FeatureCollection", features: []};
     }

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 from urllib.request import Request, urlopen
@@ -19,10 +20,12 @@ from fastapi.testclient import TestClient
 from frontend import deck as deck_module
 from frontend.deck import build_deck
 from frontend.page import render_page
-from frontend.routes import DECK_BUNDLE, DECK_BUNDLE_URL
+from frontend.routes import DECK_BUNDLE, DECKGL_VERSION
 from layers.registry import LAYERS
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
+# pydeck's notebook bundle (what notebooks use; the served page has a lean build of the same deck.gl)
+PYDECK_BUNDLE = Path(pydeck.__file__).resolve().parent / "nbextension" / "static" / "index.js"
 
 
 def page_config(html: str) -> dict[str, Any]:
@@ -84,16 +87,24 @@ def test_layers_follow_the_registry(client: TestClient) -> None:
     assert restricted == ["inspections"] and by_id["inspections"]["visible"] is False
 
 
-def test_deck_bundle_is_pydecks_own_compressed_and_cached(client: TestClient) -> None:
+def test_deck_bundle_is_the_vendored_lean_build_compressed_and_cached(client: TestClient) -> None:
+    html = client.get("/", headers=HTML).text
+    m = re.search(r'<script src="(/static/vendor/deckgl-[^"]+/deckgl\.min\.js\?v=[0-9a-f]+)"></script>', html)
+    assert m, "the page loads the vendored deck.gl bundle, with its content hash in the URL"
+    url = m.group(1)
     raw = DECK_BUNDLE.read_bytes()
-    r = client.get(DECK_BUNDLE_URL, headers={"Accept-Encoding": "gzip"})
+    r = client.get(url, headers={"Accept-Encoding": "gzip"})
     assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
-    assert "immutable" in r.headers["cache-control"]
+    assert "immutable" in r.headers["cache-control"] and "max-age=31536000" in r.headers["cache-control"]
     assert int(r.headers["content-length"]) < len(raw) / 2
-    body = r.content  # httpx decodes gzip
-    assert b"sourceMappingURL" not in body[-500:]
-    assert body.rstrip() == raw[: raw.rindex(b"//# sourceMappingURL")].rstrip()
-    again = client.get(DECK_BUNDLE_URL, headers={"If-None-Match": r.headers["etag"]})
+    assert r.content == raw  # httpx decodes gzip
+    assert len(raw) < len(PYDECK_BUNDLE.read_bytes()) / 3  # the point of vendoring it
+    # the same deck.gl as pydeck's notebook bundle: the page renders the JSON of pydeck's Deck
+    version = re.compile(rb'let \w+="(\d+\.\d+\.\d+)",\w+=globalThis\.deck&&globalThis\.deck\.VERSION')
+    ours, pydecks = version.search(raw), version.search(PYDECK_BUNDLE.read_bytes())
+    assert ours and pydecks and ours.group(1) == pydecks.group(1) == DECKGL_VERSION.encode()
+    assert (DECK_BUNDLE.parent / "LICENSES.txt").read_text().count("@deck.gl/core 9.3.6 (MIT)") == 1
+    again = client.get(url, headers={"If-None-Match": r.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
     plain = client.get("/static/map.js", headers={"Accept-Encoding": "identity"})
     assert plain.status_code == 200 and "content-encoding" not in plain.headers
