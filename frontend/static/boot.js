@@ -1,5 +1,5 @@
 /* vth-twin map: starts the page's first data requests while the browser is still parsing the deck.gl
- * bundle (several MB), so that they are answered by the time the map script runs. The housing analysis
+ * bundle, so that they are answered by the time the map script runs. The housing analysis
  * is not among them: the map asks for it after its first frame. */
 (function () {
   "use strict";
