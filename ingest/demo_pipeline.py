@@ -31,6 +31,7 @@ from ingest.demo_geo import RD_CRS, build_geography
 from ingest.demo_io import CsvWriter, sha256, write_geojson_wgs84, write_gpkg, write_gpkg_stream
 from ingest.demo_quality import (
     ADDRESS_COLUMNS,
+    TRUTH_COLUMNS,
     TRUTH_FILE,
     apply_chunk,
     apply_establishment_fields,
@@ -82,12 +83,21 @@ def _building_batches(chunks: Iterator[Any], schema: pa.Schema) -> Iterator[pa.R
         ], schema=schema)
 
 
-def _address_batches(parts: list[dict[str, Any]], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    for p in parts:
-        yield pa.record_batch([
-            *(pa.array(p[c], pa.int32() if c == "huisnummer" else pa.string()) for c in ADDRESS_COLUMNS),
-            pa.array(shapely.to_wkb(p["geometry"]), pa.binary()),
-        ], schema=schema)
+ADDRESS_SCHEMA = pa.schema([("identificatie", pa.string()), ("openbare_ruimte_naam", pa.string()),
+                            ("huisnummer", pa.int32()), ("huisletter", pa.string()), ("toevoeging", pa.string()),
+                            ("postcode", pa.string()), ("woonplaats_naam", pa.string()),
+                            ("gemeentecode", pa.string()), ("geom", pa.binary())])
+assert tuple(ADDRESS_SCHEMA.names[:-1]) == ADDRESS_COLUMNS
+
+
+def _address_batch(part: dict[str, Any]) -> tuple[pa.RecordBatch, pa.Table]:
+    """The addresses as an Arrow batch for the GeoPackage (compact while the buildings are generated), and
+    the postcode, number and coordinates the truth file matches establishments with."""
+    cols = [pa.array(part[c], pa.int32() if c == "huisnummer" else pa.string()) for c in ADDRESS_COLUMNS]
+    batch = pa.record_batch([*cols, pa.array(shapely.to_wkb(part["geometry"]), pa.binary())], schema=ADDRESS_SCHEMA)
+    slim = pa.table({"postcode": cols[5], "huisnummer": cols[2], "x": shapely.get_x(part["geometry"]),
+                     "y": shapely.get_y(part["geometry"])})
+    return batch, slim
 
 
 def run(scale: str, seed: int, out: Path, progress: ProgressFn | None = None, *, dirty: bool = True) -> Manifest:
@@ -182,7 +192,9 @@ def run(scale: str, seed: int, out: Path, progress: ProgressFn | None = None, *,
     n_munis = int(geo.in_region.sum())
     done = 0
 
-    address_parts: list[dict[str, Any]] = [est_addresses]
+    first_batch, first_slim = _address_batch(est_addresses)
+    address_batches, address_keys = [first_batch], [first_slim]
+    del est_addresses
 
     def counted_buildings() -> Iterator[Any]:
         nonlocal done
@@ -191,7 +203,9 @@ def run(scale: str, seed: int, out: Path, progress: ProgressFn | None = None, *,
             part = building_addresses(geo, m, chunk.geometry, c["gebruiksdoel"], c["hoogte"], c["status"], taken,
                                       seed)
             if part is not None:
-                address_parts.append(part)
+                batch, slim = _address_batch(part)
+                address_batches.append(batch)
+                address_keys.append(slim)
             yield chunk
             done += 1
             report("buildings", done, n_munis)
@@ -206,13 +220,9 @@ def run(scale: str, seed: int, out: Path, progress: ProgressFn | None = None, *,
     lap("buildings")
 
     report("addresses", 0, 1)
-    a_schema = pa.schema([("identificatie", pa.string()), ("openbare_ruimte_naam", pa.string()),
-                          ("huisnummer", pa.int32()), ("huisletter", pa.string()), ("toevoeging", pa.string()),
-                          ("postcode", pa.string()), ("woonplaats_naam", pa.string()), ("gemeentecode", pa.string()),
-                          ("geom", pa.binary())])
-    assert tuple(a_schema.names[:-1]) == ADDRESS_COLUMNS
-    n_addresses = write_gpkg_stream(out / FILES["addresses"], "verblijfsobject", a_schema,
-                                    _address_batches(address_parts, a_schema), "Point")
+    n_addresses = write_gpkg_stream(out / FILES["addresses"], "verblijfsobject", ADDRESS_SCHEMA,
+                                    iter(address_batches), "Point")
+    address_batches.clear()
     files.append(_entry(out, "addresses", "addresses", "GPKG", RD_CRS, n_addresses, layer_name="verblijfsobject"))
     report("addresses", 1, 1)
     lap("addresses")
@@ -233,12 +243,9 @@ def run(scale: str, seed: int, out: Path, progress: ProgressFn | None = None, *,
         lap("dirty")
 
     # The truth of the planted defects, counted from the files as written (the addresses from memory).
-    read = {k: pd.read_csv(out / FILES[k], dtype=str, keep_default_na=False)
+    read = {k: pd.read_csv(out / FILES[k], dtype=str, keep_default_na=False, usecols=list(TRUTH_COLUMNS[k]))
             for k in ("establishments", "permits", "inspections")}
-    geoms = np.concatenate([p["geometry"] for p in address_parts])
-    addresses = pd.DataFrame({"postcode": np.concatenate([p["postcode"] for p in address_parts]),
-                              "huisnummer": np.concatenate([p["huisnummer"] for p in address_parts]),
-                              "x": shapely.get_x(geoms), "y": shapely.get_y(geoms)})
+    addresses = pa.concat_tables(address_keys).to_pandas()
     addresses = addresses[addresses["postcode"].notna()]
     expected = expected_counts(read["establishments"], read["permits"], read["inspections"], addresses)
     write_truth(out, scale, seed, plan, expected,

@@ -157,18 +157,17 @@ def apply_establishment_fields(est: pd.DataFrame, plan: Plan) -> pd.DataFrame:
 def unique_addresses(est: pd.DataFrame) -> pd.DataFrame:
     """Make postcode + house number unique among establishments (two random draws may meet), so that
     every establishment has exactly one BAG address to be compared with."""
-    est = est.copy()
     seen: set[tuple[str, int]] = set()
-    col = est.columns.get_loc("huisnummer")
-    for i, (pc, hn) in enumerate(zip(est["postcode"], est["huisnummer"], strict=True)):
+    numbers: list[str] = []
+    for pc, hn in zip(est["postcode"].tolist(), est["huisnummer"].tolist(), strict=True):
         n = house_number_int(hn)
         assert n is not None
         suffix = hn[len(str(n)):]
         while (pc, n) in seen:
             n += 2
         seen.add((pc, n))
-        est.iat[i, col] = f"{n}{suffix}"
-    return est
+        numbers.append(f"{n}{suffix}")
+    return est.assign(huisnummer=numbers)
 
 
 def _d(text: str) -> int | None:
@@ -468,6 +467,15 @@ DEFINITIONS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# The columns expected_counts reads from each CSV.
+TRUTH_COLUMNS: dict[str, tuple[str, ...]] = {
+    "establishments": ("inrichting_id", "kvk_nummer", "sbi_code", "huisnummer", "postcode", "milieucategorie",
+                       "bezoekfrequentie", "aanvang", "datum_einde", "x_coord", "y_coord"),
+    "permits": ("inrichting_id", "status", "inwerkingtredingsdatum", "vervaldatum"),
+    "inspections": ("controle_id", "inrichting_id", "datum_controle", "resultaat", "interventie", "hersteldatum"),
+}
+
+
 def expected_counts(est: pd.DataFrame, permits: pd.DataFrame, inspections: pd.DataFrame,
                     addresses: pd.DataFrame) -> dict[str, int]:
     """The number of records meeting each definition in the written data (planted and natural).
@@ -520,13 +528,9 @@ def expected_counts(est: pd.DataFrame, permits: pd.DataFrame, inspections: pd.Da
     out["location_far_from_address"] = int(joined.loc[dist > ADDRESS_FAR_M, "inrichting_id"].nunique())
     matched = set(joined.loc[joined["x"].notna(), "inrichting_id"])
     out["no_address"] = int((~est["inrichting_id"].isin(matched)).sum())
-    overdue = 0
-    for row in est[~ended].itertuples(index=False):
-        f = int(row.bezoekfrequentie)
-        due = years_before(REF, f).isoformat()
-        if row.aanvang <= due and not (last.get(row.inrichting_id, "") > due):
-            overdue += 1
-    out["overdue_inspection"] = overdue
+    due = est["bezoekfrequentie"].map(lambda f: years_before(REF, int(f)).isoformat() if f else "")
+    latest = est["inrichting_id"].map(last).fillna("")
+    out["overdue_inspection"] = int((~ended & (due != "") & (est["aanvang"] <= due) & ~(latest > due)).sum())
     return out
 
 
