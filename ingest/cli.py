@@ -120,6 +120,32 @@ def _settings() -> Settings:
     return get_settings()
 
 
+def measure_quality(settings: Settings, results: list[RunResult]) -> None:
+    """After successful loads: measure the data-quality rules of the changed layers (and the rules that read
+    them) and record them per run (twin.quality_results). A failure here never undoes the load: it is reported."""
+    changed = [r.layer for r in results if r.status == "succeeded"]
+    if not changed:
+        return
+    try:
+        from twin.quality import measure_after_ingest
+
+        rep = measure_after_ingest(settings, changed)
+    except TwinError as exc:
+        err.print(f"[yellow]data quality not measured:[/] {exc.message}")
+        return
+    except Exception as exc:  # noqa: BLE001 - the load is committed; say why quality was not measured
+        err.print(f"[yellow]data quality not measured:[/] {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+                  " (an older schema? run 'twin db migrate')")
+        return
+    if rep is None:
+        return
+    applicable = [r for r in rep.results if r.applicable]
+    worse = [r.rule.id for r in applicable if r.previous is not None and r.failed > r.previous.failed]
+    console.print(f"data quality: {len(applicable)} rules measured and recorded in {rep.seconds:.1f} s"
+                  + (f"; worse than the previous delivery: {', '.join(worse)}" if worse else "")
+                  + " ('twin quality report' shows them)")
+
+
 def _freeze_imports() -> None:
     """Once per process, right after the loader's imports: move what the imports created (numpy, pyarrow,
     pandas via pyogrio, shapely, pyproj, psycopg: some hundred thousand objects that live as long as the
@@ -164,6 +190,8 @@ def load_cmd(
     = None,
     derive: Annotated[bool, typer.Option(help="After a change to the raster or the habitats, recompute "
                                               "deposition-hexagons (when both are loaded)")] = True,
+    quality: Annotated[bool, typer.Option(help="After a successful load, measure and record the data-quality "
+                                               "rules that read the layer")] = True,
 ) -> None:
     """Load one file into one layer: validated before anything is written, merged in one transaction."""
     settings = _settings()
@@ -181,6 +209,8 @@ def load_cmd(
     console.print(summary_table(results))
     for r in results:
         report(r)
+    if quality:
+        measure_quality(settings, results)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
@@ -306,7 +336,7 @@ def order_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_reject_rate: float = 0.01,
-               derive: bool = True) -> list[RunResult]:
+               derive: bool = True, quality: bool = False) -> list[RunResult]:
     """Load every file of a manifest in dependency order; derive the hexagons when the raster or the habitats
     changed and both are present."""
     from ingest.loader import RunResult
@@ -335,6 +365,8 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
 
         if hexagons.ready(settings):
             results.append(hexagons.derive(settings))
+    if quality:
+        measure_quality(settings, results)
     return results
 
 
@@ -343,10 +375,12 @@ def ingest_all_cmd(
     mode: Annotated[str, typer.Option(help="upsert or replace, for every file")] = "upsert",
     max_reject_rate: Annotated[float, typer.Option(help="Per file, as for 'twin ingest'")] = 0.01,
     derive: Annotated[bool, typer.Option(help="Derive deposition-hexagons after the raster/habitats")] = True,
+    quality: Annotated[bool, typer.Option(help="Then measure and record the data-quality rules of the loaded "
+                                               "layers")] = True,
 ) -> None:
     """Load every file of a folder's manifest.json in dependency order, then derive the hexagons."""
     try:
-        results = ingest_all(_settings(), folder, mode, max_reject_rate, derive)
+        results = ingest_all(_settings(), folder, mode, max_reject_rate, derive, quality)
     except TwinError as exc:
         err.print(f"[bold red]error:[/] {exc.message}")
         raise typer.Exit(1) from None

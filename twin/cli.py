@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ingest import cli as ingest_cli
 from ingest import demo
-from twin import access_cli, analysis_cli, cluster, database
+from twin import access_cli, analysis_cli, cluster, database, quality_cli
 from twin.errors import TwinError
 from twin.settings import Settings, get_settings
 
@@ -182,7 +182,8 @@ def serve(
 
 
 # Commands of the other modules: each exposes register(app) and imports its heavy parts lazily.
-for register in (demo.register, ingest_cli.register, analysis_cli.register, access_cli.register):
+for register in (demo.register, ingest_cli.register, analysis_cli.register, access_cli.register,
+                 quality_cli.register):
     register(app)
 
 

@@ -6,6 +6,7 @@ Only entry points (the CLI, the ASGI factory) call :func:`get_settings`; everyth
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -88,6 +89,43 @@ class Settings(BaseSettings):
         default=None, description="YAML file with the inspection-priority weights (default: twin/priority.yaml)."
     )
     # --- end of analyses ----------------------------------------------------------------------------------
+
+    # --- Data quality (twin.quality; see docs/quality.md) ----------------------------------------------------
+    quality_examples: int = Field(default=5, ge=0, description="Example records kept per rule in a report.")
+    quality_as_of: date | None = Field(
+        default=None, description="Reference date of the rules (YYYY-MM-DD); unset: today (the database's date)."
+    )
+    quality_max_delivery_age_days: int = Field(
+        default=365, ge=1, description="Timeliness: a source whose latest delivery is older than this fails."
+    )
+    quality_overdue_grace_days: int = Field(
+        default=0, ge=0, description="An establishment is overdue this many days after its visit-frequency term."
+    )
+    quality_follow_up_grace_days: int = Field(
+        default=0, ge=0, description="A violation needs follow-up within this many days after its repair deadline."
+    )
+    quality_permit_distance_m: float = Field(
+        default=1000.0, gt=0, description="A permit's geometry farther than this from its establishment fails."
+    )
+    quality_inspection_distance_m: float = Field(
+        default=250.0, gt=0, description="An inspection's point farther than this from its establishment fails."
+    )
+    quality_kvk_distance_m: float = Field(
+        default=10000.0, gt=0, description="Signal: the same KvK number (and branch) at places farther apart."
+    )
+    quality_address_distance_m: float = Field(
+        default=250.0, gt=0, description="Signal: an establishment farther than this from its BAG address."
+    )
+    quality_building_near_m: float = Field(
+        default=25.0, ge=0, description="Linkage: an establishment should lie within this distance of a building."
+    )
+    quality_building_area_m: float = Field(
+        default=500.0, gt=0, description="Linkage to buildings applies where buildings are loaded within this radius."
+    )
+    quality_max_dwellings_per_ha: float = Field(
+        default=400.0, gt=0, description="A housing site planning more dwellings per hectare than this fails."
+    )
+    # --- end of data quality ----------------------------------------------------------------------------------
 
     @property
     def local_cluster(self) -> bool:

@@ -1,0 +1,284 @@
+"""Measuring the rules: which apply, their counts and examples, the comparison with the measurement of the
+previous delivery, and recording them in twin.quality_results."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import psycopg
+
+from layers.registry import LAYERS, get_layer
+from twin.quality.model import QualityRule
+from twin.quality.rules import all_rules, rules_reading
+from twin.quality.sql import count_sql, examples_sql, shared_count_sql
+from twin.settings import Settings
+
+JSON_FORMAT = "vth-twin-quality/1"
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The measurement a result is compared with: the latest one made on an earlier delivery."""
+
+    checked: int
+    failed: int
+    score: float
+    run_id: int | None
+    measured_at: datetime
+
+
+@dataclass
+class RuleResult:
+    """One rule measured: counts, score, examples (key + reason), where the data came from, the previous."""
+
+    rule: QualityRule
+    applicable: bool
+    note: str | None = None  # why the rule does not apply
+    checked: int = 0
+    failed: int = 0
+    examples: list[dict[str, str]] = field(default_factory=list)
+    run_id: int | None = None
+    source: str | None = None
+    input_runs: tuple[int, ...] = ()
+    seconds: float = 0.0
+    previous: Previous | None = None
+
+    @property
+    def score(self) -> float:
+        """1 - failed/checked; 1.0 when nothing was checked."""
+        return 1.0 - self.failed / self.checked if self.checked else 1.0
+
+    def as_json(self) -> dict[str, Any]:
+        r = self.rule
+        prev = self.previous
+        change = None
+        if prev is not None and self.applicable:
+            change = {"failed": self.failed - prev.failed, "checked": self.checked - prev.checked,
+                      "score": round(self.score - prev.score, 6)}
+        return {
+            "id": r.id, "layer": r.layer, "kind": r.kind, "title": r.title, "explanation": r.explanation,
+            "severity": r.severity, "depends_on": list(r.depends_on), "applicable": self.applicable,
+            "note": self.note, "checked": self.checked, "failed": self.failed,
+            "score": round(self.score, 6) if self.applicable else None,
+            "run_id": self.run_id, "source": self.source,
+            "previous": None if prev is None else {
+                "checked": prev.checked, "failed": prev.failed, "score": round(prev.score, 6),
+                "run_id": prev.run_id, "measured_at": prev.measured_at.isoformat()},
+            "change": change, "examples": self.examples, "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class LayerSummary:
+    """A layer's score: the mean score of its applicable rules, from its latest delivery (source)."""
+
+    layer: str
+    source: str | None
+    run_id: int | None
+    rules: int
+    applicable: int
+    failed: int
+    score: float | None
+    previous_score: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer, "title": get_layer(self.layer).title, "source": self.source, "run_id": self.run_id,
+            "rules": self.rules, "applicable": self.applicable, "failed": self.failed,
+            "score": None if self.score is None else round(self.score, 6),
+            "previous_score": None if self.previous_score is None else round(self.previous_score, 6),
+            "change": None if self.score is None or self.previous_score is None
+            else round(self.score - self.previous_score, 6),
+        }
+
+
+@dataclass
+class QualityReport:
+    """A measurement of a set of rules."""
+
+    measured_at: datetime
+    results: list[RuleResult]
+    settings: dict[str, Any]
+    seconds: float = 0.0
+
+    def layers(self) -> list[LayerSummary]:
+        out = []
+        for layer in dict.fromkeys(r.rule.layer for r in self.results):
+            rs = [r for r in self.results if r.rule.layer == layer]
+            app = [r for r in rs if r.applicable]
+            prev = [r.previous.score for r in app if r.previous is not None]
+            src = next((r for r in rs if r.run_id is not None), None)
+            out.append(LayerSummary(
+                layer=layer, source=src.source if src else None, run_id=src.run_id if src else None,
+                rules=len(rs), applicable=len(app), failed=sum(r.failed for r in app),
+                score=sum(r.score for r in app) / len(app) if app else None,
+                # the previous layer score over the rules that have a previous measurement, so that the change
+                # compares like with like
+                previous_score=sum(prev) / len(prev) if prev and len(prev) == len(app) else None,
+            ))
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        app = [r for r in self.results if r.applicable]
+        return {
+            "format": JSON_FORMAT,
+            "measured_at": self.measured_at.isoformat(),
+            "seconds": round(self.seconds, 3),
+            "settings": self.settings,
+            "summary": {
+                "rules": len(self.results), "applicable": len(app),
+                "failing_rules": sum(1 for r in app if r.failed),
+                "score": round(sum(r.score for r in app) / len(app), 6) if app else None,
+            },
+            "layers": [s.as_json() for s in self.layers()],
+            "rules": [r.as_json() for r in self.results],
+        }
+
+
+# --- the database's state ------------------------------------------------------------------------------------
+
+
+def _schema(conn: psycopg.Connection) -> set[str]:
+    """The tables ("table") and columns ("table.column") of the twin schema."""
+    rows = conn.execute(
+        "SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE n.nspname = 'twin' AND c.relkind IN ('r', 'p', 'v', 'm')").fetchall()
+    return {r[0] for r in rows} | {f"{r[0]}.{r[1]}" for r in rows}
+
+
+def _latest_runs(conn: psycopg.Connection) -> dict[str, tuple[int, str]]:
+    """Per layer its latest successful ingest run: (run id, source)."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (layer) layer, id, source FROM twin.ingest_runs WHERE status = 'succeeded' "
+        "ORDER BY layer, id DESC").fetchall()
+    return {r[0]: (int(r[1]), r[2]) for r in rows}
+
+
+def _previous(conn: psycopg.Connection, rule_ids: Sequence[str]) -> dict[tuple[str, tuple[int, ...]], Previous]:
+    """The latest recorded measurement per rule and set of input runs."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (rule_id, input_runs) rule_id, input_runs, checked, failed, score, run_id, measured_at "
+        "FROM twin.quality_results WHERE rule_id = ANY(%s) ORDER BY rule_id, input_runs, measured_at DESC, id DESC",
+        (list(rule_ids),)).fetchall()
+    return {(r[0], tuple(r[1])): Previous(int(r[2]), int(r[3]), float(r[4]), r[5], r[6]) for r in rows}
+
+
+def _pick_previous(found: dict[tuple[str, tuple[int, ...]], Previous], rule_id: str,
+                   inputs: tuple[int, ...]) -> Previous | None:
+    candidates = [p for (rid, ins), p in found.items() if rid == rule_id and ins != inputs]
+    return max(candidates, key=lambda p: p.measured_at, default=None)
+
+
+def _missing(rule: QualityRule, schema: set[str]) -> list[str]:
+    needed = [get_layer(x).table for x in (rule.layer, *rule.depends_on)]
+    needed += list(rule.requires)
+    return [n for n in needed if n not in schema]
+
+
+# --- measuring ------------------------------------------------------------------------------------------------
+
+
+def evaluate(conn: psycopg.Connection, settings: Settings, rules: Iterable[QualityRule] | None = None,
+             examples: int | None = None, compare: bool = True) -> QualityReport:
+    """Measure ``rules`` (default: all) on ``conn`` under its role: counts, examples and, when ``compare``,
+    the previous measurement of each rule from twin.quality_results (when the table exists)."""
+    started = time.perf_counter()
+    chosen = list(all_rules() if rules is None else rules)
+    n_examples = settings.quality_examples if examples is None else examples
+    schema = _schema(conn)
+    latest = _latest_runs(conn)
+    tables_needed = {x for r in chosen for x in (r.layer, *r.depends_on) if get_layer(x).table in schema}
+    filled = {}
+    for layer in sorted(tables_needed):
+        row = conn.execute(f"SELECT EXISTS (SELECT 1 FROM twin.{get_layer(layer).table})").fetchone()  # noqa: S608
+        filled[layer] = bool(row and row[0])
+
+    results: list[RuleResult] = []
+    for rule in chosen:
+        res = RuleResult(rule, applicable=True)
+        run = latest.get(rule.layer)
+        res.run_id, res.source = (run[0], run[1]) if run else (None, None)
+        res.input_runs = tuple(sorted({latest[x][0] for x in (rule.layer, *rule.depends_on) if x in latest}))
+        missing = _missing(rule, schema)
+        if missing:
+            res.applicable = False
+            res.note = f"the database lacks {', '.join(missing)} (an older schema: run 'twin db migrate')"
+        elif not filled.get(rule.layer):
+            res.applicable, res.note = False, f"{rule.layer} holds no records"
+        else:
+            empty = [d for d in rule.depends_on if not filled.get(d)]
+            if empty:
+                res.applicable, res.note = False, f"needs {', '.join(empty)}, which holds no records"
+        results.append(res)
+
+    # Simple rules of a layer share one scan; the others run one by one.
+    todo = [r for r in results if r.applicable]
+    by_layer: dict[str, list[RuleResult]] = {}
+    for r in todo:
+        if r.rule.sql.simple:
+            by_layer.setdefault(r.rule.layer, []).append(r)
+    for group in by_layer.values():
+        t0 = time.perf_counter()
+        row = conn.execute(shared_count_sql([r.rule for r in group], settings)).fetchone()
+        assert row is not None
+        share = (time.perf_counter() - t0) / len(group)
+        for i, r in enumerate(group):
+            r.checked, r.failed, r.seconds = int(row[2 * i]), int(row[2 * i + 1]), share
+    for r in todo:
+        if r.rule.sql.simple:
+            continue
+        t0 = time.perf_counter()
+        row = conn.execute(count_sql(r.rule, settings)).fetchone()
+        assert row is not None
+        r.checked, r.failed = int(row[0]), int(row[1])
+        r.seconds = time.perf_counter() - t0
+    if n_examples > 0:
+        for r in todo:
+            if r.failed:
+                t0 = time.perf_counter()
+                rows = conn.execute(examples_sql(r.rule, n_examples, settings)).fetchall()
+                r.examples = [{"key": k, "reason": reason} for _, k, reason in rows]
+                r.seconds += time.perf_counter() - t0
+
+    if compare and "quality_results.input_runs" in schema:
+        found = _previous(conn, [r.rule.id for r in results])
+        for r in results:
+            r.previous = _pick_previous(found, r.rule.id, r.input_runs)
+    values = {name: getattr(settings, name) for name in Settings.model_fields if name.startswith("quality_")}
+    values = {k: v.isoformat() if isinstance(v, date) else v for k, v in values.items()}
+    return QualityReport(datetime.now(UTC), results, values, time.perf_counter() - started)
+
+
+def record(conn: psycopg.Connection, report: QualityReport) -> int:
+    """Write the applicable results of ``report`` into twin.quality_results (the caller commits). Returns the
+    number of rows written. Rules that do not apply are not recorded: they have no score."""
+    rows = [(r.rule.id, r.rule.layer, r.rule.kind, r.run_id, list(r.input_runs), r.source, r.checked, r.failed,
+             r.score, json.dumps(r.examples), r.seconds, report.measured_at)
+            for r in report.results if r.applicable]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO twin.quality_results (rule_id, layer, kind, run_id, input_runs, source, checked, failed, "
+            "score, examples, seconds, measured_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+    return len(rows)
+
+
+def measure_after_ingest(settings: Settings, layers: Iterable[str]) -> QualityReport | None:
+    """After a successful ingest of ``layers``: measure their rules and the rules that read them, as the
+    writer, and record them. None when no rule reads these layers."""
+    from twin import database
+
+    changed = frozenset(x for x in layers if x in LAYERS)
+    rules = rules_reading(changed)
+    if not rules:
+        return None
+    with database.connect(database.url_for(settings, "writer")) as conn:
+        report = evaluate(conn, settings, rules)
+        record(conn, report)
+        conn.commit()
+    return report

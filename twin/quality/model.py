@@ -1,0 +1,50 @@
+"""What a data-quality rule is: a plain-words description (:class:`QualityRule`) and the SQL that finds the
+records that fail it (:class:`RuleSQL`).
+
+A rule's SQL is written as fragments over the alias ``t`` (a row of its layer's table): ``fails`` (a boolean),
+``reason`` (text in plain words), optionally ``applies`` (which records the rule checks) and ``joins`` (extra
+FROM items, each yielding at most one row per ``t``: LATERAL ... LIMIT 1, aggregates, or a join on a key).
+Thresholds are written ``@setting_name`` (a field of :class:`twin.settings.Settings`) and bound as literals.
+The fragments never contain ``%`` (callers may pass an empty parameter dict, which makes psycopg parse ``%``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["completeness", "validity", "consistency", "linkage", "timeliness", "signal"]
+Severity = Literal["info", "warning", "error"]
+KINDS: tuple[str, ...] = ("completeness", "validity", "consistency", "linkage", "timeliness", "signal")
+
+
+@dataclass(frozen=True)
+class RuleSQL:
+    """The SQL of a rule as fragments over the alias ``t`` of the layer table (see the module docstring)."""
+
+    fails: str
+    reason: str
+    applies: str = "true"
+    joins: str = ""
+
+    @property
+    def simple(self) -> bool:
+        """No joins: the rule can share one scan of its table with the other simple rules of the layer."""
+        return not self.joins.strip()
+
+
+@dataclass(frozen=True)
+class QualityRule:
+    """One data-quality rule of a layer (the interface of /work/notes/quality-interface.md)."""
+
+    id: str  # url-safe, stable, e.g. "establishments.kvk_number-filled", "signal.livestock-without-permit"
+    layer: str  # layer id whose records fail the rule
+    kind: Kind
+    title: str
+    explanation: str
+    severity: Severity
+    depends_on: tuple[str, ...] = ()  # other layers read; "not applicable" while one of them is empty
+    sql: RuleSQL = field(default=RuleSQL("false", "''"), compare=False, repr=False)
+    # Columns ("table.column") and tables ("table") the SQL reads beyond the layer's own fields: a database
+    # whose schema lacks one (an older migration) gets "not applicable" instead of an error.
+    requires: tuple[str, ...] = ()

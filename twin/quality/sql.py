@@ -1,0 +1,132 @@
+"""The SQL of the rules: the failing records, the counts, one shared scan for the simple rules of a layer, and
+the latest recorded results. Everything here is plain SELECT over twin tables, so it runs unchanged on a
+sync or async connection and under any role (row-level security decides which rows count)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import sql
+
+from layers.registry import get_layer
+from twin.quality.model import QualityRule
+from twin.settings import Settings
+
+_PLACEHOLDER = re.compile(r"@(quality_[a-z0-9_]+|today)")
+
+
+def _defaults() -> dict[str, Any]:
+    """The defaults of the TWIN_QUALITY_ settings (used when no Settings object is passed)."""
+    return {name: f.default for name, f in Settings.model_fields.items() if name.startswith("quality_")}
+
+
+def _values(settings: Settings | None) -> dict[str, Any]:
+    if settings is None:
+        return _defaults()
+    return {name: getattr(settings, name) for name in Settings.model_fields if name.startswith("quality_")}
+
+
+def fragment(text: str, values: dict[str, Any]) -> sql.Composed:
+    """An SQL fragment with its ``@quality_...`` thresholds bound as literals."""
+    parts: list[sql.Composable] = []
+    pos = 0
+    for m in _PLACEHOLDER.finditer(text):
+        parts.append(sql.SQL(text[pos:m.start()]))
+        name = m.group(1)
+        if name == "today":  # the reference date: TWIN_QUALITY_AS_OF, else the database's current_date
+            as_of = values.get("quality_as_of")
+            parts.append(sql.SQL("current_date") if as_of is None else
+                         sql.SQL("{}::date").format(sql.Literal(as_of.isoformat())))
+            pos = m.end()
+            continue
+        if name not in values:
+            raise KeyError(f"unknown setting @{name} in a data-quality rule")
+        parts.append(sql.SQL("({})").format(sql.Literal(values[name])))
+        pos = m.end()
+    parts.append(sql.SQL(text[pos:]))
+    return sql.Composed(parts)
+
+
+def _table(rule: QualityRule) -> sql.Composed:
+    spec = get_layer(rule.layer)
+    return sql.SQL("twin.{} t").format(sql.Identifier(spec.table))
+
+
+def _parts(rule: QualityRule, settings: Settings | None) -> tuple[sql.Composable, ...]:
+    v = _values(settings)
+    s = rule.sql
+    return (fragment(s.joins, v), fragment(s.applies, v), fragment(s.fails, v), fragment(s.reason, v))
+
+
+def failing_sql(rule: QualityRule, settings: Settings | None = None) -> sql.Composed:
+    """SELECT of the failing records: columns ``id`` (the layer table's id) and ``reason`` (plain words). No
+    ORDER or LIMIT: the caller joins the layer table, pages and masks. Thresholds from ``settings`` (default:
+    the defaults of the TWIN_QUALITY_ settings)."""
+    joins, applies, fails, reason = _parts(rule, settings)
+    return sql.SQL(
+        "SELECT t.id, ({reason})::text AS reason FROM {table} {joins} WHERE ({applies}) AND coalesce(({fails}), false)"
+    ).format(reason=reason, table=_table(rule), joins=joins, applies=applies, fails=fails)
+
+
+def count_sql(rule: QualityRule, settings: Settings | None = None) -> sql.Composed:
+    """SELECT of one row: ``checked`` (records the rule applies to) and ``failed``."""
+    joins, applies, fails, _ = _parts(rule, settings)
+    return sql.SQL(
+        "SELECT count(*) FILTER (WHERE ({applies}))::bigint AS checked, "
+        "count(*) FILTER (WHERE ({applies}) AND coalesce(({fails}), false))::bigint AS failed FROM {table} {joins}"
+    ).format(applies=applies, fails=fails, table=_table(rule), joins=joins)
+
+
+def shared_count_sql(rules: Sequence[QualityRule], settings: Settings | None = None) -> sql.Composed:
+    """One scan of a layer's table counting several simple rules (no joins) at once: columns c0, f0, c1, f1,
+    ... (checked and failed per rule, in order). Same numbers as count_sql per rule, one pass over the rows."""
+    assert rules and all(r.sql.simple and r.layer == rules[0].layer for r in rules)
+    cols = []
+    for i, r in enumerate(rules):
+        _, applies, fails, _ = _parts(r, settings)
+        cols.append(sql.SQL("count(*) FILTER (WHERE ({a}))::bigint AS {c}, "
+                            "count(*) FILTER (WHERE ({a}) AND coalesce(({f}), false))::bigint AS {f_}").format(
+            a=applies, f=fails, c=sql.Identifier(f"c{i}"), f_=sql.Identifier(f"f{i}")))
+    return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(cols), _table(rules[0]))
+
+
+def examples_sql(rule: QualityRule, limit: int, settings: Settings | None = None) -> sql.Composed:
+    """The first ``limit`` failing records (by id) with the layer's natural key: columns id, key, reason."""
+    spec = get_layer(rule.layer)
+    return sql.SQL(
+        "SELECT f.id, k.{key}::text AS key, f.reason FROM ({failing}) f JOIN twin.{table} k ON k.id = f.id "
+        "ORDER BY f.id LIMIT {limit}"
+    ).format(key=sql.Identifier(spec.key), failing=failing_sql(rule, settings), table=sql.Identifier(spec.table),
+             limit=sql.Literal(limit))
+
+
+# The previous measurement of a rule is the latest one made on other inputs: another set of latest runs of
+# the rule's layer and the layers it reads (input_runs). Measuring again without a new delivery (a second
+# report) therefore never hides the change a delivery made.
+_LATEST = """
+WITH q AS (
+  SELECT id, rule_id, layer, kind, run_id, input_runs, checked, failed, score, measured_at,
+         row_number() OVER (PARTITION BY rule_id ORDER BY measured_at DESC, id DESC) AS n
+  FROM twin.quality_results
+)
+SELECT l.rule_id, l.layer, l.kind, l.checked, l.failed, l.score, l.run_id, l.measured_at,
+       p.checked AS previous_checked, p.failed AS previous_failed, p.score AS previous_score,
+       p.run_id AS previous_run_id
+FROM q l
+LEFT JOIN LATERAL (
+  SELECT p.checked, p.failed, p.score, p.run_id FROM q p
+  WHERE p.rule_id = l.rule_id AND p.input_runs IS DISTINCT FROM l.input_runs
+  ORDER BY p.measured_at DESC, p.id DESC LIMIT 1
+) p ON true
+WHERE l.n = 1
+"""
+
+
+def latest_results_sql() -> sql.Composed:
+    """SELECT over twin.quality_results: per rule the latest measurement and the previous one (the latest
+    made on an earlier delivery): rule_id, layer, kind, checked, failed, score, run_id, measured_at,
+    previous_checked, previous_failed, previous_score, previous_run_id. Reads no examples column, so the API
+    roles may run it."""
+    return sql.Composed([sql.SQL(_LATEST)])
