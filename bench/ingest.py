@@ -13,7 +13,10 @@ one throwaway database, in one run, with:
 - ``to_postgis``: geopandas ``read_file`` + ``to_postgis(chunksize=50000)`` + a GiST index — the floor.
 
 Each is a separate process, timed wall-clock with its peak memory (``/usr/bin/time``). Prints rows/s and
-the ratios to ogr2ogr and to_postgis; writes bench/results/ingest.json.
+the ratios to ogr2ogr and to_postgis, and the load average before and after (the machine may be shared:
+compare ratios of one run); writes bench/results/ingest.json. ``--quick`` runs only ``twin ingest`` and
+``ogr2ogr`` (the goal's pair). When ``twin ingest`` has a post-load data-quality step it runs with
+``--no-quality``: that step is an analysis of the loaded layer, not validation, and ogr2ogr does neither.
 
 ``raster-tiles`` measures the tile size of the deposition raster: load time, zonal statistics of the 342
 municipalities (ST_Clip + ST_SummaryStatsAgg, pixel centres) and 2,000 point values, per tile size.
@@ -129,7 +132,14 @@ def ogr_sql(layer: str, path: Path) -> str:
     return f'SELECT {cols}, {info["geometry_name"]} FROM "{info["layer_name"]}"'
 
 
-def run_one(s: Settings, layer: str, path: Path) -> list[dict[str, Any]]:
+def twin_ingest_flags() -> list[str]:
+    """``--no-quality`` when ``twin ingest`` has a post-load quality measurement (see the module docstring)."""
+    proc = subprocess.run([str(ROOT / ".venv/bin/twin"), "ingest", "load", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "COLUMNS": "200"})
+    return ["--no-quality"] if "--no-quality" in proc.stdout else []
+
+
+def run_one(s: Settings, layer: str, path: Path, quick: bool = False) -> list[dict[str, Any]]:
     rows = int(pyogrio.read_info(path)["features"])
     env = {**os.environ, "TWIN_DATABASE_NAME": DB, "TWIN_DATA_DIR": str(s.data_dir)}
     out: list[dict[str, Any]] = []
@@ -137,20 +147,23 @@ def run_one(s: Settings, layer: str, path: Path) -> list[dict[str, Any]]:
     spec = LAYERS[layer]
 
     truncate(s, spec.table)
-    wall, mb, _ = timed([str(ROOT / ".venv/bin/twin"), "ingest", layer, str(path)], env)
+    flags = twin_ingest_flags()
+    wall, mb, _ = timed([str(ROOT / ".venv/bin/twin"), "ingest", layer, str(path), *flags], env)
     with psycopg.connect(database.url_for(s, "owner")) as conn:
         r = conn.execute("SELECT status, rows_inserted, timings FROM twin.ingest_runs ORDER BY id DESC LIMIT 1")
         status, inserted, timings = r.fetchone() or (None, 0, {})
     if status != "succeeded" or inserted != rows:
         raise SystemExit(f"twin ingest {layer}: {status}, {inserted} of {rows} rows")
-    out.append({"tool": "twin ingest", "layer": layer, "rows": rows, "seconds": wall, "peak_mb": mb,
-                "inside_seconds": timings.get("total")})
+    out.append({"tool": "twin ingest" + (" " + " ".join(flags) if flags else ""), "layer": layer, "rows": rows,
+                "seconds": wall, "peak_mb": mb, "inside_seconds": timings.get("total")})
 
     gdal_env = {**os.environ, "PG_USE_COPY": "YES"}
     wall, mb, _ = timed(["ogr2ogr", "-f", "PostgreSQL", dsn, str(path), "-nln", f"bench.{spec.table}_ogr",
                          "-overwrite", "-lco", "GEOMETRY_NAME=geom", "-lco", "SPATIAL_INDEX=GIST",
                          "--config", "PG_USE_COPY", "YES"], gdal_env)
     out.append({"tool": "ogr2ogr", "layer": layer, "rows": rows, "seconds": wall, "peak_mb": mb})
+    if quick:
+        return out
 
     name = twin_table_copy(s, layer)
     # -preserve_fid: without it GDAL inserts row by row to read back each generated id (no COPY).
@@ -171,22 +184,28 @@ def report(results: list[dict[str, Any]]) -> None:
     for layer in dict.fromkeys(r["layer"] for r in results):
         mine = [r for r in results if r["layer"] == layer]
         ogr = next(r for r in mine if r["tool"] == "ogr2ogr")["seconds"]
-        gpd = next(r for r in mine if r["tool"] == "to_postgis")["seconds"]
+        gpd = next((r["seconds"] for r in mine if r["tool"] == "to_postgis"), None)
         for r in mine:
+            vs_gpd = f"{gpd / r['seconds']:>12.2f}x" if gpd else f"{'-':>13}"
             print(f"{layer:<15} {r['tool']:<22} {r['rows']:>9,} {r['seconds']:>8.2f} {r['rows'] / r['seconds']:>9,.0f} "
-                  f"{r['peak_mb']:>8.0f} {ogr / r['seconds']:>9.2f}x {gpd / r['seconds']:>12.2f}x")
+                  f"{r['peak_mb']:>8.0f} {ogr / r['seconds']:>9.2f}x {vs_gpd}")
 
 
-def bench_vectors(data: Path, repeat: int) -> None:
+def bench_vectors(data: Path, repeat: int, quick: bool = False) -> None:
+    load_before = os.getloadavg()
     s = settings()
     fresh_database(s)
     env = {**os.environ, "TWIN_DATABASE_NAME": DB, "TWIN_DATA_DIR": str(s.data_dir)}
     subprocess.run([str(ROOT / ".venv/bin/twin"), "ingest", "municipalities", str(data / "gemeenten.gpkg")],
                    env=env, check=True, capture_output=True)
     results: list[dict[str, Any]] = []
-    for _ in range(repeat):
+    for i in range(repeat):
         for layer, file in DATASETS:
-            results += run_one(s, layer, data / file)
+            run = run_one(s, layer, data / file, quick)
+            results += run
+            print(f"run {i + 1} {layer}: " + ", ".join(f"{r['tool']} {r['seconds']:.2f} s" for r in run) +
+                  f" (twin vs ogr2ogr {run[1]['seconds'] / run[0]['seconds']:.2f}x; load {os.getloadavg()[0]:.2f})",
+                  flush=True)
     best: dict[tuple[str, str], dict[str, Any]] = {}
     for r in results:
         key = (r["layer"], r["tool"])
@@ -194,10 +213,14 @@ def bench_vectors(data: Path, repeat: int) -> None:
             best[key] = r
     final = list(best.values())
     report(final)
+    load_after = os.getloadavg()
+    print(f"\nload average (1, 5, 15 min): before {', '.join(f'{v:.2f}' for v in load_before)}; "
+          f"after {', '.join(f'{v:.2f}' for v in load_after)}; {os.cpu_count()} cpus; best of {repeat}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "ingest.json").write_text(json.dumps({"at": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
-                                                 "load": os.getloadavg(), "results": final}, indent=2))
+                                                 "load_before": load_before, "load": load_after,
+                                                 "repeat": repeat, "results": final}, indent=2))
 
 
 def bench_tiles(data: Path, sizes: list[int]) -> None:
@@ -247,12 +270,13 @@ def main() -> int:
                         help="Folder of 'twin demo-data --scale medium' (default /tmp/demo-medium)")
     parser.add_argument("--repeat", type=int, default=1, help="Runs per tool; the best counts")
     parser.add_argument("--tiles", default="50,100,128,256", help="Tile sizes for raster-tiles")
+    parser.add_argument("--quick", action="store_true", help="Only twin ingest and ogr2ogr (vectors)")
     args = parser.parse_args()
     if not (args.data / "manifest.json").exists():
         raise SystemExit(f"{args.data}: no demo data; run: .venv/bin/twin demo-data --scale medium --seed 42 "
                          f"--out {args.data}")
     if args.what == "vectors":
-        bench_vectors(args.data, args.repeat)
+        bench_vectors(args.data, args.repeat, args.quick)
     else:
         bench_tiles(args.data, [int(t) for t in args.tiles.split(",")])
     return 0
