@@ -126,6 +126,8 @@ def measure_quality(settings: Settings, results: list[RunResult]) -> None:
     changed = [r.layer for r in results if r.status == "succeeded"]
     if not changed:
         return
+    import psycopg
+
     try:
         from twin.quality import measure_after_ingest
 
@@ -134,8 +136,10 @@ def measure_quality(settings: Settings, results: list[RunResult]) -> None:
         err.print(f"[yellow]data quality not measured:[/] {exc.message}")
         return
     except Exception as exc:  # noqa: BLE001 - the load is committed; say why quality was not measured
-        err.print(f"[yellow]data quality not measured:[/] {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
-                  " (an older schema? run 'twin db migrate')")
+        hint = " (an older schema: run 'twin db migrate')" if isinstance(
+            exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn) else ""
+        err.print(f"[yellow]data quality not measured:[/] {type(exc).__name__}: "
+                  f"{str(exc).strip().splitlines()[0]}{hint}")
         return
     if rep is None:
         return

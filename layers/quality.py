@@ -237,7 +237,7 @@ ESTABLISHMENTS = LayerQuality(
                 applies="t.kvk_number IS NOT NULL",
                 fails="o.establishment_id IS NOT NULL",
                 reason="'the same KvK number is registered for ' || o.establishment_id || ' at ' "
-                "|| round(o.d / 1000.0, 1)::text || ' km'",
+                "|| round((o.d / 1000.0)::numeric, 1)::text || ' km'",
             ),
         ),
         QualityRule(

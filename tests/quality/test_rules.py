@@ -1,0 +1,158 @@
+"""Every rule against the fixture twin: the records that break it, worked out from quality_fixture.py record by
+record, and nothing else."""
+
+from __future__ import annotations
+
+import psycopg
+from conftest import Twin
+
+from layers.registry import LAYERS
+from twin import database, quality
+
+# rule -> the keys of the records that break it (see the comments in quality_fixture.py).
+EXPECTED: dict[str, set[str]] = {
+    # establishments: the ingested ones and E-SQL (at sea, blank name, no postcode or municipality, no run)
+    "establishments.name-filled": {"E-SQL"},
+    "establishments.kvk_number-filled": {"E-NO-KVK"},
+    "establishments.street-filled": {"E-MANY"},
+    "establishments.house_number-filled": {"E-NO-HOUSE-NUMBER"},
+    "establishments.postcode-filled": {"E-SQL"},
+    "establishments.city-filled": {"E-MANY"},
+    "establishments.municipality_code-filled": {"E-SQL"},
+    "establishments.environmental_category-filled": {"E-MANY"},
+    "establishments.visit_frequency_years-filled": {"E-NO-FREQUENCY"},
+    "establishments.org_code-filled": {"E-MANY"},
+    "establishments.started_on-filled": {"E-NO-START"},
+    "establishments.started_on-possible": {"E-FUTURE-START"},
+    "establishments.inside-netherlands": {"E-SQL"},
+    "establishments.delivery-current": {"E-SQL"},
+    "establishments.postcode-format": {"E-BAD-POSTCODE"},
+    "establishments.sole-proprietor-fits-legal-form": {"E-MANY"},
+    "establishments.brzo-visit-frequency": {"E-BRZO"},
+    "establishments.municipality-matches-location": {"E-WRONG-MUNICIPALITY"},
+    "establishments.address-found": {"E-BAD-POSTCODE"},
+    "establishments.near-building": {"E-NO-BUILDING"},
+    "establishments.inspection-overdue": {"E-OVERDUE"},
+    "signal.livestock-without-permit": {"E-LIVESTOCK-NO-PERMIT"},
+    "signal.industry-without-permit": {"E-INDUSTRY-NO-PERMIT"},
+    "signal.kvk-far-apart": {"E-KVK-A", "E-KVK-B"},  # a pair: each lies far from the other
+    "signal.address-location-mismatch": {"E-FAR-FROM-ADDRESS"},
+    # permits
+    "permits.applied_on-filled": {"P-NO-APPLICATION-DATE"},
+    "permits.org_code-filled": {"P-NO-ORG"},
+    "permits.status-in-list": {"P-SQL"},
+    "permits.delivery-current": {"P-SQL"},
+    "permits.status-fits-dates": {"P-NO-DECISION-DATE"},
+    "permits.dates-in-order": {"P-BACKWARDS"},
+    "permits.near-establishment": {"P-FAR"},
+    "signal.permit-of-ended-establishment": {"P-ENDED"},
+    # inspections
+    "inspections.org_code-filled": {"I-NO-ORG"},
+    "inspections.inspected_on-possible": {"I-AFTER-AS-OF"},
+    "inspections.kind-in-list": {"I-SQL"},
+    "inspections.delivery-current": {"I-SQL"},
+    "inspections.within-establishment-lifetime": {"I-BEFORE-START"},
+    "inspections.result-fits-intervention": {"I-NO-MEASURE"},
+    "inspections.repair-deadline-after-inspection": {"I-DEADLINE-FIRST"},
+    "inspections.near-establishment": {"I-FAR"},
+    "signal.violation-without-follow-up": {"I-WITHDRAWN"},
+    # natura2000-habitats
+    "natura2000-habitats.area_number-filled": {"HAB-INCOMPLETE"},
+    "natura2000-habitats.protection-filled": {"HAB-INCOMPLETE"},
+    "natura2000-habitats.kdw-filled": {"HAB-NO-KDW"},
+    "natura2000-habitats.habitat-type-code": {"HAB-NAME"},
+    "natura2000-habitats.kdw-fits-type": {"HAB-KDW-WRONG"},
+    # housing-sites
+    "housing-sites.phase-filled": {"S-VAGUE"},
+    "housing-sites.planned_year-filled": {"S-VAGUE"},
+    "housing-sites.planned-year-possible": {"S-YEAR"},
+    "housing-sites.phase-fits-year": {"S-STALE"},
+    "housing-sites.dwelling-density": {"S-DENSE"},
+    "housing-sites.municipality-matches-location": {"S-ELSEWHERE"},
+    # buildings
+    "buildings.construction_year-filled": {"0344100000900004"},
+    "buildings.status-filled": {"0344100000900004"},
+    "buildings.use-filled": {"0344100000900004"},
+    "buildings.geometry-valid": {"0344100000999999"},
+    "buildings.delivery-current": {"0344100000999999"},
+    "buildings.construction-year-possible": {"0344100000900001"},
+    "buildings.height-plausible": {"0344100000900002"},
+    "buildings.footprint-plausible": {"0344100000900003"},
+    # addresses
+    "addresses.street-filled": {"0344010000900005"},
+    "addresses.city-filled": {"0344010000900005"},
+    "addresses.unique": {"0344010000900001", "0344010000900002"},  # a pair
+    "addresses.in-building": {"0344010000900003"},
+    "addresses.municipality-matches-location": {"0344010000900004"},
+}
+
+# Rules the fixture cannot break: the schema refuses what would break them (CHECK constraints on the enum
+# columns, ended_on >= started_on, the permit date checks), points are always valid geometries, or the layer
+# is empty (deposition-hexagons) or is the reference itself (municipalities).
+NOT_APPLICABLE = {r.id for r in quality.all_rules(layer="deposition-hexagons")}
+
+
+def _evaluate(twin: Twin) -> quality.QualityReport:
+    with database.connect(database.url_for(twin.settings, "writer")) as conn:
+        return quality.evaluate(conn, twin.settings, examples=20)
+
+
+def test_every_rule_fails_exactly_where_the_fixture_breaks_it(quality_twin: Twin) -> None:
+    report = _evaluate(quality_twin)
+    got = {r.rule.id: {e["key"] for e in r.examples} for r in report.results if r.applicable and r.failed}
+    assert got == EXPECTED
+    counts = {r.rule.id: r.failed for r in report.results if r.applicable and r.failed}
+    assert counts == {k: len(v) for k, v in EXPECTED.items()}
+    assert {r.rule.id for r in report.results if not r.applicable} == NOT_APPLICABLE
+    assert set(EXPECTED) <= {r.id for r in quality.all_rules()}
+
+
+def test_one_record_breaks_several_rules(quality_twin: Twin) -> None:
+    report = _evaluate(quality_twin)
+    broken_by = {r.rule.id for r in report.results for e in r.examples if e["key"] == "E-MANY"}
+    assert broken_by == {"establishments.street-filled", "establishments.city-filled", "establishments.org_code-filled",
+                         "establishments.environmental_category-filled",
+                         "establishments.sole-proprietor-fits-legal-form"}
+    assert {r.rule.id for r in report.results for e in r.examples if e["key"] == "E-SQL"} == {
+        "establishments.name-filled", "establishments.postcode-filled", "establishments.municipality_code-filled",
+        "establishments.inside-netherlands", "establishments.delivery-current"}
+
+
+def test_checked_counts_and_scores(quality_twin: Twin) -> None:
+    by_id = {r.rule.id: r for r in _evaluate(quality_twin).results}
+    n_est = len(quality_twin.fixture.establishments) + 1  # and E-SQL
+    # every establishment is checked for a filled name; one fails
+    assert (by_id["establishments.name-filled"].checked, by_id["establishments.name-filled"].failed) == (n_est, 1)
+    assert by_id["establishments.name-filled"].score == 1 - 1 / n_est
+    # livestock: SBI 0146 and 0141, neither ended; industry: 2511 and 1011
+    assert by_id["signal.livestock-without-permit"].checked == 2
+    assert by_id["signal.industry-without-permit"].checked == 2
+    # overdue: only those whose term has run since they started (AS_OF 2026-06-30): E-LIVESTOCK-OK (1 y,
+    # 2000), E-INDUSTRY-OK (3 y, 2000), E-NO-START (10 y, no start), E-BRZO (5 y, 2020), E-OVERDUE (1 y, 2000)
+    assert by_id["establishments.inspection-overdue"].checked == 5
+    # follow-up: the violations whose repair deadline passed: I-DEADLINE-FIRST, I-WITHDRAWN, I-FOLLOWED-UP
+    assert by_id["signal.violation-without-follow-up"].checked == 3
+    # ended establishments' permits: the 'verleend' ones are checked: P-LIVESTOCK-OK, P-INDUSTRY-OK,
+    # P-NO-DECISION-DATE, P-BACKWARDS, P-NO-APPLICATION-DATE, P-NO-ORG, P-ENDED, P-FAR (not P-LIVESTOCK-EXPIRED,
+    # 'vervallen', nor P-SQL, 'granted')
+    assert by_id["signal.permit-of-ended-establishment"].checked == 8
+    # near-building does not apply at sea (E-SQL: no building within 500 m)
+    assert by_id["establishments.near-building"].checked == n_est - 1
+    # the reasons name the values
+    reason = by_id["signal.address-location-mismatch"].examples[0]["reason"]
+    assert reason.startswith("lies 400 m from its address")
+
+
+def test_interface_sql_runs_for_every_rule(quality_twin: Twin) -> None:
+    """failing_sql and count_sql agree for every rule, and no fragment holds a '%' (callers may bind {})."""
+    with psycopg.connect(database.url_for(quality_twin.settings, "writer")) as conn:
+        for rule in quality.all_rules():
+            text = quality.failing_sql(rule, quality_twin.settings).as_string(conn)
+            assert "%" not in text, rule.id
+            if rule.layer not in LAYERS or rule.id in NOT_APPLICABLE:
+                continue
+            failing = conn.execute(quality.failing_sql(rule, quality_twin.settings), {}).fetchall()
+            checked, failed = conn.execute(quality.count_sql(rule, quality_twin.settings), {}).fetchone() or (0, 0)
+            assert failed == len(failing) == len(EXPECTED.get(rule.id, ())), rule.id
+            assert all(isinstance(i, int) and reason for i, reason in failing), rule.id
+            assert checked >= failed
