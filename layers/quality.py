@@ -165,7 +165,8 @@ ESTABLISHMENTS = LayerQuality(
                 "AND t.municipality_code IN (SELECT DISTINCT a.municipality_code FROM twin.addresses a)",
                 fails=f"NOT EXISTS (SELECT 1 FROM twin.addresses a WHERE a.postcode = {_POSTCODE} "
                 f"AND a.house_number = {_NUMBER})",
-                reason="'no BAG address ' || t.postcode || ' ' || t.house_number",
+                # postcode only: the house number of a sole proprietor is personal data (the API serves reasons)
+                reason="'no BAG address with its house number in postcode ' || t.postcode",
             ),
         ),
         QualityRule(
@@ -256,7 +257,8 @@ ESTABLISHMENTS = LayerQuality(
                 f"WHERE a.postcode = {_POSTCODE} AND a.house_number = {_NUMBER}) a ON true",
                 applies="a.d IS NOT NULL",
                 fails="a.d > @quality_address_distance_m",
-                reason="'lies ' || round(a.d)::text || ' m from its address ' || t.postcode || ' ' || t.house_number",
+                reason="'lies ' || round(a.d)::text || ' m from its address (the BAG address with its postcode "
+                "and house number)'",
             ),
         ),
     ),
