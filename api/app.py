@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 from pyogrio.errors import DataLayerError, DataSourceError
 
-from api import analyses, collections, coverages, features, health, landing, security, tiles
+from api import analyses, collections, coverages, features, health, landing, quality, security, tiles
 from api.deps import timeout_message
 from frontend import routes
 from frontend.page import render_map
@@ -113,7 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     security.install(app, settings)
     landing.use_openapi_30(app)  # OGC API Features asks for OpenAPI 3.0; FastAPI writes 3.1
-    for module in (health, landing, collections, features, tiles, coverages, analyses, routes):
+    for module in (health, landing, collections, features, tiles, coverages, analyses, quality, routes):
         app.include_router(module.router)
     app.state.map_page = render_map
     return app

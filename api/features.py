@@ -56,7 +56,8 @@ _GEOMETRY_SCHEMAS = {
 }
 
 
-def _param(name: str, description: str, schema: dict[str, Any], style: str | None = None) -> dict[str, Any]:
+def qparam(name: str, description: str, schema: dict[str, Any], style: str | None = None) -> dict[str, Any]:
+    """An OpenAPI query parameter (optional), for ``openapi_extra``."""
     p: dict[str, Any] = {"name": name, "in": "query", "required": False, "description": description,
                          "schema": schema}
     if style:
@@ -65,23 +66,23 @@ def _param(name: str, description: str, schema: dict[str, Any], style: str | Non
 
 
 ITEMS_OPENAPI = {"parameters": [
-    _param("limit", f"Features per page (default {params.DEFAULT_LIMIT}; larger values are capped at "
+    qparam("limit", f"Features per page (default {params.DEFAULT_LIMIT}; larger values are capped at "
            f"{params.MAX_LIMIT:,}).", {"type": "integer", "minimum": 1, "default": params.DEFAULT_LIMIT}),
-    _param("offset", "Features to skip (the next/prev links carry it).", {"type": "integer", "minimum": 0}),
-    _param("bbox", "minx,miny,maxx,maxy in bbox-crs (default CRS84: lon,lat).",
+    qparam("offset", "Features to skip (the next/prev links carry it).", {"type": "integer", "minimum": 0}),
+    qparam("bbox", "minx,miny,maxx,maxy in bbox-crs (default CRS84: lon,lat).",
            {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 6}, style="form"),
-    _param("bbox-crs", "CRS of bbox (URI).", {"type": "string", "format": "uri"}),
-    _param("crs", "CRS of the response geometries (URI): CRS84 (default), EPSG:4326 (lat/lon), EPSG:28992, "
+    qparam("bbox-crs", "CRS of bbox (URI).", {"type": "string", "format": "uri"}),
+    qparam("crs", "CRS of the response geometries (URI): CRS84 (default), EPSG:4326 (lat/lon), EPSG:28992, "
            "EPSG:3857.", {"type": "string", "format": "uri"}),
-    _param("datetime", "Instant or interval on the layer's time field: 2024-01-01, 2024-01-01/2024-06-30, "
+    qparam("datetime", "Instant or interval on the layer's time field: 2024-01-01, 2024-01-01/2024-06-30, "
            "../2024-01-01, 2024-01-01/.. (ignored by layers without a time field).", {"type": "string"}),
-    _param("properties", "Comma-separated properties to return (empty: none).", {"type": "string"}),
-    _param("sortby", "Comma-separated +field or -field.", {"type": "string"}),
-    _param("filter", "CQL2 text filter, e.g. status = 'verleend' AND S_INTERSECTS(geometry, POINT(5.1 52.1)).",
+    qparam("properties", "Comma-separated properties to return (empty: none).", {"type": "string"}),
+    qparam("sortby", "Comma-separated +field or -field.", {"type": "string"}),
+    qparam("filter", "CQL2 text filter, e.g. status = 'verleend' AND S_INTERSECTS(geometry, POINT(5.1 52.1)).",
            {"type": "string"}),
-    _param("filter-lang", "cql2-text (the default and only value).", {"type": "string", "enum": ["cql2-text"]}),
-    _param("filter-crs", "CRS of geometries in the filter (default CRS84).", {"type": "string", "format": "uri"}),
-    _param("f", "json (GeoJSON, default), csv or gpkg (GeoPackage).",
+    qparam("filter-lang", "cql2-text (the default and only value).", {"type": "string", "enum": ["cql2-text"]}),
+    qparam("filter-crs", "CRS of geometries in the filter (default CRS84).", {"type": "string", "format": "uri"}),
+    qparam("f", "json (GeoJSON, default), csv or gpkg (GeoPackage).",
            {"type": "string", "enum": ["json", "csv", "gpkg"]}),
 ]}
 ITEM_OPENAPI = {"parameters": [p for p in ITEMS_OPENAPI["parameters"] if p["name"] in ("crs", "properties")]}

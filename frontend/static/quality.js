@@ -109,7 +109,8 @@
     if (r.change && r.change.failed) {
       change = " · " + (r.change.failed > 0 ? "+" : "") + h.fmt(r.change.failed) + " since run " + r.change.previous_run;
     }
-    var count = r.failed === null ? "not measured" : h.fmt(r.failed) + " of " + h.fmt(r.checked) + " fail";
+    var count = r.failed === null ? (r.applicable === false ? "does not apply: " : "not measured: ") + r.error
+      : h.fmt(r.failed) + " of " + h.fmt(r.checked) + " fail";
     return el("li", null, [el("button", {
       type: "button", className: "site rule severity-" + r.severity, "data-rule": r.id,
       "aria-pressed": view.chosen === r.id ? "true" : "false", title: r.explanation,
@@ -172,10 +173,11 @@
     })));
     parts.push(el("ul", {className: "records"}, feats.slice(0, LISTED).map(function (f) {
       var p = f.properties;
-      var reasons = (p.quality_issue_list || []).map(function (i) { return i.reason; }).join("; ");
+      // this rule's reason (a signal group: all of its reasons); the other issues are in the tooltip
+      var reason = p.quality_reason || (p.quality_issue_list || []).map(function (i) { return i.reason; }).join("; ");
       return el("li", null, [el("button", {type: "button", className: "site", "data-record": recordId(f),
         onclick: function () { flyToRecord(f); }},
-      [el("strong", {text: String(recordId(f))}), " · " + plural(issuesOf(f), "issue") + ": " + reasons])]);
+      [el("strong", {text: String(recordId(f))}), " · " + plural(issuesOf(f), "open issue") + " · " + reason])]);
     })));
     parts.push(el("p", null, [el("button", {type: "button", className: "link", id: "quality-clear",
       onclick: clear}, ["Remove from the map"])]));
