@@ -84,7 +84,7 @@ async def not_applicable(conn: psycopg.AsyncConnection,
     notes = {}
     for rule in rules:
         needed = [LAYERS[x].table for x in (rule.layer, *rule.depends_on)] + list(rule.requires)
-        missing = [n for n in needed if n not in schema]
+        missing = [n for n in dict.fromkeys(needed) if n not in schema]
         empty = [x for x in (rule.layer, *rule.depends_on) if not filled.get(x)]
         if missing:
             notes[rule.id] = f"the database lacks {', '.join(missing)} (an older schema: run 'twin db migrate')"

@@ -160,13 +160,15 @@ def priority_legend() -> Legend:
     )
 
 
-# --- data quality: records by their number of open issues (viridis classes: darker = more issues) -----
-# (fewest issues of the class, colour, point radius in pixels, label); the map's data-quality view.
+# --- data quality: records by their number of open issues (ColorBrewer Reds: darker = more issues) ------
+# A single-hue ramp ordered by lightness reads the same with every kind of colour blindness, and red stands
+# apart from the viridis dots of the establishments underneath. (fewest issues of the class, colour, point
+# radius in pixels, label); the map's data-quality view.
 ISSUE_CLASSES: tuple[tuple[int, RGBA, int, str], ...] = (
-    (1, (94, 201, 98, 235), 5, "1 open issue"),
-    (2, (33, 145, 140, 240), 7, "2 open issues"),
-    (3, (59, 82, 139, 245), 9, "3 open issues"),
-    (4, (68, 1, 84, 255), 11, "4 or more open issues"),
+    (1, (252, 146, 114, 240), 6, "1 open issue"),
+    (2, (239, 59, 44, 245), 8, "2 open issues"),
+    (3, (165, 15, 21, 250), 10, "3 open issues"),
+    (4, (103, 0, 13, 255), 12, "4 or more open issues"),
 )
 
 

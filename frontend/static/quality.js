@@ -57,7 +57,7 @@
       pointType: "circle", pointRadiusUnits: "pixels", lineWidthUnits: "pixels", getLineWidth: 1.5,
       getPointRadius: function (f) { return issueClass(issuesOf(f))[2]; },
       getFillColor: function (f) { return issueClass(issuesOf(f))[1]; },
-      getLineColor: [255, 255, 255, 235],
+      getLineColor: [27, 31, 36, 230],  // a dark ring: the light classes stay visible on the light land
       parameters: {depthTest: false},
       onClick: function (info) { flyToRecord(info.object); return true; }
     })];
