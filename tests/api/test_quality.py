@@ -1,5 +1,5 @@
 """The data-quality endpoints through the app against a real PostGIS: /quality, /quality/{rule},
-/quality/signals, on a database of their own with known defects (tests/api/quality_fixture.py)."""
+/quality/signals, on a database of their own with known defects (tests/api/api_quality_fixture.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-import quality_fixture as fx
+import api_quality_fixture as fx
 from fastapi.testclient import TestClient
 from pyproj import Transformer
 from shapely.geometry import shape
