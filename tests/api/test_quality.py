@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
+import api_quality_fixture as fx
 import psycopg
 import pytest
-import api_quality_fixture as fx
 from fastapi.testclient import TestClient
 from pyproj import Transformer
 from shapely.geometry import shape
