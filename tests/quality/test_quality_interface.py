@@ -5,6 +5,7 @@ but their examples only by admins."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -42,7 +43,10 @@ def test_async_connection(quality_twin: Twin) -> None:
                                                          quality_twin.settings))
             return await cur.fetchall()
 
-    rows = asyncio.run(run())
+    # In a thread of its own: Playwright's sync API (the browser tests, same session) keeps an event loop
+    # running in the main thread, and asyncio.run refuses to start inside it.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rows = pool.submit(asyncio.run, run()).result()
     assert len(rows) == 1 and "the measure 'last onder dwangsom' was withdrawn" in rows[0][1]
 
 
