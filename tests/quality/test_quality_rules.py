@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import psycopg
 from conftest import Twin
+from quality_fixture import AMSTERDAM
 
 from layers.registry import LAYERS
 from twin import database, quality
@@ -141,6 +142,18 @@ def test_checked_counts_and_scores(quality_twin: Twin) -> None:
     # the reasons name the values
     reason = by_id["signal.address-location-mismatch"].examples[0]["reason"]
     assert reason.startswith("lies 400 m from its address")
+    # the rules written as anti-joins (for speed) still say where the record lies
+    assert by_id["addresses.in-building"].examples[0]["reason"] == "lies in no building"
+    wrong = by_id["addresses.municipality-matches-location"].examples[0]["reason"]
+    assert wrong.startswith(f"municipality_code {AMSTERDAM} but it lies in GM"), wrong
+    assert "GM0363" not in wrong.removeprefix(f"municipality_code {AMSTERDAM}")
+    site = by_id["housing-sites.municipality-matches-location"].examples[0]["reason"]
+    assert site.startswith(f"municipality_code {AMSTERDAM} but it lies in GM"), site
+    at_sea = by_id["establishments.inside-netherlands"].examples[0]["reason"]
+    assert at_sea.startswith("lies outside every municipality (at "), at_sea
+    # an address in a building counts as checked without the 500 m probe; all fixture addresses have buildings
+    # around them
+    assert by_id["addresses.in-building"].checked == by_id["addresses.street-filled"].checked
 
 
 def test_interface_sql_runs_for_every_rule(quality_twin: Twin) -> None:
