@@ -91,7 +91,10 @@ def socket_dir() -> str:
 
 
 def start_twin(database: str, port: int) -> subprocess.Popen[bytes]:
+    # The tile cache is off (unless TWIN_TILE_CACHE_MB is set): the workload repeats a fixed sample of tiles,
+    # which vth-twin would otherwise serve from memory while tipg cuts every one; like for like, both cut.
     env = {**os.environ, "TWIN_DATABASE_NAME": database, "TWIN_RATE_LIMIT_RPS": "0",
+           "TWIN_TILE_CACHE_MB": os.environ.get("TWIN_TILE_CACHE_MB", "0"),
            "TWIN_DATA_DIR": os.environ.get("TWIN_DATA_DIR", str(ROOT / ".twin"))}
     return subprocess.Popen(
         [PYTHON, "-m", "uvicorn", "--factory", "api.app:app_from_env", "--host", "127.0.0.1", "--port", str(port),

@@ -98,7 +98,8 @@ def _municipality_matches(layer: str, point: str = "{a}.geom") -> QualityRule:
         depends_on=("municipalities",),
         requires=("quality_land.municipality_code",),
         sql=RuleSQL(
-            joins=f"LEFT JOIN (SELECT x.id FROM twin.{table} x WHERE nullif(btrim(x.municipality_code), '') IS NOT NULL "
+            joins=f"LEFT JOIN (SELECT x.id FROM twin.{table} x "
+            "WHERE nullif(btrim(x.municipality_code), '') IS NOT NULL "
             "AND NOT EXISTS (SELECT 1 FROM twin.quality_land l WHERE l.municipality_code = x.municipality_code "
             f"AND ST_Intersects(l.geom, {x}))) elsewhere ON elsewhere.id = t.id",
             applies="nullif(btrim(t.municipality_code), '') IS NOT NULL AND (elsewhere.id IS NULL OR EXISTS (SELECT 1 "

@@ -111,8 +111,9 @@ def inside_netherlands(spec: LayerSpec) -> QualityRule:
         depends_on=("municipalities",),
         requires=("quality_land",),
         sql=RuleSQL(
-            joins=f"LEFT JOIN (SELECT x.id FROM twin.{spec.table} x WHERE NOT EXISTS (SELECT 1 FROM twin.quality_land l "
-            "WHERE ST_Intersects(l.geom, x.geom))) outside_nl ON outside_nl.id = t.id",
+            joins=f"LEFT JOIN (SELECT x.id FROM twin.{spec.table} x WHERE NOT EXISTS "
+            "(SELECT 1 FROM twin.quality_land l WHERE ST_Intersects(l.geom, x.geom))) outside_nl "
+            "ON outside_nl.id = t.id",
             fails="outside_nl.id IS NOT NULL",
             reason="'lies outside every municipality (at ' || round(ST_X(ST_PointOnSurface(t.geom)))::text || ', '"
             " || round(ST_Y(ST_PointOnSurface(t.geom)))::text || ' in RD New)'",
