@@ -125,10 +125,15 @@ def twin_table_copy(s: Settings, layer: str) -> str:
 
 
 def ogr_sql(layer: str, path: Path) -> str:
-    """SELECT renaming the file's columns to the twin's fields, by the registry's aliases."""
+    """SELECT (SQLite dialect) renaming the file's columns to the twin's fields, by the registry's aliases, with
+    blank text as NULL (as twin ingest reads it; the twin's CHECK constraints refuse ''): the least a user of
+    ogr2ogr must do to load the file into the twin's table at all."""
     info = pyogrio.read_info(path)
-    mapping = map_columns(LAYERS[layer], [str(c) for c in info["fields"]])
-    cols = ", ".join(f'"{src}" AS {field}' for field, src in mapping.fields.items())
+    spec = LAYERS[layer]
+    types = {f.name: f.type for f in spec.fields}
+    mapping = map_columns(spec, [str(c) for c in info["fields"]])
+    cols = ", ".join(f"NULLIF(TRIM(\"{src}\"), '') AS {field}" if types.get(field) == "text" else f'"{src}" AS {field}'
+                     for field, src in mapping.fields.items())
     return f'SELECT {cols}, {info["geometry_name"]} FROM "{info["layer_name"]}"'
 
 
@@ -168,7 +173,7 @@ def run_one(s: Settings, layer: str, path: Path, quick: bool = False) -> list[di
     name = twin_table_copy(s, layer)
     # -preserve_fid: without it GDAL inserts row by row to read back each generated id (no COPY).
     wall, mb, _ = timed(["ogr2ogr", "-f", "PostgreSQL", dsn, str(path), "-nln", f"bench.{name}", "-append",
-                         "-preserve_fid", "-sql", ogr_sql(layer, path), "-dialect", "OGRSQL", "-a_srs",
+                         "-preserve_fid", "-sql", ogr_sql(layer, path), "-dialect", "SQLite", "-a_srs",
                          "EPSG:28992", "--config", "PG_USE_COPY", "YES"], gdal_env)
     out.append({"tool": "ogr2ogr (twin table)", "layer": layer, "rows": rows, "seconds": wall, "peak_mb": mb})
 
