@@ -205,6 +205,21 @@ def _buildings(base_url: str) -> MapLayer:
                     description=spec.description)
 
 
+def _addresses(base_url: str) -> MapLayer:
+    # Off by default: an inspector turns it on at street level to see which address a point or building has.
+    spec = LAYERS["addresses"]
+    layer = _mvt("addresses", spec, tile_url(base_url, spec.id), False, base_url,
+                 point_type=_quoted("circle"), point_billboard=True, filled=True, stroked=True,
+                 get_line_color=list(spec.style.line), line_width_units=_quoted("pixels"), get_line_width=1,
+                 point_radius_units=_quoted("pixels"), get_point_radius=3, parameters={"depthTest": False})
+    legend = theme.Legend(spec.title, (theme.Swatch(spec.style.fill, f"address, from zoom {spec.min_zoom}",
+                                                    "circle"),))
+    return MapLayer(layer, "Addresses (BAG)", "background", spec.id, False, legend,
+                    _tooltip(spec, ["street", "house_number", "house_letter", "house_number_addition", "postcode",
+                                    "city", "address_id"]),
+                    description=spec.description)
+
+
 def _establishments(base_url: str) -> MapLayer:
     spec = LAYERS["establishments"]
     layer = _mvt("establishments", spec, tile_url(base_url, spec.id), True, base_url,
@@ -283,6 +298,7 @@ def map_layers(base_url: str = "", year: int | None = None, inspection_year: int
         _hexagons(base, "1ha", year),
         _housing(base),
         _buildings(base),
+        _addresses(base),
         _permits(base),
         _establishments(base),
         _inspections(base, inspection_year),

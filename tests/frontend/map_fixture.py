@@ -28,7 +28,10 @@ KNOWN = {"establishment_id": "MAP-0001", "name": "Melkveebedrijf Van den Berg B.
          "x": 172300.0, "y": 463100.0}
 HABITAT_BOX = (176000.0, 458000.0, 182000.0, 464000.0)  # Veluwe edge, west of Apeldoorn
 TABLES = ("inspections", "permits", "establishments", "deposition_hexagons", "natura2000_habitats",
-          "housing_sites", "buildings", "nitrogen_deposition_years", "municipalities")
+          "housing_sites", "buildings", "addresses", "nitrogen_deposition_years", "municipalities")
+# The BAG address the tests pick: the one in the fixture's first building (Barneveld).
+KNOWN_ADDRESS = {"address_id": "0203010000000000", "street": "Kerkstraat", "house_number": 1, "x": 171800.0,
+                 "y": 462800.0}
 
 
 def gpkg_path() -> Path:
@@ -175,13 +178,21 @@ def load(owner_url: str) -> dict[str, object]:
             [(f"020310000000{i:04d}", 1950 + i, 4 + (i % 5) * 3, 171800 + (i % 6) * 40, 462800 + (i // 6) * 40)
              for i in range(24)],
         )
+        # one BAG address in each building, at its centre: Kerkstraat 1, 2, ...
+        cur.executemany(
+            "INSERT INTO twin.addresses (address_id, street, house_number, postcode, city, municipality_code, geom)"
+            " VALUES (%s, 'Kerkstraat', %s, '3771AA', 'Barneveld', 'GM0203', ST_SetSRID(ST_MakePoint(%s, %s), 28992))",
+            [(f"0203010000{i:06d}", i + 1, 171800 + (i % 6) * 40, 462800 + (i // 6) * 40) for i in range(24)],
+        )
         cur.executemany(
             "INSERT INTO twin.nitrogen_deposition_years (year, label) VALUES (%s, %s)",
             [(y, str(y)) for y in YEARS],
         )
         conn.commit()
     lon, lat = TO_WGS84.transform(KNOWN["x"], KNOWN["y"])
-    return {"known": dict(KNOWN, lon=lon, lat=lat), "years": YEARS, "municipalities": len(gdf),
+    a_lon, a_lat = TO_WGS84.transform(KNOWN_ADDRESS["x"], KNOWN_ADDRESS["y"])
+    return {"known": dict(KNOWN, lon=lon, lat=lat), "address": dict(KNOWN_ADDRESS, lon=a_lon, lat=a_lat),
+            "years": YEARS, "municipalities": len(gdf),
             "establishments": len(ests), "hexagons": len(hex_rows)}
 
 

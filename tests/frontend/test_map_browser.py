@@ -110,6 +110,29 @@ def test_click_on_an_establishment_opens_the_area_context(map_page: Any, map_dat
     assert map_page.console_errors == []
 
 
+def test_addresses_show_at_street_level_when_switched_on(map_page: Any, map_data: dict[str, Any]) -> None:
+    address = map_data["address"]
+    map_page.open()
+    toggle = map_page.page.get_by_label("Addresses (BAG)")
+    expect(toggle).not_to_be_checked()  # off by default: the national view does not need them
+    fly(map_page, address["lon"] + 0.002, address["lat"] + 0.001, 16.5)
+    toggle.check()
+    map_page.wait_idle()
+    x, y = map_page.js(f"window.twinMap.project({address['lon']}, {address['lat']})")
+    assert 340 < x < 1240 and 80 < y < 790, "the address is not in the free part of the map"
+    picked = wait_until(map_page, f"(() => {{ const hits = window.twinMap.deck.pickMultipleObjects("
+                        f"{{x: {x}, y: {y}, radius: 4}}).filter(p => p.layer.id === 'addresses')"
+                        ".map(p => p.object.properties); return hits.length ? hits : null; })()")
+    assert [(p["address_id"], p["street"], p["house_number"]) for p in picked] == [
+        (address["address_id"], address["street"], address["house_number"])]
+    tiles = [u for u in map_page.requests if "/collections/addresses/tiles/WebMercatorQuad/14/" in u]
+    assert tiles, "the addresses come as zoom-14 vector tiles (overzoomed beyond)"
+    toggle.uncheck()
+    map_page.wait_idle()
+    assert "addresses" not in map_page.js("window.twinMap.deck.props.layers.map(l => l.id)")
+    assert map_page.console_errors == []
+
+
 def test_search_flies_to_a_municipality(map_page: Any) -> None:
     gdf = pyogrio.read_dataframe(map_fixture.gpkg_path())
     x0, y0, x1, y1 = gdf[gdf.name == "Utrecht"].total_bounds

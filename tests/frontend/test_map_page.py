@@ -80,6 +80,7 @@ def test_layers_follow_the_registry(client: TestClient) -> None:
         assert "hexagon_id" not in fields
         assert f"properties.{LAYERS['deposition-hexagons'].style.extrude_field}" in hexagons["getElevation"]
     assert hexes[0]["visibleMaxZoom"] < hexes[1]["visibleMinZoom"] == deck_module.HEX_SWITCH_ZOOM
+    assert by_id["addresses"]["visible"] is False and by_id["addresses"]["minZoom"] == LAYERS["addresses"].min_zoom
     assert by_id["buildings"]["extruded"] is True
     assert by_id["buildings"]["getElevation"] == "@@=properties.height_m || 3"
     assert by_id["municipalities"]["getLineColor"] == list(LAYERS["municipalities"].style.line)
