@@ -12,11 +12,13 @@ from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.auth import Principal, PrincipalDep, record_access
+from api.cache import app_cache, table_versions
 from api.deps import ConnDep, SettingsDep
-from twin.analyses.common import Disclosure, disclosure_for
+from twin.access import request_settings
+from twin.analyses.common import Disclosure, disclosure_for, today
 from twin.analyses.context import area_context
 from twin.analyses.housing import housing_nitrogen
 from twin.analyses.priority import DEFAULT_LIMIT, inspection_priority
@@ -25,6 +27,10 @@ from twin.crs import CRS84, parse_crs
 from twin.errors import Forbidden, InvalidParameter
 
 router = APIRouter(prefix="/analysis", tags=["analyses"])
+
+# The tables twin.analyses.housing reads (SITES_SQL, with the raster's latest year and weighted mean): its
+# cached answers are keyed by their versions.
+HOUSING_TABLES = ("housing_sites", "municipalities", "deposition_hexagons", "establishments", "nitrogen_deposition")
 
 
 def disclosure(principal: Principal) -> Disclosure:
@@ -72,16 +78,34 @@ async def context(
 @router.get("/housing-nitrogen", summary="Housing sites against nitrogen and zoning, with a verdict per site",
             response_class=JSONResponse, responses={200: {"content": {"application/geo+json": {}}}})
 async def housing(
+    request: Request,
     conn: ConnDep,
     settings: SettingsDep,
     principal: PrincipalDep,
     municipality: str | None = Query(None, description="CBS code (GM....): only sites overlapping it"),
     as_of: date | None = Query(None, description="Reference date (default today); its year picks the deposition"),
     year: int | None = Query(None, description="Reference year of deposition and hexagons (default: as_of)"),
-) -> JSONResponse:
+) -> Response:
+    # The map asks for every site on every page load (1.7 s of database work on the medium twin): the answer
+    # is kept (TWIN_ANALYSIS_CACHE_MB) under the versions of the tables it reads, the reference date and
+    # the caller's audience, so it is computed again only when one of those changed.
+    cache = app_cache(request, "analysis_cache_mb")
+    key = None
+    if cache is not None:
+        versions = await table_versions(conn, cache, HOUSING_TABLES)
+        if versions is not None:
+            key = ("housing-nitrogen", versions, municipality, today(as_of), year, request_settings(principal))
+            body = cache.get(key)
+            if body is not None:
+                return Response(body, media_type="application/geo+json", headers={"X-Analysis-Cache": "hit"})
     result = await housing_nitrogen(conn, settings, municipality_code=municipality, as_of=as_of, year=year,
                                     disclosure=disclosure(principal))
-    return JSONResponse(result, media_type="application/geo+json")
+    response = JSONResponse(result, media_type="application/geo+json")
+    if cache is not None:
+        response.headers["X-Analysis-Cache"] = "miss"
+        if key is not None:
+            cache.put(key, bytes(response.body))
+    return response
 
 
 @router.get("/inspection-priority", summary="Establishments ranked by a transparent risk score, with overrides")

@@ -6,9 +6,10 @@ public fields, less those fixed by the request's equality filters (``?year=2025`
 a layer's zoom range, and where a tile holds nothing, the answer is an empty 204. Tiles carry an ETag (a
 hash of the tile) and Cache-Control; ``If-None-Match`` gets a 304.
 
-Cut tiles are kept in memory (:class:`TileCache`, ``TWIN_TILE_CACHE_MB``) under the version of their table
-(twin.layer_versions, raised by a trigger on every change) and the caller's database role and organisation
-(what row-level security decides by), so a cached tile is never stale and never shown to another audience.
+Cut tiles are kept in memory (:class:`api.cache.VersionedCache`, ``TWIN_TILE_CACHE_MB``) under the version of
+their table (twin.layer_versions, raised by a trigger on every change) and the caller's database role and
+organisation (what row-level security decides by), so a cached tile is never stale and never shown to another
+audience.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
@@ -26,6 +26,7 @@ from psycopg import sql
 
 from api import params
 from api.auth import PrincipalDep, require_read
+from api.cache import app_cache, table_versions
 from api.collections import cached_extent
 from api.deps import ConnDep, LayerDep
 from api.query import Binder, fetch, table_sql
@@ -136,75 +137,6 @@ def tile_sql(spec: LayerSpec, z: int, x: int, y: int, filters: tuple[tuple[str, 
     )
 
 
-class TileCache:
-    """Cut tiles in memory, least recently used out first, up to ``max_bytes``.
-
-    Written here rather than taken from a library: the keys carry the table's version (so invalidation is by
-    construction) and the bound is in bytes, which functools.lru_cache (per call, by count) cannot do for
-    async handlers. The event loop runs one handler at a time between awaits, and no method awaits, so no
-    lock is needed."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self.hits = 0
-        self.misses = 0
-        self.versioned: bool | None = None  # does the database have twin.layer_versions (migration 0007)?
-        self._tiles: OrderedDict[Hashable, bytes] = OrderedDict()
-
-    def get(self, key: Hashable) -> bytes | None:
-        data = self._tiles.get(key)
-        if data is None:
-            self.misses += 1
-            return None
-        self._tiles.move_to_end(key)
-        self.hits += 1
-        return data
-
-    def put(self, key: Hashable, data: bytes) -> None:
-        size = len(data) + 200  # the key and the bookkeeping, roughly
-        if size > self.max_bytes:
-            return
-        old = self._tiles.pop(key, None)
-        if old is not None:
-            self.bytes -= len(old) + 200
-        self._tiles[key] = data
-        self.bytes += size
-        while self.bytes > self.max_bytes:
-            _, dropped = self._tiles.popitem(last=False)
-            self.bytes -= len(dropped) + 200
-
-    def __len__(self) -> int:
-        return len(self._tiles)
-
-
-def tile_cache(request: Request) -> TileCache | None:
-    """The app's tile cache (created on first use from TWIN_TILE_CACHE_MB); None when it is off."""
-    state = request.app.state
-    cache = getattr(state, "tile_cache", None)
-    if cache is None:
-        settings = getattr(state, "settings", None)
-        mb = settings.tile_cache_mb if settings is not None else 0
-        if mb <= 0:
-            return None
-        cache = state.tile_cache = TileCache(int(mb * 1024 * 1024))
-    return cache
-
-
-async def _layer_version(conn: Any, cache: TileCache, spec: LayerSpec) -> int | None:
-    """The version of the layer's table; None on a database without twin.layer_versions (before migration
-    0007). Plain statements on the request's connection: one round trip on a cache hit."""
-    if cache.versioned is None:
-        cur = await conn.execute("SELECT to_regclass('twin.layer_versions') IS NOT NULL")
-        row = await cur.fetchone()
-        cache.versioned = bool(row and row[0])
-    if not cache.versioned:
-        return None
-    cur = await conn.execute("SELECT version FROM twin.layer_versions WHERE table_name = %s", (spec.table,))
-    row = await cur.fetchone()
-    return int(row[0]) if row else None
-
-
 def _cache_headers(spec: LayerSpec) -> dict[str, str]:
     if spec.access == "public":
         return {"Cache-Control": f"public, max-age={CACHE_SECONDS}"}
@@ -232,13 +164,13 @@ async def tile(request: Request, spec: LayerDep, principal: PrincipalDep, conn: 
     headers = _cache_headers(spec)
     if not spec.min_zoom <= zi <= spec.max_zoom:
         return Response(status_code=204, headers=headers)
-    cache = tile_cache(request)
+    cache = app_cache(request, "tile_cache_mb")
     key: Hashable | None = None
     data: bytes | None = None
     if cache is not None:
-        version = await _layer_version(conn, cache, spec)
-        if version is not None:
-            key = (spec.id, version, zi, xi, yi, filters, properties, request_settings(principal))
+        versions = await table_versions(conn, cache, (spec.table,))
+        if versions is not None:
+            key = (spec.id, versions, zi, xi, yi, filters, properties, request_settings(principal))
             data = cache.get(key)
         headers["X-Tile-Cache"] = "miss" if data is None else "hit"
     if data is None:

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: off.")
     tile_cache_mb: float = Field(default=64.0, ge=0, description="Memory for cut vector tiles per API process "
                                  "(kept until their table changes); 0: no cache.")
+    analysis_cache_mb: float = Field(default=32.0, ge=0, description="Memory per API process for answers of "
+                                     "/analysis/housing-nitrogen (kept until a table it reads changes); 0: none.")
 
     # --- Security and access (issue 8; see docs/security.md) -------------------------------------------
     key_cache_s: float = Field(default=10.0, description="Seconds a resolved API key is cached (revocation lag).")

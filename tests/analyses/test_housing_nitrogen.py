@@ -234,6 +234,34 @@ def test_api(world: None, client: TestClient) -> None:
     assert body["parameters"]["habitat_radius_m"] == RADIUS
 
 
+def test_api_answer_is_kept_until_a_table_it_reads_changes(world: None, client: TestClient, owner_url: str) -> None:
+    params = {"municipality": "GM9922", "as_of": "2024-06-30", "year": REF_YEAR}
+    first = client.get("/analysis/housing-nitrogen", params=params)
+    second = client.get("/analysis/housing-nitrogen", params=params)
+    assert (first.headers["X-Analysis-Cache"], second.headers["X-Analysis-Cache"]) == ("miss", "hit")
+    assert second.headers["content-type"].startswith("application/geo+json")
+    assert second.json() == first.json()
+    # another reference date is another answer
+    assert client.get("/analysis/housing-nitrogen", params={**params, "as_of": "2024-07-01"}).headers[
+        "X-Analysis-Cache"] == "miss"
+
+    def dwellings(r: Any) -> int:
+        return int(next(f for f in r.json()["features"] if f["id"] == "AN-HS2")["properties"]["planned_dwellings"])
+
+    before = dwellings(first)
+    execute(owner_url, [("UPDATE twin.housing_sites SET planned_dwellings = %s WHERE site_id = 'AN-HS2'",
+                         (before + 1,))])
+    try:
+        changed = client.get("/analysis/housing-nitrogen", params=params)
+        assert changed.headers["X-Analysis-Cache"] == "miss" and dwellings(changed) == before + 1
+    finally:
+        execute(owner_url, [("UPDATE twin.housing_sites SET planned_dwellings = %s WHERE site_id = 'AN-HS2'",
+                             (before,))])
+    # any statement on the deposition raster (read for the mean deposition) counts, even one that changes no row
+    execute(owner_url, [("UPDATE twin.nitrogen_deposition SET rast = rast WHERE false", None)])
+    assert client.get("/analysis/housing-nitrogen", params=params).headers["X-Analysis-Cache"] == "miss"
+
+
 def test_api_unknown_municipality(world: None, client: TestClient) -> None:
     r = client.get("/analysis/housing-nitrogen", params={"municipality": "GM9999"})
     assert r.status_code == 404 and r.json()["parameter"] == "municipality"

@@ -12,8 +12,8 @@ import pytest
 from api_fixtures import PREFIX, Establishment
 from fastapi.testclient import TestClient
 
-from api.tiles import TileCache
-from layers.registry import LAYERS
+from api.cache import VersionedCache
+from layers.registry import COVERAGES, LAYERS
 from twin.settings import Settings
 
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -55,8 +55,10 @@ def test_a_tile_is_cut_once_and_cut_again_after_a_change(client: TestClient, api
 
 
 def test_every_layer_table_raises_its_version(owner_url: str) -> None:
-    """A layer added later needs the triggers of migration 0007, or its cached tiles would go stale."""
-    tables = {spec.table for spec in LAYERS.values()}
+    """A layer added later needs the triggers of migration 0007, or its cached tiles and analyses would go
+    stale."""
+    tables = {spec.table for spec in LAYERS.values()} | {c.table for c in COVERAGES.values()}
+    tables.add("nitrogen_deposition_years")
     with psycopg.connect(owner_url) as conn:
         rows = conn.execute(
             "SELECT c.relname, array_agg(t.tgname ORDER BY t.tgname) FROM pg_trigger t "
@@ -85,7 +87,7 @@ def test_the_cache_can_be_switched_off(uncached_client: TestClient, api_data: li
 
 
 def test_the_cache_keeps_to_its_memory_bound() -> None:
-    cache = TileCache(max_bytes=3 * (1000 + 200))
+    cache = VersionedCache(max_bytes=3 * (1000 + VersionedCache.OVERHEAD))
     for i in range(4):
         cache.put(("layer", 1, i), bytes(1000))
     assert len(cache) == 3 and cache.bytes <= cache.max_bytes

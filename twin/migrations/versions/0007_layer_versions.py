@@ -1,5 +1,5 @@
-"""A version number per layer table (twin.layer_versions), raised by statement-level triggers on every change,
-so that the API's tile cache knows when a cached tile is stale.
+"""A version number per layer and raster table (twin.layer_versions), raised by statement-level triggers on every
+change, so that the API's caches (tiles, the housing analysis) know when a cached answer is stale.
 
 Revision ID: 0007
 Revises: 0006
@@ -16,7 +16,7 @@ branch_labels = None
 depends_on = None
 
 TABLES = ("municipalities", "establishments", "permits", "inspections", "natura2000_habitats", "housing_sites",
-          "buildings", "addresses", "deposition_hexagons")
+          "buildings", "addresses", "deposition_hexagons", "nitrogen_deposition", "nitrogen_deposition_years")
 
 
 def upgrade() -> None:

@@ -1,9 +1,10 @@
--- vth-twin: a version number per layer table, raised by every statement that changes the table, so that the
--- API can cache what it computes from a table (vector tiles) and know for certain when the cache is stale:
+-- vth-twin: a version number per layer table (and the deposition raster's tables), raised by every statement
+-- that changes the table, so that the API can cache what it computes from a table (vector tiles, the housing
+-- analysis) and know for certain when the cache is stale:
 -- a cached tile is keyed by the version it was cut from. Statement-level triggers (one row update per
 -- INSERT, UPDATE, DELETE, COPY or TRUNCATE statement, not per row), SECURITY DEFINER because the writer and
 -- the API roles may not write twin.layer_versions themselves. A new layer table needs the trigger too
--- (tests/api/test_tile_cache.py checks every table of the layer registry).
+-- (tests/api/test_tile_cache.py checks every table of the layer and coverage registries).
 CREATE TABLE twin.layer_versions (
   table_name  text PRIMARY KEY,
   version     bigint NOT NULL DEFAULT 1,
@@ -25,7 +26,8 @@ DO $do$
 DECLARE t text;
 BEGIN
   FOREACH t IN ARRAY ARRAY['municipalities', 'establishments', 'permits', 'inspections', 'natura2000_habitats',
-                           'housing_sites', 'buildings', 'addresses', 'deposition_hexagons'] LOOP
+                           'housing_sites', 'buildings', 'addresses', 'deposition_hexagons',
+                           'nitrogen_deposition', 'nitrogen_deposition_years'] LOOP
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON twin.%I '
                    'FOR EACH STATEMENT EXECUTE FUNCTION twin.layer_version_bump()', t || '_version', t);
     EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON twin.%I '
