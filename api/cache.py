@@ -5,6 +5,11 @@ Migration 0007 raises a table's version in ``twin.layer_versions`` on every stat
 (a statement-level trigger), so a key made with the current versions can only find a result computed from
 the current data: invalidation is by construction, whoever changed the table. Callers add to the key what
 else decides the result: the caller's database role and organisation (row-level security), the parameters.
+
+Why a result is never older than its key: the versions are read first and the result is computed by a later
+statement of the same READ COMMITTED transaction, which sees at least the data of those versions. A write
+that commits in between can only make the result newer than its key; the next request reads the new version
+and computes again.
 """
 
 from __future__ import annotations

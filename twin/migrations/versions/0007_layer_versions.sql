@@ -3,7 +3,9 @@
 -- analysis) and know for certain when the cache is stale:
 -- a cached tile is keyed by the version it was cut from. Statement-level triggers (one row update per
 -- INSERT, UPDATE, DELETE, COPY or TRUNCATE statement, not per row), SECURITY DEFINER because the writer and
--- the API roles may not write twin.layer_versions themselves. A new layer table needs the trigger too
+-- the API roles may not write twin.layer_versions themselves. The version row stays locked until the writing
+-- transaction ends, so two transactions writing the same table at once take turns (readers never wait).
+-- A new layer table needs the trigger too
 -- (tests/api/test_tile_cache.py checks every table of the layer and coverage registries).
 CREATE TABLE twin.layer_versions (
   table_name  text PRIMARY KEY,
