@@ -168,6 +168,21 @@
       extra.onViewportLoad = function () { markLoaded(id); };
       extra.onTileError = function (err) { tileError(id, err); };
     }
+    if (HELD[id] && metrics.firstFrame === null && layer.props.extruded) {
+      // Until the first frame, an extruded start-up layer is drawn once, when all its tiles are in: in
+      // software WebGL (SwiftShader) each draw of the ~11,000 national columns costs 0.4-1.5 s, and drawing
+      // them again as every tile arrives made the first frame 3-5 s. A hidden tile layer still loads its
+      // tiles; it counts as loaded after the frame that first draws it (afterRender below).
+      var held = HELD[id];
+      if (!held.ready) {
+        // tiles load as usual, but no tile makes a sub-layer to draw until all of them are in
+        extra.renderSubLayers = function () { return null; };
+        extra.onViewportLoad = function () { held.ready = true; refresh(); };
+      } else if (held.since === null) {
+        held.since = metrics.frames;
+      }
+      extra.updateTriggers = Object.assign({}, layer.props.updateTriggers, {renderSubLayers: held.ready});
+    }
     if (layer instanceof D.MVTLayer && metrics.firstFrame === null && D.MVTLoader) {
       // Until the first frame, tiles are parsed on the main thread: starting the MVT workers (three, each
       // compiling loaders.gl) for the ~18 start-up tiles costs more than parsing them here, on 2 cores up to
@@ -238,6 +253,18 @@
   }
 
   var initialTiled = null;
+  // Extruded layers drawn once at start-up, when their tiles are in (see decorate).
+  var HELD = {"deposition-national": {ready: false, since: null}};
+  function afterRender() {
+    Object.keys(HELD).forEach(function (id) {
+      // counted from the second frame after it was made visible: that frame has certainly drawn it
+      var h = HELD[id];
+      if (h.since === null || metrics.loaded[id] !== undefined) return;
+      if (metrics.frames >= h.since + 2) markLoaded(id);
+      else requestAnimationFrame(function () { if (deckgl) deckgl.redraw("first frame"); });
+    });
+    checkFirstFrame();
+  }
   var HOUSING_DEFER_MAX_MS = 8000;  // load the housing analysis by then even if the first frame is late
   var housingStarted = false;
   function afterFirstFrame() {
@@ -855,7 +882,7 @@
         onAfterRender: function () {
           metrics.frames += 1;
           if (metrics.firstRender === null) metrics.firstRender = performance.now() - T0;
-          checkFirstFrame();
+          afterRender();
         },
         onError: function (err) { say("Map error: " + (err && err.message ? err.message : err), "error"); },
         useDevicePixels: true
