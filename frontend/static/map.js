@@ -170,9 +170,11 @@
     }
     if (HELD[id] && metrics.firstFrame === null && layer.props.extruded) {
       // Until the first frame, an extruded start-up layer is drawn once, when all its tiles are in: in
-      // software WebGL (SwiftShader) each draw of the ~11,000 national columns costs 0.4-1.5 s, and drawing
-      // them again as every tile arrives made the first frame 3-5 s. A hidden tile layer still loads its
-      // tiles; it counts as loaded after the frame that first draws it (afterRender below).
+      // software WebGL (SwiftShader) each draw of the ~11,000 national columns costs 0.4-1.8 s, and drawing
+      // them again as every tile arrived made the first frame 3-5 s. A hidden (visible: false) tile layer
+      // would load no tiles, so the layer stays visible with an empty renderSubLayers; it counts as loaded
+      // from the second frame after it is drawn (afterRender below). A tile error leaves it to the frames
+      // after the first, which draw it as usual.
       var held = HELD[id];
       if (!held.ready) {
         // tiles load as usual, but no tile makes a sub-layer to draw until all of them are in
