@@ -15,9 +15,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.auth import Principal, PrincipalDep, record_access
-from api.cache import app_cache, table_versions
+from api.cache import lookup
 from api.deps import ConnDep, SettingsDep
-from twin.access import request_settings
 from twin.analyses.common import Disclosure, disclosure_for, today
 from twin.analyses.context import area_context
 from twin.analyses.housing import housing_nitrogen
@@ -89,22 +88,15 @@ async def housing(
     # The map asks for every site on every page load (1.7 s of database work on the medium twin): the answer
     # is kept (TWIN_ANALYSIS_CACHE_MB) under the versions of the tables it reads, the reference date and
     # the caller's audience, so it is computed again only when one of those changed.
-    cache = app_cache(request, "analysis_cache_mb")
-    key = None
-    if cache is not None:
-        versions = await table_versions(conn, cache, HOUSING_TABLES)
-        if versions is not None:
-            key = ("housing-nitrogen", versions, municipality, today(as_of), year, request_settings(principal))
-            body = cache.get(key)
-            if body is not None:
-                return Response(body, media_type="application/geo+json", headers={"X-Analysis-Cache": "hit"})
+    cached = await lookup(request, conn, "analysis_cache_mb", HOUSING_TABLES, principal,
+                          "housing-nitrogen", municipality, today(as_of), year)
+    headers = {"X-Analysis-Cache": cached.status} if cached.status else None
+    if cached.data is not None:
+        return Response(cached.data, media_type="application/geo+json", headers=headers)
     result = await housing_nitrogen(conn, settings, municipality_code=municipality, as_of=as_of, year=year,
                                     disclosure=disclosure(principal))
-    response = JSONResponse(result, media_type="application/geo+json")
-    if cache is not None:
-        response.headers["X-Analysis-Cache"] = "miss"
-        if key is not None:
-            cache.put(key, bytes(response.body))
+    response = JSONResponse(result, media_type="application/geo+json", headers=headers)
+    cached.store(bytes(response.body))
     return response
 
 

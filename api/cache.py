@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
+
+from twin.access import Principal, request_settings
 
 
 class VersionedCache:
@@ -97,3 +100,36 @@ async def table_versions(conn: Any, cache: VersionedCache, tables: Sequence[str]
     if any(t not in found for t in tables):
         return None
     return tuple(found[t] for t in tables)
+
+
+@dataclass
+class Lookup:
+    """One request's look into a cache: the key (None when nothing may be cached), the cached bytes if any."""
+
+    cache: VersionedCache | None
+    key: Hashable | None
+    data: bytes | None
+
+    @property
+    def status(self) -> str | None:
+        """``hit`` or ``miss`` for the response's header; None when the cache is off."""
+        return None if self.cache is None else "miss" if self.data is None else "hit"
+
+    def store(self, data: bytes) -> None:
+        if self.cache is not None and self.key is not None:
+            self.cache.put(self.key, data)
+
+
+async def lookup(request: Request, conn: Any, setting: str, tables: Sequence[str], principal: Principal,
+                 *parts: Hashable) -> Lookup:
+    """Look up a result computed from ``tables`` for ``principal``'s audience (database role, API role,
+    organisation: what row-level security and disclosure decide by) and the request's ``parts`` (parameters)
+    in the cache sized by ``setting``. Call :meth:`Lookup.store` with the result computed on a miss."""
+    cache = app_cache(request, setting)
+    if cache is None:
+        return Lookup(None, None, None)
+    versions = await table_versions(conn, cache, tables)
+    if versions is None:
+        return Lookup(cache, None, None)
+    key = (versions, request_settings(principal), *parts)
+    return Lookup(cache, key, cache.get(key))

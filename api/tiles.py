@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Hashable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,12 +25,11 @@ from psycopg import sql
 
 from api import params
 from api.auth import PrincipalDep, require_read
-from api.cache import app_cache, table_versions
+from api.cache import lookup
 from api.collections import cached_extent
 from api.deps import ConnDep, LayerDep
 from api.query import Binder, fetch, table_sql
 from layers.registry import FieldSpec, LayerSpec
-from twin.access import request_settings
 from twin.errors import InvalidParameter, NotFound
 
 router = APIRouter(tags=["tiles"])
@@ -164,21 +162,16 @@ async def tile(request: Request, spec: LayerDep, principal: PrincipalDep, conn: 
     headers = _cache_headers(spec)
     if not spec.min_zoom <= zi <= spec.max_zoom:
         return Response(status_code=204, headers=headers)
-    cache = app_cache(request, "tile_cache_mb")
-    key: Hashable | None = None
-    data: bytes | None = None
-    if cache is not None:
-        versions = await table_versions(conn, cache, (spec.table,))
-        if versions is not None:
-            key = (spec.id, versions, zi, xi, yi, filters, properties, request_settings(principal))
-            data = cache.get(key)
-        headers["X-Tile-Cache"] = "miss" if data is None else "hit"
+    cached = await lookup(request, conn, "tile_cache_mb", (spec.table,), principal,
+                          spec.id, zi, xi, yi, filters, properties)
+    if cached.status:
+        headers["X-Tile-Cache"] = cached.status
+    data = cached.data
     if data is None:
         binder = Binder()
         rows = await fetch(conn, tile_sql(spec, zi, xi, yi, filters, binder, properties), binder.params)
         data = bytes(rows[0][0]) if rows and rows[0][0] is not None else b""
-        if cache is not None and key is not None:
-            cache.put(key, data)
+        cached.store(data)
     if not data:
         return Response(status_code=204, headers=headers)
     etag = '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
