@@ -48,3 +48,14 @@ class QualityRule:
     # Columns ("table.column") and tables ("table") the SQL reads beyond the layer's own fields: a database
     # whose schema lacks one (an older migration) gets "not applicable" instead of an error.
     requires: tuple[str, ...] = ()
+
+
+def flagged(table: str, alias: str, condition: str) -> str:
+    """A ``joins`` fragment: the records of ``twin.{table}`` (alias ``x`` in ``condition``) that meet
+    ``condition``, joined back to ``t`` as ``alias``, so that ``{alias}.id IS NOT NULL`` marks them.
+
+    For a condition that probes another large table for every record (``NOT EXISTS (...)``): in a derived table
+    PostgreSQL runs the probe as an anti- or semi-join in parallel workers, while inside a count's FILTER it
+    is a correlated SubPlan, which runs in the leader only (docs/quality.md, Speed). For the examples (ORDER
+    BY id LIMIT n) the planner turns the join back into a few probes."""
+    return f"LEFT JOIN (SELECT x.id FROM twin.{table} x WHERE {condition}) {alias} ON {alias}.id = t.id"
