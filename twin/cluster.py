@@ -246,6 +246,10 @@ def _initdb(settings: Settings, pgdata: Path, sock: Path, user: str | None) -> N
             "work_mem = '32MB'\n"
             "maintenance_work_mem = '256MB'\n"
             "max_wal_size = '2GB'\n"
+            # A single local server that nothing replicates: minimal WAL, so that a first load into an empty
+            # layer table writes no WAL (migration 0008; 500,000 buildings: COPY 0.55 s instead of 0.93 s).
+            "wal_level = minimal\n"
+            "max_wal_senders = 0\n"
             "logging_collector = off\n"
             "jit = off\n"
         )

@@ -306,3 +306,53 @@ def test_kdw_from_the_habitat_type_when_the_map_has_none(ingest_settings: Settin
     assert result.ok, result
     kdw = dict(rows(ingest_owner, "SELECT habitat_id, kdw FROM twin.natura2000_habitats ORDER BY 1"))
     assert kdw == {"HT-1": 1071.0, "HT-2": 500.0, "HT-3": None}  # DESIGN.md: H4030 1071, H7110A 500
+
+
+def test_first_load_into_an_empty_table_gets_new_storage(ingest_settings: Settings, ingest_owner: str,
+                                                         empty_layers: None, tmp_path: Path) -> None:
+    """With wal_level = minimal (the local cluster's setting) a first load truncates the empty table inside its
+    transaction: new storage, so its COPY and index builds write no WAL. A refused first load leaves the table as
+    it was; a load into a table that holds rows keeps its storage; a table that a foreign key references
+    (establishments) is never truncated."""
+    import geopandas as gpd
+    import psycopg
+    import shapely
+
+    wal_level = scalar(ingest_owner, "SHOW wal_level")
+    if ingest_settings.local_cluster:
+        assert wal_level == "minimal"  # twin/cluster.py writes it into a new cluster's configuration
+    elif wal_level != "minimal":
+        pytest.skip(f"the server runs with wal_level = {wal_level}: twin.ingest_fresh_table does nothing there")
+
+    def node() -> int:
+        return int(scalar(ingest_owner, "SELECT pg_relation_filenode('twin.buildings')"))
+
+    x, y = 160000.0, 460000.0
+    boxes = [shapely.box(x + 20 * i, y, x + 20 * i + 10, y + 10) for i in range(3)]
+    good = gpd.GeoDataFrame({"identificatie": ["0001", "0002", "0003"]}, geometry=boxes, crs="EPSG:28992")
+    bad = gpd.GeoDataFrame({"identificatie": ["0001", "0001", "0002"]}, geometry=boxes, crs="EPSG:28992")
+    good.to_file(tmp_path / "good.gpkg", layer="pand")
+    bad.to_file(tmp_path / "bad.gpkg", layer="pand")
+
+    empty = node()
+    refused = load(ingest_settings, "buildings", tmp_path / "bad.gpkg")  # 1 of 3 rows rejected: over 1%
+    assert refused.status == "refused"
+    assert node() == empty and scalar(ingest_owner, "SELECT count(*) FROM twin.buildings") == 0
+
+    first = load(ingest_settings, "buildings", tmp_path / "good.gpkg")
+    assert (first.status, first.rows_inserted) == ("succeeded", 3)
+    loaded = node()
+    assert loaded != empty
+    assert rows(ingest_owner, "SELECT building_id, ST_Area(geom) FROM twin.buildings ORDER BY 1") == [
+        ("0001", 100.0), ("0002", 100.0), ("0003", 100.0)]
+
+    again = load(ingest_settings, "buildings", tmp_path / "good.gpkg", mode="replace")
+    assert again.status == "unchanged" and node() == loaded
+
+    with psycopg.connect(ingest_owner) as conn:
+        est = conn.execute("SELECT pg_relation_filenode('twin.establishments')").fetchone()
+        assert conn.execute("SELECT twin.ingest_fresh_table('establishments')").fetchone() == (False,)
+        assert conn.execute("SELECT pg_relation_filenode('twin.establishments')").fetchone() == est
+        assert conn.execute("SELECT twin.ingest_fresh_table('buildings')").fetchone() == (False,)  # holds rows
+        with pytest.raises(psycopg.errors.RaiseException, match="audit_log is not a layer table"):
+            conn.execute("SELECT twin.ingest_fresh_table('audit_log')")
