@@ -48,3 +48,53 @@ def test_sigkill_leaves_the_previous_data(phase: str, ingest_settings: Settings,
     # The killed run is recorded as interrupted, not left 'running'.
     status, message = rows(ingest_owner, "SELECT status, message FROM twin.ingest_runs WHERE id = %s", (killed,))[0]
     assert status == "failed" and message.startswith("interrupted")
+
+
+def test_sigkill_during_a_first_bulk_load_leaves_the_empty_table_as_it_was(ingest_settings: Settings,
+                                                                           ingest_owner: str, tmp_path: Path) -> None:
+    """A first load of 50,000 rows into the empty table takes the fast road: it truncates the table (new
+    storage, no WAL with wal_level = minimal) and sets aside its indexes and keys. Killed during its COPY, all
+    of that rolls back: the same storage, the same indexes and constraints, nothing left set aside."""
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    from ingest.loader import DEFER_INDEXES_MIN_ROWS
+
+    n = DEFER_INDEXES_MIN_ROWS
+    i = np.arange(n)
+    x, y = 120000.0 + (i % 250) * 40.0, 480000.0 + (i // 250) * 40.0  # 10 x 10 m boxes on land near Amsterdam
+    gdf = gpd.GeoDataFrame({"identificatie": [f"{k:016d}" for k in range(1, n + 1)]},
+                           geometry=shapely.box(x, y, x + 10, y + 10), crs="EPSG:28992")
+    src = tmp_path / "panden.gpkg"
+    gdf.to_file(src, layer="pand")
+
+    def shape() -> list[tuple[object, ...]]:
+        return rows(ingest_owner, "SELECT pg_relation_filenode('twin.buildings'), (SELECT array_agg(indexdef ORDER BY "
+                    "indexname) FROM pg_indexes WHERE schemaname = 'twin' AND tablename = 'buildings'), (SELECT "
+                    "array_agg(pg_get_constraintdef(oid) ORDER BY conname) FROM pg_constraint WHERE conrelid = "
+                    "'twin.buildings'::regclass), (SELECT count(*) FROM twin.ingest_deferred_indexes), "
+                    "(SELECT count(*) FROM twin.buildings)")
+
+    before = shape()
+    marker = tmp_path / "paused"
+    env = cli_env(ingest_settings, {PAUSE_AT_ENV: "copy", PAUSE_FILE_ENV: str(marker)})
+    proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "ingest", "buildings", str(src), "--no-quality"],
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the load never reached the pause"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10  # the server notices the closed socket and rolls back
+    while shape() != before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert shape() == before
+    result = load(ingest_settings, "buildings", src)
+    assert (result.status, result.rows_inserted) == ("succeeded", n) and "indexes" in result.timings
+    after = shape()
+    assert after[0][1:4] == before[0][1:4] and after[0][4] == n
+    if scalar(ingest_owner, "SHOW wal_level") == "minimal":
+        assert after[0][0] != before[0][0]  # the good load took the fast road: new storage
