@@ -7,7 +7,9 @@ Everything here works on whole arrays (shapely 2, pyproj), never row by row.
 from __future__ import annotations
 
 import binascii
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -190,6 +192,24 @@ def build(plan: GeometryPlan, columns: pa.Table, wkb: pa.Array | None) -> tuple[
 def _short(value: object, limit: int = 80) -> str:
     text = "" if value is None else str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_VALIDITY_POOL: list[ThreadPoolExecutor] = []
+_VALIDITY_MIN_SPLIT = 4096
+
+
+def is_valid(geoms: np.ndarray) -> np.ndarray:
+    """``shapely.is_valid`` on all cores: GEOS's validity check releases the GIL, so halves of a batch run in
+    two threads at once (500,000 buildings: 0.38 s -> 0.15 s with two idle cores; in a load, where the server's
+    COPY shares the cores, 'twin ingest buildings' 2.86-2.96 s -> 2.67-2.81 s, 3 runs each, interleaved).
+    The pool is made once per process."""
+    workers = os.cpu_count() or 1
+    if workers < 2 or len(geoms) < _VALIDITY_MIN_SPLIT:
+        return np.asarray(shapely.is_valid(geoms), dtype=bool)
+    if not _VALIDITY_POOL:
+        _VALIDITY_POOL.append(ThreadPoolExecutor(workers, thread_name_prefix="is_valid"))
+    parts = np.array_split(geoms, workers)
+    return np.concatenate(list(_VALIDITY_POOL[0].map(shapely.is_valid, parts)))
 
 
 def representative_xy(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

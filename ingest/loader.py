@@ -428,7 +428,7 @@ class _Load:
         polygonal = placed & ~outside & np.isin(types, (geo.POLYGON, geo.MULTIPOLYGON))
         if polygonal.any():
             idx = np.nonzero(polygonal)[0]
-            invalid = idx[~shapely.is_valid(geoms[idx])]
+            invalid = idx[~geo.is_valid(geoms[idx])]
             if len(invalid):
                 geoms = self._repair(geoms, invalid, rows, bad, types)
                 changed = True

@@ -116,3 +116,20 @@ def test_numeric_kvk_and_sbi_columns_get_their_leading_zeros_back() -> None:
     assert vb.columns["sbi_code"].to_pylist() == ["0141"]
     assert vb.columns["kvk_number"].to_pylist() == ["01234567"]
     assert vb.columns["vestigingsnummer"].to_pylist() == ["000012345678"]
+
+
+def test_validity_in_threads_keeps_the_order() -> None:
+    """geometry.is_valid splits a large batch over threads; the answer is shapely's, row for row."""
+    import shapely
+
+    from ingest import geometry as geo
+
+    rng = np.random.default_rng(7)
+    n = 3 * geo._VALIDITY_MIN_SPLIT + 17
+    bowtie = shapely.Polygon([(0, 0), (10, 10), (10, 0), (0, 10)])
+    box = shapely.box(0, 0, 10, 10)
+    geoms = np.where(rng.random(n) < 0.1, bowtie, box).astype(object)
+    geoms[rng.integers(0, n, 50)] = None
+    got = geo.is_valid(geoms)
+    assert got.dtype == bool and got.tolist() == shapely.is_valid(geoms).tolist()
+    assert 0 < (~got).sum() < n
