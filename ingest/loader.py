@@ -876,10 +876,18 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
             conn.execute("SELECT twin.ingest_restore_indexes(%s)", (spec.table,))
             result.timings["indexes"] = time.perf_counter() - t_merge
     else:
-        if empty and empty[0] and state.staged >= DEFER_INDEXES_MIN_ROWS:
-            conn.execute("SELECT twin.ingest_defer_indexes(%s)", (spec.table,))
-            deferred = 1
-        _merge(conn, plan, state, result)
+        into_empty = bool(empty and empty[0])
+        if into_empty:
+            # As in the direct COPY: new storage (no WAL with wal_level = minimal), and for a bulk load the
+            # indexes, keys and foreign keys set aside; a plain INSERT then moves the stage (nothing to
+            # conflict with). 281,983 inspections: merge 2.98-3.04 s -> 1.16 s, the whole load 4.2-4.3 -> 2.4 s;
+            # 157,424 permits 2.4 -> 1.4-1.6 s.
+            conn.execute("SELECT twin.ingest_fresh_table(%s)", (spec.table,))
+            if state.staged >= DEFER_INDEXES_MIN_ROWS:
+                for step in ("ingest_defer_indexes", "ingest_defer_keys", "ingest_defer_foreign_keys"):
+                    conn.execute(sql.SQL("SELECT twin.{}(%s)").format(sql.Identifier(step)), (spec.table,))
+                deferred = 1
+        _merge(conn, plan, state, result, into_empty=into_empty)
         if deferred:
             t_index = time.perf_counter()
             conn.execute("SELECT twin.ingest_restore_indexes(%s)", (spec.table,))
@@ -926,22 +934,28 @@ def _check_in_database(conn: psycopg.Connection, plan: Plan, state: _Load) -> No
                 t=_t(src.table), k=sql.Identifier(src.key)))
 
 
-def _merge(conn: psycopg.Connection, plan: Plan, state: _Load, result: RunResult) -> None:
+def _merge(conn: psycopg.Connection, plan: Plan, state: _Load, result: RunResult, into_empty: bool = False) -> None:
     """Upsert the staging table into the layer; rows whose content did not change are not touched."""
     assert state.columns is not None and result.run_id is not None
-    merge_staged(conn, plan.spec, [*state.columns, "geom"], result, state.rejected_keys)
+    merge_staged(conn, plan.spec, [*state.columns, "geom"], result, state.rejected_keys, into_empty=into_empty)
     staged = conn.execute("SELECT count(*) FROM ingest_stage").fetchone()
     state.staged = int(staged[0]) if staged else 0
 
 
 def merge_staged(conn: psycopg.Connection, spec: LayerSpec, cols: list[str], result: RunResult,
-                 keep: list[str] | None = None) -> None:
+                 keep: list[str] | None = None, *, into_empty: bool = False) -> None:
     """Merge the TEMP table ``ingest_stage`` into a layer by its natural key: insert new keys, update rows
     whose content differs (IS DISTINCT FROM: unchanged rows are not rewritten and keep their run), and in
     replace mode delete the keys the stage does not hold (except ``keep``, the keys of rejected rows).
-    Sets rows_inserted/updated/deleted of ``result``."""
+    ``into_empty``: the layer is empty (and locked), so every staged row is new: a plain INSERT, which needs
+    no unique key (a bulk load may have set it aside). Sets rows_inserted/updated/deleted of ``result``."""
     key = sql.Identifier(spec.key)
     target = _t(spec.table)
+    if into_empty:
+        cur = conn.execute(sql.SQL("INSERT INTO {t} ({cols}, run_id) SELECT {cols}, %s FROM ingest_stage").format(
+            t=target, cols=sql.SQL(", ").join(map(sql.Identifier, cols))), (result.run_id,))
+        result.rows_inserted, result.rows_updated, result.rows_deleted = cur.rowcount, 0, 0
+        return
     if result.mode == "replace":
         cur = conn.execute(sql.SQL(
             "DELETE FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM ingest_stage s WHERE s.{k} = t.{k}) "

@@ -402,3 +402,35 @@ def test_faster_identifier_checks_accept_what_the_regular_expressions_accept(ing
     assert [(v, new) for v, new, _ in got] == [(v, old) for v, _, old in got]
     decided = [new for v, new, _ in got if v is not None]
     assert any(decided) and not all(decided)
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_first_staged_load_inserts_plainly_and_restores_its_keys(
+        bulk: bool, ingest_settings: Settings, ingest_owner: str, empty_layers: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Permits are staged (their establishments are checked in the twin). Into the empty table they go by a plain
+    INSERT; a bulk load first sets aside the indexes, the keys and the foreign key to establishments, and adds
+    them back before COMMIT. The rows, the rejects and the table's definition come out the same either way, and
+    a second load of the file is the usual upsert (unchanged)."""
+    from ingest import loader
+
+    monkeypatch.setattr(loader, "DEFER_INDEXES_MIN_ROWS", 1 if bulk else 10**9)
+    load(ingest_settings, "establishments", write_csv(tmp_path / "e.csv", ESTABLISHMENTS), crs="EPSG:28992")
+    before = _indexes(ingest_owner, "permits")
+    assert any(d.startswith("FOREIGN KEY (establishment_id)") for _, d in before)
+    permits = [{"zaaknummer": f"Z-{i}", "inrichting_id": e["inrichting_id"], "soort": "melding", "status": "verleend",
+                "datum_aanvraag": "2020-01-10", "datum_besluit": "2020-06-01", "nh3_emissie": ""}
+               for i, e in enumerate(ESTABLISHMENTS)]
+    permits.append({**permits[0], "zaaknummer": "Z-404", "inrichting_id": "IE404"})
+    src = write_csv(tmp_path / "p.csv", permits)
+    result = load(ingest_settings, "permits", src, max_reject_rate=0.5)
+    assert (result.status, result.rows_inserted, result.rows_rejected) == ("succeeded", len(ESTABLISHMENTS), 1)
+    assert [r.row for r in result.rejects] == [len(permits)]
+    assert ("indexes" in result.timings) == bulk
+    assert _indexes(ingest_owner, "permits") == before
+    assert scalar(ingest_owner, "SELECT count(*) FROM twin.ingest_deferred_indexes") == 0
+    assert scalar(ingest_owner, "SELECT count(*) FROM twin.permits p JOIN twin.establishments e "
+                                "USING (establishment_id) WHERE ST_Equals(p.geom, e.geom)") == len(ESTABLISHMENTS)
+    again = load(ingest_settings, "permits", src, max_reject_rate=0.5)
+    assert (again.status, again.rows_inserted, again.rows_updated, again.rows_unchanged) == (
+        "unchanged", 0, 0, len(ESTABLISHMENTS))

@@ -34,3 +34,4 @@ def downgrade() -> None:
                    f"ADD CONSTRAINT {table}_{column}_check CHECK ({check})")
     op.execute("DROP FUNCTION IF EXISTS twin.ingest_fresh_table(text)")
     op.execute("DROP FUNCTION IF EXISTS twin.ingest_defer_keys(text)")
+    op.execute("DROP FUNCTION IF EXISTS twin.ingest_defer_foreign_keys(text)")

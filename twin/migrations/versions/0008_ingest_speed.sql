@@ -94,3 +94,38 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION twin.ingest_defer_keys(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION twin.ingest_defer_keys(text) TO twin_writer;
+
+-- 4. A bulk load into an empty table may also set aside the table's own foreign keys and add them back at the
+-- end. Kept, the key is checked by a trigger per row (281,983 inspections: 0.94 s of a 3.3 s INSERT); added
+-- back, it is validated by one join over the whole table. The loader has already checked every reference
+-- against the twin (and rejected the rows that failed), so the join finds nothing; if it did, the load would
+-- roll back. ingest_restore_indexes adds them back.
+CREATE FUNCTION twin.ingest_defer_foreign_keys(layer_table text) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+  n integer := 0;
+  is_empty boolean;
+BEGIN
+  IF layer_table NOT IN ('municipalities', 'establishments', 'permits', 'inspections', 'natura2000_habitats',
+                         'housing_sites', 'buildings', 'deposition_hexagons', 'addresses') THEN
+    RAISE EXCEPTION 'ingest_defer_foreign_keys: % is not a layer table', layer_table;
+  END IF;
+  EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM twin.%I)', layer_table) INTO is_empty;
+  IF NOT is_empty THEN
+    RAISE EXCEPTION 'ingest_defer_foreign_keys: twin.% is not empty', layer_table;
+  END IF;
+  FOR r IN
+    SELECT k.conname AS name, pg_get_constraintdef(k.oid) AS def
+    FROM pg_constraint k
+    WHERE k.conrelid = format('twin.%I', layer_table)::regclass AND k.contype = 'f'
+  LOOP
+    INSERT INTO twin.ingest_deferred_indexes
+      VALUES (r.name, layer_table, format('ALTER TABLE twin.%I ADD CONSTRAINT %I %s', layer_table, r.name, r.def));
+    EXECUTE format('ALTER TABLE twin.%I DROP CONSTRAINT %I', layer_table, r.name);
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END $$;
+REVOKE ALL ON FUNCTION twin.ingest_defer_foreign_keys(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION twin.ingest_defer_foreign_keys(text) TO twin_writer;
