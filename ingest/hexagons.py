@@ -475,10 +475,14 @@ def derive(settings: Settings, national_size_m: float = NATIONAL_SIZE_M) -> RunR
                         pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=False))
                         cp.write(buf.getbuffer())
             empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM twin.deposition_hexagons)").fetchone()
-            deferred = bool(empty and empty[0]) and result.rows_read >= DEFER_INDEXES_MIN_ROWS
+            into_empty = bool(empty and empty[0])
+            deferred = into_empty and result.rows_read >= DEFER_INDEXES_MIN_ROWS
+            if into_empty:  # as a first load in ingest/loader.py: new storage, then a plain INSERT
+                conn.execute("SELECT twin.ingest_fresh_table('deposition_hexagons')")
             if deferred:
                 conn.execute("SELECT twin.ingest_defer_indexes('deposition_hexagons')")
-            merge_staged(conn, spec, COLUMNS, result)
+                conn.execute("SELECT twin.ingest_defer_keys('deposition_hexagons')")
+            merge_staged(conn, spec, COLUMNS, result, into_empty=into_empty)
             if deferred:
                 conn.execute("SELECT twin.ingest_restore_indexes('deposition_hexagons')")
             result.rows_unchanged = result.rows_read - result.rows_inserted - result.rows_updated
