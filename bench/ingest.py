@@ -1,7 +1,9 @@
 """Ingest benchmark: ``twin ingest`` against GDAL's ``ogr2ogr`` and ``GeoDataFrame.to_postgis``.
 
 Loads the medium-scale establishments (50,000 points), buildings (500,000 polygons) and BAG addresses (786,906
-points) GeoPackages into one throwaway database, in one run, with:
+points) GeoPackages, and DESIGN.md's reference case (``reference``: 500,000 random points on land, 4 attributes,
+RD New, made here once with a fixed seed and loaded as BAG addresses), into one throwaway database, in one run,
+with:
 
 - ``twin ingest``: the command as a user runs it (interpreter start, validation, checks, COPY, index
   build, provenance), into the twin's own tables (empty at the start of each load);
@@ -56,8 +58,11 @@ from twin import cluster, database  # noqa: E402
 from twin.settings import Settings  # noqa: E402
 
 DB = "twin_bench_ingest"
-DATASETS = (("establishments", "inrichtingen.gpkg"), ("buildings", "bag_panden.gpkg"),
-            ("addresses", "bag_verblijfsobjecten.gpkg"))
+# (name, layer, file in the demo folder; None: made by reference_points)
+DATASETS: tuple[tuple[str, str, str | None], ...] = (
+    ("establishments", "establishments", "inrichtingen.gpkg"), ("buildings", "buildings", "bag_panden.gpkg"),
+    ("addresses", "addresses", "bag_verblijfsobjecten.gpkg"), ("reference", "addresses", None))
+REFERENCE_ROWS = 500_000
 TO_POSTGIS = """
 import sys, time, geopandas as gpd, sqlalchemy as sa
 path, table, url = sys.argv[1:4]
@@ -145,12 +150,58 @@ def twin_ingest_flags() -> list[str]:
     return ["--no-quality"] if "--no-quality" in proc.stdout else []
 
 
-def run_one(s: Settings, layer: str, path: Path, quick: bool = False) -> list[dict[str, Any]]:
+def reference_points(data: Path, n: int = REFERENCE_ROWS, seed: int = 42) -> Path:
+    """DESIGN.md's reference case: ``n`` random points (uniform on land, inside the demo's municipalities) with 4
+    attributes (a 16-digit id, a house number, a postcode, a place name), RD New, as a BAG-like GeoPackage
+    layer ``verblijfsobject``. Made once per folder and seed, next to the bench's results."""
+    out = ROOT / "bench" / "results" / f"reference_points_{n}_{seed}.gpkg"
+    if out.exists():
+        return out
+    import numpy as np
+    import pyarrow as pa
+    import shapely
+
+    info = pyogrio.read_arrow(data / "gemeenten.gpkg")[1]
+    land = shapely.union_all(shapely.from_wkb(info.column(info.column_names[-1]).to_numpy(zero_copy_only=False)))
+    shapely.prepare(land)
+    xmin, ymin, xmax, ymax = land.bounds
+    rng = np.random.default_rng(seed)
+    xs: list[Any] = []
+    ys: list[Any] = []
+    have = 0
+    while have < n:
+        x, y = rng.uniform(xmin, xmax, n), rng.uniform(ymin, ymax, n)
+        inside = shapely.contains_xy(land, x, y)
+        xs.append(x[inside])
+        ys.append(y[inside])
+        have += int(inside.sum())
+    x, y = np.concatenate(xs)[:n], np.concatenate(ys)[:n]
+    ids = np.arange(1, n + 1)
+    letters = np.array(list("ABCDEFGHJKLMNPRSTVWXZ"))
+    table = pa.table({
+        "identificatie": pa.array([f"0363{i:012d}" for i in ids]),
+        "huisnummer": pa.array(rng.integers(1, 400, n), pa.int32()),
+        "postcode": pa.array([f"{a}{b}{c}" for a, b, c in zip(rng.integers(1000, 9999, n).tolist(),
+                                                               letters[rng.integers(0, len(letters), n)],
+                                                               letters[rng.integers(0, len(letters), n)],
+                                                               strict=True)]),
+        "woonplaats_naam": pa.array(np.array(["Amsterdam", "Utrecht", "Zwolle", "Tilburg"])[ids % 4]),
+        "geom": pa.array(shapely.to_wkb(shapely.points(x, y)), pa.binary()),
+    })
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pyogrio.write_arrow(table, out, layer="verblijfsobject", driver="GPKG", geometry_name="geom",
+                        geometry_type="Point", crs="EPSG:28992")
+    return out
+
+
+def run_one(s: Settings, layer: str, path: Path, quick: bool = False, name: str | None = None) -> list[dict[str, Any]]:
+    """Each tool on one file; the results carry the data set's ``name`` (default: the layer)."""
     rows = int(pyogrio.read_info(path)["features"])
     env = {**os.environ, "TWIN_DATABASE_NAME": DB, "TWIN_DATA_DIR": str(s.data_dir)}
     out: list[dict[str, Any]] = []
     dsn = pg_dsn(s)
     spec = LAYERS[layer]
+    label = name or layer
 
     truncate(s, spec.table)
     flags = twin_ingest_flags()
@@ -160,14 +211,14 @@ def run_one(s: Settings, layer: str, path: Path, quick: bool = False) -> list[di
         status, inserted, timings = r.fetchone() or (None, 0, {})
     if status != "succeeded" or inserted != rows:
         raise SystemExit(f"twin ingest {layer}: {status}, {inserted} of {rows} rows")
-    out.append({"tool": "twin ingest" + (" " + " ".join(flags) if flags else ""), "layer": layer, "rows": rows,
+    out.append({"tool": "twin ingest" + (" " + " ".join(flags) if flags else ""), "layer": label, "rows": rows,
                 "seconds": wall, "peak_mb": mb, "inside_seconds": timings.get("total")})
 
     gdal_env = {**os.environ, "PG_USE_COPY": "YES"}
     wall, mb, _ = timed(["ogr2ogr", "-f", "PostgreSQL", dsn, str(path), "-nln", f"bench.{spec.table}_ogr",
                          "-overwrite", "-lco", "GEOMETRY_NAME=geom", "-lco", "SPATIAL_INDEX=GIST",
                          "--config", "PG_USE_COPY", "YES"], gdal_env)
-    out.append({"tool": "ogr2ogr", "layer": layer, "rows": rows, "seconds": wall, "peak_mb": mb})
+    out.append({"tool": "ogr2ogr", "layer": label, "rows": rows, "seconds": wall, "peak_mb": mb})
     if quick:
         return out
 
@@ -176,11 +227,11 @@ def run_one(s: Settings, layer: str, path: Path, quick: bool = False) -> list[di
     wall, mb, _ = timed(["ogr2ogr", "-f", "PostgreSQL", dsn, str(path), "-nln", f"bench.{name}", "-append",
                          "-preserve_fid", "-sql", ogr_sql(layer, path), "-dialect", "SQLite", "-a_srs",
                          "EPSG:28992", "--config", "PG_USE_COPY", "YES"], gdal_env)
-    out.append({"tool": "ogr2ogr (twin table)", "layer": layer, "rows": rows, "seconds": wall, "peak_mb": mb})
+    out.append({"tool": "ogr2ogr (twin table)", "layer": label, "rows": rows, "seconds": wall, "peak_mb": mb})
 
     url = database.sqlalchemy_url(database.url_for(s, "owner"))
     wall, mb, _ = timed([sys.executable, "-c", TO_POSTGIS, str(path), f"{spec.table}_gpd", url])
-    out.append({"tool": "to_postgis", "layer": layer, "rows": rows, "seconds": wall, "peak_mb": mb})
+    out.append({"tool": "to_postgis", "layer": label, "rows": rows, "seconds": wall, "peak_mb": mb})
     return out
 
 
@@ -206,15 +257,16 @@ def bench_vectors(data: Path, repeat: int, quick: bool = False, layers: list[str
                    env=env, check=True, capture_output=True)
     results: list[dict[str, Any]] = []
     for i in range(repeat):
-        for layer, file in DATASETS:
-            if layers and layer not in layers:
+        for name, layer, file in DATASETS:
+            if layers and name not in layers:
                 continue
-            if not (data / file).exists():
-                print(f"skipped {layer}: no {data / file} (an older demo data set; regenerate it)", flush=True)
+            path = data / file if file else reference_points(data)
+            if not path.exists():
+                print(f"skipped {name}: no {path} (an older demo data set; regenerate it)", flush=True)
                 continue
-            run = run_one(s, layer, data / file, quick)
+            run = run_one(s, layer, path, quick, name)
             results += run
-            print(f"run {i + 1} {layer}: " + ", ".join(f"{r['tool']} {r['seconds']:.2f} s" for r in run) +
+            print(f"run {i + 1} {name}: " + ", ".join(f"{r['tool']} {r['seconds']:.2f} s" for r in run) +
                   f" (twin vs ogr2ogr {run[1]['seconds'] / run[0]['seconds']:.2f}x; load {os.getloadavg()[0]:.2f})",
                   flush=True)
     best: dict[tuple[str, str], dict[str, Any]] = {}
@@ -282,15 +334,15 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="Runs per tool; the best counts")
     parser.add_argument("--tiles", default="50,100,128,256", help="Tile sizes for raster-tiles")
     parser.add_argument("--quick", action="store_true", help="Only twin ingest and ogr2ogr (vectors)")
-    parser.add_argument("--layers", default=",".join(layer for layer, _ in DATASETS),
-                        help="Comma-separated layers to load (vectors; default all: "
-                             f"{', '.join(layer for layer, _ in DATASETS)})")
+    names = [name for name, _, _ in DATASETS]
+    parser.add_argument("--layers", default=",".join(names),
+                        help=f"Comma-separated data sets to load (vectors; default all: {', '.join(names)})")
     args = parser.parse_args()
     if not (args.data / "manifest.json").exists():
         raise SystemExit(f"{args.data}: no demo data; run: .venv/bin/twin demo-data --scale medium --seed 42 "
                          f"--out {args.data}")
     if args.what == "vectors":
-        unknown = set(args.layers.split(",")) - {layer for layer, _ in DATASETS}
+        unknown = set(args.layers.split(",")) - set(names)
         if unknown:
             raise SystemExit(f"--layers: unknown {', '.join(sorted(unknown))}")
         bench_vectors(args.data, args.repeat, args.quick, args.layers.split(","))
