@@ -33,7 +33,7 @@ import shapely
 from psycopg import sql
 
 from ingest import geometry as geo
-from ingest.loader import DEFER_INDEXES_MIN_ROWS, RunResult, merge_staged, recorded_run
+from ingest.loader import DEFER_INDEXES_MIN_ROWS, RunResult, merge_staged, recorded_run, set_aside
 from layers.registry import DEPOSITION_HEXAGONS
 from twin.database import connect, url_for
 from twin.errors import IngestError
@@ -480,8 +480,7 @@ def derive(settings: Settings, national_size_m: float = NATIONAL_SIZE_M) -> RunR
             if into_empty:  # as a first load in ingest/loader.py: new storage, then a plain INSERT
                 conn.execute("SELECT twin.ingest_fresh_table('deposition_hexagons')")
             if deferred:
-                conn.execute("SELECT twin.ingest_defer_indexes('deposition_hexagons')")
-                conn.execute("SELECT twin.ingest_defer_keys('deposition_hexagons')")
+                set_aside(conn, "deposition_hexagons")
             merge_staged(conn, spec, COLUMNS, result, into_empty=into_empty)
             if deferred:
                 conn.execute("SELECT twin.ingest_restore_indexes('deposition_hexagons')")

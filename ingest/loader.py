@@ -59,8 +59,8 @@ MODES = ("upsert", "replace")
 # then the server's COPY, nothing overlaps) -> 0.69 s; 500,000 buildings 2.54 -> 2.42 s; 8,192 was no better.
 BATCH_SIZE = 16384
 # From this many rows on, a load into an empty table sets the secondary indexes aside and rebuilds them
-# at the end (twin.ingest_defer_indexes; a direct COPY also its keys, twin.ingest_defer_keys): below it the
-# rebuild costs more than it saves.
+# at the end, and the keys and foreign keys with them (set_aside): below it the rebuild costs more than it
+# saves.
 DEFER_INDEXES_MIN_ROWS = 50_000
 # Test hook: TWIN_INGEST_PAUSE_AT=copy|commit with TWIN_INGEST_PAUSE_FILE=path makes the loader write that
 # file and sleep after the first COPYed batch or just before COMMIT (after the merge), so that a test can
@@ -801,12 +801,7 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
         # write no WAL (migration 0008 says when and what it costs).
         conn.execute("SELECT twin.ingest_fresh_table(%s)", (spec.table,))
     if direct and expected >= DEFER_INDEXES_MIN_ROWS:
-        row = conn.execute("SELECT twin.ingest_defer_indexes(%s)", (spec.table,)).fetchone()
-        deferred = int(row[0]) if row else 0
-        # The keys too (not for the staged merge below: ON CONFLICT needs them). 786,906 addresses, 2 runs
-        # each: 4.51-4.66 s -> 4.21-4.34 s wall; 500,000 buildings the same (2.95-3.00 s against 2.92-3.05 s).
-        row = conn.execute("SELECT twin.ingest_defer_keys(%s)", (spec.table,)).fetchone()
-        deferred += int(row[0]) if row else 0
+        deferred = set_aside(conn, spec.table)
     t_stage = time.perf_counter()
     batches = _read(plan.source, state.timing, batch_size)
     first = next(batches, None)
@@ -884,9 +879,7 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
             # 157,424 permits 2.4 -> 1.4-1.6 s.
             conn.execute("SELECT twin.ingest_fresh_table(%s)", (spec.table,))
             if state.staged >= DEFER_INDEXES_MIN_ROWS:
-                for step in ("ingest_defer_indexes", "ingest_defer_keys", "ingest_defer_foreign_keys"):
-                    conn.execute(sql.SQL("SELECT twin.{}(%s)").format(sql.Identifier(step)), (spec.table,))
-                deferred = 1
+                deferred = set_aside(conn, spec.table)
         _merge(conn, plan, state, result, into_empty=into_empty)
         if deferred:
             t_index = time.perf_counter()
@@ -907,6 +900,17 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
     result.timings["total"] = time.perf_counter() - started
     helper.execute("UPDATE twin.ingest_runs SET timings = %s WHERE id = %s",
                    (json.dumps({k: round(v, 4) for k, v in result.timings.items()}), run_id))
+
+
+def set_aside(conn: psycopg.Connection, table: str) -> int:
+    """Before a bulk write into an empty layer table that needs no ON CONFLICT: set its secondary indexes aside
+    (twin.ingest_defer_indexes), and the keys and foreign keys that the loader checks itself
+    (twin.ingest_defer_constraints, migration 0008: 786,906 addresses 4.51-4.66 -> 4.21-4.34 s wall, 2 runs
+    each; 500,000 buildings the same, 2.95-3.00 against 2.92-3.05 s). twin.ingest_restore_indexes adds them
+    all back before COMMIT. Returns how many were set aside."""
+    row = conn.execute("SELECT twin.ingest_defer_indexes(%(t)s) + twin.ingest_defer_constraints(%(t)s)",
+                       {"t": table}).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _check_in_database(conn: psycopg.Connection, plan: Plan, state: _Load) -> None:

@@ -229,7 +229,7 @@ def test_bulk_load_rebuilds_the_indexes_it_set_aside(ingest_settings: Settings, 
 
     with psycopg.connect(ingest_owner) as conn:  # what the load sets aside (rolled back at the end of the block)
         aside = conn.execute("SELECT twin.ingest_defer_indexes('establishments'), "
-                             "twin.ingest_defer_keys('establishments')").fetchone()
+                             "twin.ingest_defer_constraints('establishments')").fetchone()
         kept = conn.execute("SELECT conname FROM pg_constraint WHERE conrelid = 'twin.establishments'::regclass "
                             "AND contype IN ('p', 'u') ORDER BY 1").fetchall()
         conn.rollback()

@@ -1,6 +1,8 @@
 """Ingest speed: twin.ingest_fresh_table (a first load into an empty layer table truncates it inside its
 transaction, so that with wal_level = minimal, the local cluster's setting, its COPY and index builds write no
-WAL), and the identifier CHECKs in a form the server evaluates faster (the same values pass).
+WAL), the identifier CHECKs in a form the server evaluates faster (the same values pass), and
+twin.ingest_defer_constraints (a bulk load into an empty table sets aside the keys and foreign keys it checks
+itself, and adds them back before COMMIT).
 
 Revision ID: 0008
 Revises: 0007
@@ -33,5 +35,4 @@ def downgrade() -> None:
         op.execute(f"ALTER TABLE twin.{table} DROP CONSTRAINT {table}_{column}_check, "
                    f"ADD CONSTRAINT {table}_{column}_check CHECK ({check})")
     op.execute("DROP FUNCTION IF EXISTS twin.ingest_fresh_table(text)")
-    op.execute("DROP FUNCTION IF EXISTS twin.ingest_defer_keys(text)")
-    op.execute("DROP FUNCTION IF EXISTS twin.ingest_defer_foreign_keys(text)")
+    op.execute("DROP FUNCTION IF EXISTS twin.ingest_defer_constraints(text)")

@@ -57,14 +57,19 @@ ALTER TABLE twin.establishments
   DROP CONSTRAINT establishments_sbi_code_check,
   ADD CONSTRAINT establishments_sbi_code_check CHECK (octet_length(sbi_code) BETWEEN 2 AND 5 AND sbi_code ~ '^[0-9]+$');
 
--- 3. A bulk load into an empty table may also set aside its primary and unique keys (those that no foreign key
--- depends on) and add them back at the end, like ingest_defer_indexes does with the other indexes: a COPY that
--- maintains a unique B-tree row by row costs the server more than building it once (786,906 addresses: the
--- unique address_id key 0.75 s during the COPY, 0.26 s built afterwards). Only the direct COPY into the table
--- uses it: the staged merge needs the key for ON CONFLICT. The loader has refused duplicate keys before the
--- COPY, and if one got through, adding the key back fails and the whole load rolls back.
--- ingest_restore_indexes adds them back (it runs every definition recorded in twin.ingest_deferred_indexes).
-CREATE FUNCTION twin.ingest_defer_keys(layer_table text) RETURNS integer
+-- 3. A bulk load into an empty table may also set aside its constraints that cost per row and add them back at
+-- the end, like ingest_defer_indexes does with the other indexes (ingest_restore_indexes adds them back: it
+-- runs every definition recorded in twin.ingest_deferred_indexes):
+-- - the primary and unique keys that no foreign key depends on: a unique B-tree maintained row by row costs
+--   the server more than building it once (786,906 addresses: the unique address_id key 0.75 s during the
+--   COPY, 0.26 s built afterwards). The loader has refused duplicate keys before writing anything;
+-- - the table's own foreign keys: kept, each row is checked by a trigger (281,983 inspections: 0.94 s of a
+--   3.3 s INSERT); added back, the key is validated by one join. The loader has checked every reference
+--   against the twin (and rejected the rows that failed).
+-- If a duplicate or a dangling reference got through anyway, adding the constraint back fails and the whole
+-- load rolls back. The loader calls this only when it writes into the empty table without ON CONFLICT (which
+-- needs the key).
+CREATE FUNCTION twin.ingest_defer_constraints(layer_table text) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   r record;
@@ -73,17 +78,18 @@ DECLARE
 BEGIN
   IF layer_table NOT IN ('municipalities', 'establishments', 'permits', 'inspections', 'natura2000_habitats',
                          'housing_sites', 'buildings', 'deposition_hexagons', 'addresses') THEN
-    RAISE EXCEPTION 'ingest_defer_keys: % is not a layer table', layer_table;
+    RAISE EXCEPTION 'ingest_defer_constraints: % is not a layer table', layer_table;
   END IF;
   EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM twin.%I)', layer_table) INTO is_empty;
   IF NOT is_empty THEN
-    RAISE EXCEPTION 'ingest_defer_keys: twin.% is not empty', layer_table;
+    RAISE EXCEPTION 'ingest_defer_constraints: twin.% is not empty', layer_table;
   END IF;
   FOR r IN
     SELECT k.conname AS name, pg_get_constraintdef(k.oid) AS def
     FROM pg_constraint k
-    WHERE k.conrelid = format('twin.%I', layer_table)::regclass AND k.contype IN ('p', 'u')
-      AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = k.conindid)
+    WHERE k.conrelid = format('twin.%I', layer_table)::regclass
+      AND (k.contype = 'f' OR (k.contype IN ('p', 'u') AND NOT EXISTS (
+             SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = k.conindid)))
   LOOP
     INSERT INTO twin.ingest_deferred_indexes
       VALUES (r.name, layer_table, format('ALTER TABLE twin.%I ADD CONSTRAINT %I %s', layer_table, r.name, r.def));
@@ -92,40 +98,5 @@ BEGIN
   END LOOP;
   RETURN n;
 END $$;
-REVOKE ALL ON FUNCTION twin.ingest_defer_keys(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION twin.ingest_defer_keys(text) TO twin_writer;
-
--- 4. A bulk load into an empty table may also set aside the table's own foreign keys and add them back at the
--- end. Kept, the key is checked by a trigger per row (281,983 inspections: 0.94 s of a 3.3 s INSERT); added
--- back, it is validated by one join over the whole table. The loader has already checked every reference
--- against the twin (and rejected the rows that failed), so the join finds nothing; if it did, the load would
--- roll back. ingest_restore_indexes adds them back.
-CREATE FUNCTION twin.ingest_defer_foreign_keys(layer_table text) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  r record;
-  n integer := 0;
-  is_empty boolean;
-BEGIN
-  IF layer_table NOT IN ('municipalities', 'establishments', 'permits', 'inspections', 'natura2000_habitats',
-                         'housing_sites', 'buildings', 'deposition_hexagons', 'addresses') THEN
-    RAISE EXCEPTION 'ingest_defer_foreign_keys: % is not a layer table', layer_table;
-  END IF;
-  EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM twin.%I)', layer_table) INTO is_empty;
-  IF NOT is_empty THEN
-    RAISE EXCEPTION 'ingest_defer_foreign_keys: twin.% is not empty', layer_table;
-  END IF;
-  FOR r IN
-    SELECT k.conname AS name, pg_get_constraintdef(k.oid) AS def
-    FROM pg_constraint k
-    WHERE k.conrelid = format('twin.%I', layer_table)::regclass AND k.contype = 'f'
-  LOOP
-    INSERT INTO twin.ingest_deferred_indexes
-      VALUES (r.name, layer_table, format('ALTER TABLE twin.%I ADD CONSTRAINT %I %s', layer_table, r.name, r.def));
-    EXECUTE format('ALTER TABLE twin.%I DROP CONSTRAINT %I', layer_table, r.name);
-    n := n + 1;
-  END LOOP;
-  RETURN n;
-END $$;
-REVOKE ALL ON FUNCTION twin.ingest_defer_foreign_keys(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION twin.ingest_defer_foreign_keys(text) TO twin_writer;
+REVOKE ALL ON FUNCTION twin.ingest_defer_constraints(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION twin.ingest_defer_constraints(text) TO twin_writer;
