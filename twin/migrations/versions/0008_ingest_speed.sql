@@ -1,12 +1,13 @@
--- Ingest speed: two changes that make bulk loads cheaper for the server, with the same guarantees.
+-- Ingest speed: three changes that make bulk loads cheaper for the server, with the same guarantees.
 --
 -- 1. A first load into an empty layer table writes no WAL when the server runs with wal_level = minimal.
 --
 -- PostgreSQL skips the WAL of a table whose storage was created in the current transaction (CREATE TABLE or
--- TRUNCATE) when wal_level is minimal, and syncs the file at COMMIT instead. The loader copies into an empty
--- layer table directly (no staging table), so it calls this function first: when the table is empty, no
--- foreign key points at it and wal_level is minimal, the table is truncated (it holds nothing, so nothing is
--- lost) inside the loader's transaction and the COPY and the index builds that follow skip the WAL.
+-- TRUNCATE) when wal_level is minimal, and syncs the file at COMMIT instead. The loader calls this function
+-- before it writes into an empty layer table (the direct COPY, the plain INSERT from its stage, the first
+-- hexagon derive): when the table is empty, no foreign key points at it and wal_level is minimal, the table
+-- is truncated (it holds nothing, so nothing is lost) inside the loader's transaction, and the writes and
+-- index builds that follow skip the WAL.
 -- 500,000 buildings: COPY 0.55 s instead of 0.93 s, the three index builds 0.93 s instead of 1.12 s.
 -- The cost: TRUNCATE holds an ACCESS EXCLUSIVE lock until COMMIT, so readers of the (empty) table wait for
 -- the first load instead of seeing no rows. With another wal_level the function does nothing.
