@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 from pyogrio.errors import DataLayerError, DataSourceError
@@ -112,6 +113,12 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     security.install(app, settings)
+    if settings.gzip_level:
+        # For clients that send Accept-Encoding: gzip (browsers, QGIS and GDAL, httpx; curl with --compressed).
+        # Level 1: the map's housing analysis (1.31 MB of GeoJSON) becomes 317 kB in 9 ms of CPU, a page of
+        # 1,000 buildings 344 -> 60 kB in 1.6 ms; level 9 saves another ~20% for 6x the CPU. The static files
+        # come compressed already (Content-Encoding set) and pass through.
+        app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=settings.gzip_level)
     landing.use_openapi_30(app)  # OGC API Features asks for OpenAPI 3.0; FastAPI writes 3.1
     for module in (health, landing, collections, features, tiles, coverages, analyses, quality, routes):
         app.include_router(module.router)

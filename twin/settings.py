@@ -44,6 +44,8 @@ class Settings(BaseSettings):
                                  "(kept until their table changes); 0: no cache.")
     analysis_cache_mb: float = Field(default=32.0, ge=0, description="Memory per API process for answers of "
                                      "/analysis/housing-nitrogen (kept until a table it reads changes); 0: none.")
+    gzip_level: int = Field(default=1, ge=0, le=9, description="gzip level of answers of 1 kB and more to clients "
+                            "that accept it (1 fastest, 9 smallest); 0: off, e.g. behind a proxy that compresses.")
 
     # --- Security and access (issue 8; see docs/security.md) -------------------------------------------
     key_cache_s: float = Field(default=10.0, description="Seconds a resolved API key is cached (revocation lag).")
