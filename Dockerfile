@@ -6,8 +6,10 @@ COPY pyproject.toml README.md ./
 COPY twin ./twin
 COPY layers ./layers
 COPY ingest ./ingest
+COPY demo ./demo
 COPY api ./api
 COPY frontend ./frontend
+COPY cli ./cli
 RUN pip install --no-cache-dir . && useradd --system --home /app twin
 USER twin
 EXPOSE 8000

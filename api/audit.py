@@ -16,6 +16,8 @@ import contextvars
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,9 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layers.registry import LAYERS
+from twin import database
 from twin.access import ANONYMOUS, Principal
+from twin.settings import Settings
 
 log = logging.getLogger("twin.audit")
 
@@ -192,3 +196,25 @@ async def write_entry(scope: Scope, principal: Principal, note: AccessNote, stat
     except Exception:  # noqa: BLE001 - the response is out; the failure must be visible in the log
         log.exception("audit: could not record access of %s to %s by %s", scope.get("path"), sorted(note.layers),
                       principal.name)
+
+
+@asynccontextmanager
+async def auditor_pool(app: Any, settings: Settings) -> AsyncIterator[None]:
+    """For the app's lifetime: the auditor's small pool on ``app.state.audit_pool`` (the reader's
+    transactions are read-only, so the audit log is written on a connection of its own)."""
+    pool = AsyncConnectionPool(
+        auditor_url(settings), min_size=0, max_size=2, open=False, check=AsyncConnectionPool.check_connection,
+        kwargs={"connect_timeout": 3, "application_name": "vth-twin-audit", "autocommit": True},
+        reconnect_timeout=settings.pool_reconnect_timeout_s,
+    )
+    await pool.open(wait=False)
+    app.state.audit_pool = pool
+    try:
+        yield
+    finally:
+        await pool.close()
+
+
+def auditor_url(settings: Settings) -> str:
+    """URL of twin_auditor: TWIN_AUDITOR_URL, else derived like the other roles (with TWIN_AUDITOR_PASSWORD)."""
+    return database.url_for(settings, "auditor")

@@ -1,6 +1,6 @@
 """Who is calling: the principal of a request and the access checks on layers.
 
-The principal is resolved once per request by the authentication middleware (``api.security``) from an
+The principal is resolved once per request by the authentication middleware (``api.middleware``) from an
 API key (``Authorization: Bearer twin_...`` or ``X-API-Key``) or an OIDC bearer token, and kept on
 ``request.state.principal``. Routes take it as ``PrincipalDep``. Row visibility of restricted tables is
 enforced by PostgreSQL (row-level security, set per transaction in ``api.deps.get_conn``); the field rules

@@ -26,8 +26,9 @@ from pygeofilter import ast, values
 from pygeofilter.parsers import cql2_text
 from pygeofilter.parsers.cql2_text.parser import CQLTransformer
 
-from api.query import Binder, Columns, geometry_sql
-from twin.crs import Crs, bbox_geometry, prepare_geometry
+from api.bbox import Bbox
+from api.columns import Binder, Columns, geometry_sql
+from twin.crs import Crs, prepare_geometry
 from twin.errors import InvalidParameter
 
 PARAMETER = "filter"
@@ -436,10 +437,12 @@ class Translator:
 
     def _envelope(self, bounds: tuple[float, ...]) -> sql.Composable:
         try:
-            geom = bbox_geometry(bounds, self.filter_crs, PARAMETER)
+            box = Bbox.of(bounds, self.filter_crs, PARAMETER)
         except InvalidParameter as exc:
             raise _FilterError(exc.message.removeprefix("filter: ")) from None
-        return self._bind_geometry(geom)
+        except shapely.errors.ShapelyError as exc:
+            raise _FilterError(f"the geometry could not be used ({exc}).") from None
+        return geometry_sql(self.binder.bind(box.wkb), box.srid)
 
     def _bind_geometry(self, geom: Any) -> sql.Composable:
         try:

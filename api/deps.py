@@ -7,12 +7,12 @@ from typing import Annotated
 
 import psycopg
 from fastapi import Depends, Request
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from api.auth import PrincipalDep
 from layers.registry import LAYERS, LayerSpec
 from twin.access import REQUEST_SETTINGS_SQL, request_settings
-from twin.errors import DatabaseUnavailable, NotFound, QueryTimeout
+from twin.errors import NotFound
 from twin.settings import Settings
 
 
@@ -26,27 +26,16 @@ def get_pool(request: Request) -> AsyncConnectionPool:
     return pool
 
 
-def timeout_message(settings: Settings) -> str:
-    return (f"the query took longer than the {settings.statement_timeout_ms / 1000:g} s allowed and was stopped: "
-            "narrow the request (a smaller bbox, a lower limit, a simpler filter) and try again.")
-
-
 async def get_conn(request: Request, principal: PrincipalDep) -> AsyncIterator[psycopg.AsyncConnection]:
     """A pooled reader connection in a transaction that carries the caller: ``SET LOCAL ROLE`` to the
     database role of their API role and ``twin.org_code`` (both end with the transaction) for the
-    row-level security policies; 503 (fast) when the database is unavailable or a statement times out."""
+    row-level security policies. When the database is unavailable or a statement times out, the error
+    table (:mod:`api.errors`) answers 503 (fast)."""
     pool = get_pool(request)
     settings: Settings = request.app.state.settings
-    try:
-        async with pool.connection(timeout=settings.pool_timeout_s) as conn:
-            await conn.execute(REQUEST_SETTINGS_SQL, request_settings(principal))
-            yield conn
-    except psycopg.errors.QueryCanceled as exc:
-        raise QueryTimeout(timeout_message(settings)) from exc
-    except (PoolTimeout, psycopg.OperationalError) as exc:
-        raise DatabaseUnavailable(
-            "the database is unavailable; try again shortly (see /readyz)."
-        ) from exc
+    async with pool.connection(timeout=settings.pool_timeout_s) as conn:
+        await conn.execute(REQUEST_SETTINGS_SQL, request_settings(principal))
+        yield conn
 
 
 def get_layer(collection_id: str) -> LayerSpec:

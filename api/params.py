@@ -1,4 +1,7 @@
-"""Query parameters of the feature endpoints, validated once into :class:`api.query.ItemsQuery`.
+"""The parameter layer: every request parameter is parsed and validated here, once, into the query
+models next to their parsers (:class:`ItemsQuery` of the feature endpoints, tiles, coverage points and
+bodies); ``bbox`` through the one parser of :mod:`api.bbox` (``BboxDep`` for routes with declared
+parameters).
 
 Every malformed value is a 400 naming the parameter and what is allowed; unknown parameters are a 400
 too (OGC API Features allows it, and it catches typos such as ``bbbox``).
@@ -6,24 +9,94 @@ too (OGC API Features allows it, and it catches typos such as ``bbbox``).
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import shapely
+import shapely.geometry
+from fastapi import Depends, Query, Request
 from starlette.datastructures import QueryParams
 
 from api import cql
-from api.query import Columns, DateRange, Format, ItemsQuery
+from api.bbox import Bbox, parse_bbox
+from api.columns import Columns
+from api.errors import PayloadTooLarge
 from layers.registry import FieldSpec
-from twin.crs import CRS84, bbox_geometry, parse_crs, prepare_geometry
-from twin.errors import InvalidParameter
+from twin.crs import CRS84, Crs, parse_crs
+from twin.errors import InvalidParameter, NotFound
+
+Format = Literal["json", "csv", "gpkg"]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 MAX_OFFSET = 1_000_000_000
 MAX_SORT_FIELDS = 5
 FORMATS: dict[str, Format] = {"json": "json", "geojson": "json", "csv": "csv", "gpkg": "gpkg"}
+MAX_ZOOM = 24  # of the WebMercatorQuad tiles (vector and coverage)
+MAX_BODY_BYTES = 1_048_576  # of a posted geometry
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """A closed range of days (None: open end), from the ``datetime`` parameter."""
+
+    start: date | None
+    end: date | None
+
+
+@dataclass(frozen=True)
+class ItemsQuery:
+    """The validated query parameters of ``/collections/{id}/items`` (see :mod:`api.params`)."""
+
+    limit: int = 100
+    offset: int = 0
+    limit_given: bool = False
+    bbox: Bbox | None = None
+    crs: Crs | None = None
+    datetime: DateRange | None = None
+    properties: tuple[str, ...] | None = None  # None: all visible fields
+    sortby: tuple[tuple[str, bool], ...] = ()  # (field, descending)
+    equals: tuple[tuple[str, Any], ...] = ()
+    filter: Any = None  # parsed CQL2 AST
+    filter_crs: Crs | None = None
+    format: Format = "json"
+
+
+def qparam(name: str, description: str, schema: dict[str, Any], style: str | None = None) -> dict[str, Any]:
+    """An OpenAPI query parameter (optional), for ``openapi_extra`` of routes that parse their query here."""
+    p: dict[str, Any] = {"name": name, "in": "query", "required": False, "description": description,
+                         "schema": schema}
+    if style:
+        p.update({"style": style, "explode": False})
+    return p
+
+
+ITEMS_OPENAPI = {"parameters": [
+    qparam("limit", f"Features per page (default {DEFAULT_LIMIT}; larger values are capped at "
+           f"{MAX_LIMIT:,}).", {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT}),
+    qparam("offset", "Features to skip (the next/prev links carry it).", {"type": "integer", "minimum": 0}),
+    qparam("bbox", "minx,miny,maxx,maxy in bbox-crs (default CRS84: lon,lat).",
+           {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 6}, style="form"),
+    qparam("bbox-crs", "CRS of bbox (URI).", {"type": "string", "format": "uri"}),
+    qparam("crs", "CRS of the response geometries (URI): CRS84 (default), EPSG:4326 (lat/lon), EPSG:28992, "
+           "EPSG:3857.", {"type": "string", "format": "uri"}),
+    qparam("datetime", "Instant or interval on the layer's time field: 2024-01-01, 2024-01-01/2024-06-30, "
+           "../2024-01-01, 2024-01-01/.. (ignored by layers without a time field).", {"type": "string"}),
+    qparam("properties", "Comma-separated properties to return (empty: none).", {"type": "string"}),
+    qparam("sortby", "Comma-separated +field or -field.", {"type": "string"}),
+    qparam("filter", "CQL2 text filter, e.g. status = 'verleend' AND S_INTERSECTS(geometry, POINT(5.1 52.1)).",
+           {"type": "string"}),
+    qparam("filter-lang", "cql2-text (the default and only value).", {"type": "string", "enum": ["cql2-text"]}),
+    qparam("filter-crs", "CRS of geometries in the filter (default CRS84).", {"type": "string", "format": "uri"}),
+    qparam("f", "json (GeoJSON, default), csv or gpkg (GeoPackage).",
+           {"type": "string", "enum": ["json", "csv", "gpkg"]}),
+]}
+ITEM_OPENAPI = {"parameters": [p for p in ITEMS_OPENAPI["parameters"] if p["name"] in ("crs", "properties")]}
 
 ITEMS_PARAMETERS = (
     "f", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "properties", "sortby", "filter",
@@ -54,20 +127,6 @@ def parse_int(value: str, parameter: str, minimum: int) -> int:
     if n < minimum:
         raise InvalidParameter(f"{parameter} must be at least {minimum}, not {n}.", parameter=parameter)
     return n
-
-
-def parse_numbers(value: str, parameter: str, counts: tuple[int, ...]) -> tuple[float, ...]:
-    parts = value.split(",")
-    try:
-        numbers = tuple(float(p) for p in parts)
-    except ValueError:
-        numbers = ()
-    if len(numbers) not in counts or not all(math.isfinite(n) for n in numbers):
-        raise InvalidParameter(
-            f"{parameter}={value!r} must be {' or '.join(str(c) for c in counts)} comma-separated numbers.",
-            parameter=parameter,
-        )
-    return numbers
 
 
 def parse_instant(value: str, parameter: str, end: bool) -> date | None:
@@ -188,13 +247,7 @@ def parse_items(params: QueryParams, columns: Columns) -> ItemsQuery:
     if offset > MAX_OFFSET:
         raise InvalidParameter(f"offset must be at most {MAX_OFFSET:,}.", parameter="offset")
     crs = parse_crs(get("crs") or CRS84.uri, "crs")
-    bbox = None
-    if get("bbox") is not None:
-        bbox_crs = parse_crs(get("bbox-crs") or CRS84.uri, "bbox-crs")
-        numbers = parse_numbers(str(get("bbox")), "bbox", (4, 6))
-        bbox = prepare_geometry(bbox_geometry(numbers, bbox_crs, "bbox"), bbox_crs, "bbox")
-    elif get("bbox-crs") is not None:
-        parse_crs(str(get("bbox-crs")), "bbox-crs")
+    bbox = parse_bbox(get("bbox"), get("bbox-crs"))
     dt = parse_datetime(str(get("datetime"))) if get("datetime") is not None else None
     properties = parse_field_list(str(get("properties")), "properties", columns) \
         if get("properties") is not None else None
@@ -225,3 +278,115 @@ def parse_item(params: QueryParams, columns: Columns) -> ItemsQuery:
     properties = parse_field_list(str(params.get("properties")), "properties", columns) \
         if params.get("properties") is not None else None
     return ItemsQuery(crs=crs, properties=properties)
+
+
+def bbox_param(
+    bbox: str | None = Query(None, max_length=200, description="minx,miny,maxx,maxy in bbox-crs (default CRS84: "
+                             "minlon,minlat,maxlon,maxlat); whole cells"),
+    bbox_crs: str | None = Query(None, alias="bbox-crs", max_length=200, description="CRS of bbox (URI); default "
+                                 "CRS84"),
+) -> Bbox | None:
+    """``bbox`` and ``bbox-crs`` as declared FastAPI parameters (an empty ``bbox`` is no box)."""
+    return parse_bbox(bbox or None, bbox_crs)
+
+
+BboxDep = Annotated[Bbox | None, Depends(bbox_param)]
+
+
+# -- tiles -------------------------------------------------------------------------------------------------
+def parse_tile(z: str, x: str, y: str) -> tuple[int, int, int]:
+    """(z, x, y) of a WebMercatorQuad tile; 400 when malformed, 404 outside the tile matrix."""
+    m = re.fullmatch(r"(\d{1,10})(?:\.(?:mvt|pbf))?", y)
+    try:
+        zi, xi = int(z), int(x)
+        if m is None:
+            raise ValueError
+        yi = int(m.group(1))
+    except ValueError:
+        raise InvalidParameter(
+            f"tile {z}/{x}/{y}: z, x and y must be non-negative integers.", parameter="tile"
+        ) from None
+    if not 0 <= zi <= MAX_ZOOM:
+        raise NotFound(f"zoom level {zi} is outside WebMercatorQuad (0 to {MAX_ZOOM}).")
+    n = 1 << zi
+    if not (0 <= xi < n and 0 <= yi < n):
+        raise NotFound(f"tile {zi}/{xi}/{yi} lies outside the tile matrix of zoom {zi} (0 to {n - 1}).")
+    return zi, xi, yi
+
+
+# -- coverages ---------------------------------------------------------------------------------------------
+def parse_float(value: str | None, name: str, low: float, high: float) -> float:
+    """A required number between ``low`` and ``high``."""
+    if value is None:
+        raise InvalidParameter(f"{name} is required.", parameter=name)
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidParameter(f"{name}={value!r} is not a number.", parameter=name) from None
+    if not (math.isfinite(number) and low <= number <= high):
+        raise InvalidParameter(f"{name} must lie between {low:g} and {high:g}.", parameter=name)
+    return number
+
+
+def parse_year(value: str | None, known: list[int], required: bool = False) -> int | None:
+    """The ``year`` of a coverage, one of ``known``; the latest when required and not given."""
+    if value is None:
+        if not required:
+            return None
+        if not known:
+            raise NotFound("the coverage holds no years yet: load a deposition raster first.")
+        return max(known)
+    try:
+        year = int(value)
+    except ValueError:
+        raise InvalidParameter(f"year={value!r} is not a year.", parameter="year") from None
+    if year not in known:
+        raise InvalidParameter(
+            f"year {year} is not in the coverage; available: {', '.join(map(str, known)) or 'none yet'}.",
+            parameter="year",
+        )
+    return year
+
+
+def parse_geometry_crs(value: str | None) -> Crs:
+    """The ``crs`` of a posted geometry: CRS84 (default), EPSG:4326 or EPSG:28992."""
+    crs = parse_crs(value or CRS84.uri, "crs")
+    if crs.srid not in (4326, 28992):
+        raise InvalidParameter("crs: post the geometry in CRS84, EPSG:4326 or EPSG:28992.", parameter="crs")
+    return crs
+
+
+async def read_json_body(request: Request) -> Any:
+    """The posted JSON, at most :data:`MAX_BODY_BYTES` (413 beyond, 400 when it is not JSON)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is {int(length):,} bytes; at most {MAX_BODY_BYTES:,} are allowed "
+                              "(simplify the geometry).")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES:,} bytes (simplify the geometry).")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidParameter("the body is not JSON: send a GeoJSON Polygon or MultiPolygon (or a Feature with "
+                               "one).", parameter="body") from None
+
+
+def polygon_body(doc: Any) -> shapely.Geometry:
+    """The (2D) Polygon or MultiPolygon of a posted GeoJSON geometry or Feature."""
+    if isinstance(doc, dict) and doc.get("type") == "Feature":
+        doc = doc.get("geometry")
+    if not isinstance(doc, dict) or doc.get("type") not in ("Polygon", "MultiPolygon"):
+        kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
+        raise InvalidParameter(
+            f"the body must be a GeoJSON Polygon or MultiPolygon (or a Feature with one), not {kind!r}.",
+            parameter="body",
+        )
+    try:
+        geom = shapely.geometry.shape(doc)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, shapely.errors.ShapelyError) as exc:
+        raise InvalidParameter(f"the geometry could not be read ({type(exc).__name__}: {exc}); check its "
+                               "coordinates.", parameter="body") from None
+    return shapely.force_2d(geom)

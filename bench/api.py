@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 CITY_BBOX = "4.75,52.30,5.02,52.43"  # Amsterdam
 RANDSTAD = (4.2, 51.85, 5.2, 52.45)
+BASELINE = "baseline"
 CQL2 = "sbi_code = '0141' AND visit_frequency_years = 3"
 TILES_PER_ZOOM = 40
 
@@ -90,7 +91,8 @@ def socket_dir() -> str:
     return str(Settings().socket_dir if os.environ.get("TWIN_DATA_DIR") else (ROOT / ".twin" / "run"))
 
 
-def start_twin(database: str, port: int) -> subprocess.Popen[bytes]:
+def start_twin(database: str, port: int, tree: Path = ROOT) -> subprocess.Popen[bytes]:
+    """vth-twin from the checkout ``tree`` (this one, or another commit's for a before/after comparison)."""
     # The tile cache is off (unless TWIN_TILE_CACHE_MB is set): the workload repeats a fixed sample of tiles,
     # which vth-twin would otherwise serve from memory while tipg cuts every one; like for like, both cut.
     env = {**os.environ, "TWIN_DATABASE_NAME": database, "TWIN_RATE_LIMIT_RPS": "0",
@@ -98,8 +100,8 @@ def start_twin(database: str, port: int) -> subprocess.Popen[bytes]:
            "TWIN_DATA_DIR": os.environ.get("TWIN_DATA_DIR", str(ROOT / ".twin"))}
     return subprocess.Popen(
         [PYTHON, "-m", "uvicorn", "--factory", "api.app:app_from_env", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "--log-level", "warning", "--no-access-log", "--app-dir", str(tree)],
+        cwd=tree, env={**env, "PYTHONPATH": str(tree)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 
 
@@ -125,11 +127,11 @@ def tile_sample(seed: int = 42) -> list[tuple[int, int, int]]:
     return out
 
 
-def workloads(twin: str, tipg: str) -> dict[str, dict[str, list[str]]]:
+def workloads(twin: str, tipg: str, baseline: str | None = None) -> dict[str, dict[str, list[str]]]:
     q_bbox = urllib.parse.urlencode({"bbox": CITY_BBOX, "limit": 1000})
     q_cql = urllib.parse.urlencode({"filter": CQL2, "filter-lang": "cql2-text", "limit": 1000})
     tiles = tile_sample()
-    return {
+    out = {
         "items-bbox": {
             "vth-twin": [f"{twin}/collections/establishments/items?{q_bbox}"],
             "tipg": [f"{tipg}/collections/twin.establishments/items?{q_bbox}"],
@@ -143,6 +145,10 @@ def workloads(twin: str, tipg: str) -> dict[str, dict[str, list[str]]]:
             "tipg": [f"{tipg}/collections/twin.establishments/tiles/WebMercatorQuad/{z}/{x}/{y}" for z, x, y in tiles],
         },
     }
+    if baseline:  # the same requests to the other checkout's vth-twin
+        for urls in out.values():
+            urls[BASELINE] = [u.replace(twin, baseline, 1) for u in urls["vth-twin"]]
+    return out
 
 
 async def measure(urls: list[str], concurrency: int, seconds: float) -> tuple[list[float], int, int]:
@@ -200,24 +206,32 @@ def main() -> int:
     parser.add_argument("--workloads", nargs="+", default=["items-bbox", "items-cql2", "tiles"])
     parser.add_argument("--pg-port", type=int, default=54329)
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--baseline", type=Path, help="a checkout of another commit (e.g. `git worktree add "
+                        "/tmp/before main`), served as a third server: before/after in one run")
     args = parser.parse_args()
 
     ports = {"vth-twin": free_port(), "tipg": free_port()}
     procs = {"vth-twin": start_twin(args.database, ports["vth-twin"]),
              "tipg": start_tipg(args.database, ports["tipg"], args.pg_port)}
+    if args.baseline:
+        ports[BASELINE] = free_port()
+        procs[BASELINE] = start_twin(args.database, ports[BASELINE], args.baseline.resolve())
+    servers = list(procs)
     results: list[Result] = []
     try:
         base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         wait_ready(f"{base['vth-twin']}/healthz", procs["vth-twin"])
         wait_ready(f"{base['tipg']}/collections", procs["tipg"])
-        urls = workloads(base["vth-twin"], base["tipg"])
+        if args.baseline:
+            wait_ready(f"{base[BASELINE]}/healthz", procs[BASELINE])
+        urls = workloads(base["vth-twin"], base["tipg"], base.get(BASELINE))
         print(f"vth-twin on {base['vth-twin']}, tipg on {base['tipg']}, database {args.database}")
         sanity(urls)
         for name in args.workloads:
-            for server in ("vth-twin", "tipg"):
+            for server in servers:
                 asyncio.run(measure(urls[name][server], 1, args.warmup))
             for c in args.concurrency:
-                for server in ("vth-twin", "tipg"):
+                for server in servers:
                     lat, err, nbytes = asyncio.run(measure(urls[name][server], c, args.seconds))
                     r = summarise(server, name, c, args.seconds, lat, err, nbytes)
                     results.append(r)
@@ -238,6 +252,13 @@ def main() -> int:
             b = next(r for r in results if r.server == "tipg" and r.workload == name and r.concurrency == c)
             print(f"{name:11s} {c:2d} {a.rps:15.1f} {b.rps:12.1f} {a.rps / b.rps:7.2f}x {a.p95_ms:11.1f} ms "
                   f"{b.p95_ms:7.1f} ms")
+    if args.baseline:
+        print(f"\nworkload     c   vth-twin req/s   baseline req/s   ratio   (baseline: {args.baseline})")
+        for name in args.workloads:
+            for c in args.concurrency:
+                a = next(r for r in results if r.server == "vth-twin" and r.workload == name and r.concurrency == c)
+                b = next(r for r in results if r.server == BASELINE and r.workload == name and r.concurrency == c)
+                print(f"{name:11s} {c:2d} {a.rps:15.1f} {b.rps:16.1f} {a.rps / b.rps:7.2f}x")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0 if all(r.errors == 0 for r in results) else 1

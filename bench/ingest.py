@@ -290,7 +290,7 @@ def bench_tiles(data: Path, sizes: list[int]) -> None:
     """Load the medium raster with each tile size and time zonal statistics and point queries."""
     import numpy as np
 
-    from ingest import raster
+    from ingest import coverage_loader
     from ingest.loader import load
 
     s = settings()
@@ -301,7 +301,7 @@ def bench_tiles(data: Path, sizes: list[int]) -> None:
     points = list(zip(rng.uniform(20000, 270000, 2000), rng.uniform(310000, 610000, 2000), strict=True))
     print(f"\n{'tile':>5} {'tiles':>7} {'load s':>7} {'zonal 342 s':>12} {'2,000 points s':>15}")
     for size in sizes:
-        raster.TILE = size
+        coverage_loader.TILE = size
         result = load(s, "nitrogen-deposition", data / "stikstofdepositie_ntot.tif", mode="replace")
         if result.status not in ("succeeded", "unchanged"):
             raise SystemExit(result.message)

@@ -230,7 +230,8 @@ def _establishments(base_url: str) -> MapLayer:
                  parameters={"depthTest": False})
     return MapLayer(layer, "Establishments", "supervision", spec.id, True, theme.category_legend(),
                     _tooltip(spec, ["establishment_id", "sbi_code", "sbi_description", "environmental_category",
-                                    "activiteitenbesluit_type", "brzo", "visit_frequency_years", "city"]),
+                                    "activiteitenbesluit_type", "bal_regime", "brzo", "visit_frequency_years",
+                                    "city"]),
                     description=spec.description)
 
 

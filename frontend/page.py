@@ -13,8 +13,8 @@ from typing import Any
 from fastapi import Request
 
 from frontend import theme
+from frontend.assets import DECK_BUNDLE_NAME, asset_url
 from frontend.deck import DEFAULT_VIEW, build_deck, map_layers
-from frontend.routes import DECK_BUNDLE_NAME, asset_url
 from twin.settings import Settings
 
 GROUPS = (

@@ -81,8 +81,9 @@ def plan_geometry(columns: list[str], has_native: bool) -> GeometryPlan:
     return GeometryPlan("none")
 
 
-def parse_crs(text: str) -> CRS:
-    """A CRS from user text (``EPSG:28992``, ``28992``, WKT, PROJ); IngestError names the problem."""
+def source_crs(text: str) -> CRS:
+    """The CRS of a source file as the user gives it with --crs (``EPSG:28992``, ``28992``, WKT, PROJ);
+    IngestError names the problem."""
     candidate = text.strip()
     if candidate.isdigit():
         candidate = f"EPSG:{candidate}"

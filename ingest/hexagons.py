@@ -33,7 +33,8 @@ import shapely
 from psycopg import sql
 
 from ingest import geometry as geo
-from ingest.loader import DEFER_INDEXES_MIN_ROWS, RunResult, merge_staged, recorded_run, set_aside
+from ingest.merge import DEFER_INDEXES_MIN_ROWS, merge_staged, set_aside
+from ingest.runs import RunResult, finish_run, recorded_run
 from layers.registry import DEPOSITION_HEXAGONS
 from twin.database import connect, url_for
 from twin.errors import IngestError
@@ -491,8 +492,6 @@ def derive(settings: Settings, national_size_m: float = NATIONAL_SIZE_M) -> RunR
             result.timings["total"] = time.perf_counter() - started
             result.notes.append(f"{len(fine):,} receptor hexagons over the habitats and {len(coarse):,} national "
                                 f"hexagons ({national_size_m:g} m) for {len(years)} year(s)")
-            from ingest.loader import finish_run
-
             finish_run(conn, result)
             conn.commit()
     return result

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pyogrio
@@ -63,6 +64,11 @@ class VectorSource:
     reader: Callable[[int], Iterator[RawBatch]] | None = None
     invalid_rows: list[tuple[int | None, str]] = field(default_factory=list)
     geometry_name: str | None = None
+    # A source profile (the 3D BAG, ingest/bag3d.py) may ask for a merge mode when the user gives none, and
+    # name the fields that mode updates in rows that exist (ingest/merge.py).
+    merge_mode: str | None = None
+    update_fields: tuple[str, ...] | None = None
+    separator_lines: int = 0  # CSV lines of only separators (Excel writes ';;;;;' after the data): skipped
 
     @property
     def label(self) -> str:
@@ -128,8 +134,9 @@ class ChecksumThread(threading.Thread):
         return self.value
 
 
-def open_source(path: str | Path) -> VectorSource:
-    """Open a vector file (``PATH`` or ``PATH:layer`` for a GeoPackage) for streaming."""
+def open_source(path: str | Path, *, lod: str | None = None) -> VectorSource:
+    """Open a vector file (``PATH`` or ``PATH:layer`` for a GeoPackage) for streaming. A 3D BAG GeoPackage
+    is read as one source (``pand`` joined with the LoD layer ``lod`` names, ingest/bag3d.py)."""
     p, layer = split_layer(path)
     if not p.exists():
         raise IngestError(f"{p}: file not found")
@@ -142,13 +149,28 @@ def open_source(path: str | Path) -> VectorSource:
         return _open_csv(p)
     if fmt == "parquet":
         return _open_parquet(p)
-    return _open_ogr(p, fmt, layer)
+    return _open_ogr(p, fmt, layer, lod)
 
 
 # --- GDAL formats (GeoPackage, GeoJSON, Shapefile) ------------------------------------------------------
 
 
-def _open_ogr(path: Path, fmt: str, layer: str | None) -> VectorSource:
+def horizontal_crs(crs: CRS, name: str) -> tuple[CRS, str | None]:
+    """The horizontal part of a compound CRS (EPSG:7415 = RD New + NAP height -> EPSG:28992) and a note
+    saying so; other CRSs as they are."""
+    if crs.is_compound and crs.sub_crs_list:
+        flat = crs.sub_crs_list[0]
+        return flat, (f"{name}: the compound CRS {_crs_label(crs)} ({crs.name}): read its horizontal part "
+                      f"{_crs_label(flat)}")
+    return crs, None
+
+
+def _crs_label(crs: CRS) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.name
+
+
+def _open_ogr(path: Path, fmt: str, layer: str | None, lod: str | None = None) -> VectorSource:
     notes: list[str] = []
     try:
         layers = [str(name) for name, _ in pyogrio.list_layers(path)]
@@ -156,6 +178,14 @@ def _open_ogr(path: Path, fmt: str, layer: str | None) -> VectorSource:
         raise IngestError(f"{path}: cannot be read as {fmt} ({exc})") from exc
     if not layers:
         raise IngestError(f"{path}: holds no layers")
+    if fmt == "gpkg":
+        from ingest import bag3d  # a source profile built on this module's readers
+
+        if bag3d.is_3dbag(layers) and layer in (None, "pand", *bag3d.LOD_LAYERS.values()) or \
+                layer in bag3d.LOD_LAYERS.values():
+            return bag3d.open_3dbag(path, layers, layer, lod)
+    if lod is not None:
+        raise IngestError(f"--lod applies to 3D BAG GeoPackages (layers pand and lod12_2d ...); {path} is none")
     if layer is None:
         layer = layers[0]
         if len(layers) > 1:
@@ -167,6 +197,10 @@ def _open_ogr(path: Path, fmt: str, layer: str | None) -> VectorSource:
     except Exception as exc:  # noqa: BLE001
         raise IngestError(f"{path}: cannot read layer {layer!r} ({exc})") from exc
     crs = CRS.from_user_input(info["crs"]) if info.get("crs") else None
+    if crs is not None:
+        crs, note = horizontal_crs(crs, path.name)
+        if note:
+            notes.append(note)
     files = [path]
     if fmt == "shp":
         files = [path.with_suffix(s) for s in SHAPEFILE_PARTS if path.with_suffix(s).exists()]
@@ -262,13 +296,31 @@ def _open_parquet(path: Path) -> VectorSource:
 # --- CSV ----------------------------------------------------------------------------------------------------
 
 
+def _is_utf8(path: Path, start: int) -> bool:
+    """Whether the file's bytes from ``start`` on are valid UTF-8 (read in blocks; memory stays small)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as fh:
+        fh.seek(start)
+        try:
+            while block := fh.read(1 << 20):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
 def sniff_csv(path: Path) -> tuple[str, str, list[str]]:
-    """(encoding, delimiter, header) of a CSV: UTF-8 (with or without BOM) or Windows-1252; the
-    delimiter among ; , tab | that the header line uses most (Dutch Excel writes ';')."""
+    """(encoding, delimiter, header) of a CSV: UTF-8 (with or without BOM), UTF-16 with BOM (Excel's
+    "Unicode text", tab-separated) or else Windows-1252 (any byte that is not UTF-8); the delimiter among
+    ; , tab | that the header line uses most (Dutch Excel writes ';')."""
     with path.open("rb") as fh:
         head = fh.read(1 << 16)
-    if head.startswith(codecs.BOM_UTF8):
-        encoding = "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+        head = head[:len(head) // 2 * 2]
+    elif head.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig" if _is_utf8(path, 0) else "cp1252"
     else:
         try:
             head.decode("utf-8")
@@ -276,6 +328,8 @@ def sniff_csv(path: Path) -> tuple[str, str, list[str]]:
         except UnicodeDecodeError as exc:
             # A multi-byte character cut at the end of the sample is still UTF-8.
             encoding = "utf-8" if exc.start >= len(head) - 3 else "cp1252"
+        if encoding == "utf-8" and not _is_utf8(path, 0):
+            encoding = "cp1252"  # an accent after the first 64 kB that is not UTF-8
     text = head.decode(encoding, errors="replace")
     first = text.splitlines()[0] if text.strip() else ""
     if not first:
@@ -299,12 +353,20 @@ def _open_csv(path: Path) -> VectorSource:
     )
     if encoding == "cp1252":
         src.notes.append(f"{path.name} is not UTF-8; read it as Windows-1252")
+    elif encoding == "utf-16":
+        src.notes.append(f"{path.name} is UTF-16 (Excel's 'Unicode text'); read it as such")
+    separators = frozenset(delimiter + '" \t\r\n')
 
     def reader(batch_size: int) -> Iterator[RawBatch]:
         skipped: list[int] = []
 
         def on_invalid(row: pacsv.InvalidRow) -> str:
             line = row.number
+            if not set(row.text) - separators:  # a line of only separators: no row, no reject
+                src.separator_lines += 1
+                if line:
+                    skipped.append(line - 1)
+                return "skip"
             src.invalid_rows.append(
                 (line - 1 if line else None,
                  f"has {row.actual_columns} values where the header has {row.expected_columns} columns")
@@ -344,9 +406,24 @@ def _open_csv(path: Path) -> VectorSource:
                 rows = np.arange(next_row, next_row + n, dtype=np.int64)
             if n:
                 next_row = int(rows[-1]) + 1
+            if n and batch.num_columns and batch.column(0).null_count:
+                blank = _all_null(batch)
+                if blank.any():  # lines of only separators, as many as the header has columns
+                    src.separator_lines += int(blank.sum())
+                    batch, rows = batch.filter(pa.array(~blank)), rows[~blank]
             for start in range(0, batch.num_rows, batch_size):
                 part = batch.slice(start, batch_size)
                 yield RawBatch(pa.Table.from_batches([part]), None, rows[start:start + part.num_rows])
 
     src.reader = reader
     return src
+
+
+def _all_null(batch: pa.RecordBatch) -> np.ndarray:
+    """Rows whose every value is empty (a CSV line of only separators)."""
+    out = np.ones(batch.num_rows, dtype=bool)
+    for col in batch.columns:
+        out &= np.asarray(pc.is_null(col).to_numpy(zero_copy_only=False), dtype=bool)
+        if not out.any():
+            break
+    return out

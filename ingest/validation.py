@@ -17,6 +17,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest.values import (
+    DATE_REASON,
+    ReadOptions,
+    ambiguous_dates,
+    iso_dates,
+    map_values,
+    natural_person,
+    refuse_ambiguous,
+    sbi_without_dots,
+    unknown_value_reason,
+)
 from layers.registry import KDW_BY_HABITAT_TYPE, FieldSpec, LayerSpec
 from twin.errors import IngestError
 
@@ -25,6 +36,15 @@ FALSE_WORDS = ("false", "f", "nee", "n", "no", "0", "onwaar", "niet")
 ISO_DATE = r"^\d{4}-\d{2}-\d{2}([T ].*)?$"
 INT_TEXT = r"^[+-]?\d+(\.0*)?$"
 FLOAT_TEXT = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+# Words that exports write for "no value" (compared trimmed and case-insensitively): NULL where the field is
+# not required, "required but empty" where it is; an enum that lists one of them keeps it as a value.
+NULL_WORDS = ("n.v.t.", "nvt", "onbekend", "-")
+# Values that a source writes for "unknown": stored as NULL and counted (the BAG's bouwjaar 1005).
+UNKNOWN_VALUES: dict[str, dict[str, tuple[int, str]]] = {
+    "buildings": {"construction_year": (1005, "the BAG's 'unknown' bouwjaar")},
+}
+# A Shapefile column cut shorter than this is not matched by prefix (too many names would share it).
+MIN_PREFIX = 5
 
 
 @dataclass
@@ -45,6 +65,7 @@ class Mapping:
 
     fields: dict[str, str]  # field name -> source column
     unused: list[str] = field(default_factory=list)
+    ambiguous: dict[str, list[str]] = field(default_factory=dict)  # cut column -> the fields it could be
 
 
 def _norm(name: str) -> str:
@@ -80,8 +101,29 @@ def map_columns(spec: LayerSpec, columns: list[str], reserved: tuple[str, ...] =
                 out[f.name] = by_norm[n]
                 taken.add(n)
                 break
+    ambiguous = _match_prefixes(spec, columns, reserved, out) if truncate else {}
     used = set(out.values()) | set(reserved)
-    return Mapping(out, [c for c in columns if c not in used])
+    return Mapping(out, [c for c in columns if c not in used], ambiguous)
+
+
+def _match_prefixes(spec: LayerSpec, columns: list[str], reserved: tuple[str, ...],
+                    out: dict[str, str]) -> dict[str, list[str]]:
+    """Shapefile exports cut names shorter than the format's 10 (``IDENTIFIC``): a column of at least
+    MIN_PREFIX characters feeds the one field whose name or an alias starts with it. A column that
+    could be several fields is not matched; returns those (column -> fields)."""
+    ambiguous: dict[str, list[str]] = {}
+    used = set(out.values()) | set(reserved)
+    for c in columns:
+        n = _norm(c)
+        if c in used or len(n) < MIN_PREFIX:
+            continue
+        hits = [f.name for f in spec.fields if any(_norm(a).startswith(n) for a in (f.name, *f.aliases))]
+        if len(hits) == 1 and hits[0] not in out:
+            out[hits[0]] = c
+            used.add(c)
+        elif len(hits) > 1:
+            ambiguous[c] = hits
+    return ambiguous
 
 
 def require_columns(spec: LayerSpec, mapping: Mapping, source: str, optional: tuple[str, ...] = ()) -> None:
@@ -89,7 +131,10 @@ def require_columns(spec: LayerSpec, mapping: Mapping, source: str, optional: tu
     missing = [f for f in spec.fields if f.required and f.name not in mapping.fields and f.name not in optional]
     if missing:
         parts = [f"{f.name} (looked for: {', '.join((f.name, *f.aliases))})" for f in missing]
-        raise IngestError(f"{source}: no column for required field(s) {'; '.join(parts)}")
+        cut = [f"{c!r} could be {' or '.join(fs)}, cut too short to tell" for c, fs in mapping.ambiguous.items()
+               if any(f.name in fs for f in missing)]
+        raise IngestError(f"{source}: no column for required field(s) {'; '.join(parts)}"
+                          + (f" ({'; '.join(cut)})" if cut else ""))
 
 
 # --- conversions: (typed array, mask of present-but-invalid values, reason) -----------------------------
@@ -114,7 +159,8 @@ def to_text(arr: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
     return _text(arr), np.zeros(len(arr), dtype=bool), ""
 
 
-def _mask(arr: pa.Array) -> np.ndarray:
+def bool_mask(arr: pa.Array) -> np.ndarray:
+    """A boolean Arrow array as a numpy mask, null as False."""
     return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
@@ -124,14 +170,14 @@ def to_int(arr: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
         return pc.cast(arr, pa.int64()), np.zeros(len(arr), dtype=bool), ""
     if pa.types.is_floating(t):
         integral = pc.equal(pc.floor(arr), arr)
-        bad = ~_mask(integral) & _mask(pc.is_valid(arr)) & ~_mask(pc.is_nan(arr))
+        bad = ~bool_mask(integral) & bool_mask(pc.is_valid(arr)) & ~bool_mask(pc.is_nan(arr))
         good = pc.if_else(pc.and_(integral, pc.invert(pc.is_nan(arr))), arr, None)
         return pc.cast(good, pa.int64()), bad, "is not a whole number"
     if pa.types.is_boolean(t):
         return pc.cast(arr, pa.int64()), np.zeros(len(arr), dtype=bool), ""
     s = _text(arr)
     ok = pc.match_substring_regex(s, INT_TEXT)
-    bad = _mask(pc.is_valid(s)) & ~_mask(ok)
+    bad = bool_mask(pc.is_valid(s)) & ~bool_mask(ok)
     clean = pc.replace_substring_regex(pc.if_else(ok, s, None), r"\.0*$", "")
     return pc.cast(clean, pa.int64()), bad, "is not a whole number"
 
@@ -144,7 +190,7 @@ def to_float(arr: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
     s = _text(arr)
     s = pc.replace_substring_regex(s, r"^([+-]?\d+),(\d+)$", r"\1.\2")  # decimal comma
     ok = pc.match_substring_regex(s, FLOAT_TEXT)
-    bad = _mask(pc.is_valid(s)) & ~_mask(ok)
+    bad = bool_mask(pc.is_valid(s)) & ~bool_mask(ok)
     return pc.cast(pc.if_else(ok, s, None), pa.float64()), bad, "is not a number"
 
 
@@ -155,16 +201,19 @@ def to_bool(arr: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
     s = pc.utf8_lower(_text(arr))
     yes = pc.is_in(s, value_set=pa.array(TRUE_WORDS))
     no = pc.is_in(s, value_set=pa.array(FALSE_WORDS))
-    bad = _mask(pc.is_valid(s)) & ~_mask(yes) & ~_mask(no)
+    bad = bool_mask(pc.is_valid(s)) & ~bool_mask(yes) & ~bool_mask(no)
     out = pc.if_else(yes, True, pc.if_else(no, False, pa.scalar(None, pa.bool_())))
     return out, bad, "is not a yes/no value (use ja/nee, j/n, true/false or 1/0)"
 
 
-def to_date(arr: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
+def to_date(arr: pa.Array, date_format: str | None = None) -> tuple[pa.Array, np.ndarray, str]:
+    """ISO dates, and day-first or ``date_format`` dates rewritten to ISO first (ingest/values.py)."""
     t = arr.type
     if pa.types.is_date(t) or pa.types.is_timestamp(t):
         return pc.cast(arr, pa.date32()), np.zeros(len(arr), dtype=bool), ""
     s = _text(arr)
+    raw_text = s
+    s = iso_dates(s, date_format)
     iso = pc.match_substring_regex(s, ISO_DATE)
     day = pc.utf8_slice_codeunits(pc.if_else(iso, s, None), 0, 10)
     # Fast path: Arrow's cast is strict (it refuses 2023-02-30 and 2023-13-01) but fails the whole array, so
@@ -175,13 +224,13 @@ def to_date(arr: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
     except pa.ArrowInvalid:
         pass
     else:
-        return fast, _mask(pc.is_valid(s)) & ~_mask(pc.is_valid(fast)), "is not a date in the form YYYY-MM-DD"
+        return fast, bool_mask(pc.is_valid(raw_text)) & ~bool_mask(pc.is_valid(fast)), DATE_REASON
     parsed = pc.strptime(day, format="%Y-%m-%d", unit="s", error_is_null=True)
     # strptime accepts 2023-02-30 on some platforms; a round trip catches impossible days.
     back = pc.strftime(parsed, format="%Y-%m-%d")
     valid = pc.and_(pc.is_valid(parsed), pc.equal(back, day))
-    bad = _mask(pc.is_valid(s)) & ~_mask(valid)
-    return pc.cast(pc.if_else(valid, parsed, None), pa.date32()), bad, "is not a date in the form YYYY-MM-DD"
+    bad = bool_mask(pc.is_valid(raw_text)) & ~bool_mask(valid)
+    return pc.cast(pc.if_else(valid, parsed, None), pa.date32()), bad, DATE_REASON
 
 
 CONVERTERS: dict[str, Callable[[pa.Array], tuple[pa.Array, np.ndarray, str]]] = {
@@ -197,11 +246,11 @@ def canonical_enum(arr: pa.Array, f: FieldSpec) -> tuple[pa.Array, np.ndarray]:
     assert f.enum is not None
     if f.type == "int":
         allowed = pa.array([int(v) for v in f.enum], pa.int64())
-        bad = _mask(pc.is_valid(arr)) & ~_mask(pc.is_in(arr, value_set=allowed))
+        bad = bool_mask(pc.is_valid(arr)) & ~bool_mask(pc.is_in(arr, value_set=allowed))
         return pc.if_else(pa.array(~bad), arr, None), bad
     canon = pa.array(list(f.enum), pa.string())
     idx = pc.index_in(pc.utf8_lower(arr), value_set=pc.utf8_lower(canon))
-    bad = _mask(pc.is_valid(arr)) & ~_mask(pc.is_valid(idx))
+    bad = bool_mask(pc.is_valid(arr)) & ~bool_mask(pc.is_valid(idx))
     return pc.take(canon, idx), bad
 
 
@@ -220,6 +269,10 @@ PATTERNS: dict[str, dict[str, tuple[str, str]]] = {
         "kvk_number": (r"^[0-9]{8}$", "a KvK number has 8 digits"),
         "vestigingsnummer": (r"^[0-9]{12}$", "a vestigingsnummer has 12 digits"),
         "sbi_code": (r"^[0-9]{2,5}$", "an SBI code has 2 to 5 digits"),
+    },
+    "buildings": {
+        # Only the lost leading zero: other (non-BAG) building ids stay allowed.
+        "building_id": (r"^([0-9]{16}|.*[^0-9].*|[0-9]{1,14}|[0-9]{17,})$", "a BAG identificatie has 16 digits"),
     },
     "addresses": {
         "address_id": (r"^[0-9]{16}$", "a BAG identificatie has 16 digits"),
@@ -240,6 +293,7 @@ SBI_DIVISIONS = frozenset(
 ZERO_PAD: dict[str, dict[str, int]] = {
     "establishments": {"kvk_number": 8, "vestigingsnummer": 12},
     "addresses": {"address_id": 16},
+    "buildings": {"building_id": 16},
 }
 RANGES: dict[str, dict[str, tuple[float | None, float | None, bool, str]]] = {
     # field: (low, high, low inclusive, reason)
@@ -255,7 +309,8 @@ RANGES: dict[str, dict[str, tuple[float | None, float | None, bool, str]]] = {
         "planned_dwellings": (0, None, False, "the number of planned dwellings must be at least 1"),
         "planned_year": (1900, 2100, True, "the planned year must lie between 1900 and 2100"),
     },
-    "buildings": {"height_m": (0, None, True, "a height cannot be negative")},
+    "buildings": {"height_m": (0, None, True, "a height cannot be negative"),
+                  "volume_m3": (0, None, True, "a volume cannot be negative")},
     "addresses": {"house_number": (0, None, False, "a house number is at least 1")},
 }
 DATE_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
@@ -263,7 +318,7 @@ DATE_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
     "establishments": (("started_on", "ended_on"),),
 }
 BOOL_DEFAULTS: dict[str, dict[str, bool]] = {
-    "establishments": {"sole_proprietor": False, "brzo": False},
+    "establishments": {"sole_proprietor": False, "brzo": False, "natural_person_owner": False},
 }
 
 
@@ -274,15 +329,21 @@ class ValidatedBatch:
     columns: dict[str, pa.Array]
     rejected: np.ndarray
     rejects: list[Reject]
+    nulled: dict[str, int] = field(default_factory=dict)  # "column: why" -> values read as NULL
 
 
-def validate(spec: LayerSpec, mapping: Mapping, table: pa.Table, rows: np.ndarray) -> ValidatedBatch:
-    """Convert and check the mapped columns of one batch. Rows with an error are marked rejected."""
+def validate(spec: LayerSpec, mapping: Mapping, table: pa.Table, rows: np.ndarray,
+             options: ReadOptions | None = None) -> ValidatedBatch:
+    """Convert and check the mapped columns of one batch. Rows with an error are marked rejected. Slash dates
+    that could be read either way refuse the load (IngestError naming the rows) unless a date format is set."""
+    opts = options or ReadOptions()
+    ambiguous: list[tuple[str, int, str]] = []
     n = table.num_rows
     rejected = np.zeros(n, dtype=bool)
     rejects: list[Reject] = []
     typed: dict[str, pa.Array] = {}
     raw_of: dict[str, pa.Array] = {}
+    nulled: dict[str, int] = {}
 
     def flag(
         mask: np.ndarray, fname: str, reason: str | Callable[[int], str], raw: pa.Array | None = None
@@ -306,8 +367,31 @@ def validate(spec: LayerSpec, mapping: Mapping, table: pa.Table, rows: np.ndarra
         raw = table.column(col).combine_chunks()
         raw_of[f.name] = raw
         source_numeric = pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type)
-        values, bad, reason = CONVERTERS[f.type](raw)
+        raw, words = _null_words(raw, f)
+        if words and not f.required:
+            nulled[f"{col}: no-value word"] = words
+        if f.type == "date":
+            values, bad, reason = to_date(raw, opts.date_format)
+            if opts.date_format is None and not (pa.types.is_date(raw.type) or pa.types.is_timestamp(raw.type)):
+                text = _text(raw)
+                ambiguous.extend((col, int(rows[i]), text[int(i)].as_py())
+                                 for i in np.nonzero(ambiguous_dates(text))[0])
+        else:
+            values, bad, reason = CONVERTERS[f.type](raw)
+        if f.type == "text" and (labels := opts.value_maps.get(spec.id, f.name)):
+            values, _ = map_values(values, labels)
+        if f.name == "sbi_code":
+            values = sbi_without_dots(values)
+        if f.name in UNKNOWN_VALUES.get(spec.id, {}):
+            code, meaning = UNKNOWN_VALUES[spec.id][f.name]
+            unknown = pc.equal(values, code)
+            if count := int(pc.sum(unknown).as_py() or 0):
+                nulled[f"{col}: {code} ({meaning})"] = count
+                values = pc.if_else(unknown, pa.scalar(None, values.type), values)
         flag(bad, f.name, reason)
+        if f.strip_prefixes:
+            prefix = "^(?:" + "|".join(re.escape(p) for p in f.strip_prefixes) + ")"
+            values = pc.replace_substring_regex(values, prefix, "")
         if f.type == "text" and source_numeric and f.name in ZERO_PAD.get(spec.id, {}):
             values = pc.utf8_lpad(values, ZERO_PAD[spec.id][f.name], "0")
         if f.name == "sbi_code" and source_numeric:
@@ -315,25 +399,37 @@ def validate(spec: LayerSpec, mapping: Mapping, table: pa.Table, rows: np.ndarra
             values = pc.if_else(pc.equal(pc.utf8_length(values), 3), pc.utf8_lpad(values, 4, "0"), values)
         if f.enum is not None:
             values, ebad = canonical_enum(values, f)
-            flag(ebad & ~bad, f.name, f"is not one of the allowed values: {', '.join(f.enum)}")
+            flag(ebad & ~bad, f.name, unknown_value_reason(f.enum, opts.value_maps, spec.id, f.name, opts.source)
+                 if opts.value_maps.get(spec.id, f.name) else f"is not one of the allowed values: {', '.join(f.enum)}")
         typed[f.name] = values
 
+    refuse_ambiguous(ambiguous, opts.source)
+    for f in spec.fields:  # a field fed by another's column (establishment_id <- vestigingsnummer)
+        if f.fallback and f.fallback in typed and mapping.fields.get(f.name) == mapping.fields.get(f.fallback):
+            typed[f.name] = typed[f.fallback]
     _derive(spec, typed)
+    if spec.id == "establishments" and ("legal_form" in typed or "sole_proprietor" in typed):
+        person = (natural_person(typed["legal_form"], opts.value_maps.natural_person_legal_forms)
+                  if "legal_form" in typed else pa.nulls(n, pa.bool_()))
+        if "sole_proprietor" in typed:
+            person = pc.or_kleene(person, pc.if_else(typed["sole_proprietor"], True, pa.scalar(None, pa.bool_())))
+        given = typed.get("natural_person_owner")
+        typed["natural_person_owner"] = person if given is None else pc.coalesce(given, person)
     if spec.id == "buildings" and "height_m" not in typed:
         height = _height_from_3dbag(table)
         if height is not None:
             typed["height_m"] = height
-            flag(_mask(pc.less(height, 0)), "height_m", "is negative: the roof lies below the ground", raw=height)
+            flag(bool_mask(pc.less(height, 0)), "height_m", "is negative: the roof lies below the ground", raw=height)
 
     for fname, (pattern, reason) in PATTERNS.get(spec.id, {}).items():
         if fname in typed:
             v = typed[fname]
-            bad = _mask(pc.is_valid(v)) & ~_mask(pc.match_substring_regex(v, pattern))
-            flag(bad & ~rejected, fname, f"is not valid: {reason}", raw=v)
+            bad = bool_mask(pc.is_valid(v)) & ~bool_mask(pc.match_substring_regex(v, pattern))
+            flag(bad & ~rejected, fname, _pattern_reason(v, reason, ZERO_PAD.get(spec.id, {}).get(fname)), raw=v)
     if "sbi_code" in typed and spec.id == "establishments":
         v = typed["sbi_code"]
         division = pc.utf8_slice_codeunits(v, 0, 2)
-        unknown = _mask(pc.is_valid(v)) & ~_mask(pc.is_in(division, value_set=pa.array(sorted(SBI_DIVISIONS))))
+        unknown = bool_mask(pc.is_valid(v)) & ~bool_mask(pc.is_in(division, value_set=pa.array(sorted(SBI_DIVISIONS))))
         flag(unknown & ~rejected, "sbi_code",
              lambda i: f"is not an SBI 2008 code: there is no SBI division {division[i].as_py()}", raw=v)
     for fname, (low, high, inclusive, reason) in RANGES.get(spec.id, {}).items():
@@ -341,25 +437,49 @@ def validate(spec: LayerSpec, mapping: Mapping, table: pa.Table, rows: np.ndarra
             v = typed[fname]
             out = np.zeros(n, dtype=bool)
             if low is not None:
-                out |= _mask(pc.less(v, low) if inclusive else pc.less_equal(v, low))
+                out |= bool_mask(pc.less(v, low) if inclusive else pc.less_equal(v, low))
             if high is not None:
-                out |= _mask(pc.greater(v, high))
+                out |= bool_mask(pc.greater(v, high))
             flag(out, fname, f"is out of range: {reason}")
     for early, late in DATE_ORDER.get(spec.id, ()):
         if early in typed and late in typed:
-            bad = _mask(pc.less(typed[late], typed[early]))
+            bad = bool_mask(pc.less(typed[late], typed[early]))
             flag(bad, late, _before(mapping.fields[early], typed[early]), raw=typed[late])
     if spec.id == "inspections":
         _check_lhs(typed, flag)
 
     for f in spec.fields:
         if f.required and f.name in typed:
-            missing = ~_mask(pc.is_valid(typed[f.name])) & ~rejected
+            missing = ~bool_mask(pc.is_valid(typed[f.name])) & ~rejected
             flag(missing, f.name, "is required but empty")
     for fname, default in BOOL_DEFAULTS.get(spec.id, {}).items():
         if fname in typed:
             typed[fname] = pc.fill_null(typed[fname], default)
-    return ValidatedBatch(typed, rejected, rejects)
+    return ValidatedBatch(typed, rejected, rejects, nulled)
+
+
+def _null_words(raw: pa.Array, f: FieldSpec) -> tuple[pa.Array, int]:
+    """A text column with its no-value words (NULL_WORDS) as NULL, and how many there were."""
+    if not (pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type)):
+        return raw, 0
+    allowed = {v.lower() for v in f.enum or ()}
+    words = [w for w in NULL_WORDS if w not in allowed]
+    hit = pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(raw)), value_set=pa.array(words))
+    count = int(pc.sum(hit).as_py() or 0)
+    return (pc.if_else(hit, pa.scalar(None, raw.type), raw) if count else raw), count
+
+
+def _pattern_reason(values: pa.Array, reason: str, width: int | None) -> Callable[[int], str]:
+    """The pattern's reason; for a number one digit short of its width, the likely cause (Excel)."""
+
+    def why(i: int) -> str:
+        v = values[i].as_py()
+        if width and isinstance(v, str) and v.isdigit() and len(v) == width - 1:
+            return (f"is not valid: it has {width - 1} digits: lost its leading zero? ({reason}; Excel drops "
+                    "leading zeros unless the column is formatted as text)")
+        return f"is not valid: {reason}"
+
+    return why
 
 
 def _before(column: str, dates: pa.Array) -> Callable[[int], str]:
@@ -393,7 +513,8 @@ def _derive(spec: LayerSpec, typed: dict[str, pa.Array]) -> None:
 
 # 3D BAG heights in m NAP (releases before 2023 lack the b3_ prefix): the height above ground is the
 # 70th percentile of the roof minus the ground level, as the 3D BAG documentation advises for LoD 1.2.
-_3DBAG_HEIGHTS = (("b3_h_dak_70p", "b3_h_maaiveld"), ("h_dak_70p", "h_maaiveld"))
+# The 2025 schema documents the roof percentiles as b3_h_70p; released files carry b3_h_dak_70p.
+_3DBAG_HEIGHTS = (("b3_h_dak_70p", "b3_h_maaiveld"), ("b3_h_70p", "b3_h_maaiveld"), ("h_dak_70p", "h_maaiveld"))
 
 
 def _height_from_3dbag(table: pa.Table) -> pa.Array | None:
@@ -418,7 +539,7 @@ def _check_lhs(typed: dict[str, pa.Array], flag: Callable[..., None]) -> None:
     gedrag = typed.get("gedrag", null_text)
     gevolg = typed.get("gevolg", null_text)
     combined = pc.binary_join_element_wise(gedrag, gevolg, "")
-    mismatch = _mask(pc.and_(pc.and_(pc.is_valid(cell), pc.is_valid(combined)), pc.not_equal(cell, combined)))
+    mismatch = bool_mask(pc.and_(pc.and_(pc.is_valid(cell), pc.is_valid(combined)), pc.not_equal(cell, combined)))
     flag(mismatch, "lhs_cell",
          lambda i: f"does not match gedrag {gedrag[i].as_py()} + gevolg {gevolg[i].as_py()} "
          "(the LHS cell is gedrag followed by gevolg)", raw=cell)

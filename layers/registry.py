@@ -66,6 +66,11 @@ KDW_BY_HABITAT_TYPE: dict[str, float] = {
     "H4030": 1071, "H9190": 1071, "H6410": 1071, "H9160A": 1429, "H91E0C": 1857,
 }
 HOUSING_PHASES = ("idee", "planvorming", "vastgesteld", "in aanbouw")
+# Omgevingswet (since 1 January 2024): a milieubelastende activiteit of the Besluit activiteiten leefomgeving
+# (Bal) needs a permit, a notification or information beforehand; it replaces the Activiteitenbesluit's
+# types A, B and C (kept for older deliveries).
+BAL_REGIMES = ("vergunningplichtig", "meldingsplichtig", "informatieplichtig")
+FOLLOW_UP_STATUSES = ("opgelegd", "in uitvoering", "uitgevoerd", "uitgewerkt", "ingetrokken")
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,11 @@ class FieldSpec:
     personal: bool = False  # personal data under the AVG when the establishment is a sole proprietor
     public: bool = True  # served in public views (tiles, anonymous items)
     unit: str | None = None
+    # Prefixes some sources write before the value, removed on load (the 3D BAG's NL.IMBAG.Pand.).
+    strip_prefixes: tuple[str, ...] = ()
+    # When the file has no column for this field, the column of that field serves for both (a KvK export's
+    # vestigingsnummer is the establishment id when nothing else is).
+    fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +173,7 @@ ESTABLISHMENTS = LayerSpec(
             "Identifier of the establishment in the VTH system",
             ("inrichting_id", "inrichtingnummer", "vestiging_id", "id", "identificatie"),
             required=True,
+            fallback="vestigingsnummer",
         ),
         F(
             "name",
@@ -202,6 +213,13 @@ ESTABLISHMENTS = LayerSpec(
             "its name and KvK number are personal data",
             ("eenmanszaak",),
         ),
+        F(
+            "natural_person_owner",
+            "bool",
+            "True when the owners are natural persons (eenmanszaak, vof, maatschap, cv: the legal forms listed in "
+            "layers/data/valuemaps/kvk.yaml): the name and KvK number identify people",
+            ("natuurlijk_persoon", "natuurlijke_persoon"),
+        ),
         F("street", "text", "Street name", ("straat", "straatnaam", "openbare_ruimte_naam"), personal=True),
         F("house_number", "text", "House number with letter and addition", ("huisnummer",), personal=True),
         F("postcode", "text", "Postcode", ("postcode",)),
@@ -219,8 +237,17 @@ ESTABLISHMENTS = LayerSpec(
             "activiteitenbesluit_type",
             "text",
             "Activiteitenbesluit type A, B or C",
-            ("type_activiteitenbesluit", "ab_type", "type_inrichting"),
+            ("type_activiteitenbesluit", "ab_type", "type_inrichting", "activiteitenbesluit", "type_ab"),
             enum=("A", "B", "C"),
+        ),
+        F(
+            "bal_regime",
+            "text",
+            "Omgevingswet (since 2024): the Bal regime of the milieubelastende activiteit: vergunningplichtig, "
+            "meldingsplichtig or informatieplichtig (replaces the Activiteitenbesluit type)",
+            ("bal", "regime_bal", "bal_plicht", "mba_regime", "kwalificatie", "kwalificatie_activiteit",
+             "milieubelastende_activiteit"),
+            enum=BAL_REGIMES,
         ),
         F("brzo", "bool", "Falls under the Brzo (major-accident hazards)", ("brzo_inrichting", "is_brzo")),
         F(
@@ -270,7 +297,7 @@ PERMITS = LayerSpec(
             "establishment_id",
             "text",
             "Establishment the permit belongs to",
-            ("inrichting_id", "inrichtingnummer", "vestiging_id"),
+            ("inrichting_id", "inrichtingnummer", "vestiging_id", "inrichting"),
             required=True,
         ),
         F(
@@ -341,7 +368,7 @@ INSPECTIONS = LayerSpec(
             "establishment_id",
             "text",
             "Establishment inspected",
-            ("inrichting_id", "inrichtingnummer", "vestiging_id"),
+            ("inrichting_id", "inrichtingnummer", "vestiging_id", "inrichting"),
             required=True,
         ),
         F(
@@ -401,13 +428,24 @@ INSPECTIONS = LayerSpec(
             ("interventie", "instrument", "handhavingsmaatregel"),
             enum=INTERVENTIONS,
         ),
-        F("repair_deadline", "date", "Deadline for repair (hersteldatum)", ("hersteldatum", "hersteltermijn")),
+        F(
+            "repair_deadline",
+            "date",
+            "Deadline set for repairing a violation (hersteltermijn, begunstigingstermijn); not in CIM-VTH-Flo",
+            ("hersteltermijn", "uiterste_hersteldatum", "begunstigingstermijn", "termijn_herstel"),
+        ),
+        F(
+            "repaired_on",
+            "date",
+            "Date the violation was found to be ended (CIM-VTH-Flo OVERTREDING.Hersteldatum); empty while open",
+            ("hersteldatum", "datum_herstel", "herstel_datum"),
+        ),
         F(
             "follow_up_status",
             "text",
             "Status of the enforcement measure",
             ("status_maatregel", "status_handhaving", "opvolging"),
-            enum=("opgelegd", "in uitvoering", "uitgevoerd", "uitgewerkt", "ingetrokken"),
+            enum=FOLLOW_UP_STATUSES,
         ),
         F(
             "inspector",
@@ -514,6 +552,7 @@ BUILDINGS = LayerSpec(
             "BAG pand identificatie (16 digits)",
             ("identificatie", "pand_id", "bag_id"),
             required=True,
+            strip_prefixes=("NL.IMBAG.Pand.",),
         ),
         F(
             "construction_year",
@@ -524,6 +563,10 @@ BUILDINGS = LayerSpec(
         F("status", "text", "BAG status", ("status", "pandstatus")),
         F("use", "text", "Use (gebruiksdoel)", ("gebruiksdoel",)),
         F("height_m", "float", "Height above ground", ("hoogte", "height", "b3_hoogte"), unit="m"),
+        F("roof_type", "text", "Roof type from the 3D BAG (b3_dak_type: slanted, horizontal, multiple horizontal, "
+          "...)", ("b3_dak_type", "dak_type", "daktype")),
+        F("volume_m3", "float", "Volume from the 3D BAG (b3_volume_lod12/13/22 of the LoD read)",
+          ("b3_volume_lod12", "b3_volume_lod13", "b3_volume_lod22", "volume"), unit="m3"),
     ),
     style=StyleSpec(fill=(200, 200, 210, 255), extrude_field="height_m"),
     min_zoom=13,

@@ -4,7 +4,7 @@
 # luma.gl 9.3.3 and loaders.gl 4.4.3, the versions inside pydeck 0.9.3's notebook bundle).
 # Needs node and npm and the npm registry; the app never fetches anything at run time.
 # When pydeck is upgraded: set the versions of its bundle (grep VERSION in pydeck/nbextension/static/index.js)
-# in package.json, run `npm install` in frontend/js, DECKGL_VERSION in frontend/routes.py, then this script.
+# in package.json, run `npm install` in frontend/js, DECKGL_VERSION in frontend/assets.py, then this script.
 set -euo pipefail
 cd "$(dirname "$0")/../frontend/js"
 npm ci --no-audit --no-fund

@@ -83,9 +83,20 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
         return psycopg.connect(url, connect_timeout=5, **kwargs)  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(
-            f"cannot connect to the database ({_first_line(exc)}): start it with 'twin db up', or check "
-            "TWIN_DATABASE_URL."
+            f"cannot connect to the database ({_first_line(exc)}){_where(url)}: start it with 'twin db up', or "
+            "check TWIN_DATA_DIR and TWIN_DATABASE_URL."
         ) from exc
+
+
+def _where(url: str) -> str:
+    """Where a local-cluster URL looked (its socket folder and data folder), for the error message."""
+    try:
+        host = psycopg.conninfo.conninfo_to_dict(url).get("host")
+    except psycopg.ProgrammingError:
+        return ""
+    if not isinstance(host, str) or not host.startswith("/"):
+        return ""
+    return f"; looked for the local cluster's socket in {host} (data folder {Path(host).parent})"
 
 
 def _first_line(exc: BaseException) -> str:

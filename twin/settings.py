@@ -6,11 +6,28 @@ Only entry points (the CLI, the ASGI factory) call :func:`get_settings`; everyth
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_data_dir() -> Path:
+    """The local data folder when TWIN_DATA_DIR is unset, the same from any working directory: ``.twin`` in
+    the checkout when the twin runs from one (an editable install), else the user's data folder
+    (``$XDG_DATA_HOME/vth-twin``, by default ``~/.local/share/vth-twin``)."""
+    pyproject = PROJECT_ROOT / "pyproject.toml"
+    try:
+        if 'name = "vth-twin"' in pyproject.read_text(encoding="utf-8"):
+            return PROJECT_ROOT / ".twin"
+    except OSError:
+        pass
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "vth-twin"
 
 
 class Settings(BaseSettings):
@@ -26,10 +43,14 @@ class Settings(BaseSettings):
     reader_url: str | None = Field(default=None, description="URL for the API (read-only role).")
     writer_password: SecretStr | None = Field(default=None, description="Password set for twin_writer.")
     reader_password: SecretStr | None = Field(default=None, description="Password set for twin_reader.")
-    data_dir: Path = Field(default=Path(".twin"), description="Folder of the local cluster and run files.")
+    data_dir: Path = Field(default_factory=default_data_dir,
+                           description="Folder of the local cluster and run files (default: see default_data_dir).")
     pg_port: int = Field(default=54329, description="Port of the local cluster (127.0.0.1 and its socket).")
     pg_bindir: Path | None = Field(default=None, description="PostgreSQL binaries; found automatically.")
     database_name: str = Field(default="twin", description="Database name in the local cluster.")
+    value_maps: list[Path] = Field(
+        default_factory=list, description="Your own value-map files (JSON list of YAML paths), read after the shipped "
+        "ones in layers/data/valuemaps/ and winning over them (see docs/ingest.md).")
     statement_timeout_ms: int = Field(default=15000, description="statement_timeout of the API's role.")
     pool_min_size: int = 1
     pool_max_size: int = 8

@@ -481,7 +481,7 @@
   function establishmentFacts(p) {
     var rows = [["establishment_id", "Id"], ["kvk_number", "KvK"], ["sbi_code", "SBI"], ["sbi_description", "Activity"],
       ["environmental_category", "VNG category"], ["activiteitenbesluit_type", "Activiteitenbesluit type"],
-      ["brzo", "Brzo"], ["visit_frequency_years", "Visit frequency (years)"], ["city", "Place"]];
+      ["bal_regime", "Bal (Omgevingswet)"], ["brzo", "Brzo"], ["visit_frequency_years", "Visit frequency (years)"], ["city", "Place"]];
     return el("dl", {className: "facts"}, rows.filter(function (r) { return p[r[0]] !== undefined && p[r[0]] !== null; })
       .reduce(function (acc, r) { acc.push(el("dt", {text: r[1]})); acc.push(el("dd", {text: fmt(p[r[0]])})); return acc; }, []));
   }

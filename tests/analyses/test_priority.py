@@ -232,7 +232,7 @@ def test_weights_file(world: None, reader_url: str, settings: Settings, tmp_path
 
 
 def _cli(settings: Settings, *args: str) -> Any:
-    from twin.cli import app
+    from cli.main import app
 
     env = {"TWIN_DATA_DIR": str(settings.data_dir), "TWIN_DATABASE_NAME": settings.database_name}
     if settings.database_url:

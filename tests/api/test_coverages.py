@@ -320,14 +320,14 @@ def test_coarsened_pieces_leave_no_gaps(reader_url: str, wide_raster: int) -> No
     # coarse pixels that do not divide the 5 km raster tiles: the coarsened pieces must still meet
     import asyncio
 
-    from twin import deposition
+    from twin import coverage
 
     async def values(resolution: float) -> np.ndarray:
         async with await psycopg.AsyncConnection.connect(reader_url) as conn:
-            pieces = await deposition.pieces(conn, (19_000, 604_000, 31_000, 611_000), wide_raster, resolution)
+            pieces = await coverage.pieces(conn, (19_000, 604_000, 31_000, 611_000), wide_raster, resolution)
         assert pieces and all(abs(p.scale_x) == resolution for p in pieces)
         xs = np.arange(20_000 + resolution, 30_000 - resolution, 10.0)
-        return deposition.sample(pieces, xs, np.full(xs.shape, 607_500.0))
+        return coverage.sample(pieces, xs, np.full(xs.shape, 607_500.0))
 
     for resolution in (300.0, 700.0, 900.0):
         got = asyncio.run(values(resolution))

@@ -24,7 +24,7 @@ def test_api_is_valid_openapi_30(client: TestClient) -> None:
 
 
 def test_openapi_30_rewrites_31_constructs() -> None:
-    from api.landing import openapi_30
+    from api.openapi import openapi_30
 
     doc = openapi_30({
         "openapi": "3.1.0",

@@ -18,9 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from frontend import deck as deck_module
+from frontend.assets import DECK_BUNDLE, DECKGL_VERSION
 from frontend.deck import build_deck
 from frontend.page import render_page
-from frontend.routes import DECK_BUNDLE, DECKGL_VERSION
 from layers.registry import LAYERS
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}

@@ -61,7 +61,7 @@ def establishments_gdf(rows: list[dict[str, Any]] | None = None, crs: str = "EPS
 def run_cli(settings: Settings, *args: str, env: dict[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``twin ARGS`` in a subprocess against the ingest test database."""
-    return subprocess.run([sys.executable, "-m", "twin.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True,
                           env=cli_env(settings, env), cwd=ROOT, timeout=timeout)
 
 

@@ -1,4 +1,4 @@
-"""One test per fault of the demo generator's dirty set (ingest/demo_dirty.py): the loader rejects the
+"""One test per fault of the demo generator's dirty set (demo/dirty.py): the loader rejects the
 row the manifest names, under the field it names, for the reason it should, or refuses the whole file."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from ingest_fixtures import rows, scalar
 
-from ingest.demo_dirty import write_dirty
-from ingest.loader import RunResult, load
+from demo.dirty import write_dirty
+from ingest.loader import load
+from ingest.runs import RunResult
 from twin.settings import Settings
 
 TESTED: set[str] = set()

@@ -12,7 +12,7 @@ import pytest
 import shapely
 from ingest_fixtures import ESTABLISHMENTS, rows, run_cli, write_csv, write_raster
 
-from ingest.cli import order_entries
+from ingest.manifest import order_entries
 from twin.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("empty_layers")

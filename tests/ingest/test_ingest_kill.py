@@ -23,7 +23,7 @@ def kill_when_paused(settings: Settings, tmp_path: Path, phase: str, *args: str)
     """Run ``twin ingest ARGS`` in a subprocess with the loader's pause hook at ``phase``, and SIGKILL it there."""
     marker = tmp_path / "paused"
     env = cli_env(settings, {PAUSE_AT_ENV: phase, PAUSE_FILE_ENV: str(marker)})
-    proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "ingest", *args], env=env, cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "ingest", *args], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not marker.exists():
@@ -64,7 +64,7 @@ def test_sigkill_during_a_first_bulk_load_leaves_the_empty_table_as_it_was(inges
     import numpy as np
     import shapely
 
-    from ingest.loader import DEFER_INDEXES_MIN_ROWS
+    from ingest.merge import DEFER_INDEXES_MIN_ROWS
 
     n = DEFER_INDEXES_MIN_ROWS
     i = np.arange(n)
@@ -100,7 +100,7 @@ def test_sigkill_before_the_commit_of_a_first_staged_bulk_load(ingest_settings: 
     """Permits are staged. A first load of 50,000 truncates the empty table, sets aside its indexes, keys and
     foreign key, inserts, and adds them back; killed just before COMMIT, the table is as it was: empty, the
     same storage, the same definition."""
-    from ingest.loader import DEFER_INDEXES_MIN_ROWS
+    from ingest.merge import DEFER_INDEXES_MIN_ROWS
 
     load(ingest_settings, "establishments", write_csv(tmp_path / "e.csv", ESTABLISHMENTS), crs="EPSG:28992")
     ids = [e["inrichting_id"] for e in ESTABLISHMENTS]

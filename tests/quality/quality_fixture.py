@@ -36,7 +36,7 @@ def run_cli(settings: Settings, *args: str, timeout: float = 180) -> subprocess.
            "TWIN_QUALITY_AS_OF": AS_OF.isoformat(), "COLUMNS": "200"}
     if settings.database_url:
         env["TWIN_DATABASE_URL"] = settings.database_url
-    return subprocess.run([sys.executable, "-m", "twin.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, env=env,
                           cwd=ROOT, timeout=timeout)
 
 

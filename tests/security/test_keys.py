@@ -24,7 +24,7 @@ def _cli_env(settings: Settings) -> dict[str, str]:
 
 
 def _cli(settings: Settings, *args: str) -> tuple[int, str, str]:
-    from twin.cli import app
+    from cli.main import app
 
     res = CliRunner().invoke(app, list(args), env=_cli_env(settings))
     return res.exit_code, res.stdout, res.stderr

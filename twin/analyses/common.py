@@ -16,12 +16,11 @@ from datetime import date
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg.rows import dict_row
 from pyproj import Transformer
 
 from layers.registry import GUIDE_DISTANCES_M
-from twin import database
-from twin.errors import DatabaseUnavailable, InvalidParameter, NotFound, QueryTimeout
+from twin import database, sql
+from twin.errors import DatabaseUnavailable, InvalidParameter, NotFound
 from twin.settings import Settings
 
 T = TypeVar("T")
@@ -171,22 +170,14 @@ def rounded(value: Any, digits: int = 1) -> float | None:
 
 async def fetch(conn: psycopg.AsyncConnection, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None,
                 ) -> list[dict[str, Any]]:
-    """Rows of a query as dicts; a statement timeout becomes a clear 503."""
-    try:
-        async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(query, params)  # type: ignore[arg-type]
-            return await cur.fetchall()
-    except psycopg.errors.QueryCanceled as exc:
-        raise QueryTimeout(
-            "the analysis took longer than the statement timeout; narrow it (a smaller radius or one "
-            "municipality) or raise TWIN_STATEMENT_TIMEOUT_MS."
-        ) from exc
+    """Rows of an analysis query as dicts, run by :func:`twin.sql.fetch` (a timeout says how to narrow the
+    analysis)."""
+    return await sql.fetch(conn, query, params, rows="dict", timeout=sql.ANALYSIS_TIMEOUT)
 
 
 async def fetch_one(conn: psycopg.AsyncConnection, query: str,
                     params: Mapping[str, Any] | Sequence[Any] | None = None) -> dict[str, Any] | None:
-    rows = await fetch(conn, query, params)
-    return rows[0] if rows else None
+    return await sql.fetch_one(conn, query, params, timeout=sql.ANALYSIS_TIMEOUT)
 
 
 async def municipality(conn: psycopg.AsyncConnection, code: str) -> dict[str, Any]:

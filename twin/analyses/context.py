@@ -15,8 +15,7 @@ from typing import Any
 import psycopg
 from shapely.geometry import Point
 
-from twin import deposition
-from twin.analyses import raster
+from twin import coverage
 from twin.analyses.common import (
     FULL,
     GUIDE_JSON,
@@ -109,8 +108,8 @@ CROSS JOIN LATERAL (SELECT {latest} AS year) yr
 CROSS JOIN LATERAL ({weighted}) w
 WHERE h.habitat_id = ANY(%(ids)s) AND yr.year IS NOT NULL
 """.format(
-    latest=raster.LATEST_YEAR_SQL.format(year="%(year)s", geom="h.geom"),
-    weighted=raster.WEIGHTED_SQL.format(year="yr.year", geom="h.geom"),
+    latest=coverage.LATEST_YEAR_SQL.format(year="%(year)s", geom="h.geom"),
+    weighted=coverage.WEIGHTED_SQL.format(year="yr.year", geom="h.geom"),
 )
 
 # Housing sites that lie (partly) closer to an establishment in the circle than its VNG guide distance.
@@ -274,8 +273,8 @@ async def _establishments(conn: psycopg.AsyncConnection, params: dict[str, Any],
 
 async def _deposition(conn: psycopg.AsyncConnection, x: float, y: float, r: float) -> dict[str, Any]:
     circle = Point(x, y).buffer(r, quad_segs=BUFFER_QUAD_SEGS)
-    points = await deposition.point_values(conn, x, y)
-    stats = await raster.zonal_stats(conn, circle.wkb)
+    points = await coverage.point_values(conn, x, y)
+    stats = await coverage.centre_stats(conn, circle.wkb)
     return {
         "unit": "mol N/ha/yr",
         "at_point": [{"year": p.year, "label": p.label, "value": rounded(p.value)} for p in points],

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from layers.registry import GUIDE_DISTANCES_M
-from twin.analyses import raster
+from twin import coverage
 from twin.analyses.common import (
     FULL,
     GUIDE_JSON,
@@ -87,8 +87,8 @@ LEFT JOIN LATERAL (
   WHERE e.dist < e.guide
 ) est ON true
 ORDER BY s.site_id
-""".replace("{latest_raster_year}", raster.LATEST_YEAR_SQL.format(year="%(year)s", geom="s.geom")).replace(
-    "{weighted}", raster.WEIGHTED_SQL.format(year="dy.year", geom="s.geom")).replace("{hex_year}", HEX_YEAR_SQL)
+""".replace("{latest_raster_year}", coverage.LATEST_YEAR_SQL.format(year="%(year)s", geom="s.geom")).replace(
+    "{weighted}", coverage.WEIGHTED_SQL.format(year="dy.year", geom="s.geom")).replace("{hex_year}", HEX_YEAR_SQL)
 
 
 def _m(value: float) -> str:

@@ -14,7 +14,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from layers.registry import ENVIRONMENTAL_CATEGORIES, INSPECTION_RESULTS, LHS_CELLS, PERMIT_STATUSES
-from twin.analyses import raster
+from twin import coverage
 from twin.analyses.common import FULL, NL_BOUNDS, Disclosure, fetch, fetch_one, municipality, rounded, run_sync, today
 from twin.analyses.context import ACTIVE_PERMIT_SQL
 from twin.analyses.housing import VERDICTS, housing_nitrogen
@@ -199,11 +199,11 @@ async def _deposition(conn: psycopg.AsyncConnection, area_wkb: bytes) -> list[di
     pixel centre gets the area-weighted mean of the pixels it overlaps; a year whose raster only touches
     the area is left out."""
     out = []
-    for d in await raster.zonal_stats(conn, area_wkb):
+    for d in await coverage.centre_stats(conn, area_wkb):
         row = {"year": d["year"], "label": d["label"], "method": "pixel centres", "pixels": int(d["count"] or 0),
                "mean": rounded(d["mean"]), "min": rounded(d["min"]), "max": rounded(d["max"])}
         if not row["pixels"]:
-            w = await raster.weighted_stats(conn, area_wkb, d["year"])
+            w = await coverage.weighted_stats(conn, area_wkb, d["year"])
             if w["mean"] is None:
                 continue
             row |= {"method": "area-weighted", "pixels": int(w["pixels"]), "mean": rounded(w["mean"]),

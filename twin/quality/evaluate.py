@@ -12,9 +12,9 @@ from typing import Any
 
 import psycopg
 
+from layers.quality_spec import QualityRule
 from layers.registry import LAYERS, get_layer
-from twin.quality.model import QualityRule
-from twin.quality.rules import all_rules, rules_reading
+from twin.quality.registry import all_rules, rules_reading
 from twin.quality.sql import count_sql, examples_sql, shared_count_sql
 from twin.settings import Settings
 

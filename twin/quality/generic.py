@@ -1,4 +1,4 @@
-"""Rules every layer gets from its spec (layers.registry) and its quality block (layers.quality), so that a new
+"""Rules every layer gets from its spec (layers.registry) and its quality block (layers.quality_rules), so that a new
 layer is checked without writing a rule: required and expected fields filled (completeness), values in their
 code lists, dates possible, geometry valid and inside the Netherlands (validity), and the age of the latest
 delivery of each source (timeliness)."""
@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from twin.quality.model import QualityRule, RuleSQL, flagged
+from layers.quality_spec import LayerQuality, QualityRule, RuleSQL, flagged
 
 if TYPE_CHECKING:
-    from layers.quality import LayerQuality
     from layers.registry import FieldSpec, LayerSpec
 
 
@@ -152,7 +151,7 @@ def generic_rules(spec: LayerSpec, quality: LayerQuality) -> tuple[QualityRule, 
             rules.append(completeness(spec, f, f.required))
     for name in quality.expected:
         if name not in fields:
-            raise ValueError(f"layers.quality: {spec.id} expects field {name!r}, which the layer does not have")
+            raise ValueError(f"layers.quality_rules: {spec.id} expects field {name!r}, which the layer does not have")
     for f in spec.fields:
         if f.enum is not None:
             rules.append(in_list(spec, f))

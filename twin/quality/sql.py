@@ -10,8 +10,8 @@ from typing import Any
 
 from psycopg import sql
 
+from layers.quality_spec import QualityRule
 from layers.registry import get_layer
-from twin.quality.model import QualityRule
 from twin.settings import Settings
 
 _PLACEHOLDER = re.compile(r"@(quality_[a-z0-9_]+|today)")

@@ -1,0 +1,58 @@
+"""GeoJSON answers: features from rows whose geometry PostGIS wrote as GeoJSON, pages of them with their
+``numberMatched`` and ``next``/``prev`` links, serialised with orjson."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+
+from api.links import url_with
+from api.params import ItemsQuery
+
+GEOJSON = "application/geo+json"
+
+
+def features(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """GeoJSON features (for orjson) from rows of (key, GeoJSON geometry text, ``names``...), such as those
+    of :func:`api.query.page_sql` / :func:`api.query.one_sql`; the geometry is embedded as PostGIS wrote it."""
+    return [
+        {"type": "Feature", "id": r[0], "geometry": orjson.Fragment(r[1]),
+         "properties": dict(zip(names, r[2:], strict=True))}
+        for r in rows
+    ]
+
+
+def number_matched(returned: int, q: ItemsQuery) -> int | None:
+    """``numberMatched`` when the page itself tells it (a short page), else None: count the rest."""
+    if returned < q.limit and (returned > 0 or q.offset == 0):
+        return q.offset + returned
+    return None
+
+
+def paging_links(request: Request, q: ItemsQuery, returned: int, matched: int | None) -> list[dict[str, Any]]:
+    """The ``next`` and ``prev`` links of a GeoJSON page (``next`` while more features match)."""
+    links: list[dict[str, Any]] = []
+    more = returned == q.limit if matched is None else q.offset + returned < matched
+    if more:
+        links.append({"href": url_with(request, offset=q.offset + q.limit, limit=q.limit), "rel": "next",
+                      "type": GEOJSON, "title": "Next page"})
+    if q.offset > 0:
+        links.append({"href": url_with(request, offset=max(0, q.offset - q.limit), limit=q.limit), "rel": "prev",
+                      "type": GEOJSON, "title": "Previous page"})
+    return links
+
+
+def timestamp() -> str:
+    """``timeStamp`` of a page: now, in UTC, to the second."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def geojson_response(doc: dict[str, Any], q: ItemsQuery) -> Response:
+    """A GeoJSON document with the CRS of its geometries in ``Content-Crs``."""
+    assert q.crs is not None
+    return Response(orjson.dumps(doc), media_type=GEOJSON, headers={"Content-Crs": q.crs.header})

@@ -1,0 +1,565 @@
+"""Data quality: ``/quality`` (a score per layer and rule), ``/quality/{rule}`` (the failing records as
+GeoJSON) and ``/quality/signals`` (the cross-source signals as GeoJSON with their reasons).
+
+The rules and their SQL are :mod:`twin.quality`'s; this module only runs them on the request's connection
+(the caller's database role, so row-level security decides which rows count) and serves the answers.
+
+Who sees what: a rule is shown to a caller who may read its layer and every layer it reads
+(``depends_on``); the failing records are served with the layer's fields masked as
+``/collections/{id}/items`` masks them. Recorded results (``twin.quality_results``, written by ``twin
+quality``) count every row, so for rules that touch a restricted layer they are used only for admins, who
+see every row; other callers get the counts measured live under their own role.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+import psycopg
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from psycopg import sql
+from pydantic import BaseModel, Field
+from starlette.datastructures import QueryParams
+
+from api import params
+from api.auth import Principal, PrincipalDep, can_read, require_read
+from api.columns import Binder, Columns, columns_for, output_geometry_sql, table_sql
+from api.deps import ConnDep
+from api.geojson import GEOJSON, features, geojson_response, number_matched, paging_links, timestamp
+from api.links import base_url, wants_json
+from api.params import ITEMS_OPENAPI, ItemsQuery, qparam
+from api.query import feature_columns, selected_fields, where_sql
+from layers.registry import LAYERS, LayerSpec
+from twin import quality
+from twin.errors import InvalidParameter, NotFound, QueryTimeout
+from twin.sql import fetch
+
+log = logging.getLogger("twin.api.quality")
+router = APIRouter(tags=["quality"])
+
+PAGE_PARAMETERS = ("f", "limit", "offset", "bbox", "bbox-crs", "crs")
+SIGNAL_PARAMETERS = (*PAGE_PARAMETERS, "signal")
+
+
+# -- the rules' SQL and whether a rule applies ----------------------------------------------------------------
+# The rules' SQL never contains ``%`` (twin.quality guarantees it), so it sits unchanged in statements with
+# bound parameters. Thresholds and the reference date come from the app's settings (TWIN_QUALITY_...).
+def failing(request: Request, rule: quality.QualityRule) -> sql.Composable:
+    return quality.failing_sql(rule, request.app.state.settings)
+
+
+SCHEMA_SQL = ("SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+              "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+              "WHERE n.nspname = 'twin' AND c.relkind IN ('r', 'p', 'v', 'm')")
+
+
+async def not_applicable(conn: psycopg.AsyncConnection,
+                         rules: Sequence[quality.QualityRule]) -> dict[str, str]:
+    """Why rules do not apply here, by rule id, with the notes of ``twin quality report``: the database
+    lacks a table or column the rule reads (an older schema), or its layer or a layer it reads holds no
+    records (under the caller's role)."""
+    rows = await fetch(conn, sql.Composed([sql.SQL(SCHEMA_SQL)]), {}, isolated=True)
+    schema = {r[0] for r in rows} | {f"{r[0]}.{r[1]}" for r in rows}
+    layers = sorted({x for r in rules for x in (r.layer, *r.depends_on) if LAYERS[x].table in schema})
+    filled: dict[str, bool] = {}
+    if layers:
+        exists = sql.SQL(", ").join(
+            sql.SQL("EXISTS (SELECT 1 FROM {})").format(table_sql(LAYERS[x])) for x in layers)
+        found = await fetch(conn, sql.SQL("SELECT {}").format(exists), {}, isolated=True)
+        filled = dict(zip(layers, found[0], strict=True))
+    notes = {}
+    for rule in rules:
+        needed = [LAYERS[x].table for x in (rule.layer, *rule.depends_on)] + list(rule.requires)
+        missing = [n for n in dict.fromkeys(needed) if n not in schema]
+        empty = [x for x in (rule.layer, *rule.depends_on) if not filled.get(x)]
+        if missing:
+            notes[rule.id] = f"the database lacks {', '.join(missing)} (an older schema: run 'twin db migrate')"
+        elif empty:
+            notes[rule.id] = f"{', '.join(empty)} holds no records"
+    return notes
+
+
+# -- who may see a rule -------------------------------------------------------------------------------------
+def rule_layers(rule: quality.QualityRule) -> tuple[LayerSpec, ...]:
+    """The registered layers a rule reads: its own and those it depends on."""
+    return tuple(LAYERS[i] for i in (rule.layer, *rule.depends_on) if i in LAYERS)
+
+
+def can_see(principal: Principal, rule: quality.QualityRule) -> bool:
+    """Whether the caller may see a rule: they may read its layer and every layer it depends on (a rule
+    over a layer they cannot read would count rows row-level security hides from them)."""
+    return all(can_read(principal, spec) for spec in rule_layers(rule))
+
+
+def visible_rules(principal: Principal, kind: str | None = None) -> tuple[quality.QualityRule, ...]:
+    return tuple(r for r in quality.all_rules(kind=kind) if r.layer in LAYERS and can_see(principal, r))
+
+
+def recorded_counts_apply(principal: Principal, rule: quality.QualityRule) -> bool:
+    """Recorded results count every row; only admins see every row of a restricted layer."""
+    return principal.role == "admin" or all(spec.access == "public" for spec in rule_layers(rule))
+
+
+def rule_for(principal: Principal, rule_id: str) -> quality.QualityRule:
+    """The rule ``rule_id``, checked against the caller's rights (401/403 as the layer's items, 404 unknown)."""
+    try:
+        rule = quality.get_rule(rule_id)
+    except KeyError:
+        raise NotFound(f"there is no quality rule {rule_id!r}; GET /quality lists the rules.") from None
+    if rule.layer not in LAYERS:
+        raise NotFound(f"quality rule {rule_id!r} is about {rule.layer!r}, which is not a layer of this twin.")
+    for spec in rule_layers(rule):
+        require_read(principal, spec)
+    return rule
+
+
+# -- the summary --------------------------------------------------------------------------------------------
+class Change(BaseModel):
+    """The change of a rule since the previous recorded run."""
+
+    previous_run: int | None = Field(description="Ingest/quality run of the previous measurement.")
+    previous_checked: int | None
+    previous_failed: int | None
+    previous_score: float | None
+    failed: int | None = Field(description="Failed records now minus failed records then (negative: better).")
+    score: float | None = Field(description="Score now minus score then (positive: better).")
+
+
+class RuleSummary(BaseModel):
+    """One rule: what it checks and how many records fail it."""
+
+    id: str = Field(examples=["establishments.kvk-filled"])
+    layer: str = Field(examples=["establishments"])
+    kind: str = Field(description="completeness, validity, consistency, linkage, timeliness or signal (a "
+                      "cross-source signal).", examples=["completeness"])
+    title: str = Field(examples=["KvK number filled in"])
+    explanation: str
+    severity: Literal["info", "warning", "error"]
+    checked: int | None = Field(description="Records the rule applies to (None: the measurement failed).")
+    failed: int | None = Field(description="Records that fail the rule.")
+    score: float | None = Field(description="1 - failed/checked (1.0 when nothing is checked).", examples=[0.97])
+    measured_at: datetime | None = Field(description="When the counts were measured.")
+    run: int | None = Field(description="Run of the recorded measurement (None: measured live).")
+    source: Literal["recorded", "live"] = Field(description="Recorded by `twin quality` or measured now.")
+    change: Change | None = Field(description="Change since the previous recorded run, when there is one.")
+    applicable: bool = Field(True, description="False when the rule does not apply here (see error): a layer it "
+                             "reads holds no records, or the database lacks a table or column it reads.")
+    error: str | None = Field(None, description="Why the rule does not apply or could not be measured.")
+    href: str = Field(description="The failing records as GeoJSON.")
+
+
+class LayerSummary(BaseModel):
+    """The rules of one layer and their combined score."""
+
+    layer: str
+    title: str
+    checked: int = Field(description="Sum of the rules' checked records.")
+    failed: int = Field(description="Sum of the rules' failed records.")
+    score: float = Field(description="1 - failed/checked over the layer's rules.")
+    rules: list[RuleSummary]
+
+
+class QualitySummary(BaseModel):
+    """The quality of the layers the caller may read."""
+
+    measured_at: datetime = Field(description="When this answer was made.")
+    refresh: bool = Field(description="True when every rule was measured live (?refresh=true).")
+    layers: list[LayerSummary]
+    signals: list[str] = Field(description="Ids of the cross-source signal rules among the rules.")
+    links: list[dict[str, str]]
+
+
+SUMMARY_EXAMPLE = {
+    "measured_at": "2025-01-31T12:00:00Z", "refresh": False,
+    "layers": [{
+        "layer": "establishments", "title": "Establishments (inrichtingen)", "checked": 2000, "failed": 31,
+        "score": 0.9845,
+        "rules": [{
+            "id": "establishments.kvk-filled", "layer": "establishments", "kind": "completeness",
+            "title": "KvK number filled in", "explanation": "Establishments without a KvK number cannot be "
+            "linked to the trade register.", "severity": "warning", "checked": 1000, "failed": 12,
+            "score": 0.988, "measured_at": "2025-01-30T02:00:00Z", "run": 41, "source": "recorded",
+            "change": {"previous_run": 37, "previous_checked": 990, "previous_failed": 9, "previous_score": 0.9909,
+                       "failed": 3, "score": -0.0029},
+            "error": None, "href": "http://localhost:8000/quality/establishments.kvk-filled",
+        }],
+    }],
+    "signals": ["signal.livestock-without-permit"],
+    "links": [{"href": "http://localhost:8000/quality", "rel": "self", "type": "application/json"}],
+}
+
+
+async def _recorded(conn: psycopg.AsyncConnection) -> dict[str, dict[str, Any]]:
+    """The latest recorded result per rule id (empty when nothing was recorded or the table is missing)."""
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(quality.latest_results_sql(), prepare=False)
+            names = [d.name for d in cur.description or ()]
+            return {row[names.index("rule_id")]: dict(zip(names, row, strict=True)) for row in await cur.fetchall()}
+    except psycopg.errors.UndefinedTable:
+        log.warning("twin.quality_results is missing: run the migrations; measuring live")
+        return {}
+
+
+def _score(checked: int, failed: int) -> float:
+    return 1.0 if checked <= 0 else round(1.0 - failed / checked, 6)
+
+
+def _change(previous_run: Any, previous_checked: Any, previous_failed: Any, previous_score: Any,
+            checked: int, failed: int) -> Change | None:
+    """The change from a previous measurement to (checked, failed); None without a previous one."""
+    if previous_run is None or previous_failed is None:
+        return None
+    prev_score = _score(int(previous_checked or 0), int(previous_failed)) if previous_score is None \
+        else float(previous_score)
+    return Change(previous_run=int(previous_run), previous_checked=None if previous_checked is None
+                  else int(previous_checked), previous_failed=int(previous_failed), previous_score=prev_score,
+                  failed=failed - int(previous_failed), score=round(_score(checked, failed) - prev_score, 6))
+
+
+async def measure(request: Request, conn: psycopg.AsyncConnection,
+                  rules: Sequence[quality.QualityRule]) -> dict[str, tuple[int, int] | str]:
+    """(checked, failed) per rule id measured now, or why not: the simple rules of a layer in one scan
+    (``shared_count_sql``), the others one by one, each in its own subtransaction under the statement
+    timeout."""
+    settings = request.app.state.settings
+    out: dict[str, tuple[int, int] | str] = {}
+    slow = "the rule took too long to measure; `twin quality report` records it."
+    groups: dict[str, list[quality.QualityRule]] = {}
+    for rule in rules:
+        groups.setdefault(rule.layer if rule.sql.simple else rule.id, []).append(rule)
+    for group in groups.values():
+        query = quality.shared_count_sql(group, settings) if group[0].sql.simple else \
+            quality.count_sql(group[0], settings)
+        try:
+            row = (await fetch(conn, query, {}, isolated=True))[0]
+        except QueryTimeout:
+            out.update((r.id, slow) for r in group)
+            continue
+        for i, r in enumerate(group):
+            out[r.id] = (int(row[2 * i] or 0), int(row[2 * i + 1] or 0))
+    return out
+
+
+def rule_summary(base: str, rule: quality.QualityRule, recorded: dict[str, Any] | None,
+                 live: tuple[int, int] | str | None, note: str | None) -> RuleSummary:
+    """One rule's entry: the recorded counts, or those measured now (with the change against the latest
+    recorded run), or why the rule does not apply."""
+    common: dict[str, Any] = {
+        "id": rule.id, "layer": rule.layer, "kind": rule.kind, "title": rule.title, "explanation": rule.explanation,
+        "severity": rule.severity, "href": f"{base}/quality/{rule.id}"}
+    if note is not None or isinstance(live, str):
+        return RuleSummary(**common, checked=None, failed=None, score=None, measured_at=datetime.now(UTC),
+                           run=None, source="live", change=None, applicable=note is None,
+                           error=note if note is not None else str(live))
+    if live is None:
+        assert recorded is not None
+        checked, failed = int(recorded["checked"]), int(recorded["failed"])
+        change = _change(recorded.get("previous_run_id"), recorded.get("previous_checked"),
+                         recorded.get("previous_failed"), recorded.get("previous_score"), checked, failed)
+        return RuleSummary(**common, checked=checked, failed=failed, score=_score(checked, failed),
+                           measured_at=recorded["measured_at"], run=recorded["run_id"], source="recorded",
+                           change=change)
+    checked, failed = live
+    change = None
+    if recorded is not None:  # measured now against the latest recorded run
+        change = _change(recorded["run_id"], recorded["checked"], recorded["failed"], recorded["score"],
+                         checked, failed)
+    return RuleSummary(**common, checked=checked, failed=failed, score=_score(checked, failed),
+                       measured_at=datetime.now(UTC), run=None, source="live", change=change)
+
+
+async def summary(request: Request, conn: psycopg.AsyncConnection, principal: Principal,
+                  refresh: bool) -> QualitySummary:
+    """The quality summary of the layers the caller may read: recorded counts where they apply to this
+    caller (see :func:`recorded_counts_apply`) and ``refresh`` is off, the rest measured now."""
+    base = base_url(request)
+    rules = visible_rules(principal)
+    notes = await not_applicable(conn, rules)
+    recorded = {k: v for k, v in (await _recorded(conn)).items()
+                if k in {r.id for r in rules} and recorded_counts_apply(principal, quality.get_rule(k))}
+    live = await measure(request, conn, [r for r in rules if r.id not in notes and (refresh or r.id not in recorded)])
+    by_layer: dict[str, list[RuleSummary]] = {}
+    for rule in rules:
+        by_layer.setdefault(rule.layer, []).append(
+            rule_summary(base, rule, recorded.get(rule.id), live.get(rule.id), notes.get(rule.id)))
+    layers = []
+    for layer_id, items in by_layer.items():
+        checked = sum(r.checked or 0 for r in items)
+        failed = sum(r.failed or 0 for r in items)
+        layers.append(LayerSummary(layer=layer_id, title=LAYERS[layer_id].title, checked=checked, failed=failed,
+                                   score=_score(checked, failed), rules=items))
+    return QualitySummary(
+        measured_at=datetime.now(UTC), refresh=refresh, layers=layers,
+        signals=[r.id for r in rules if r.kind == "signal"],
+        links=[{"href": f"{base}/quality", "rel": "self", "type": "application/json", "title": "This document"},
+               {"href": f"{base}/quality?f=html", "rel": "alternate", "type": "text/html", "title": "As a page"},
+               {"href": f"{base}/quality/signals", "rel": "items", "type": GEOJSON,
+                "title": "The cross-source signals (GeoJSON)"}],
+    )
+
+
+def _fmt(value: float | int | None, percent: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value * 100:.1f}%" if percent else f"{value:,}"
+
+
+def summary_html(doc: QualitySummary) -> str:
+    """The summary as a plain page (no script, no inline style: the page CSP allows neither)."""
+    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>vth-twin: data quality</title>"
+             "</head><body><h1>Data quality</h1>",
+             f"<p>Measured {html.escape(doc.measured_at.strftime('%Y-%m-%d %H:%M UTC'))}. "
+             "<a href='?f=json'>JSON</a> · <a href='?refresh=true&amp;f=html'>measure now</a> · "
+             "<a href='/quality/signals'>signals (GeoJSON)</a> · <a href='/'>the map</a></p>"]
+    for layer in doc.layers:
+        parts.append(f"<h2>{html.escape(layer.title)} <small>({html.escape(layer.layer)}): score "
+                     f"{_fmt(layer.score, True)}</small></h2><table><thead><tr><th scope='col'>Rule</th>"
+                     "<th scope='col'>Kind</th><th scope='col'>Severity</th><th scope='col'>Checked</th>"
+                     "<th scope='col'>Failed</th><th scope='col'>Score</th><th scope='col'>Change</th>"
+                     "</tr></thead><tbody>")
+        for r in layer.rules:
+            change = "–"
+            if r.change is not None and r.change.failed is not None:
+                change = f"{r.change.failed:+,} failed since run {r.change.previous_run}"
+            parts.append(
+                f"<tr><td><a href='{html.escape(r.href)}'>{html.escape(r.title)}</a><br><small>"
+                f"{html.escape(r.explanation)}</small></td><td>{html.escape(r.kind)}</td>"
+                f"<td>{html.escape(r.severity)}</td><td>{_fmt(r.checked)}</td><td>{_fmt(r.failed)}</td>"
+                f"<td>{_fmt(r.score, True)}</td><td>{html.escape(r.error or change)}</td></tr>")
+        parts.append("</tbody></table>")
+    if not doc.layers:
+        parts.append("<p>No quality rules for the layers you may read.</p>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+@router.get(
+    "/quality", summary="Data quality per layer and rule", response_model=QualitySummary,
+    description="A score per rule (records checked, records failing, 1 - failed/checked) grouped by layer, "
+    "with the change since the previous recorded run. Counts come from the latest run of `twin quality` "
+    "where recorded, else they are measured now; `refresh=true` measures every rule now. Only the layers "
+    "the caller may read are listed; for restricted layers the counts cover the rows the caller may see. "
+    "Browsers (Accept: text/html) and `f=html` get a page.",
+    responses={200: {"content": {"application/json": {"example": SUMMARY_EXAMPLE}, "text/html": {}}}},
+)
+async def quality_summary(
+    request: Request, conn: ConnDep, principal: PrincipalDep,
+    refresh: bool = Query(False, description="Measure every rule now instead of reading the recorded results."),
+    f: str | None = Query(None, description="json or html (default: by the Accept header)."),
+) -> Any:
+    params.check_known(request.query_params, ("f", "refresh"))
+    if f is not None and f.lower() not in ("json", "html"):
+        raise InvalidParameter(f"f={f!r} is not supported here; use json or html.", parameter="f")
+    doc = await summary(request, conn, principal, refresh)
+    if not wants_json(request, f):
+        return HTMLResponse(summary_html(doc))
+    return doc
+
+
+# -- failing records -------------------------------------------------------------------------------------------
+def _page_query(request: Request, columns: Columns, allowed: Sequence[str]) -> ItemsQuery:
+    """limit, offset, bbox, bbox-crs and crs parsed as for the items (400s alike); nothing else allowed."""
+    params.check_known(request.query_params, allowed)
+    paging = QueryParams([(k, v) for k, v in request.query_params.multi_items() if k in PAGE_PARAMETERS])
+    q = params.parse_items(paging, columns)
+    if q.format != "json":
+        raise InvalidParameter("f: failing records are served as GeoJSON only (f=json).", parameter="f")
+    return q
+
+
+def _failing_join(request: Request, rule: quality.QualityRule) -> sql.Composable:
+    return sql.SQL("JOIN ({failing}) f ON f.id = t.id").format(failing=failing(request, rule))
+
+
+async def require_applicable(conn: psycopg.AsyncConnection, rule: quality.QualityRule) -> None:
+    """404 naming the reason when a rule does not apply here (its records would mean nothing)."""
+    note = (await not_applicable(conn, [rule])).get(rule.id)
+    if note:
+        raise NotFound(f"quality rule {rule.id!r} does not apply here: {note}.")
+
+
+async def issues_of(request: Request, conn: psycopg.AsyncConnection, principal: Principal, spec: LayerSpec,
+                    ids: list[int]) -> dict[int, list[dict[str, str]]]:
+    """Every rule of the layer (that the caller may see) each record of ``ids`` fails, with its reason: the
+    open issues of a record. Each rule is evaluated for these ids only (``f.id = ANY(ids)``)."""
+    if not ids:
+        return {}
+    rules = [r for r in visible_rules(principal) if r.layer == spec.id]
+    notes = await not_applicable(conn, rules)
+    rules = [r for r in rules if r.id not in notes]
+    binder = Binder()
+    wanted = binder.bind(ids)
+    union = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {rid} AS rule_id, f.id, f.reason FROM ({failing}) f WHERE f.id = ANY({ids})").format(
+            rid=sql.Literal(r.id), failing=failing(request, r), ids=wanted)
+        for r in rules
+    )
+    rows = await fetch(conn, sql.SQL("SELECT rule_id, id, reason FROM ({}) u ORDER BY rule_id").format(union),
+                       binder.params, isolated=True)
+    titles = {r.id: r.title for r in rules}
+    out: dict[int, list[dict[str, str]]] = {}
+    for rule_id, row_id, reason in rows:
+        out.setdefault(int(row_id), []).append({"rule": rule_id, "title": titles[rule_id], "reason": reason})
+    return out
+
+
+def _geojson(request: Request, q: ItemsQuery, feats: list[dict[str, Any]], matched: int,
+             extra: dict[str, Any] | None = None) -> Response:
+    doc = {
+        "type": "FeatureCollection",
+        **(extra or {}),
+        "numberMatched": matched,
+        "numberReturned": len(feats),
+        "timeStamp": timestamp(),
+        "links": [{"href": str(request.url), "rel": "self", "type": GEOJSON, "title": "This page"},
+                  *paging_links(request, q, len(feats), matched)],
+        "features": feats,
+    }
+    return geojson_response(doc, q)
+
+
+PAGE_OPENAPI = [
+    *(p for p in ITEMS_OPENAPI["parameters"] if p["name"] in ("limit", "offset", "bbox", "bbox-crs", "crs")),
+    qparam("f", "json (GeoJSON, the only format here).", {"type": "string", "enum": ["json"]}),
+]
+RULE_EXAMPLE = {
+    "type": "FeatureCollection", "rule": "establishments.kvk-filled", "layer": "establishments",
+    "numberMatched": 12, "numberReturned": 1, "timeStamp": "2025-01-31T12:00:00Z",
+    "links": [{"href": "http://localhost:8000/quality/establishments.kvk-filled?limit=1", "rel": "self"},
+              {"href": "http://localhost:8000/quality/establishments.kvk-filled?limit=1&offset=1", "rel": "next"}],
+    "features": [{"type": "Feature", "id": "INR-000123", "geometry": {"type": "Point", "coordinates": [5.38, 52.15]},
+                  "properties": {"establishment_id": "INR-000123", "name": None, "sbi_code": "0141",
+                                 "quality_rule": "establishments.kvk-filled",
+                                 "quality_reason": "kvk_number is empty", "quality_issues": 2,
+                                 "quality_issue_list": [
+                                     {"rule": "establishments.kvk-filled", "title": "KvK number filled in",
+                                      "reason": "kvk_number is empty"},
+                                     {"rule": "signal.livestock-without-permit",
+                                      "title": "Livestock farm without a valid permit",
+                                      "reason": "no permit with status 'verleend' valid today for SBI 01.4"}]}}],
+}
+SIGNALS_EXAMPLE = {
+    "type": "FeatureCollection", "numberMatched": 9, "numberReturned": 1, "timeStamp": "2025-01-31T12:00:00Z",
+    "links": [{"href": "http://localhost:8000/quality/signals?limit=1", "rel": "self"}],
+    "features": [{"type": "Feature", "id": "signal.livestock-without-permit/INR-000123",
+                  "geometry": {"type": "Point", "coordinates": [5.38, 52.15]},
+                  "properties": {"signal": "signal.livestock-without-permit",
+                                 "title": "Livestock farm without a valid permit", "layer": "establishments",
+                                 "record": "INR-000123", "severity": "warning",
+                                 "reason": "no permit with status 'verleend' valid today for SBI 01.4 (livestock)",
+                                 "explanation": "A livestock farm needs an environmental permit ..."}}],
+}
+
+
+@router.get(
+    "/quality/signals", summary="Cross-source signals as GeoJSON, with their reasons", response_class=Response,
+    description="The records that fail a rule of kind `signal` (gaps between registers that point at a risk, "
+    "e.g. a livestock farm without a valid permit), as one FeatureCollection ordered by signal and record. "
+    "Each feature carries `signal` (the rule id), `title`, `reason` (why this record), `explanation` (why "
+    "it matters), `layer`, `record` (the record's id in that layer) and `severity`. Signals over layers the "
+    "caller may not read are left out; `signal=` picks one.",
+    openapi_extra={"parameters": [*PAGE_OPENAPI, qparam("signal", "Only this signal (a rule id of kind signal).",
+                                                        {"type": "string"})]},
+    responses={200: {"content": {GEOJSON: {"example": SIGNALS_EXAMPLE}}},
+               404: {"description": "Unknown signal."}},
+)
+async def signals(request: Request, conn: ConnDep, principal: PrincipalDep) -> Response:
+    wanted = request.query_params.get("signal")
+    if wanted is not None:
+        rule = rule_for(principal, wanted.strip())
+        if rule.kind != "signal":
+            raise InvalidParameter(f"signal={wanted!r} is a {rule.kind} rule, not a signal; GET /quality lists "
+                                   "the signals.", parameter="signal")
+        await require_applicable(conn, rule)
+        rules: tuple[quality.QualityRule, ...] = (rule,)
+    else:
+        rules = visible_rules(principal, kind="signal")
+        notes = await not_applicable(conn, rules)
+        rules = tuple(r for r in rules if r.id not in notes)
+        for rule in rules:
+            for spec in rule_layers(rule):
+                require_read(principal, spec)  # passes (visible); notes restricted layers for the audit log
+    # the columns do not matter here: _page_query lets no property filter through
+    q = _page_query(request, columns_for(LAYERS["establishments"], principal), SIGNAL_PARAMETERS)
+    if not rules:
+        return _geojson(request, q, [], 0)
+    assert q.crs is not None
+    binder = Binder()
+    parts = []
+    for rule in rules:
+        spec = LAYERS[rule.layer]
+        columns = columns_for(spec, principal)
+        parts.append(sql.SQL(
+            "SELECT {rid} AS rule_id, t.{key}::text AS record, ST_AsGeoJSON({geom}, {decimals}, 0) AS geometry, "
+            "f.reason FROM {table} t {failing} WHERE {where}"
+        ).format(rid=sql.Literal(rule.id), key=sql.Identifier(spec.key), geom=output_geometry_sql(q.crs),
+                 decimals=sql.Literal(q.crs.decimals), table=table_sql(spec), failing=_failing_join(request, rule),
+                 where=where_sql(columns, q, binder, None)))
+    union = sql.SQL(" UNION ALL ").join(parts)
+    page = sql.SQL("SELECT * FROM ({}) s ORDER BY rule_id, record LIMIT {} OFFSET {}").format(
+        union, binder.bind(q.limit), binder.bind(q.offset))
+    rows = await fetch(conn, page, binder.params, isolated=True)
+    matched = number_matched(len(rows), q)
+    if matched is None:
+        count = sql.SQL("SELECT count(*) FROM ({}) s").format(union)
+        matched = int((await fetch(conn, count, binder.params, isolated=True))[0][0])
+    by_id = {r.id: r for r in rules}
+    feats = [{"type": "Feature", "id": f"{rule_id}/{record}", "geometry": orjson.Fragment(geometry),
+              "properties": {"signal": rule_id, "title": by_id[rule_id].title, "layer": by_id[rule_id].layer,
+                             "record": record, "severity": by_id[rule_id].severity, "reason": reason,
+                             "explanation": by_id[rule_id].explanation}}
+             for rule_id, record, geometry, reason in rows]
+    return _geojson(request, q, feats, matched)
+
+
+@router.get(
+    "/quality/{rule_id}", summary="The records that fail one quality rule (GeoJSON)", response_class=Response,
+    description="The failing records of a rule as a FeatureCollection of its layer, with the layer's fields "
+    "as `/collections/{layer}/items` serves them to this caller (personal data masked alike), plus "
+    "`quality_rule`, `quality_reason` (why this record fails), `quality_issues` (how many rules of the "
+    "layer the record fails, this one included) and `quality_issue_list` (each of them with its reason). "
+    "Paged like the items (limit, offset, next/prev links) and filtered by bbox. 404 for an unknown rule; "
+    "401/403 when the caller may not read the rule's layer or a layer it reads.",
+    openapi_extra={"parameters": PAGE_OPENAPI},
+    responses={200: {"content": {GEOJSON: {"example": RULE_EXAMPLE}}},
+               404: {"description": "Unknown rule."}, 401: {"description": "Restricted layer, no key."},
+               403: {"description": "Restricted layer, the key's role may not read it."}},
+)
+async def failing_records(request: Request, rule_id: str, conn: ConnDep, principal: PrincipalDep) -> Response:
+    rule = rule_for(principal, rule_id)
+    spec = LAYERS[rule.layer]
+    columns = columns_for(spec, principal)
+    q = _page_query(request, columns, PAGE_PARAMETERS)
+    await require_applicable(conn, rule)
+    assert q.crs is not None
+    binder = Binder()
+    where = where_sql(columns, q, binder, None)
+    names = selected_fields(columns, q)
+    page = sql.SQL(
+        "SELECT {cols}, f.reason AS quality_reason, t.id FROM {table} t {failing} WHERE {where} "
+        "ORDER BY t.{key} LIMIT {limit} OFFSET {offset}"
+    ).format(cols=feature_columns(columns, names, q.crs), table=table_sql(spec), failing=_failing_join(request, rule),
+             where=where, key=sql.Identifier(spec.key), limit=binder.bind(q.limit), offset=binder.bind(q.offset))
+    rows = await fetch(conn, page, binder.params, isolated=True)
+    matched = number_matched(len(rows), q)
+    if matched is None:
+        count = sql.SQL("SELECT count(*) FROM {table} t {failing} WHERE {where}").format(
+            table=table_sql(spec), failing=_failing_join(request, rule), where=where)
+        matched = int((await fetch(conn, count, binder.params, isolated=True))[0][0])
+    ids = [int(r[-1]) for r in rows]
+    feats = features([r[:-1] for r in rows], (*names, "quality_reason"))
+    issues = await issues_of(request, conn, principal, spec, ids)
+    for feat, row_id in zip(feats, ids, strict=True):
+        listed = issues.get(row_id) or [{"rule": rule.id, "title": rule.title,
+                                         "reason": feat["properties"]["quality_reason"]}]
+        feat["properties"]["quality_rule"] = rule.id
+        feat["properties"]["quality_issues"] = len(listed)
+        feat["properties"]["quality_issue_list"] = listed
+    return _geojson(request, q, feats, matched, {"rule": rule.id, "layer": spec.id, "title": rule.title})

@@ -1,0 +1,125 @@
+"""``twin db ...``: the local PostGIS cluster (or TWIN_DATABASE_URL) and its schema."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.common import fail, read_settings, twin_errors
+from twin import cluster, database
+from twin.settings import default_data_dir
+
+db_app = typer.Typer(help="The database: a private PostGIS cluster (or TWIN_DATABASE_URL) and its schema.",
+                     no_args_is_help=True)
+console = Console()
+
+
+@db_app.command("up")
+def db_up() -> None:
+    """Create (first time) and start the local PostGIS cluster; wait until it answers. Idempotent."""
+    s = read_settings()
+    if not s.local_cluster:
+        console.print("TWIN_DATABASE_URL is set: the twin uses that database; no local cluster is started.")
+        return
+    with twin_errors():
+        with console.status("starting the local PostGIS cluster ..."):
+            st = cluster.up(s)
+        console.print(f"PostGIS cluster up: PostgreSQL {st.version}, port {st.port}, data {st.pgdata}")
+
+
+@db_app.command("down")
+def db_down() -> None:
+    """Stop the local cluster (its data stays)."""
+    s = read_settings()
+    if not s.local_cluster:
+        console.print("TWIN_DATABASE_URL is set: the twin uses that database; there is no local cluster to stop.")
+        return
+    with twin_errors():
+        stopped = cluster.down(s)
+        console.print("local cluster stopped" if stopped else "local cluster was not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Where the database is, whether it runs and whether its schema is current."""
+    s = read_settings()
+    with twin_errors():
+        table = Table(show_header=False, box=None)
+        if s.local_cluster:
+            st = cluster.status(s)
+            table.add_row("cluster", "local")
+            table.add_row("data folder", str(st.pgdata))
+            table.add_row("initialised", "yes" if st.initialised else "no")
+            table.add_row("running", "yes" if st.running else "no")
+            table.add_row("port", str(st.port))
+            table.add_row("socket", str(st.socket_dir))
+            running = st.running
+        else:
+            table.add_row("cluster", "external (TWIN_DATABASE_URL)")
+            running = True
+        if running:
+            try:
+                current, head = database.schema_state(database.url_for(s, "owner"))
+                table.add_row("schema", f"{current or 'none'} (newest {head})" +
+                              (" - run 'twin db migrate'" if current != head else " - current"))
+            except Exception as exc:  # noqa: BLE001 - status reports, it does not fail
+                table.add_row("schema", f"unreachable: {str(exc).splitlines()[0]}")
+        console.print(table)
+        if s.local_cluster and not running:
+            console.print(f"no running cluster in {s.data_dir.resolve()} (TWIN_DATA_DIR, default "
+                          f"{default_data_dir()}): start it with 'twin db up'")
+            raise typer.Exit(3)
+
+
+@db_app.command("url")
+def db_url(
+    role: Annotated[str, typer.Option(help="owner, writer, reader or auditor")] = "owner",
+    tcp: Annotated[bool, typer.Option(help="A TCP URL with password (local cluster) for tools like QGIS")] = False,
+) -> None:
+    """Print the connection URL of a role (for psql, ogr2ogr, QGIS)."""
+    s = read_settings()
+    if role not in database.ROLE_NAMES:
+        fail(f"unknown role {role!r}: use owner, writer, reader or auditor")
+    with twin_errors():
+        if tcp and s.local_cluster:
+            name = database.ROLE_NAMES[role]
+            pw = cluster.role_passwords(s)[name]
+            print(f"postgresql://{name}:{pw}@127.0.0.1:{s.pg_port}/{s.database_name}")
+        else:
+            print(database.url_for(s, role))  # type: ignore[arg-type]
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Bring the schema to the newest migration (as the owner role). Idempotent."""
+    s = read_settings()
+    with twin_errors():
+        before, after = database.migrate(s)
+        if before == after:
+            console.print(f"schema already current ({after})")
+        else:
+            console.print(f"schema migrated {before or 'empty'} -> {after}")
+
+
+@db_app.command("reset")
+def db_reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False) -> None:
+    """Delete the local cluster and all its data. Asks first unless --yes."""
+    s = read_settings()
+    if not s.local_cluster:
+        fail("TWIN_DATABASE_URL is set: 'twin db reset' only deletes the local cluster; drop your database yourself.")
+    if not yes:
+        if not sys.stdin.isatty():
+            fail("refusing to delete the local cluster without confirmation: add --yes")
+        typer.confirm(f"Delete the local cluster in {cluster.cluster_paths(s)[0]} and all its data?", abort=True)
+    with twin_errors():
+        cluster.reset(s)
+    console.print("local cluster deleted")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``twin db`` to the ``twin`` command line."""
+    app.add_typer(db_app, name="db")
