@@ -21,6 +21,7 @@ from api.routes import (
     analyses,
     collections,
     coverages,
+    downloads,
     features,
     health,
     landing,
@@ -33,7 +34,8 @@ from twin import database
 from twin.settings import Settings, get_settings
 
 # In the order they match (and the OpenAPI document lists them).
-ROUTERS = (admin, aggregates, health, landing, collections, features, tiles, coverages, analyses, quality, map)
+ROUTERS = (admin, aggregates, health, landing, collections, features, downloads, tiles, coverages, analyses,
+           quality, map)
 
 
 def create_app(settings: Settings) -> FastAPI:

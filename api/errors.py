@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from psycopg_pool import PoolTimeout
 from pyogrio.errors import DataLayerError, DataSourceError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from twin.errors import DatabaseUnavailable, InvalidParameter, QueryTimeout, TwinError
@@ -76,6 +77,9 @@ TRANSLATIONS: dict[type[Exception], tuple[int, Translation]] = {
     DataLayerError: (logging.ERROR, lambda e, s: ExportFailed(EXPORT_FAILED)),
     OSError: (logging.ERROR, lambda e, s: ExportFailed(EXPORT_FAILED) if e.errno in STORAGE_ERRNOS else None),
     RequestValidationError: (logging.INFO, lambda e, s: validation_error(e)),
+    StarletteHTTPException: (logging.INFO, lambda e, s: http_error(e)),
+    # json.loads of a deeply nested body (the middleware refuses those first; this is the fallback)
+    RecursionError: (logging.WARNING, lambda e, s: InvalidParameter(BODY_TOO_DEEP, parameter="body")),
 }
 
 
@@ -88,10 +92,34 @@ def error_response(status: int, code: str, description: str, headers: dict[str, 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+# RFC 9110 15.5.2: a 401 names the schemes that would work (an API key or an OIDC token, both as Bearer).
+WWW_AUTHENTICATE = 'Bearer realm="vth-twin"'
+
+
 def twin_error_response(exc: TwinError) -> JSONResponse:
     retry = getattr(exc, "retry_after", 5) if exc.status_code == 503 else None
-    return error_response(exc.status_code, exc.code, exc.message,
-                          {"Retry-After": str(retry)} if retry else None, exc.parameter)
+    headers = {"Retry-After": str(retry)} if retry else {}
+    if exc.status_code == 401:
+        headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    return error_response(exc.status_code, exc.code, exc.message, headers or None, exc.parameter)
+
+
+def http_error(exc: StarletteHTTPException) -> TwinError:
+    """An HTTPException raised by FastAPI or Starlette itself (a body it cannot parse, 404 of an unknown path,
+    405) in the API's error shape; its detail is FastAPI's own text, never a value of the request."""
+    detail = exc.detail if isinstance(exc.detail, str) else "the request cannot be handled"
+    error = TwinError(detail[:1].lower() + detail[1:] if detail else "the request cannot be handled")
+    error.status_code = exc.status_code
+    error.code = {400: "InvalidParameterValue", 404: "NotFound", 405: "MethodNotAllowed",
+                  413: "PayloadTooLarge"}.get(exc.status_code, "InvalidRequest" if exc.status_code < 500 else
+                                               "InternalError")
+    if exc.status_code == 400:
+        error.parameter = "body"
+    return error
+
+
+BODY_TOO_DEEP = ("the request body nests too deeply to be parsed: send plain JSON (GeoJSON nests at most a few "
+                 "levels).")
 
 
 def install(app: FastAPI, settings: Settings) -> None:

@@ -26,6 +26,7 @@ from api import cql
 from api.bbox import Bbox, parse_bbox
 from api.columns import Columns
 from api.errors import PayloadTooLarge
+from api.paging import Cursors
 from layers.registry import FieldSpec
 from twin.crs import CRS84, Crs, parse_crs
 from twin.errors import InvalidParameter, NotFound
@@ -65,6 +66,9 @@ class ItemsQuery:
     filter: Any = None  # parsed CQL2 AST
     filter_crs: Crs | None = None
     format: Format = "json"
+    after: tuple[Any, ...] | None = None  # from ``cursor``: the sort values and key of the last row seen
+    backward: bool = False  # the cursor of a prev link: the page before ``after``, in reverse order
+    cursors: Cursors | None = None  # signs the next page's cursor (None: offset paging, as the quality pages)
 
 
 def qparam(name: str, description: str, schema: dict[str, Any], style: str | None = None) -> dict[str, Any]:
@@ -78,8 +82,11 @@ def qparam(name: str, description: str, schema: dict[str, Any], style: str | Non
 
 ITEMS_OPENAPI = {"parameters": [
     qparam("limit", f"Features per page (default {DEFAULT_LIMIT}; larger values are capped at "
-           f"{MAX_LIMIT:,}).", {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT}),
-    qparam("offset", "Features to skip (the next/prev links carry it).", {"type": "integer", "minimum": 0}),
+           f"{MAX_LIMIT:,}).", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
+    qparam("offset", "Features to skip, up to a cap (TWIN_MAX_OFFSET, default 10,000); page deeper by following "
+           "the next links.", {"type": "integer", "minimum": 0}),
+    qparam("cursor", "Where the page starts: the opaque value of the previous page's next link (do not build "
+           "it yourself).", {"type": "string"}),
     qparam("bbox", "minx,miny,maxx,maxy in bbox-crs (default CRS84: lon,lat).",
            {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 6}, style="form"),
     qparam("bbox-crs", "CRS of bbox (URI).", {"type": "string", "format": "uri"}),
@@ -99,7 +106,7 @@ ITEMS_OPENAPI = {"parameters": [
 ITEM_OPENAPI = {"parameters": [p for p in ITEMS_OPENAPI["parameters"] if p["name"] in ("crs", "properties")]}
 
 ITEMS_PARAMETERS = (
-    "f", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "properties", "sortby", "filter",
+    "f", "limit", "offset", "cursor", "bbox", "bbox-crs", "crs", "datetime", "properties", "sortby", "filter",
     "filter-lang", "filter-crs",
 )
 ITEM_PARAMETERS = ("f", "crs", "properties")
@@ -230,8 +237,10 @@ def parse_format(value: str | None) -> Format:
     return fmt
 
 
-def parse_items(params: QueryParams, columns: Columns) -> ItemsQuery:
-    """Validate the query of ``/collections/{id}/items`` for a caller who sees ``columns``."""
+def parse_items(params: QueryParams, columns: Columns, max_offset: int = MAX_OFFSET,
+                cursors: Cursors | None = None) -> ItemsQuery:
+    """Validate the query of ``/collections/{id}/items`` for a caller who sees ``columns``: ``offset`` up to
+    ``max_offset``; ``cursor`` checked and decoded with ``cursors`` (keyset paging, see :mod:`api.paging`)."""
     field_names = [n for n in columns.names if n not in ITEMS_PARAMETERS]
     check_known(params, [*ITEMS_PARAMETERS, *field_names])
     get = params.get
@@ -244,8 +253,13 @@ def parse_items(params: QueryParams, columns: Columns) -> ItemsQuery:
     elif fmt != "json":
         limit = MAX_LIMIT  # an export without a limit: the whole result, up to the maximum
     offset = parse_int(get("offset") or "0", "offset", 0)
-    if offset > MAX_OFFSET:
-        raise InvalidParameter(f"offset must be at most {MAX_OFFSET:,}.", parameter="offset")
+    if offset > max_offset:
+        if max_offset < MAX_OFFSET:
+            raise InvalidParameter(
+                f"offset {offset:,} is beyond the {max_offset:,} this API pages by offset: follow the next links "
+                "instead (rel=next; they carry a cursor and are as fast at any depth), or download the whole "
+                "layer (rel=enclosure of the collection).", parameter="offset")
+        raise InvalidParameter(f"offset must be at most {max_offset:,}.", parameter="offset")
     crs = parse_crs(get("crs") or CRS84.uri, "crs")
     bbox = parse_bbox(get("bbox"), get("bbox-crs"))
     dt = parse_datetime(str(get("datetime"))) if get("datetime") is not None else None
@@ -262,10 +276,29 @@ def parse_items(params: QueryParams, columns: Columns) -> ItemsQuery:
         raise InvalidParameter(f"filter-lang={lang!r} is not supported; use cql2-text.", parameter="filter-lang")
     filter_crs = parse_crs(get("filter-crs") or CRS84.uri, "filter-crs")
     ast = cql.parse(str(get("filter"))) if get("filter") is not None else None
+    after, backward = None, False
+    if get("cursor") is not None:
+        if cursors is None:
+            raise InvalidParameter("cursor is not supported here; page with offset.", parameter="cursor")
+        if get("offset") is not None:
+            raise InvalidParameter("give cursor or offset, not both: the next links carry a cursor alone.",
+                                   parameter="cursor")
+        types = [columns.spec.field(name).type for name, _ in sortby] + [key_type(columns)]
+        after, backward = cursors.decode(str(get("cursor")), types)
+        if backward and fmt != "json":
+            raise InvalidParameter("a prev cursor pages GeoJSON only; use the next links for exports.",
+                                   parameter="cursor")
     return ItemsQuery(
         limit=limit, offset=offset, limit_given=limit_given, bbox=bbox, crs=crs, datetime=dt,
         properties=properties, sortby=sortby, equals=equals, filter=ast, filter_crs=filter_crs, format=fmt,
+        after=after, backward=backward, cursors=cursors,
     )
+
+
+def key_type(columns: Columns) -> str:
+    """The field type of the layer's natural key (text when it is not a declared field)."""
+    spec = columns.spec
+    return spec.field(spec.key).type if spec.key in spec.field_names else "text"
 
 
 def parse_item(params: QueryParams, columns: Columns) -> ItemsQuery:

@@ -14,6 +14,7 @@ from typing import Literal
 from psycopg import sql
 
 from api.columns import Binder, Columns, geometry_sql, output_geometry_sql, table_sql
+from api.paging import after_sql
 from api.params import ItemsQuery
 from twin.crs import Crs
 
@@ -39,14 +40,35 @@ def where_sql(columns: Columns, q: ItemsQuery, binder: Binder, filter_sql: sql.C
     return sql.SQL(" AND ").join(conds)
 
 
+def order_keys(columns: Columns, q: ItemsQuery) -> list[tuple[sql.Composable, bool]]:
+    """The (masked) expressions of the order with their direction (descending?): the requested fields, then
+    the natural key (a total order, so paging is stable)."""
+    keys = [(columns.expr(name), desc) for name, desc in q.sortby]
+    keys.append((sql.SQL("t.{}").format(sql.Identifier(columns.spec.key)), False))
+    if q.backward:  # a prev page: the reverse order (ASC NULLS FIRST <-> DESC NULLS LAST), reversed again later
+        keys = [(expr, not desc) for expr, desc in keys]
+    return keys
+
+
 def order_sql(columns: Columns, q: ItemsQuery) -> sql.Composable:
-    """ORDER BY the requested fields, then the natural key (a total order, so paging is stable)."""
-    parts = [
-        sql.SQL("{} {}").format(columns.expr(name), sql.SQL("DESC NULLS LAST" if desc else "ASC NULLS FIRST"))
-        for name, desc in q.sortby
-    ]
-    parts.append(sql.SQL("t.{}").format(sql.Identifier(columns.spec.key)))
-    return sql.SQL(", ").join(parts)
+    """ORDER BY :func:`order_keys` (ascending NULLS FIRST, descending NULLS LAST)."""
+    return sql.SQL(", ").join(
+        sql.SQL("{} {}").format(expr, sql.SQL("DESC NULLS LAST" if desc else "ASC NULLS FIRST"))
+        if i < len(q.sortby) or desc else expr
+        for i, (expr, desc) in enumerate(order_keys(columns, q))
+    )
+
+
+def page_where(columns: Columns, q: ItemsQuery, binder: Binder, where: sql.Composable) -> sql.Composable:
+    """The condition of one page: the query's, and after the cursor's row when there is one (keyset)."""
+    if q.after is None:
+        return where
+    return sql.SQL("({}) AND {}").format(where, after_sql(order_keys(columns, q), q.after, binder.bind))
+
+
+def sort_values_sql(columns: Columns, q: ItemsQuery) -> sql.Composable:
+    """The sortby expressions as trailing columns of a page (the next cursor is made of the last row's)."""
+    return sql.SQL("").join(sql.SQL(", {}").format(columns.expr(name)) for name, _ in q.sortby)
 
 
 def selected_fields(columns: Columns, q: ItemsQuery) -> tuple[str, ...]:
@@ -66,11 +88,12 @@ def page_sql(columns: Columns, q: ItemsQuery, binder: Binder, where: sql.Composa
     crs = q.crs
     assert crs is not None
     return sql.SQL(
-        "SELECT {cols} FROM {table} t WHERE {where} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+        "SELECT {cols}{sort} FROM {table} t WHERE {where} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
     ).format(
         cols=feature_columns(columns, selected_fields(columns, q), crs),
+        sort=sort_values_sql(columns, q),
         table=table_sql(columns.spec),
-        where=where,
+        where=page_where(columns, q, binder, where),
         order=order_sql(columns, q),
         limit=binder.bind(q.limit),
         offset=binder.bind(q.offset),
@@ -117,8 +140,23 @@ def rows_sql(columns: Columns, q: ItemsQuery, binder: Binder, where: sql.Composa
     ).format(
         cols=sql.SQL(", ").join(cols),
         table=table_sql(columns.spec),
-        where=where,
+        where=page_where(columns, q, binder, where),
         order=order_sql(columns, q),
         limit=binder.bind(q.limit),
         offset=binder.bind(q.offset),
+    )
+
+
+def boundary_sql(columns: Columns, q: ItemsQuery, binder: Binder, where: sql.Composable) -> sql.Composed:
+    """The key and sort values of the page's last row and of the row after it (none: the last page), for the
+    next link of an export, whose rows are streamed before they are seen."""
+    return sql.SQL(
+        "SELECT t.{key}{sort} FROM {table} t WHERE {where} ORDER BY {order} LIMIT 2 OFFSET {offset}"
+    ).format(
+        key=sql.Identifier(columns.spec.key),
+        sort=sort_values_sql(columns, q),
+        table=table_sql(columns.spec),
+        where=page_where(columns, q, binder, where),
+        order=order_sql(columns, q),
+        offset=binder.bind(q.offset + q.limit - 1),
     )

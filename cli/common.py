@@ -10,7 +10,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from twin.errors import TwinError
+from twin.errors import DatabaseUnavailable, TwinError
 from twin.settings import Settings, get_settings
 
 err = Console(stderr=True)
@@ -27,6 +27,11 @@ def twin_errors() -> Iterator[None]:
     """Run a command body; a :class:`TwinError` becomes one clear line and exit code 1."""
     try:
         yield
+    except DatabaseUnavailable as exc:
+        settings = get_settings()
+        where = f" (the local cluster of the data folder {settings.data_dir.resolve()})" \
+            if settings.local_cluster else ""
+        fail(exc.message + where)
     except TwinError as exc:
         fail(exc.message)
 

@@ -178,7 +178,7 @@ def _run_load(settings: Settings, layer: str, path: str, **kwargs: Any) -> RunRe
 
 @ingest_app.command("load")
 def load_cmd(
-    layer: Annotated[str, typer.Argument(help=f"Layer id: {', '.join([*LAYERS, *COVERAGES])}")],
+    layer: Annotated[str, typer.Argument(help=f"Layer id: {', '.join([*LAYERS, *COVERAGES, 'aerius-results'])}")],
     path: Annotated[str, typer.Argument(help="The file (CSV, GeoJSON, GeoPackage[:layer], Shapefile, GeoParquet, "
                                              "GeoTIFF)")],
     crs: Annotated[str | None, typer.Option(help="CRS of the coordinates when the file has none, e.g. EPSG:28992")]
@@ -224,6 +224,32 @@ def load_cmd(
     if quality:
         measure_quality(settings, results)
     if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@ingest_app.command("aerius-results")
+def aerius_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="IMAER GML files (5.0, 5.1, 6.0) from AERIUS Calculator or "
+                                                     "Connect, one situation each; or ZIPs or folders of them")],
+    quality: Annotated[bool, typer.Option(help="After a successful load, measure the data-quality rules")] = False,
+) -> None:
+    """Load AERIUS receptor results (IMAER GML): per receptor, year, situation, result type and substance,
+    joined to the deposition hexagons on the receptor id. All files in one transaction: any error refuses
+    the load; each file replaces its situation."""
+    settings = read_settings()
+    with twin_errors():
+        from ingest import aerius
+
+        progress = LazyProgress("aerius-results")
+        try:
+            result = aerius.load(settings, paths, progress=progress)
+        finally:
+            progress.close()
+    console.print(summary_table([result]))
+    report(result)
+    if quality:
+        measure_quality(settings, [result])
+    if not result.ok:
         raise typer.Exit(1)
 
 

@@ -123,15 +123,17 @@ def write_dirty(out: Path, seed: int) -> dict[str, Any]:
 
     rows = [r.copy() for r in inspections[:12]]
     y, m, d = rows[7][icol["datum_controle"]].split("-")
-    rows[7][icol["datum_controle"]] = f"{d}-{m}-{y}"
+    months = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
+              "november", "december")
+    rows[7][icol["datum_controle"]] = f"{int(d)} {months[int(m) - 1]} {y}"
     entry("controles_datumformaat.csv", "inspections", "CSV", "bad-date-format",
-          "datum_controle written as DD-MM-YYYY instead of ISO YYYY-MM-DD", 8, "datum_controle",
+          "datum_controle written out in words (1 mei 2023) instead of YYYY-MM-DD or DD-MM-YYYY", 8, "datum_controle",
           rows[7][icol["datum_controle"]], _csv(out / "controles_datumformaat.csv", INSPECTION_COLUMNS, rows))
 
     rows = [r.copy() for r in permits[:10]]
-    rows[3][pcol["nh3_emissie"]] = "onbekend"
+    rows[3][pcol["nh3_emissie"]] = "circa 12"
     entry("vergunningen_tekst_in_getal.csv", "permits", "CSV", "text-in-numeric-field",
-          "nh3_emissie holds text", 4, "nh3_emissie", "onbekend",
+          "nh3_emissie holds text", 4, "nh3_emissie", "circa 12",
           _csv(out / "vergunningen_tekst_in_getal.csv", PERMIT_COLUMNS, rows))
 
     habitats = make_habitats(geo).iloc[:6].copy()

@@ -177,6 +177,16 @@ def _habitats(base_url: str) -> MapLayer:
                     _tooltip(spec, ["area_name", "habitat_type", "kdw", "quality"]), description=spec.description)
 
 
+def _natura2000_areas(base_url: str) -> MapLayer:
+    spec = LAYERS["natura2000-areas"]
+    layer = _mvt("natura2000-areas", spec, tile_url(base_url, spec.id), True, base_url, filled=False, stroked=True,
+                 line_width_min_pixels=1.5)
+    legend = theme.Legend(spec.title, (theme.Swatch(spec.style.line, "area boundary", "line"),),
+                          note="Bron: RVO, PDOK")
+    return MapLayer(layer, spec.title, "nitrogen", spec.id, True, legend,
+                    _tooltip(spec, ["name", "number", "protection", "status"]), description=spec.description)
+
+
 def _housing(base_url: str) -> MapLayer:
     spec = LAYERS["housing-sites"]
     layer = pdk.Layer(
@@ -295,6 +305,7 @@ def map_layers(base_url: str = "", year: int | None = None, inspection_year: int
         _municipalities(base),
         _deposition_raster(base, year),
         _habitats(base),
+        _natura2000_areas(base),
         _hexagons(base, "national", year),
         _hexagons(base, "1ha", year),
         _housing(base),

@@ -70,6 +70,7 @@ class Batches:
         self.checked_crs = False
         self.staged = 0
         self.nulled: dict[str, int] = {}  # "column: why" -> values read as NULL (no-value words, BAG 1005)
+        self.skipped: dict[str, int] = {}  # why -> rows read but not stored (a habitat map's H0000 polygons)
         self.timing = {"read": 0.0, "validate": 0.0, "geometry": 0.0, "copy": 0.0}
         cols = plan.geometry.columns
         # Geometry problems are reported under the column the user knows: x_coord, wkt, or the file's
@@ -86,6 +87,8 @@ class Batches:
         for what, count in vb.nulled.items():
             self.nulled[what] = self.nulled.get(what, 0) + count
         bad = vb.rejected
+        for what, count in vb.skipped_why.items():
+            self.skipped[what] = self.skipped.get(what, 0) + count
         t1 = time.perf_counter()
         self.timing["validate"] += t1 - t0
         ewkb = self._geometry(columns, wkb, rows, bad)
@@ -97,11 +100,12 @@ class Batches:
         data: dict[str, pa.Array] = {"row_number": pa.array(rows)}
         for name in self.columns:
             data[name] = vb.columns[name].cast(ARROW_TYPES[self.spec.field(name).type])
-        if bad.any():
+        failed = bad if vb.skipped is None else bad & ~vb.skipped  # skipped rows are no rejects
+        if failed.any():
             if self.spec.key in vb.columns:
-                keys = vb.columns[self.spec.key].filter(pa.array(bad)).drop_null().to_pylist()
+                keys = vb.columns[self.spec.key].filter(pa.array(failed)).drop_null().to_pylist()
                 self.rejected_keys.extend(keys)
-            self.rejected_rows.update(rows[bad].tolist())
+            self.rejected_rows.update(rows[failed].tolist())
         data["geom"] = ewkb
         table = pa.table(data)
         if bad.any():

@@ -36,10 +36,11 @@ AREA_LAND_TOLERANCE_M = 25000.0  # areas (habitats at sea, e.g. Noordzeekustzone
 XY_NAMES = (
     ("x", "y"), ("x_coord", "y_coord"), ("xcoord", "ycoord"), ("x_coordinaat", "y_coordinaat"),
     ("rd_x", "rd_y"), ("x_rd", "y_rd"), ("coord_x", "coord_y"),
+    ("rijksdriehoekx", "rijksdriehoeky"),  # KvK API geoData: RD New by name
 )
 LONLAT_NAMES = (
     ("lon", "lat"), ("lng", "lat"), ("longitude", "latitude"), ("lengtegraad", "breedtegraad"),
-    ("long", "lat"), ("wgs84_lon", "wgs84_lat"),
+    ("long", "lat"), ("wgs84_lon", "wgs84_lat"), ("gpslongitude", "gpslatitude"),
 )
 WKT_NAMES = ("wkt", "geometry", "geom", "the_geom", "geometrie", "wkt_geom", "shape")
 

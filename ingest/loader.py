@@ -44,8 +44,9 @@ from ingest.batches import BATCH_SIZE, Batches, read_batches
 from ingest.merge import DEFER_INDEXES_MIN_ROWS, merge_staged, set_aside, table_ident
 from ingest.pgcopy import BINARY_TYPES, PGCOPY_SIGNATURE, PGCOPY_TRAILER, column_types
 from ingest.plan import Plan, plan_load
+from ingest.profiles import open_delivery
 from ingest.runs import ProgressFn, RunResult, finish_run, recorded_run, save_rejects, write_report
-from ingest.sources import ChecksumThread, open_source, split_layer
+from ingest.sources import ChecksumThread, split_layer
 from ingest.validation import NULL_WORDS, Reject
 from ingest.values import ReadOptions, read_options
 from layers.registry import COVERAGES, LAYERS, SCHEMA, LayerSpec, get_layer
@@ -125,6 +126,10 @@ def load(
 
         return coverage_loader.load(settings, layer_id, path, crs=crs, mode=mode or "upsert", year=year, years=years,
                                     progress=progress)
+    if layer_id == "aerius-results":  # IMAER GML, not a table of rows: ingest/aerius.py
+        from ingest import aerius
+
+        return aerius.load(settings, [path], progress=progress)
     if layer_id == "deposition-hexagons":
         raise IngestError("deposition-hexagons is derived from the deposition raster and the habitats: "
                           "run 'twin ingest derive-hexagons'", parameter="layer")
@@ -133,7 +138,8 @@ def load(
     except KeyError:
         known = ", ".join([*LAYERS, *COVERAGES])
         raise IngestError(f"unknown layer {layer_id!r}; known layers: {known}", parameter="layer") from None
-    reading = read_options(date_format, [*map(str, settings.value_maps), *(value_maps or [])])
+    reading = read_options(date_format, [*map(str, settings.value_maps), *(value_maps or [])],
+                           kdw_file=settings.kdw_file)
     return _load_vector(settings, spec, path, crs, mode, max_reject_rate, progress, batch_size, lod, reading)
 
 
@@ -147,7 +153,7 @@ def _load_vector(settings: Settings, spec: LayerSpec, path: str | Path, crs: str
     options = {"crs": crs, "max_reject_rate": max_reject_rate, **({"lod": lod} if lod else {}),
                **({"date_format": reading.date_format} if reading and reading.date_format else {})}
     with recorded_run(settings, spec.id, label, mode or "upsert", options) as (helper, result):
-        source = open_source(path, lod=lod)
+        source = open_delivery(path, lod=lod)
         if mode is None and source.merge_mode:
             result.mode = source.merge_mode
             helper.execute("UPDATE twin.ingest_runs SET mode = %s WHERE id = %s", (result.mode, result.run_id))
@@ -301,6 +307,9 @@ def _note_repairs(plan: Plan, state: Batches, result: RunResult) -> None:
                             + f" (no-value words: {', '.join(NULL_WORDS)})")
     if result.separator_lines:
         result.notes.append(f"skipped {result.separator_lines:,} line(s) of only separators (as Excel writes them)")
+    if state.skipped:
+        result.notes.append("not stored: " + "; ".join(f"{n:,} row(s) with {what}"
+                                                       for what, n in state.skipped.items()))
 
 
 def _check_in_database(conn: psycopg.Connection, plan: Plan, state: Batches) -> None:

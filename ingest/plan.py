@@ -62,6 +62,8 @@ def plan_load(spec: LayerSpec, source: VectorSource, crs_text: str | None,
         crs = source.crs
     elif gplan.kind == "lonlat":
         crs = CRS.from_epsg(4326)
+    elif gplan.kind == "xy" and gplan.columns[0].lower().startswith("rijksdriehoek"):
+        crs = CRS.from_epsg(28992)  # the KvK's rijksdriehoekX/Y say RD New in their name
     else:
         crs = None
     if crs is None and gplan.kind != "none":

@@ -134,9 +134,9 @@ class ChecksumThread(threading.Thread):
         return self.value
 
 
-def open_source(path: str | Path, *, lod: str | None = None) -> VectorSource:
-    """Open a vector file (``PATH`` or ``PATH:layer`` for a GeoPackage) for streaming. A 3D BAG GeoPackage
-    is read as one source (``pand`` joined with the LoD layer ``lod`` names, ingest/bag3d.py)."""
+def open_source(path: str | Path) -> VectorSource:
+    """Open a vector file (``PATH`` or ``PATH:layer`` for a GeoPackage) for streaming, as its format has it.
+    Sources that span several layers (the 3D BAG) are opened by :func:`ingest.profiles.open_delivery`."""
     p, layer = split_layer(path)
     if not p.exists():
         raise IngestError(f"{p}: file not found")
@@ -149,7 +149,7 @@ def open_source(path: str | Path, *, lod: str | None = None) -> VectorSource:
         return _open_csv(p)
     if fmt == "parquet":
         return _open_parquet(p)
-    return _open_ogr(p, fmt, layer, lod)
+    return _open_ogr(p, fmt, layer)
 
 
 # --- GDAL formats (GeoPackage, GeoJSON, Shapefile) ------------------------------------------------------
@@ -170,7 +170,7 @@ def _crs_label(crs: CRS) -> str:
     return f"EPSG:{epsg}" if epsg else crs.name
 
 
-def _open_ogr(path: Path, fmt: str, layer: str | None, lod: str | None = None) -> VectorSource:
+def _open_ogr(path: Path, fmt: str, layer: str | None) -> VectorSource:
     notes: list[str] = []
     try:
         layers = [str(name) for name, _ in pyogrio.list_layers(path)]
@@ -178,14 +178,6 @@ def _open_ogr(path: Path, fmt: str, layer: str | None, lod: str | None = None) -
         raise IngestError(f"{path}: cannot be read as {fmt} ({exc})") from exc
     if not layers:
         raise IngestError(f"{path}: holds no layers")
-    if fmt == "gpkg":
-        from ingest import bag3d  # a source profile built on this module's readers
-
-        if bag3d.is_3dbag(layers) and layer in (None, "pand", *bag3d.LOD_LAYERS.values()) or \
-                layer in bag3d.LOD_LAYERS.values():
-            return bag3d.open_3dbag(path, layers, layer, lod)
-    if lod is not None:
-        raise IngestError(f"--lod applies to 3D BAG GeoPackages (layers pand and lod12_2d ...); {path} is none")
     if layer is None:
         layer = layers[0]
         if len(layers) > 1:

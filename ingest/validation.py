@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest.habitats import habitat_parts
 from ingest.values import (
     DATE_REASON,
     ReadOptions,
@@ -28,7 +29,7 @@ from ingest.values import (
     sbi_without_dots,
     unknown_value_reason,
 )
-from layers.registry import KDW_BY_HABITAT_TYPE, FieldSpec, LayerSpec
+from layers.registry import FieldSpec, LayerSpec
 from twin.errors import IngestError
 
 TRUE_WORDS = ("true", "t", "ja", "j", "yes", "y", "1", "waar", "wel", "x")
@@ -330,6 +331,9 @@ class ValidatedBatch:
     rejected: np.ndarray
     rejects: list[Reject]
     nulled: dict[str, int] = field(default_factory=dict)  # "column: why" -> values read as NULL
+    # Rows that are read but not stored, without being an error (a habitat map's H0000-only polygons).
+    skipped: np.ndarray | None = None
+    skipped_why: dict[str, int] = field(default_factory=dict)
 
 
 def validate(spec: LayerSpec, mapping: Mapping, table: pa.Table, rows: np.ndarray,
@@ -408,6 +412,16 @@ def validate(spec: LayerSpec, mapping: Mapping, table: pa.Table, rows: np.ndarra
         if f.fallback and f.fallback in typed and mapping.fields.get(f.name) == mapping.fields.get(f.fallback):
             typed[f.name] = typed[f.fallback]
     _derive(spec, typed)
+    skipped: np.ndarray | None = None
+    skipped_why: dict[str, int] = {}
+    if spec.id == "natura2000-habitats":
+        skipped, skipped_why = _habitat_parts(table, typed, opts, rows, rejected, rejects)
+    if spec.id == "natura2000-areas" and "number" in typed:
+        # PDOK publishes some areas as one feature per designation: number + protection is the key.
+        derived = pc.binary_join_element_wise(pc.cast(typed["number"], pa.string()),
+                                              typed.get("protection", pa.nulls(n, pa.string())), "-",
+                                              null_handling="skip")
+        typed["area_id"] = pc.coalesce(typed["area_id"], derived) if "area_id" in typed else derived
     if spec.id == "establishments" and ("legal_form" in typed or "sole_proprietor" in typed):
         person = (natural_person(typed["legal_form"], opts.value_maps.natural_person_legal_forms)
                   if "legal_form" in typed else pa.nulls(n, pa.bool_()))
@@ -455,7 +469,31 @@ def validate(spec: LayerSpec, mapping: Mapping, table: pa.Table, rows: np.ndarra
     for fname, default in BOOL_DEFAULTS.get(spec.id, {}).items():
         if fname in typed:
             typed[fname] = pc.fill_null(typed[fname], default)
-    return ValidatedBatch(typed, rejected, rejects, nulled)
+    if skipped is not None and skipped.any():  # read, not stored, no error: drop what other checks said
+        gone = set(rows[skipped].tolist())
+        rejects = [r for r in rejects if r.row not in gone]
+    return ValidatedBatch(typed, rejected, rejects, nulled, skipped, skipped_why)
+
+
+def _habitat_parts(table: pa.Table, typed: dict[str, pa.Array], opts: ReadOptions, rows: np.ndarray,
+                   rejected: np.ndarray, rejects: list[Reject]) -> tuple[np.ndarray, dict[str, int]]:
+    """A habitat polygon's types, shares and qualities (BIJ12 Habtype1..n) and its KDW (ingest/habitats.py)."""
+    parts = habitat_parts(table, typed, opts.kdw)
+    for i, col, value, why in parts.errors:
+        rejected[i] = True
+        rejects.append(Reject(int(rows[i]), col, value, f"{col} {value!r} {why}"))
+    for i, col, value, why in parts.warnings:
+        rejects.append(Reject(int(rows[i]), col, value, f"{col}: {why}", "warning"))
+    typed["habitat_type"] = pa.array(parts.habitat_type, pa.string())
+    typed["habitat_share"] = pa.array(parts.habitat_share, pa.float64())
+    typed["quality"] = pa.array(parts.quality, pa.string())
+    typed["habitat_types"] = pc.coalesce(typed["habitat_types"], pa.array(parts.habitat_types, pa.string())) \
+        if "habitat_types" in typed else pa.array(parts.habitat_types, pa.string())
+    looked_up = pa.array(parts.kdw, pa.float64())
+    typed["kdw"] = pc.coalesce(typed["kdw"], looked_up) if "kdw" in typed else looked_up
+    skipped = parts.skipped & ~rejected
+    rejected |= skipped
+    return skipped, {why: count for why, count in parts.skipped_why.items() if count}
 
 
 def _null_words(raw: pa.Array, f: FieldSpec) -> tuple[pa.Array, int]:
@@ -474,7 +512,7 @@ def _pattern_reason(values: pa.Array, reason: str, width: int | None) -> Callabl
 
     def why(i: int) -> str:
         v = values[i].as_py()
-        if width and isinstance(v, str) and v.isdigit() and len(v) == width - 1:
+        if width == 16 and isinstance(v, str) and v.isdigit() and len(v) == width - 1:  # BAG ids
             return (f"is not valid: it has {width - 1} digits: lost its leading zero? ({reason}; Excel drops "
                     "leading zeros unless the column is formatted as text)")
         return f"is not valid: {reason}"
@@ -487,13 +525,8 @@ def _before(column: str, dates: pa.Array) -> Callable[[int], str]:
 
 
 def _derive(spec: LayerSpec, typed: dict[str, pa.Array]) -> None:
-    """Fields that follow from others: the sole-proprietor flag from the legal form (Eenmanszaak); a
-    habitat's KDW from its type when the file has none (the BIJ12 habitat type map carries only codes)."""
-    if spec.id == "natura2000-habitats" and "habitat_type" in typed:
-        codes = pc.utf8_upper(pc.replace_substring(typed["habitat_type"], "_", ""))
-        known = pa.array(list(KDW_BY_HABITAT_TYPE))
-        looked_up = pc.take(pa.array(list(KDW_BY_HABITAT_TYPE.values()), pa.float64()), pc.index_in(codes, known))
-        typed["kdw"] = pc.coalesce(typed["kdw"], looked_up) if "kdw" in typed else looked_up
+    """Fields that follow from others: the sole-proprietor flag from the legal form (Eenmanszaak), an address's
+    municipality code and postcode in one form. (A habitat's KDW: :func:`_habitat_parts`.)"""
     if spec.id == "addresses":
         # BAG exports write the municipality as four digits (0363) and some add a space to the postcode.
         if "municipality_code" in typed:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from layers.kdw import kdw_table
 from layers.valuemaps import ValueMaps, load_value_maps, normalise
 from twin.errors import IngestError
 
@@ -36,18 +38,24 @@ class ReadOptions:
     date_format: str | None = None
     value_maps: ValueMaps = field(default_factory=ValueMaps)
     source: str = ""
+    kdw: dict[str, float] = field(default_factory=kdw_table)  # habitat type -> KDW (layers/kdw.py, TWIN_KDW_FILE)
 
 
 def read_options(date_format: str | None = None, value_maps: list[str] | None = None,
-                 source: str = "") -> ReadOptions:
-    """Options with the shipped value maps plus the user's files; IngestError for a bad map or format."""
+                 source: str = "", kdw_file: Path | str | None = None) -> ReadOptions:
+    """Options with the shipped value maps plus the user's files, and the KDW list with the user's
+    (``TWIN_KDW_FILE``); IngestError for a bad map, KDW file or format."""
     if date_format is not None:
         check_date_format(date_format)
     try:
         maps = load_value_maps(value_maps or [])
     except ValueError as exc:
         raise IngestError(str(exc), parameter="value-map") from exc
-    return ReadOptions(date_format, maps, source)
+    try:
+        kdw = kdw_table(str(kdw_file) if kdw_file else None)
+    except ValueError as exc:
+        raise IngestError(str(exc), parameter="kdw-file") from exc
+    return ReadOptions(date_format, maps, source, kdw)
 
 
 def check_date_format(fmt: str) -> None:
@@ -181,9 +189,13 @@ def sbi_without_dots(values: pa.Array) -> pa.Array:
 
 
 def natural_person(legal_form: pa.Array, forms: list[str]) -> pa.Array:
-    """Whether a legal form is one whose owners are natural persons (starts with a listed form)."""
-    norm = pa.array([None if v is None else normalise(v) for v in legal_form.to_pylist()], pa.string())
-    out = pa.array(np.zeros(len(legal_form), dtype=bool))
-    for form in forms:
-        out = pc.or_(out, pc.fill_null(pc.starts_with(norm, form), False))
-    return pc.if_else(pc.is_valid(legal_form), out, pa.scalar(None, pa.bool_()))
+    """Whether a legal form is one whose owners are natural persons: a listed form, whole or as its first words."""
+    listed = set(forms)
+
+    def person(v: str) -> bool:
+        words = normalise(v).split(" ")
+        return any(" ".join(words[:k]) in listed for k in range(1, len(words) + 1))
+
+    uniques = pc.unique(pc.drop_null(legal_form))
+    flags = pa.array([person(v) for v in uniques.to_pylist()], pa.bool_())
+    return pc.take(flags, pc.index_in(legal_form, value_set=uniques))

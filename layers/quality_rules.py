@@ -8,7 +8,9 @@ cross-source signals whose failing records are the layer's. docs/quality.md expl
 one.
 
 SQL fragments use the alias ``t`` for a row of the layer's table and ``@quality_...`` for thresholds from
-:class:`twin.settings.Settings` (see :mod:`layers.quality_spec`).
+:class:`twin.settings.Settings` (see :mod:`layers.quality_spec`). ``@visible(x)`` is true for a record ``x`` whose
+personal fields the caller may see (all records for ``twin quality``): a rule whose reason names another record
+names only such records (twin.quality.audience; docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -232,7 +234,8 @@ ESTABLISHMENTS = LayerQuality(
             sql=RuleSQL(
                 joins="LEFT JOIN LATERAL (SELECT o.establishment_id, ST_Distance(o.geom, t.geom) AS d "
                 "FROM twin.establishments o WHERE o.kvk_number = t.kvk_number AND o.id <> t.id "
-                "AND NOT ST_DWithin(o.geom, t.geom, @quality_kvk_distance_m) ORDER BY 2 DESC LIMIT 1) o ON true",
+                "AND NOT ST_DWithin(o.geom, t.geom, @quality_kvk_distance_m) AND @visible(o) "
+                "ORDER BY 2 DESC LIMIT 1) o ON true",
                 applies="t.kvk_number IS NOT NULL",
                 fails="o.establishment_id IS NOT NULL",
                 reason="'the same KvK number is registered for ' || o.establishment_id || ' at ' "

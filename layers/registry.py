@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from layers.kdw import kdw_table
+
 FieldType = Literal["text", "int", "float", "bool", "date"]
 GeometryType = Literal["Point", "Polygon", "MultiPolygon", "Geometry"]
 Access = Literal["public", "restricted"]
@@ -57,14 +59,11 @@ INTERVENTIONS = (
     "bestuurlijke boete",
     "proces-verbaal",
 )
-# KDW (critical deposition value, mol N/ha/yr) per habitat type, Van Dobben et al. 2012, as in DESIGN.md.
-# Used when a habitat map has no KDW column (the BIJ12 habitat type map carries only the codes). The list
-# is partial: verify and extend it before relying on it for real decisions. Codes are normalised without
-# underscores (H7140_B -> H7140B).
-KDW_BY_HABITAT_TYPE: dict[str, float] = {
-    "H7110A": 500, "H3110": 429, "H3130": 571, "H2130B": 714, "H4010A": 786,
-    "H4030": 1071, "H9190": 1071, "H6410": 1071, "H9160A": 1429, "H91E0C": 1857,
-}
+# KDW (critical deposition value, mol N/ha/yr) per habitat type (Van Dobben et al. 2012), read from the data
+# file layers/data/kdw.csv (layers/kdw.py; its source and status in kdw.source.md). Used when a habitat map has
+# no KDW column (the BIJ12 habitat type map carries only the codes). The shipped list is partial: a user adds
+# the missing types with TWIN_KDW_FILE (layers.kdw.kdw_table). Codes are normalised (H7140_B -> H7140B).
+KDW_BY_HABITAT_TYPE: dict[str, float] = kdw_table()
 HOUSING_PHASES = ("idee", "planvorming", "vastgesteld", "in aanbouw")
 # Omgevingswet (since 1 January 2024): a milieubelastende activiteit of the Besluit activiteiten leefomgeving
 # (Bal) needs a permit, a notification or information beforehand; it replaces the Activiteitenbesluit's
@@ -204,7 +203,8 @@ ESTABLISHMENTS = LayerSpec(
             ("sbi", "sbi_code", "sbiCode", "sbi_activiteit", "SBI-activiteit", "hoofdactiviteit_sbi"),
             required=True,
         ),
-        F("sbi_description", "text", "Description of the SBI activity", ("sbi_omschrijving", "activiteit")),
+        F("sbi_description", "text", "Description of the SBI activity",
+          ("sbi_omschrijving", "activiteit", "sbiOmschrijving")),
         F("legal_form", "text", "Legal form (rechtsvorm)", ("rechtsvorm",)),
         F(
             "sole_proprietor",
@@ -245,8 +245,7 @@ ESTABLISHMENTS = LayerSpec(
             "text",
             "Omgevingswet (since 2024): the Bal regime of the milieubelastende activiteit: vergunningplichtig, "
             "meldingsplichtig or informatieplichtig (replaces the Activiteitenbesluit type)",
-            ("bal", "regime_bal", "bal_plicht", "mba_regime", "kwalificatie", "kwalificatie_activiteit",
-             "milieubelastende_activiteit"),
+            ("bal", "regime_bal", "bal_plicht", "mba_regime", "kwalificatie", "kwalificatie_activiteit"),
             enum=BAL_REGIMES,
         ),
         F("brzo", "bool", "Falls under the Brzo (major-accident hazards)", ("brzo_inrichting", "is_brzo")),
@@ -263,12 +262,13 @@ ESTABLISHMENTS = LayerSpec(
             "Code of the supervising organisation (omgevingsdienst)",
             ("organisatie", "omgevingsdienst", "bevoegd_gezag"),
         ),
-        F("started_on", "date", "Start date of the establishment (aanvang)", ("aanvang", "datum_aanvang")),
+        F("started_on", "date", "Start date of the establishment (aanvang)",
+          ("aanvang", "datum_aanvang", "datumAanvang")),
         F(
             "ended_on",
             "date",
             "End date of the establishment (beeindiging); empty while it operates",
-            ("datum_einde", "einddatum", "datum_opheffing", "beeindiging", "datum_beeindiging"),
+            ("datum_einde", "einddatum", "datum_opheffing", "beeindiging", "datum_beeindiging", "datumEinde"),
         ),
     ),
     time_field=None,
@@ -467,7 +467,8 @@ NATURA2000 = LayerSpec(
     id="natura2000-habitats",
     title="Natura 2000 habitats",
     description="Habitat-type polygons in Natura 2000 areas with the critical deposition value (KDW, "
-    "mol N/ha/yr) of the habitat type.",
+    "mol N/ha/yr): the lowest KDW of the habitat types present in the polygon (a BIJ12 map's complex parts "
+    "Habtype1..n); all parts are kept in habitat_types.",
     table="natura2000_habitats",
     geometry_type="MultiPolygon",
     key="habitat_id",
@@ -477,28 +478,29 @@ NATURA2000 = LayerSpec(
             "habitat_id",
             "text",
             "Identifier of the habitat polygon",
-            ("id", "identificatie", "objectid", "fid_habitat"),
+            ("id", "identificatie", "objectid", "fid_habitat", "ElmID"),
             required=True,
         ),
-        F(
-            "area_name",
-            "text",
-            "Natura 2000 area name",
-            ("naamN2K", "naam_n2k", "gebied", "natura2000_naam"),
-            required=True,
-        ),
+        # A BIJ12 habitat type map has no area name: the natura2000-areas layer names the area then.
+        F("area_name", "text", "Natura 2000 area name", ("naamN2K", "naam_n2k", "gebied", "natura2000_naam")),
         F("area_number", "int", "Natura 2000 area number", ("nr", "gebiedsnummer", "n2k_nummer")),
         F("protection", "text", "Protection status (VR, HR, VR+HR)", ("beschermin", "bescherming")),
         F(
             "habitat_type",
             "text",
-            "Habitat type code (e.g. H4030)",
+            "Habitat type code (e.g. H4030) that sets the KDW: of the types present, the one with the lowest "
+            "KDW (else the largest part)",
             ("habtype1", "Habtype1", "habitattype"),
             required=True,
         ),
-        F("habitat_share", "float", "Share of the polygon covered by the habitat type (0-100)", ("perc1", "Perc1")),
-        F("quality", "text", "Habitat quality (G good, M moderate, X unknown)", ("kwal1", "Kwal1", "kwaliteit")),
-        F("kdw", "float", "Critical deposition value (KDW) of the habitat type", ("kdw_mol",), unit="mol N/ha/yr"),
+        F("habitat_share", "float", "Share of the polygon covered by that habitat type (0-100)", ("perc1", "Perc1")),
+        F("quality", "text", "Quality of that habitat type (G good, M moderate, X unknown)",
+          ("kwal1", "Kwal1", "kwaliteit")),
+        F("kdw", "float", "Critical deposition value (KDW): the lowest KDW of the habitat types present; empty "
+          "when none of them has a known KDW", ("kdw_mol",), unit="mol N/ha/yr"),
+        F("habitat_types", "text", "All habitat types of the polygon (BIJ12 Habtype1..n with Perc and Kwal), "
+          "e.g. 'H4030 70% G; H3130 30% M'; search areas (ZGH...) are marked '(search area)'",
+          ("habitattypen",)),
     ),
     style=StyleSpec(fill=(26, 152, 80, 110), line=(0, 104, 55, 220), color_field="kdw"),
     min_zoom=5,
@@ -655,6 +657,32 @@ DEPOSITION_HEXAGONS = LayerSpec(
     min_zoom=5,
 )
 
+NATURA2000_AREAS = LayerSpec(
+    id="natura2000-areas",
+    title="Natura 2000 areas",
+    description="Boundaries of the Natura 2000 areas (PDOK/RVO 'Natura 2000'): name, number, status and "
+    "protection (VR Birds Directive, HR Habitats Directive, VR+HR), with the EU site codes.",
+    table="natura2000_areas",
+    geometry_type="MultiPolygon",
+    key="area_id",
+    label_field="name",
+    fields=(
+        # PDOK publishes some areas as several features (one per designation), so the key is number + protection.
+        F("area_id", "text", "Identifier: the area number and its protection, e.g. 57-VR+HR (derived when the "
+          "file has none)", ("identificatie", "id", "objectid")),
+        F("name", "text", "Natura 2000 area name", ("naamN2K", "naam_n2k", "naam", "gebied"), required=True),
+        F("number", "int", "Natura 2000 area number", ("nr", "gebiedsnummer", "n2k_nummer", "nummer"),
+          required=True),
+        F("status", "text", "Designation status (e.g. definitief, ontwerp)", ("status",)),
+        F("protection", "text", "Protection: VR (Birds Directive), HR (Habitats Directive), VR+HR",
+          ("beschermin", "bescherming", "beschermingsstatus")),
+        F("sitecode_h", "text", "EU site code under the Habitats Directive (NL...)", ("sitecodeH",)),
+        F("sitecode_v", "text", "EU site code under the Birds Directive (NL...)", ("sitecodeV",)),
+    ),
+    style=StyleSpec(fill=(0, 0, 0, 0), line=(0, 104, 55, 230), line_width_m=30.0),
+    min_zoom=0,
+)
+
 LAYERS: dict[str, LayerSpec] = {
     spec.id: spec
     for spec in (
@@ -663,6 +691,7 @@ LAYERS: dict[str, LayerSpec] = {
         PERMITS,
         INSPECTIONS,
         NATURA2000,
+        NATURA2000_AREAS,
         HOUSING,
         BUILDINGS,
         ADDRESSES,

@@ -27,7 +27,7 @@ def _test_db_name() -> str:
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
-    """Settings as the project's scripts use them (TWIN_DATA_DIR defaults to <repo>/.twin)."""
+    """Settings as the project's scripts use them (TWIN_DATA_DIR defaults to <repo>/.twin, as in twin.settings)."""
     overrides: dict[str, object] = {}
     if "TWIN_DATA_DIR" not in os.environ:
         overrides["data_dir"] = ROOT / ".twin"

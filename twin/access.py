@@ -370,6 +370,17 @@ def map_role_claim(value: object, role_map: Mapping[str, str]) -> str | None:
 
 # --- Field rules --------------------------------------------------------------------------------------------
 SOLE_PROPRIETOR_FIELD = "sole_proprietor"
+# Owners that are natural persons without being a sole proprietorship: partnerships of natural persons (vof,
+# maatschap, cv; common on farms). Their records are personal data alike (docs/privacy.md) and are masked like
+# a sole proprietor's. Decided from the legal form (the list of natural_person_legal_forms in
+# layers/data/valuemaps/kvk.yaml, as stored: full names, or the abbreviations a source may carry), so that it
+# holds for every delivery that has a legal form, whatever else it sets.
+NATURAL_PERSON_FORMS_RE = r"^\s*(eenmanszaak|vennootschap onder firma|maatschap|commanditaire vennootschap|" \
+    r"v\.?o\.?f\.?|c\.?v\.?)(\s|$|[^a-z])"
+LEGAL_FORM_FIELD = "legal_form"
+# Fields of a natural person's record served coarsened instead of withheld: the full postcode (PC6) pins a
+# handful of addresses (often one), PC4 a neighbourhood (docs/privacy.md, "How exact a location may be").
+COARSENED_FIELDS: dict[str, int] = {"postcode": 4}
 
 
 def sees_all_fields(principal: Principal) -> bool:
@@ -394,42 +405,98 @@ def personal_fields(spec: LayerSpec) -> tuple[str, ...]:
     return tuple(f.name for f in spec.fields if f.personal)
 
 
+def coarsened_fields(spec: LayerSpec) -> tuple[str, ...]:
+    """Fields served coarsened (not withheld) on a natural person's record: the postcode (PC6 -> PC4)."""
+    if SOLE_PROPRIETOR_FIELD not in spec.field_names:
+        return ()
+    return tuple(n for n in spec.field_names if n in COARSENED_FIELDS)
+
+
+def has_personal_rows(spec: LayerSpec) -> bool:
+    """Whether the layer says per row whether a record is a natural person's (establishments)."""
+    return SOLE_PROPRIETOR_FIELD in spec.field_names
+
+
 def _masks_row(principal: Principal, spec: LayerSpec) -> bool:
     return SOLE_PROPRIETOR_FIELD in spec.field_names and principal.role != "admin"
 
 
+def is_personal_record(spec: LayerSpec, props: Mapping[str, Any]) -> bool:
+    """Whether a record is a natural person's: a sole proprietor (a record without the flag counts as one)
+    or, by its legal form, a partnership of natural persons (vof, maatschap, cv)."""
+    if props.get(SOLE_PROPRIETOR_FIELD, True) is not False:
+        return True
+    form = props.get(LEGAL_FORM_FIELD)
+    return isinstance(form, str) and re.match(NATURAL_PERSON_FORMS_RE, form.lower()) is not None
+
+
+def personal_row_sql(spec: LayerSpec, alias: str | None = None) -> sql.Composable:
+    """SQL true for a natural person's record (as :func:`is_personal_record`)."""
+    def col(name: str) -> sql.Identifier:
+        return sql.Identifier(alias, name) if alias else sql.Identifier(name)
+
+    parts: list[sql.Composable] = [sql.SQL("{} IS NOT FALSE").format(col(SOLE_PROPRIETOR_FIELD))]
+    if LEGAL_FORM_FIELD in spec.field_names:
+        parts.append(sql.SQL("coalesce(lower({}) ~ {}, false)").format(
+            col(LEGAL_FORM_FIELD), sql.Literal(NATURAL_PERSON_FORMS_RE)))
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(parts))
+
+
+def sees_personal_sql(principal: Principal, spec: LayerSpec, alias: str | None = None) -> sql.Composable:
+    """SQL true for the records whose personal fields this principal may see: admins all; inspectors those
+    of their own organisation and every record that is not a natural person's; others the latter only."""
+    if not _masks_row(principal, spec):
+        return sql.SQL("true")
+    personal = personal_row_sql(spec, alias)
+    if principal.role == "inspector" and principal.org_code:
+        org = sql.Identifier(alias, "org_code") if alias else sql.Identifier("org_code")
+        return sql.SQL("(NOT {p} OR {org} = {code})").format(p=personal, org=org, code=sql.Literal(principal.org_code))
+    return sql.SQL("(NOT {})").format(personal)
+
+
+def coarsen(name: str, value: Any) -> Any:
+    """A coarsened field's value: the postcode's first four digits (PC4)."""
+    n = COARSENED_FIELDS.get(name)
+    if value is None or n is None:
+        return value
+    return str(value).replace(" ", "").upper()[:n] or None
+
+
 def mask_properties(principal: Principal, spec: LayerSpec, props: dict[str, Any]) -> dict[str, Any]:
     """Properties of one record as this principal may see them: fields outside :func:`visible_fields`
-    removed; on layers with ``sole_proprietor``, personal fields of sole proprietors set to None (for an
-    inspector, except in their own organisation's records). A record without the flag counts as personal."""
+    removed; on layers with ``sole_proprietor``, personal fields of natural persons (sole proprietors and
+    partnerships of natural persons) set to None and the postcode cut to PC4 (for an inspector, except in
+    their own organisation's records). A record without the flag counts as personal."""
     allowed = set(visible_fields(principal, spec))
     out = {k: v for k, v in props.items() if k in allowed or k not in spec.field_names}
     if _masks_row(principal, spec):
-        sole = props.get(SOLE_PROPRIETOR_FIELD, True) is not False
         own = principal.role == "inspector" and principal.org_code is not None and \
             props.get("org_code") == principal.org_code
-        if sole and not own:
+        if is_personal_record(spec, props) and not own:
             for name in personal_fields(spec):
                 if name in out:
                     out[name] = None
+            for name in coarsened_fields(spec):
+                if name in out:
+                    out[name] = coarsen(name, out[name])
     return out
 
 
 def column_sql(principal: Principal, spec: LayerSpec, name: str, alias: str | None = None) -> sql.Composable:
     """SQL for one served field, masked like :func:`mask_properties` (for tiles and SQL-built output):
-    ``CASE WHEN t.sole_proprietor IS NOT FALSE THEN NULL ELSE t.name END``. Values are bound, never
-    interpolated; ``name`` must be a field of ``spec``."""
+    ``CASE WHEN t.sole_proprietor IS NOT FALSE THEN NULL ELSE t.name END``; the postcode of a natural
+    person cut to PC4. Values are bound, never interpolated; ``name`` must be a field of ``spec``."""
     field = spec.field(name)
     col = sql.Identifier(alias, name) if alias else sql.Identifier(name)
-    if not (field.personal and _masks_row(principal, spec)):
+    coarse = name in coarsened_fields(spec)
+    if not ((field.personal or coarse) and _masks_row(principal, spec)):
         return col
-    flag = sql.Identifier(alias, SOLE_PROPRIETOR_FIELD) if alias else sql.Identifier(SOLE_PROPRIETOR_FIELD)
-    if principal.role == "inspector" and principal.org_code:
-        org = sql.Identifier(alias, "org_code") if alias else sql.Identifier("org_code")
-        return sql.SQL(
-            "CASE WHEN {flag} IS NOT FALSE AND {org} IS DISTINCT FROM {code} THEN NULL ELSE {col} END"
-        ).format(flag=flag, org=org, code=sql.Literal(principal.org_code), col=col)
-    return sql.SQL("CASE WHEN {flag} IS NOT FALSE THEN NULL ELSE {col} END").format(flag=flag, col=col)
+    hidden: sql.Composable = sql.SQL("NULL")
+    if coarse:
+        hidden = sql.SQL("nullif(left(upper(replace({col}, ' ', '')), {n}), '')").format(
+            col=col, n=sql.Literal(COARSENED_FIELDS[name]))
+    return sql.SQL("CASE WHEN {sees} THEN {col} ELSE {hidden} END").format(
+        sees=sees_personal_sql(principal, spec, alias), col=col, hidden=hidden)
 
 
 def masked_columns(principal: Principal, spec: LayerSpec, alias: str | None = None) -> sql.Composable:

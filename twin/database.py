@@ -96,7 +96,7 @@ def _where(url: str) -> str:
         return ""
     if not isinstance(host, str) or not host.startswith("/"):
         return ""
-    return f"; looked for the local cluster's socket in {host} (data folder {Path(host).parent})"
+    return f"; looked for the local cluster's socket in {host}"
 
 
 def _first_line(exc: BaseException) -> str:

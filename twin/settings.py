@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     value_maps: list[Path] = Field(
         default_factory=list, description="Your own value-map files (JSON list of YAML paths), read after the shipped "
         "ones in layers/data/valuemaps/ and winning over them (see docs/ingest.md).")
+    kdw_file: Path | None = Field(
+        default=None, description="Your own KDW list (CSV code,kdw[,name_nl]), merged over the shipped "
+        "layers/data/kdw.csv and winning over it: the KDW of habitat types it lacks (see docs/ingest.md).")
     statement_timeout_ms: int = Field(default=15000, description="statement_timeout of the API's role.")
     pool_min_size: int = 1
     pool_max_size: int = 8
@@ -67,6 +70,14 @@ class Settings(BaseSettings):
                                      "/analysis/housing-nitrogen (kept until a table it reads changes); 0: none.")
     gzip_level: int = Field(default=1, ge=0, le=9, description="gzip level of answers of 1 kB and more to clients "
                             "that accept it (1 fastest, 9 smallest); 0: off, e.g. behind a proxy that compresses.")
+    cursor_secret: SecretStr | None = Field(
+        default=None, description="Key that signs the paging cursors of the items' next links (HMAC-SHA256); unset: "
+        "a random key kept in data_dir/cursor-secret, shared by every API process of the host.")
+    max_offset: int = Field(default=10_000, ge=0, description="Largest offset /items accepts (offset paging slows "
+                            "with depth); beyond it the answer is a 400 pointing to the next links (cursors).")
+    download_dir: Path | None = Field(
+        default=None, description="Cache of the bulk downloads (/collections/{id}/download.gpkg|parquet|csv), one "
+        "file per layer version and audience; default data_dir/downloads.")
 
     # --- Security and access (issue 8; see docs/security.md) -------------------------------------------
     key_cache_s: float = Field(default=10.0, description="Seconds a resolved API key is cached (revocation lag).")

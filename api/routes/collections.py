@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from api import downloads
 from api.auth import PrincipalDep, can_read
-from api.deps import ConnDep, LayerDep
+from api.deps import ConnDep, LayerDep, SettingsDep
 from api.extent import cached_extent
 from api.links import base_url
 from api.params import check_known
@@ -60,16 +61,27 @@ def collection_doc(base: str, spec: LayerSpec, bbox: list[float] | None,
     return doc
 
 
+def add_downloads(doc: dict[str, Any], base: str, settings: Any, spec: LayerSpec, principal: Any,
+                  versions: dict[str, Any]) -> None:
+    """The ``rel=enclosure`` links of the whole-layer files, for callers who may read the layer."""
+    if can_read(principal, spec):
+        version = versions.get(spec.table)
+        doc["links"] += downloads.enclosure_links(base, settings, spec, principal, version[0] if version else None)
+
+
 @router.get("/collections", summary="The twin's layers")
-async def collections(request: Request, conn: ConnDep, principal: PrincipalDep) -> dict[str, Any]:
+async def collections(request: Request, conn: ConnDep, principal: PrincipalDep,
+                      settings: SettingsDep) -> dict[str, Any]:
     check_known(request.query_params, ("f",))
     base = base_url(request)
     docs = []
+    versions = await downloads.layer_versions(conn)
     for spec in LAYERS.values():
         doc = collection_doc(base, spec, *await cached_extent(request, conn, spec, principal))
         # Restricted layers are listed (so clients know they exist) but flagged as not readable for callers
         # without the rights; their items and tiles answer 401 until the caller authenticates.
         doc["readable"] = can_read(principal, spec)
+        add_downloads(doc, base, settings, spec, principal, versions)
         docs.append(doc)
     return {
         "links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"}],
@@ -78,8 +90,11 @@ async def collections(request: Request, conn: ConnDep, principal: PrincipalDep) 
 
 
 @router.get("/collections/{collection_id}", summary="One layer's metadata")
-async def collection(request: Request, spec: LayerDep, conn: ConnDep, principal: PrincipalDep) -> dict[str, Any]:
+async def collection(request: Request, spec: LayerDep, conn: ConnDep, principal: PrincipalDep,
+                     settings: SettingsDep) -> dict[str, Any]:
     check_known(request.query_params, ("f",))
-    doc = collection_doc(base_url(request), spec, *await cached_extent(request, conn, spec, principal))
+    base = base_url(request)
+    doc = collection_doc(base, spec, *await cached_extent(request, conn, spec, principal))
     doc["readable"] = can_read(principal, spec)
+    add_downloads(doc, base, settings, spec, principal, await downloads.layer_versions(conn))
     return doc

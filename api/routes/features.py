@@ -22,12 +22,14 @@ from starlette.concurrency import run_in_threadpool
 
 from api import cql, params
 from api.auth import PrincipalDep, require_read
+from api.cache import VersionedCache, table_versions
 from api.columns import Binder, Columns, columns_for
 from api.deps import ConnDep, LayerDep
 from api.geojson import GEOJSON, features, geojson_response, number_matched, paging_links, timestamp
 from api.links import base_url, url_with
+from api.paging import Cursors, load_secret, query_hash
 from api.params import ITEM_OPENAPI, ITEMS_OPENAPI, ItemsQuery
-from api.query import count_sql, one_sql, page_sql, rows_sql, selected_fields, where_sql
+from api.query import boundary_sql, count_sql, one_sql, page_sql, rows_sql, selected_fields, where_sql
 from twin.errors import NotFound
 from twin.sql import database_errors, fetch
 
@@ -46,7 +48,8 @@ _GEOMETRY_SCHEMAS = {
 }
 
 
-def _links(request: Request, spec_id: str, q: ItemsQuery, returned: int, matched: int | None) -> list[dict[str, Any]]:
+def _links(request: Request, spec_id: str, q: ItemsQuery, returned: int, matched: int | None,
+           next_cursor: str | None, prev_cursor: str | None) -> list[dict[str, Any]]:
     links: list[dict[str, Any]] = [
         {"href": str(request.url), "rel": "self", "type": GEOJSON, "title": "This page"},
         {"href": url_with(request, f="csv"), "rel": "alternate", "type": "text/csv", "title": "This query as CSV"},
@@ -54,13 +57,50 @@ def _links(request: Request, spec_id: str, q: ItemsQuery, returned: int, matched
         {"href": f"{base_url(request)}/collections/{spec_id}", "rel": "collection",
          "type": "application/json", "title": "The collection"},
     ]
-    return links + paging_links(request, q, returned, matched)
+    return links + paging_links(request, q, returned, matched, next_cursor, prev_cursor)
+
+
+def _cursors(request: Request, spec: Any, principal: Any) -> Cursors:
+    """The cursor signer of this query (the server's key is read once per process)."""
+    state = request.app.state
+    secret = getattr(state, "cursor_secret", None)
+    if secret is None:
+        secret = state.cursor_secret = load_secret(state.settings)
+    return Cursors(secret, query_hash(spec, principal, request.query_params))
+
+
+def _next_cursor(q: ItemsQuery, row: Any, backward: bool = False) -> str | None:
+    """The cursor after (``backward``: before) ``row`` (key first, the sortby values last), if the query
+    pages by cursor."""
+    if q.cursors is None:
+        return None
+    n = len(q.sortby)
+    return q.cursors.encode([*row[len(row) - n:], row[0]] if n else [row[0]], backward)
+
+
+async def _count(request: Request, conn: psycopg.AsyncConnection, columns: Columns, q: ItemsQuery, binder: Binder,
+                 where: sql.Composable) -> int:
+    """``numberMatched``, remembered per table version and query (cursor pages of one walk count once)."""
+    cache: VersionedCache | None = getattr(request.app.state, "count_cache", None)
+    if cache is None:
+        cache = request.app.state.count_cache = VersionedCache(1 << 20)
+    key = None
+    if q.cursors is not None:
+        versions = await table_versions(conn, cache, [columns.spec.table])
+        key = None if versions is None else (versions, q.cursors.query)
+    if key is not None and (hit := cache.get(key)) is not None:
+        return int(hit)
+    matched = int((await fetch(conn, count_sql(columns, where), binder.params, isolated=True))[0][0])
+    if key is not None:
+        cache.put(key, str(matched).encode())
+    return matched
 
 
 def _prepare(request: Request, spec: Any, principal: Any) -> tuple[Columns, ItemsQuery, Binder, sql.Composable]:
     require_read(principal, spec)
     columns = columns_for(spec, principal)
-    q = params.parse_items(request.query_params, columns)
+    settings = request.app.state.settings
+    q = params.parse_items(request.query_params, columns, settings.max_offset, _cursors(request, spec, principal))
     binder = Binder()
     filter_sql = None
     if q.filter is not None:
@@ -83,13 +123,19 @@ async def items(request: Request, spec: LayerDep, principal: PrincipalDep, conn:
     returned = len(rows)
     matched = number_matched(returned, q)
     if matched is None:
-        matched = int((await fetch(conn, count_sql(columns, where), binder.params, isolated=True))[0][0])
+        matched = await _count(request, conn, columns, q, binder, where)
+    if q.backward:
+        rows.reverse()
+    next_cursor = _next_cursor(q, rows[-1]) if rows else None
+    prev_cursor = _next_cursor(q, rows[0], backward=True) if rows and q.after is not None else None
+    if q.sortby:
+        rows = [r[:len(r) - len(q.sortby)] for r in rows]
     doc = {
         "type": "FeatureCollection",
         "numberMatched": matched,
         "numberReturned": returned,
         "timeStamp": timestamp(),
-        "links": _links(request, spec.id, q, returned, matched),
+        "links": _links(request, spec.id, q, returned, matched, next_cursor, prev_cursor),
         "features": features(rows, selected_fields(columns, q)),
     }
     return geojson_response(doc, q)
@@ -164,11 +210,17 @@ def _filename(columns: Columns, ext: str) -> str:
 
 async def _export_headers(request: Request, conn: psycopg.AsyncConnection, columns: Columns, q: ItemsQuery,
                           binder: Binder, where: sql.Composable, ext: str) -> dict[str, str]:
-    matched = int((await fetch(conn, count_sql(columns, where), binder.params, isolated=True))[0][0])
+    matched = await _count(request, conn, columns, q, binder, where)
     assert q.crs is not None
     headers = {"Content-Disposition": _filename(columns, ext), "Content-Crs": q.crs.header,
                "OGC-NumberMatched": str(matched)}
-    if q.offset + q.limit < matched:
+    if q.cursors is not None:
+        edge = await fetch(conn, boundary_sql(columns, q, binder, where), binder.params, isolated=True)
+        cursor = _next_cursor(q, edge[0]) if len(edge) == 2 else None
+        if cursor is not None:
+            href = request.url.remove_query_params("offset").include_query_params(cursor=cursor, limit=q.limit)
+            headers["Link"] = f'<{href}>; rel="next"'
+    elif q.offset + q.limit < matched:
         headers["Link"] = f'<{url_with(request, offset=q.offset + q.limit, limit=q.limit)}>; rel="next"'
     return headers
 

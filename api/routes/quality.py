@@ -28,7 +28,8 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import QueryParams
 
 from api import params
-from api.auth import Principal, PrincipalDep, can_read, require_read
+from api.auth import Principal, PrincipalDep, can_read, require_admin, require_read
+from api.cache import lookup
 from api.columns import Binder, Columns, columns_for, output_geometry_sql, table_sql
 from api.deps import ConnDep
 from api.geojson import GEOJSON, features, geojson_response, number_matched, paging_links, timestamp
@@ -38,6 +39,7 @@ from api.query import feature_columns, selected_fields, where_sql
 from layers.registry import LAYERS, LayerSpec
 from twin import quality
 from twin.errors import InvalidParameter, NotFound, QueryTimeout
+from twin.quality import audience
 from twin.sql import fetch
 
 log = logging.getLogger("twin.api.quality")
@@ -50,8 +52,9 @@ SIGNAL_PARAMETERS = (*PAGE_PARAMETERS, "signal")
 # -- the rules' SQL and whether a rule applies ----------------------------------------------------------------
 # The rules' SQL never contains ``%`` (twin.quality guarantees it), so it sits unchanged in statements with
 # bound parameters. Thresholds and the reference date come from the app's settings (TWIN_QUALITY_...).
-def failing(request: Request, rule: quality.QualityRule) -> sql.Composable:
-    return quality.failing_sql(rule, request.app.state.settings)
+def failing(request: Request, rule: quality.QualityRule, principal: Principal) -> sql.Composable:
+    """The failing records of a rule as this caller may be told of them (twin.quality.audience)."""
+    return quality.failing_sql(rule, request.app.state.settings, principal)
 
 
 SCHEMA_SQL = ("SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -102,8 +105,10 @@ def visible_rules(principal: Principal, kind: str | None = None) -> tuple[qualit
 
 
 def recorded_counts_apply(principal: Principal, rule: quality.QualityRule) -> bool:
-    """Recorded results count every row; only admins see every row of a restricted layer."""
-    return principal.role == "admin" or all(spec.access == "public" for spec in rule_layers(rule))
+    """Recorded results count every row; only admins see every row of a restricted layer and every
+    personal field, so rules scoped per audience are measured under the caller's visibility."""
+    return principal.role == "admin" or (all(spec.access == "public" for spec in rule_layers(rule))
+                                          and not audience.scoped(rule, principal))
 
 
 def rule_for(principal: Principal, rule_id: str) -> quality.QualityRule:
@@ -223,7 +228,7 @@ def _change(previous_run: Any, previous_checked: Any, previous_failed: Any, prev
                   failed=failed - int(previous_failed), score=round(_score(checked, failed) - prev_score, 6))
 
 
-async def measure(request: Request, conn: psycopg.AsyncConnection,
+async def measure(request: Request, conn: psycopg.AsyncConnection, principal: Principal,
                   rules: Sequence[quality.QualityRule]) -> dict[str, tuple[int, int] | str]:
     """(checked, failed) per rule id measured now, or why not: the simple rules of a layer in one scan
     (``shared_count_sql``), the others one by one, each in its own subtransaction under the statement
@@ -235,8 +240,8 @@ async def measure(request: Request, conn: psycopg.AsyncConnection,
     for rule in rules:
         groups.setdefault(rule.layer if rule.sql.simple else rule.id, []).append(rule)
     for group in groups.values():
-        query = quality.shared_count_sql(group, settings) if group[0].sql.simple else \
-            quality.count_sql(group[0], settings)
+        query = quality.shared_count_sql(group, settings, principal) if group[0].sql.simple else \
+            quality.count_sql(group[0], settings, principal)
         try:
             row = (await fetch(conn, query, {}, isolated=True))[0]
         except QueryTimeout:
@@ -244,6 +249,23 @@ async def measure(request: Request, conn: psycopg.AsyncConnection,
             continue
         for i, r in enumerate(group):
             out[r.id] = (int(row[2 * i] or 0), int(row[2 * i + 1] or 0))
+    return out
+
+
+async def measure_cached(request: Request, conn: psycopg.AsyncConnection, principal: Principal,
+                         rules: Sequence[quality.QualityRule]) -> dict[str, tuple[int, int] | str]:
+    """:func:`measure`, kept per audience (database role, API role, organisation) in the analysis cache
+    keyed by the versions of the tables the rules read, so repeated calls cost one version lookup."""
+    if not rules:
+        return {}
+    tables = sorted({LAYERS[x].table for r in rules for x in (r.layer, *r.depends_on)})
+    cached = await lookup(request, conn, "analysis_cache_mb", tables, principal, "quality-live",
+                          tuple(r.id for r in rules))
+    if cached.data is not None:
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in orjson.loads(cached.data).items()}
+    out = await measure(request, conn, principal, rules)
+    if all(not isinstance(v, str) for v in out.values()):
+        cached.store(orjson.dumps(out))
     return out
 
 
@@ -284,7 +306,8 @@ async def summary(request: Request, conn: psycopg.AsyncConnection, principal: Pr
     notes = await not_applicable(conn, rules)
     recorded = {k: v for k, v in (await _recorded(conn)).items()
                 if k in {r.id for r in rules} and recorded_counts_apply(principal, quality.get_rule(k))}
-    live = await measure(request, conn, [r for r in rules if r.id not in notes and (refresh or r.id not in recorded)])
+    live = await measure_cached(request, conn, principal,
+                                [r for r in rules if r.id not in notes and (refresh or r.id not in recorded)])
     by_layer: dict[str, list[RuleSummary]] = {}
     for rule in rules:
         by_layer.setdefault(rule.layer, []).append(
@@ -311,12 +334,13 @@ def _fmt(value: float | int | None, percent: bool = False) -> str:
     return f"{value * 100:.1f}%" if percent else f"{value:,}"
 
 
-def summary_html(doc: QualitySummary) -> str:
+def summary_html(doc: QualitySummary, admin: bool = False) -> str:
     """The summary as a plain page (no script, no inline style: the page CSP allows neither)."""
     parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>vth-twin: data quality</title>"
              "</head><body><h1>Data quality</h1>",
              f"<p>Measured {html.escape(doc.measured_at.strftime('%Y-%m-%d %H:%M UTC'))}. "
-             "<a href='?f=json'>JSON</a> · <a href='?refresh=true&amp;f=html'>measure now</a> · "
+             "<a href='?f=json'>JSON</a> · "
+             + ("<a href='?refresh=true&amp;f=html'>measure now</a> · " if admin else "") +
              "<a href='/quality/signals'>signals (GeoJSON)</a> · <a href='/'>the map</a></p>"]
     for layer in doc.layers:
         parts.append(f"<h2>{html.escape(layer.title)} <small>({html.escape(layer.layer)}): score "
@@ -351,15 +375,18 @@ def summary_html(doc: QualitySummary) -> str:
 )
 async def quality_summary(
     request: Request, conn: ConnDep, principal: PrincipalDep,
-    refresh: bool = Query(False, description="Measure every rule now instead of reading the recorded results."),
+    refresh: bool = Query(False, description="Measure every rule now instead of reading the recorded results "
+                          "(admins only: 401/403 for other callers)."),
     f: str | None = Query(None, description="json or html (default: by the Accept header)."),
 ) -> Any:
     params.check_known(request.query_params, ("f", "refresh"))
+    if refresh:
+        require_admin(principal)  # measuring every rule now costs seconds of database work
     if f is not None and f.lower() not in ("json", "html"):
         raise InvalidParameter(f"f={f!r} is not supported here; use json or html.", parameter="f")
     doc = await summary(request, conn, principal, refresh)
     if not wants_json(request, f):
-        return HTMLResponse(summary_html(doc))
+        return HTMLResponse(summary_html(doc, principal.role == "admin"))
     return doc
 
 
@@ -374,8 +401,8 @@ def _page_query(request: Request, columns: Columns, allowed: Sequence[str]) -> I
     return q
 
 
-def _failing_join(request: Request, rule: quality.QualityRule) -> sql.Composable:
-    return sql.SQL("JOIN ({failing}) f ON f.id = t.id").format(failing=failing(request, rule))
+def _failing_join(request: Request, rule: quality.QualityRule, principal: Principal) -> sql.Composable:
+    return sql.SQL("JOIN ({failing}) f ON f.id = t.id").format(failing=failing(request, rule, principal))
 
 
 async def require_applicable(conn: psycopg.AsyncConnection, rule: quality.QualityRule) -> None:
@@ -398,7 +425,7 @@ async def issues_of(request: Request, conn: psycopg.AsyncConnection, principal: 
     wanted = binder.bind(ids)
     union = sql.SQL(" UNION ALL ").join(
         sql.SQL("SELECT {rid} AS rule_id, f.id, f.reason FROM ({failing}) f WHERE f.id = ANY({ids})").format(
-            rid=sql.Literal(r.id), failing=failing(request, r), ids=wanted)
+            rid=sql.Literal(r.id), failing=failing(request, r, principal), ids=wanted)
         for r in rules
     )
     rows = await fetch(conn, sql.SQL("SELECT rule_id, id, reason FROM ({}) u ORDER BY rule_id").format(union),
@@ -500,7 +527,8 @@ async def signals(request: Request, conn: ConnDep, principal: PrincipalDep) -> R
             "SELECT {rid} AS rule_id, t.{key}::text AS record, ST_AsGeoJSON({geom}, {decimals}, 0) AS geometry, "
             "f.reason FROM {table} t {failing} WHERE {where}"
         ).format(rid=sql.Literal(rule.id), key=sql.Identifier(spec.key), geom=output_geometry_sql(q.crs),
-                 decimals=sql.Literal(q.crs.decimals), table=table_sql(spec), failing=_failing_join(request, rule),
+                 decimals=sql.Literal(q.crs.decimals), table=table_sql(spec),
+                 failing=_failing_join(request, rule, principal),
                  where=where_sql(columns, q, binder, None)))
     union = sql.SQL(" UNION ALL ").join(parts)
     page = sql.SQL("SELECT * FROM ({}) s ORDER BY rule_id, record LIMIT {} OFFSET {}").format(
@@ -545,13 +573,14 @@ async def failing_records(request: Request, rule_id: str, conn: ConnDep, princip
     page = sql.SQL(
         "SELECT {cols}, f.reason AS quality_reason, t.id FROM {table} t {failing} WHERE {where} "
         "ORDER BY t.{key} LIMIT {limit} OFFSET {offset}"
-    ).format(cols=feature_columns(columns, names, q.crs), table=table_sql(spec), failing=_failing_join(request, rule),
+    ).format(cols=feature_columns(columns, names, q.crs), table=table_sql(spec),
+             failing=_failing_join(request, rule, principal),
              where=where, key=sql.Identifier(spec.key), limit=binder.bind(q.limit), offset=binder.bind(q.offset))
     rows = await fetch(conn, page, binder.params, isolated=True)
     matched = number_matched(len(rows), q)
     if matched is None:
         count = sql.SQL("SELECT count(*) FROM {table} t {failing} WHERE {where}").format(
-            table=table_sql(spec), failing=_failing_join(request, rule), where=where)
+            table=table_sql(spec), failing=_failing_join(request, rule, principal), where=where)
         matched = int((await fetch(conn, count, binder.params, isolated=True))[0][0])
     ids = [int(r[-1]) for r in rows]
     feats = features([r[:-1] for r in rows], (*names, "quality_reason"))

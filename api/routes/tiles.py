@@ -31,6 +31,7 @@ from api.extent import cached_extent
 from api.links import base_url
 from api.params import MAX_ZOOM, parse_tile
 from layers.registry import FieldSpec, LayerSpec
+from twin.access import ANONYMOUS, column_sql
 from twin.errors import InvalidParameter
 from twin.sql import fetch
 
@@ -88,13 +89,14 @@ def tile_sql(spec: LayerSpec, z: int, x: int, y: int, filters: tuple[tuple[str, 
     for f in tile_fields(spec):
         if f.name in fixed or (properties is not None and f.name not in properties):
             continue
-        col = sql.SQL("t.{}").format(sql.Identifier(f.name))
+        # masked as for an anonymous caller (the postcode of a natural person cut to PC4): a tile is public
+        col = column_sql(ANONYMOUS, spec, f.name, "t")
         if f.type == "date":
             col = sql.SQL("{}::text").format(col)
         props.append(sql.SQL("{} AS {}").format(col, sql.Identifier(f.name)))
     conds: list[sql.Composable] = [sql.SQL("t.geom && b.env_rd")]
     for name, value in filters:
-        conds.append(sql.SQL("t.{} = {}").format(sql.Identifier(name), binder.bind(value)))
+        conds.append(sql.SQL("{} = {}").format(column_sql(ANONYMOUS, spec, name, "t"), binder.bind(value)))
     zp, xp, yp = binder.bind(z), binder.bind(x), binder.bind(y)
     return sql.SQL(
         "WITH b AS (SELECT ST_TileEnvelope({z}, {x}, {y}) AS env, "

@@ -394,6 +394,16 @@
         [["year", "Year"], ["point", "At the point"], ["mean", "Mean in circle"], ["max", "Max in circle"]]
       )]));
     }
+    var aerius = ctx.aerius;
+    if (aerius && aerius.items && aerius.items.length) {
+      parts.push(section("AERIUS project contribution (" + aerius.unit + ", receptors within " + fmt(aerius.radius_m, "m") + ")", [table(
+        aerius.items.map(function (i) {
+          return {year: i.year, what: i.basis === "PROPOSED - REFERENCE" ? i.situation + " − " + i.reference : i.situation_type + " " + i.situation,
+                  max: i.max, mean: i.mean, background: i.background_mean};
+        }),
+        [["year", "Year"], ["what", "Situation"], ["max", "Max"], ["mean", "Mean"], ["background", "Background mean"]]
+      )]));
+    }
     var ests = ctx.establishments || [];
     var summary = ctx.inspection_summary || {};
     var estSection = [el("p", {className: "muted", text: ests.length + " establishment(s) within " +

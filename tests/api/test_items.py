@@ -92,7 +92,9 @@ def test_limit_and_offset(client: TestClient, api_data: list[Establishment]) -> 
     assert ids(page) == everything[25:35]
     assert page["numberMatched"] == 60 and page["numberReturned"] == 10
     rels = {link["rel"]: link["href"] for link in page["links"]}
-    assert "offset=35" in rels["next"] and "offset=15" in rels["prev"]
+    # next carries a cursor after the page's last feature (keyset paging), prev the offset before it
+    assert "cursor=" in rels["next"] and "offset=" not in rels["next"] and "offset=15" in rels["prev"]
+    assert ids(client.get(rels["next"]).json()) == everything[35:45]
     last = get(client, bbox=AREA, limit=10, offset=55)
     assert ids(last) == everything[55:] and "next" not in {link["rel"] for link in last["links"]}
     beyond = get(client, bbox=AREA, limit=10, offset=100)

@@ -18,9 +18,9 @@ from twin.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 MUNICIPALITIES = ROOT / "twin" / "data" / "nl_gemeenten_2023.gpkg"
-LAYER_TABLES = ("inspections", "permits", "establishments", "natura2000_habitats", "housing_sites", "buildings",
-                "addresses", "deposition_hexagons", "nitrogen_deposition", "nitrogen_deposition_years",
-                "nitrogen_deposition_o4", "nitrogen_deposition_o16")
+LAYER_TABLES = ("inspections", "permits", "establishments", "natura2000_habitats", "natura2000_areas",
+                "housing_sites", "buildings", "addresses", "deposition_hexagons", "nitrogen_deposition",
+                "nitrogen_deposition_years", "nitrogen_deposition_o4", "nitrogen_deposition_o16")
 
 
 @pytest.fixture(scope="session")

@@ -104,7 +104,8 @@ def _old_generation(path: Path) -> Path:
     lod12 = [
         {"fid": 7, "pand_deel_id": 0, "dd_id": 0, "h_dak_50p": 8.0, "h_dak_70p": 9.0, "geometry": box(0, 0, 2, 10)},
         {"fid": 7, "pand_deel_id": 0, "dd_id": 1, "h_dak_50p": 3.0, "h_dak_70p": 4.0, "geometry": box(2, 0, 8, 10)},
-        {"fid": 8, "pand_deel_id": 0, "dd_id": 0, "h_dak_50p": 12.0, "h_dak_70p": 13.5, "geometry": box(300, 0, 10, 10)},
+        {"fid": 8, "pand_deel_id": 0, "dd_id": 0, "h_dak_50p": 12.0, "h_dak_70p": 13.5,
+         "geometry": box(300, 0, 10, 10)},
     ]
     _write(path, "pand", pand, "EPSG:28992", pk_is_fid=True)
     _write(path, "lod12_2d", lod12, "EPSG:28992", pk_is_fid=False)
@@ -144,8 +145,9 @@ def test_3dbag_enriches_the_bag_buildings(ingest_settings: Settings, ingest_owne
     again = run_cli(ingest_settings, "ingest", "buildings", str(path), "--no-quality")
     assert again.returncode == 0, again.stdout + again.stderr
     assert table_checksum(ingest_owner, "buildings") == before
-    assert rows(ingest_owner, "SELECT status, mode, rows_inserted, rows_updated FROM twin.ingest_runs "
-                              "ORDER BY id DESC LIMIT 2") == [("unchanged", "enrich", 0, 0), ("succeeded", "enrich", 1, 3)]
+    runs = rows(ingest_owner, "SELECT status, mode, rows_inserted, rows_updated FROM twin.ingest_runs "
+                              "ORDER BY id DESC LIMIT 2")
+    assert runs == [("unchanged", "enrich", 0, 0), ("succeeded", "enrich", 1, 3)]
 
     # LoD 2.2: A 14.0 - 2.0 = 12.0, C 7.0 - 0.5 = 6.5, D 9.0 - 1.0 = 8.0; volumes of lod22; B keeps 4.0.
     result = load(ingest_settings, "buildings", path, lod="2.2")

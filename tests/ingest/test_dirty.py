@@ -14,6 +14,7 @@ from ingest_fixtures import rows, scalar
 from demo.dirty import write_dirty
 from ingest.loader import load
 from ingest.runs import RunResult
+from ingest.values import DATE_REASON
 from twin.settings import Settings
 
 TESTED: set[str] = set()
@@ -102,12 +103,12 @@ def test_unknown_establishment(dirty: dict[str, Any], ingest_settings: Settings)
 
 def test_bad_date_format(dirty: dict[str, Any], ingest_settings: Settings) -> None:
     result, f = _load(dirty, ingest_settings, "bad-date-format")
-    assert _only_reject(result, f) == f"datum_controle {f['value']!r} is not a date in the form YYYY-MM-DD"
+    assert _only_reject(result, f) == f"datum_controle {f['value']!r} {DATE_REASON}"
 
 
 def test_text_in_numeric_field(dirty: dict[str, Any], ingest_settings: Settings) -> None:
     result, f = _load(dirty, ingest_settings, "text-in-numeric-field")
-    assert _only_reject(result, f) == "nh3_emissie 'onbekend' is not a number"
+    assert _only_reject(result, f) == "nh3_emissie 'circa 12' is not a number"
 
 
 def test_self_intersecting_polygon(dirty: dict[str, Any], ingest_settings: Settings, ingest_owner: str) -> None:

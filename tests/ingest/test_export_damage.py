@@ -223,14 +223,13 @@ def test_buildings_id_without_leading_zero_is_refused(ingest_settings: Settings,
 
 
 def test_addresses_id_without_leading_zero_names_the_cause(ingest_settings: Settings, tmp_path: Path) -> None:
-    src = _addresses_shp(tmp_path / "vbo.shp", {})
-    text_ids = tmp_path / "vbo.csv"
-    gdf = gpd.read_file(src)
-    gdf["identificatie"] = gdf["identificatie"].str.lstrip("0")
-    gdf.assign(x=gdf.geometry.x, y=gdf.geometry.y).drop(columns="geometry").to_csv(text_ids, sep=";", index=False)
-    result = load(ingest_settings, "addresses", text_ids, crs="EPSG:28992")
+    data = [{"identificatie": f"30701000000000{n}", "huisnummer": 10 + n, "postcode": "3811AB",
+             "x": 155000.0 + 100 * n, "y": 463000.0} for n in range(3)]
+    result = load(ingest_settings, "addresses", write_csv(tmp_path / "vbo.csv", data), crs="EPSG:28992")
     assert result.status == "refused"
-    assert all("lost its leading zero?" in r.reason for r in result.rejects if r.severity == "error")
+    errors = [r for r in result.rejects if r.severity == "error"]
+    assert [r.row for r in errors] == [1, 2, 3]
+    assert all("lost its leading zero?" in r.reason for r in errors)
 
 
 def test_bouwjaar_1005_is_stored_as_null(ingest_settings: Settings, ingest_owner: str, tmp_path: Path) -> None:
@@ -275,7 +274,9 @@ def test_twin_finds_the_cluster_from_another_folder(base_settings: Settings, tmp
     assert proc.returncode == 3 and f"no running cluster in {nowhere}" in proc.stdout
     proc = subprocess.run([str(twin), "ingest", "runs"], capture_output=True, text=True, cwd=tmp_path,
                           env=_twin_env(TWIN_DATA_DIR=str(nowhere)), timeout=60)
-    assert proc.returncode != 0 and f"data folder {nowhere}" in proc.stderr
+    sock = cluster.cluster_paths(Settings(data_dir=nowhere))[1]
+    assert proc.returncode != 0 and f"socket in {sock}" in proc.stderr
+    assert f"data folder {nowhere}" in proc.stderr
 
 
 def test_options_json_of_a_clean_load_has_no_repairs(ingest_settings: Settings, ingest_owner: str,

@@ -20,6 +20,7 @@ from ingest_fixtures import (
 )
 
 from ingest.loader import load
+from ingest.values import DATE_REASON
 from twin.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("empty_layers")
@@ -93,7 +94,7 @@ def test_replace_deletes_what_the_file_no_longer_holds(ingest_settings: Settings
 def test_too_many_rejects_loads_nothing_and_exits_non_zero(ingest_settings: Settings, ingest_owner: str,
                                                            tmp_path: Path) -> None:
     bad = [dict(r) for r in ESTABLISHMENTS]
-    bad[2]["aanvang"] = "15-03-2012"  # Dutch order, not ISO
+    bad[2]["aanvang"] = "15 maart 2012"  # written out: neither ISO nor DD-MM-YYYY
     src = write_csv(tmp_path / "bad.csv", bad)
     proc = run_cli(ingest_settings, "ingest", "establishments", str(src), "--crs", "EPSG:28992")
     assert proc.returncode != 0, proc.stdout
@@ -103,13 +104,13 @@ def test_too_many_rejects_loads_nothing_and_exits_non_zero(ingest_settings: Sett
     assert status == "refused"
     rejects = rows(ingest_owner, "SELECT row_number, field, value, reason, severity FROM twin.ingest_rejects "
                    "WHERE run_id = %s", (run_id,))
-    assert rejects == [(3, "aanvang", "15-03-2012", "aanvang '15-03-2012' is not a date in the form YYYY-MM-DD",
+    assert rejects == [(3, "aanvang", "15 maart 2012", f"aanvang '15 maart 2012' {DATE_REASON}",
                         "error")]
     report = src.with_name("bad.csv.rejects.csv")
     with report.open() as fh:
         lines = list(csv.DictReader(fh))
-    assert lines == [{"file": str(src), "row": "3", "field": "aanvang", "value": "15-03-2012",
-                      "reason": "aanvang '15-03-2012' is not a date in the form YYYY-MM-DD", "severity": "error"}]
+    assert lines == [{"file": str(src), "row": "3", "field": "aanvang", "value": "15 maart 2012",
+                      "reason": f"aanvang '15 maart 2012' {DATE_REASON}", "severity": "error"}]
     # Within the threshold the good rows load and the reject is reported.
     proc = run_cli(ingest_settings, "ingest", "establishments", str(src), "--crs", "EPSG:28992",
                    "--max-reject-rate", "0.1")

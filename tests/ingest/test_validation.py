@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from ingest.validation import map_columns, to_bool, to_date, to_float, to_int, validate
+from ingest.values import DATE_REASON
 from layers.registry import LAYERS
 
 
@@ -43,12 +44,13 @@ def test_dutch_booleans() -> None:
     assert values.to_pylist() == [True, False, None] and not bad.any()
 
 
-def test_dates_must_be_iso() -> None:
+def test_dates_are_iso_or_day_first() -> None:
     values, bad, reason = to_date(pa.array(["2023-05-01", "01-05-2023", "2023-02-30", "2023-05-01T10:00:00", "",
-                                            None, "2023/05/01"]))
-    assert values.to_pylist() == [dt.date(2023, 5, 1), None, None, dt.date(2023, 5, 1), None, None, None]
-    assert bad.tolist() == [False, True, True, False, False, False, True]
-    assert reason == "is not a date in the form YYYY-MM-DD"
+                                            None, "2023/05/01", "1-5-2023 10:15", "30-02-2023", "1 mei 2023"]))
+    assert values.to_pylist() == [dt.date(2023, 5, 1), dt.date(2023, 5, 1), None, dt.date(2023, 5, 1), None, None,
+                                  None, dt.date(2023, 5, 1), None, None]
+    assert bad.tolist() == [False, False, True, False, False, False, True, False, True, True]
+    assert reason == DATE_REASON
 
 
 def test_numbers_accept_a_decimal_comma_and_whole_floats() -> None:

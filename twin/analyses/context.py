@@ -16,6 +16,7 @@ import psycopg
 from shapely.geometry import Point
 
 from twin import coverage
+from twin.analyses.aerius import aerius_block
 from twin.analyses.common import (
     FULL,
     GUIDE_JSON,
@@ -86,10 +87,17 @@ ORDER BY distance_m, e.establishment_id
 # year whose centre lies in the habitat.
 HABITATS_SQL = """
 WITH c AS (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 28992) AS geom)
-SELECT h.habitat_id, h.area_name, h.area_number, h.habitat_type, h.quality, h.kdw,
+SELECT h.habitat_id, coalesce(ar.name, h.area_name) AS area_name, coalesce(ar.number, h.area_number) AS area_number,
+       h.habitat_type, h.habitat_types, h.quality, h.kdw,
        ST_Distance(h.geom, c.geom) AS distance_m, hx.year, hx.hexagons, hx.dep_max, hx.dep_mean
 FROM c
 JOIN twin.natura2000_habitats h ON ST_DWithin(h.geom, c.geom, %(hr)s)
+LEFT JOIN LATERAL (
+  -- The area from the natura2000-areas layer when it is loaded (a BIJ12 habitat map names none).
+  SELECT a.name, a.number FROM twin.natura2000_areas a
+  WHERE a.geom && h.geom AND ST_Intersects(a.geom, ST_PointOnSurface(h.geom))
+  ORDER BY a.number LIMIT 1
+) ar ON true
 LEFT JOIN LATERAL (
   SELECT max(x.year) AS year, count(*) AS hexagons, max(x.deposition) AS dep_max, avg(x.deposition) AS dep_mean
   FROM twin.deposition_hexagons x
@@ -128,6 +136,17 @@ SELECT s.site_id, s.name AS site_name, s.planned_dwellings, s.phase, s.planned_y
 FROM e JOIN twin.housing_sites s ON ST_DWithin(s.geom, e.geom, e.guide)
 WHERE ST_Distance(s.geom, e.geom) < e.guide
 ORDER BY s.site_id, distance_m, e.establishment_id
+"""
+
+# Natura 2000 areas (natura2000-areas) within the habitat search distance; PDOK publishes some areas as one
+# feature per designation, so they are grouped by number.
+AREAS_SQL = """
+WITH c AS (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 28992) AS geom)
+SELECT a.number, min(a.name) AS name, string_agg(DISTINCT a.protection, ', ') AS protection,
+       string_agg(DISTINCT a.status, ', ') AS status, min(ST_Distance(a.geom, c.geom)) AS distance_m
+FROM c JOIN twin.natura2000_areas a ON ST_DWithin(a.geom, c.geom, %(hr)s)
+GROUP BY a.number
+ORDER BY distance_m, a.number
 """
 
 MUNICIPALITIES_SQL = """
@@ -212,7 +231,9 @@ async def area_context(
     establishments = await _establishments(conn, params, disclosure)
     deposition = await _deposition(conn, x, y, r)
     habitats = await _habitats(conn, params, settings)
+    areas = await _areas(conn, params, habitats)
     housing = await _housing(conn, params, disclosure)
+    aerius = await aerius_block(conn, params)
     municipalities = await fetch(conn, MUNICIPALITIES_SQL, params)
     at_point = [m for m in municipalities if m["at_point"]]
 
@@ -227,8 +248,10 @@ async def area_context(
         "municipalities_in_circle": [{"code": m["code"], "name": m["name"]} for m in municipalities],
         "establishments": establishments,
         "deposition": deposition,
+        "natura2000_areas": areas,
         "habitats": habitats,
         "housing_within_guide_distance": housing,
+        "aerius": aerius,
         "inspection_scope": disclosure.scope,
     }
 
@@ -318,6 +341,7 @@ async def _habitats(conn: psycopg.AsyncConnection, params: dict[str, Any], setti
             "area_name": row["area_name"],
             "area_number": row["area_number"],
             "habitat_type": row["habitat_type"],
+            "habitat_types": row["habitat_types"],
             "quality": row["quality"],
             "kdw": rounded(row["kdw"]),
             "distance_m": rounded(row["distance_m"]),
@@ -328,6 +352,38 @@ async def _habitats(conn: psycopg.AsyncConnection, params: dict[str, Any], setti
             "status": status,
             "source": source,
             "hexagons": row["hexagons"],
+        })
+    return out
+
+
+async def _areas(conn: psycopg.AsyncConnection, params: dict[str, Any],
+                 habitats: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Natura 2000 areas within the habitat search distance, nearest first, each with the habitat type of
+    the lowest KDW among its habitats nearby: from natura2000-areas when loaded, else from the habitats' names."""
+    rows = await fetch(conn, AREAS_SQL, params)
+    source = "natura2000-areas"
+    if not rows:
+        source = "natura2000-habitats"
+        grouped: dict[tuple[Any, Any], dict[str, Any]] = {}
+        for h in habitats:
+            if h["area_name"] is None and h["area_number"] is None:
+                continue
+            key = (h["area_number"], h["area_name"])
+            seen = grouped.get(key)
+            if seen is None or (h["distance_m"] or 0) < (seen["distance_m"] or 0):
+                grouped[key] = {"number": h["area_number"], "name": h["area_name"], "protection": None,
+                                "status": None, "distance_m": h["distance_m"]}
+        rows = sorted(grouped.values(), key=lambda a: (a["distance_m"] or 0, a["number"] or 0))
+    out = []
+    for a in rows:
+        inside = [h for h in habitats if h["kdw"] is not None
+                  and (h["area_number"] == a["number"] if a["number"] is not None else h["area_name"] == a["name"])]
+        lowest = min(inside, key=lambda h: (h["kdw"], h["distance_m"] or 0), default=None)
+        out.append({
+            "name": a["name"], "number": a["number"], "protection": a["protection"], "status": a["status"],
+            "distance_m": rounded(a["distance_m"]), "source": source,
+            "lowest_kdw_habitat": None if lowest is None else {
+                "habitat_type": lowest["habitat_type"], "kdw": lowest["kdw"], "habitat_id": lowest["habitat_id"]},
         })
     return out
 

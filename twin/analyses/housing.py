@@ -43,6 +43,8 @@ SELECT s.site_id, s.name, s.municipality_code, s.municipality_name, s.planned_dw
        dy.year AS deposition_year, dep.mean AS deposition_mean, dep.max AS deposition_max,
        hx.year AS hexagon_year, hx.overloaded_n, hx.overloaded_ha, hx.approaching_n, hx.approaching_ha,
        hx.worst_exceedance, hx.nearest_overloaded_m, hx.nearest_approaching_m,
+       nh.area_name AS nearest_area_name, nh.area_number AS nearest_area_number,
+       nh.habitat_type AS nearest_habitat_type, nh.kdw AS nearest_kdw,
        est.list AS establishments
 FROM area
 JOIN twin.housing_sites s
@@ -75,6 +77,28 @@ LEFT JOIN LATERAL (
   HAVING count(*) > 0
 ) hx ON true
 LEFT JOIN LATERAL (
+  -- The habitat the verdict names: in the nearest overloaded hexagon (else the nearest approaching one), the
+  -- habitat polygon with the lowest KDW, and its Natura 2000 area (natura2000-areas when loaded).
+  SELECT hb.habitat_type, hb.kdw, coalesce(ar.name, hb.area_name) AS area_name,
+         coalesce(ar.number, hb.area_number) AS area_number
+  FROM (
+    SELECT h.geom FROM twin.deposition_hexagons h
+    WHERE hx.year IS NOT NULL AND h.resolution = '1ha' AND h.year = hx.year
+      AND ST_DWithin(h.geom, s.geom, %(hex_r)s) AND h.deposition IS NOT NULL AND h.lowest_kdw IS NOT NULL
+      AND h.deposition - h.lowest_kdw > -%(margin)s
+    ORDER BY h.deposition > h.lowest_kdw DESC, ST_Distance(h.geom, s.geom) LIMIT 1
+  ) n
+  JOIN LATERAL (
+    SELECT b.habitat_type, b.kdw, b.area_name, b.area_number, b.geom FROM twin.natura2000_habitats b
+    WHERE b.geom && n.geom AND ST_Intersects(b.geom, n.geom) AND b.kdw IS NOT NULL
+    ORDER BY b.kdw, b.habitat_id LIMIT 1
+  ) hb ON true
+  LEFT JOIN LATERAL (
+    SELECT a.name, a.number FROM twin.natura2000_areas a
+    WHERE a.geom && hb.geom AND ST_Intersects(a.geom, ST_PointOnSurface(hb.geom)) ORDER BY a.number LIMIT 1
+  ) ar ON true
+) nh ON true
+LEFT JOIN LATERAL (
   SELECT json_agg(json_build_object(
            'establishment_id', e.establishment_id, 'name', e.name, 'sole_proprietor', e.sole_proprietor,
            'org_code', e.org_code, 'environmental_category', e.environmental_category,
@@ -93,6 +117,19 @@ ORDER BY s.site_id
 
 def _m(value: float) -> str:
     return f"{value:,.0f} m"
+
+
+def _habitat_named(hx: dict[str, Any]) -> str:
+    """' (Natura 2000 area Veluwe, habitat type H4030, KDW 1,071 mol N/ha/yr)' for the nearest hexagon named."""
+    words = []
+    if hx.get("nearest_area"):
+        number = f" ({hx['nearest_area_number']})" if hx.get("nearest_area_number") is not None else ""
+        words.append(f"Natura 2000 area {hx['nearest_area']}{number}")
+    if hx.get("nearest_habitat_type"):
+        kdw = hx.get("nearest_kdw")
+        words.append(f"habitat type {hx['nearest_habitat_type']}"
+                     + (f", KDW {kdw:,.0f} mol N/ha/yr" if kdw is not None else ""))
+    return f" ({', '.join(words)})" if words else ""
 
 
 def verdict_for(site: dict[str, Any], settings: Settings) -> tuple[str, list[str]]:
@@ -117,9 +154,10 @@ def verdict_for(site: dict[str, Any], settings: Settings) -> tuple[str, list[str
     hx = site["habitats"]
     radius = settings.analysis_housing_habitat_radius_m
     near = settings.analysis_housing_conflict_habitat_m
+    named = _habitat_named(hx)
     if hx["overloaded_hexagons"]:
         what = (f"{hx['overloaded_hexagons']} overloaded habitat hexagon(s) ({hx['overloaded_ha']:,.1f} ha) within "
-                f"{_m(radius)}, the nearest {_m(hx['nearest_overloaded_m'])} away, worst exceedance "
+                f"{_m(radius)}, the nearest {_m(hx['nearest_overloaded_m'])} away{named}, worst exceedance "
                 f"{hx['worst_exceedance']:,.0f} mol N/ha/yr above the KDW")
         if hx["nearest_overloaded_m"] <= near:
             conflicts.append(f"{what}: within {_m(near)}, extra deposition from building and living here will "
@@ -131,6 +169,7 @@ def verdict_for(site: dict[str, Any], settings: Settings) -> tuple[str, list[str
             f"{hx['approaching_hexagons']} habitat hexagon(s) ({hx['approaching_ha']:,.1f} ha) within {_m(radius)} "
             f"approach overload (within {settings.analysis_approach_margin:,.0f} mol N/ha/yr below the KDW), the "
             f"nearest {_m(hx['nearest_approaching_m'])} away"
+            + (named if not hx["overloaded_hexagons"] else "")
         )
     if conflicts:
         return "conflict", conflicts + attention
@@ -182,6 +221,12 @@ def _site(row: dict[str, Any], settings: Settings, disclosure: Disclosure) -> di
             "worst_exceedance": rounded(row["worst_exceedance"]),
             "nearest_overloaded_m": rounded(row["nearest_overloaded_m"]),
             "nearest_approaching_m": rounded(row["nearest_approaching_m"]),
+            # The Natura 2000 area and habitat type (with its KDW) of the nearest overloaded hexagon, else of the
+            # nearest approaching one.
+            "nearest_area": row["nearest_area_name"],
+            "nearest_area_number": row["nearest_area_number"],
+            "nearest_habitat_type": row["nearest_habitat_type"],
+            "nearest_kdw": rounded(row["nearest_kdw"]),
         },
         "establishments": establishments,
     }

@@ -8,6 +8,7 @@ import base64
 import html
 import io
 from datetime import UTC, datetime
+from pathlib import PurePath
 from typing import Any
 
 import psycopg
@@ -15,7 +16,7 @@ import shapely
 from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
-from layers.registry import ENVIRONMENTAL_CATEGORIES
+from layers.registry import ENVIRONMENTAL_CATEGORIES, LAYERS
 from twin.analyses.common import fetch
 from twin.settings import Settings
 
@@ -179,6 +180,40 @@ button { font-size: 11pt; padding: 0.3em 1em; }
 """
 
 
+def _aerius_lines(block: dict[str, Any] | None) -> str:
+    """One line per loaded AERIUS situation near the circle: the project's contribution next to the background."""
+    if not block:
+        return ""
+    lines = []
+    for i in block["items"]:
+        what = (f"{i['situation']} minus reference {i['reference']}" if i["basis"] == "PROPOSED - REFERENCE"
+                else f"{i['situation_type']} {i['situation']} (as given)")
+        bg = (f"; background {i['background_mean']} mean ({i['background_year']}), {i['background_at_max']} at that "
+              "receptor" if i["background_mean"] is not None else "; no background hexagons")
+        lines.append(f"<li>{i['year']}, {html.escape(what)}: max {i['max']} (receptor {i['max_receptor_id']}), "
+                     f"mean {i['mean']} on {i['receptors']} receptors within {block['radius_m']:,.0f} m"
+                     f"{html.escape(bg)} ({html.escape(block['unit'])}; "
+                     f"AERIUS {html.escape(str(i['aerius_version']))})</li>")
+    return "<h3>AERIUS project contribution</h3>\n<ul>" + "".join(lines) + "</ul>"
+
+
+def source_name(source: str | None) -> str | None:
+    """A delivery's name as a report shows it: the file name without the server's directories (a path on the
+    server is an internal detail, docs/privacy.md)."""
+    if not source:
+        return source
+    return PurePath(source.rstrip("/\\")).name.rsplit("\\", 1)[-1] or source
+
+
+def public_rows(layer: str, source: dict[str, Any] | None) -> int | None:
+    """Rows read of a delivery, for public layers only: the size of a restricted register (the inspections)
+    is not published."""
+    if source is None:
+        return None
+    spec = LAYERS.get(layer)
+    return source["rows_read"] if spec is not None and spec.access == "public" else None
+
+
 def render_context_report(result: dict[str, Any], extras: dict[str, Any]) -> str:
     """The gebiedsrapport as one HTML page (the map inline as PNG). Blocking: call in a thread."""
     png = base64.b64encode(render_map_png(result, extras)).decode("ascii")
@@ -221,11 +256,12 @@ def render_context_report(result: dict[str, Any], extras: dict[str, Any]) -> str
     src_rows = []
     for layer in REPORT_LAYERS:
         s = sources.get(layer)
-        src_rows.append([layer, s["source"] if s else "no load recorded",
-                         s["loaded_at"].strftime("%Y-%m-%d %H:%M") if s else None, s["rows_read"] if s else None])
+        src_rows.append([layer, source_name(s["source"]) if s else "no load recorded",
+                         s["loaded_at"].strftime("%Y-%m-%d %H:%M") if s else None, public_rows(layer, s)])
     for layer, s in sorted(sources.items()):
         if layer not in REPORT_LAYERS:
-            src_rows.append([layer, s["source"], s["loaded_at"].strftime("%Y-%m-%d %H:%M"), s["rows_read"]])
+            src_rows.append([layer, source_name(s["source"]), s["loaded_at"].strftime("%Y-%m-%d %H:%M"),
+                             public_rows(layer, s)])
     munis = ", ".join(f"{m['name']} ({m['code']})" for m in result["municipalities_in_circle"]) or "none"
 
     return f"""<!doctype html>
@@ -246,6 +282,7 @@ Inspection data shown: {html.escape(result['inspection_scope'])}.</p>
 <h2>Nitrogen deposition ({html.escape(dep['unit'])})</h2>
 {_table(["year", "at the centre", "pixels in circle", "min", "mean", "max"], dep_rows,
         "No deposition raster covers the circle.")}
+{_aerius_lines(result.get("aerius"))}
 <h2>Natura 2000 habitats within {result.get('habitat_radius_m', 3000):,.0f} m</h2>
 {_table(["area", "habitat type", "KDW", "distance m", "year", "max deposition", "exceedance", "status", "source"],
         hab_rows, "No Natura 2000 habitats nearby.")}

@@ -12,6 +12,8 @@ from psycopg import sql
 
 from layers.quality_spec import QualityRule
 from layers.registry import get_layer
+from twin.access import Principal
+from twin.quality.audience import VISIBLE, scope_sql, visible_sql
 from twin.settings import Settings
 
 _PLACEHOLDER = re.compile(r"@(quality_[a-z0-9_]+|today)")
@@ -28,8 +30,18 @@ def _values(settings: Settings | None) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in Settings.model_fields if name.startswith("quality_")}
 
 
-def fragment(text: str, values: dict[str, Any]) -> sql.Composed:
-    """An SQL fragment with its ``@quality_...`` thresholds bound as literals."""
+def fragment(text: str, values: dict[str, Any], visible: Any = None) -> sql.Composed:
+    """An SQL fragment with its ``@quality_...`` thresholds bound as literals and ``@visible(x)`` replaced by
+    ``visible(x)`` (default: true, every record visible)."""
+    if VISIBLE.search(text):
+        pieces: list[sql.Composable] = []
+        pos = 0
+        for m in VISIBLE.finditer(text):
+            pieces.append(fragment(text[pos:m.start()], values))
+            pieces.append(sql.SQL("({})").format(visible(m.group(1)) if visible else sql.SQL("true")))
+            pos = m.end()
+        pieces.append(fragment(text[pos:], values))
+        return sql.Composed(pieces)
     parts: list[sql.Composable] = []
     pos = 0
     for m in _PLACEHOLDER.finditer(text):
@@ -54,38 +66,52 @@ def _table(rule: QualityRule) -> sql.Composed:
     return sql.SQL("twin.{} t").format(sql.Identifier(spec.table))
 
 
-def _parts(rule: QualityRule, settings: Settings | None) -> tuple[sql.Composable, ...]:
+def _parts(rule: QualityRule, settings: Settings | None,
+           principal: Principal | None = None) -> tuple[sql.Composable, ...]:
+    """joins, applies, fails, reason; for a ``principal``, applies limited to the records the rule may count
+    for them and ``@visible(x)`` to the records whose personal fields they may see (twin.quality.audience)."""
     v = _values(settings)
     s = rule.sql
-    return (fragment(s.joins, v), fragment(s.applies, v), fragment(s.fails, v), fragment(s.reason, v))
+
+    def visible(alias: str) -> sql.Composable:
+        return visible_sql(rule, principal, alias)
+
+    applies: sql.Composable = fragment(s.applies, v, visible)
+    scope = scope_sql(rule, principal)
+    if scope is not None:
+        applies = sql.SQL("({}) AND {}").format(applies, scope)
+    return (fragment(s.joins, v, visible), applies, fragment(s.fails, v, visible), fragment(s.reason, v, visible))
 
 
-def failing_sql(rule: QualityRule, settings: Settings | None = None) -> sql.Composed:
+def failing_sql(rule: QualityRule, settings: Settings | None = None,
+                principal: Principal | None = None) -> sql.Composed:
     """SELECT of the failing records: columns ``id`` (the layer table's id) and ``reason`` (plain words). No
     ORDER or LIMIT: the caller joins the layer table, pages and masks. Thresholds from ``settings`` (default:
-    the defaults of the TWIN_QUALITY_ settings)."""
-    joins, applies, fails, reason = _parts(rule, settings)
+    the defaults of the TWIN_QUALITY_ settings); for a ``principal``, only what that caller may be told."""
+    joins, applies, fails, reason = _parts(rule, settings, principal)
     return sql.SQL(
         "SELECT t.id, ({reason})::text AS reason FROM {table} {joins} WHERE ({applies}) AND coalesce(({fails}), false)"
     ).format(reason=reason, table=_table(rule), joins=joins, applies=applies, fails=fails)
 
 
-def count_sql(rule: QualityRule, settings: Settings | None = None) -> sql.Composed:
+def count_sql(rule: QualityRule, settings: Settings | None = None,
+              principal: Principal | None = None) -> sql.Composed:
     """SELECT of one row: ``checked`` (records the rule applies to) and ``failed``."""
-    joins, applies, fails, _ = _parts(rule, settings)
+    joins, applies, fails, _ = _parts(rule, settings, principal)
     return sql.SQL(
         "SELECT count(*) FILTER (WHERE ({applies}))::bigint AS checked, "
         "count(*) FILTER (WHERE ({applies}) AND coalesce(({fails}), false))::bigint AS failed FROM {table} {joins}"
     ).format(applies=applies, fails=fails, table=_table(rule), joins=joins)
 
 
-def shared_count_sql(rules: Sequence[QualityRule], settings: Settings | None = None) -> sql.Composed:
+def shared_count_sql(rules: Sequence[QualityRule], settings: Settings | None = None,
+                     principal: Principal | None = None) -> sql.Composed:
     """One scan of a layer's table counting several simple rules (no joins) at once: columns c0, f0, c1, f1,
     ... (checked and failed per rule, in order). Same numbers as count_sql per rule, one pass over the rows."""
     assert rules and all(r.sql.simple and r.layer == rules[0].layer for r in rules)
     cols = []
     for i, r in enumerate(rules):
-        _, applies, fails, _ = _parts(r, settings)
+        _, applies, fails, _ = _parts(r, settings, principal)
         cols.append(sql.SQL("count(*) FILTER (WHERE ({a}))::bigint AS {c}, "
                             "count(*) FILTER (WHERE ({a}) AND coalesce(({f}), false))::bigint AS {f_}").format(
             a=applies, f=fails, c=sql.Identifier(f"c{i}"), f_=sql.Identifier(f"f{i}")))

@@ -1,0 +1,281 @@
+"""Bulk downloads: a whole layer as one GeoPackage, GeoParquet or CSV file, made once per layer version.
+
+A file is written by a worker thread on its own read-only connection, in one REPEATABLE READ snapshot that
+also reads the layer's version (``twin.layer_versions``), so the version in its name is exactly the data
+inside. It acts as the caller's audience (database role, API role, organisation: what row-level security
+and the field masking decide by) and selects the fields with the same masked expressions as the items
+(:class:`api.columns.Columns`), so a file shows each audience what its items show. Files are kept per
+layer, audience and version under ``TWIN_DOWNLOAD_DIR`` (default ``data_dir/downloads``); one audience's
+file is never served to another. A file is written to a temporary name and renamed into place (atomic), so
+two processes making the same file at once cannot corrupt it; within a process, concurrent first requests
+wait for one job. Rows are fetched in batches from a server-side cursor and written batch by batch, so
+memory stays bounded whatever the layer's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+
+from api.columns import Binder, Columns, columns_for
+from api.params import ItemsQuery
+from api.query import count_sql, rows_sql
+from layers.registry import LayerSpec
+from twin import database
+from twin.access import REQUEST_SETTINGS_SQL, Principal, request_settings
+from twin.crs import CRS84
+from twin.settings import Settings
+
+log = logging.getLogger("twin.api.downloads")
+
+# extension -> (media type, title)
+FORMATS: dict[str, tuple[str, str]] = {
+    "gpkg": ("application/geopackage+sqlite3", "GeoPackage"),
+    "parquet": ("application/vnd.apache.parquet", "GeoParquet"),
+    "csv": ("text/csv; charset=utf-8", "CSV"),
+}
+BATCH_ROWS = 20_000
+GENERATION_TIMEOUT = "30min"  # statement_timeout of a file's fetches (the API's own is for interactive requests)
+_GEOMETRY_TYPES = {"Point": "Point", "Polygon": "Polygon", "MultiPolygon": "MultiPolygon"}
+
+
+@dataclass(frozen=True)
+class Download:
+    """A made file: where, of which layer version (None: the database keeps no versions; then the file is
+    temporary and removed after it was sent), when that version was written, how many features it holds."""
+
+    path: Path
+    version: int | None
+    changed_at: datetime | None
+    count: int
+
+
+def audience(principal: Principal) -> str:
+    """A file-name-safe name of what decides a file's content for a caller (role, API role, organisation)."""
+    return hashlib.sha256("|".join(request_settings(principal)).encode()).hexdigest()[:16]
+
+
+def cache_dir(settings: Settings) -> Path:
+    return Path(settings.download_dir or Path(settings.data_dir) / "downloads")
+
+
+def file_path(settings: Settings, spec: LayerSpec, principal: Principal, version: int, fmt: str) -> Path:
+    return cache_dir(settings) / spec.id / audience(principal) / f"{spec.id}-v{version}.{fmt}"
+
+
+def etag(spec: LayerSpec, principal: Principal, version: int, fmt: str) -> str:
+    """The entity tag of a layer version's file for an audience (strong: the bytes are made once)."""
+    text = f"{spec.id}|{version}|{audience(principal)}|{fmt}"
+    return f'"{hashlib.sha256(text.encode()).hexdigest()[:24]}"'
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
+    try:
+        meta: dict[str, Any] = json.loads(path.with_name(path.name + ".json").read_text())
+        return meta
+    except (OSError, ValueError):
+        return None
+
+
+async def layer_versions(conn: psycopg.AsyncConnection) -> dict[str, tuple[int, datetime]]:
+    """Every table's (version, changed_at) from ``twin.layer_versions``; empty before migration 0007."""
+    cur = await conn.execute("SELECT to_regclass('twin.layer_versions') IS NOT NULL")
+    row = await cur.fetchone()
+    if not (row and row[0]):
+        return {}
+    cur = await conn.execute("SELECT table_name, version, changed_at FROM twin.layer_versions")
+    return {name: (int(version), changed) for name, version, changed in await cur.fetchall()}
+
+
+def enclosure_links(base: str, settings: Settings, spec: LayerSpec, principal: Principal,
+                    version: int | None) -> list[dict[str, Any]]:
+    """``rel=enclosure`` links of a layer's downloads, with the length of files already made."""
+    links = []
+    for fmt, (media, title) in FORMATS.items():
+        link: dict[str, Any] = {"href": f"{base}/collections/{spec.id}/download.{fmt}", "rel": "enclosure",
+                                "type": media.split(";")[0], "title": f"The whole layer ({title})"}
+        if version is not None:
+            with contextlib.suppress(OSError):
+                link["length"] = file_path(settings, spec, principal, version, fmt).stat().st_size
+        links.append(link)
+    return links
+
+
+# -- making a file (in a worker thread) ------------------------------------------------------------------------
+_ARROW_TYPES = {"text": "string", "int": "int64", "float": "float64", "bool": "bool_", "date": "date32"}
+
+
+def _query(columns: Columns, geometry: Literal["wkt", "wkb"]) -> tuple[sql.Composed, dict[str, Any], list[str]]:
+    """All of the layer's rows as the items serve them (masked, CRS84), in key order."""
+    q = ItemsQuery(limit=2**62, crs=CRS84)
+    binder = Binder()
+    query = rows_sql(columns, q, binder, sql.SQL("TRUE"), geometry)
+    key = columns.spec.key
+    names = [key] + [n for n in columns.names if n != key]
+    return query, binder.params, names
+
+
+def _arrow_schema(columns: Columns, names: list[str]) -> Any:
+    import pyarrow as pa
+
+    fields = []
+    for n in names:
+        f = columns.field(n)
+        kind = f.type if f is not None else "text"
+        fields.append(pa.field(n, getattr(pa, _ARROW_TYPES[kind])()))
+    fields.append(pa.field("geometry", pa.binary()))
+    return pa.schema(fields)
+
+
+def _batches(cur: psycopg.Cursor[Any], schema: Any, counter: list[int]) -> Iterator[Any]:
+    import pyarrow as pa
+
+    while rows := cur.fetchmany(BATCH_ROWS):
+        counter[0] += len(rows)
+        cols = list(zip(*rows, strict=True))
+        yield pa.record_batch([pa.array(list(c), type=t) for c, t in zip(cols, schema.types, strict=True)],
+                              schema=schema)
+
+
+def _geo_metadata(spec: LayerSpec) -> bytes:
+    kind = _GEOMETRY_TYPES.get(spec.geometry_type)
+    meta = {"version": "1.1.0", "primary_column": "geometry",
+            "columns": {"geometry": {"encoding": "WKB", "geometry_types": [kind] if kind else []}}}
+    return json.dumps(meta).encode()  # no "crs": GeoParquet's default, OGC:CRS84, is what the file holds
+
+
+def _write(conn: psycopg.Connection[Any], columns: Columns, fmt: str, tmp: Path) -> int:
+    """Write the layer's rows to ``tmp`` in ``fmt``; the number of features."""
+    spec = columns.spec
+    if fmt == "csv":
+        query, params, _ = _query(columns, "wkt")
+        with tmp.open("wb") as fh, conn.cursor() as cur:
+            copy_sql = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(query)
+            with cur.copy(copy_sql, params) as copy:
+                for chunk in copy:
+                    fh.write(chunk)
+            row = cur.execute(count_sql(columns, sql.SQL("TRUE"))).fetchone()
+        return int(row[0]) if row else 0
+    query, params, names = _query(columns, "wkb")
+    schema = _arrow_schema(columns, names)
+    counter = [0]
+    with conn.cursor(name=f"twin_download_{secrets.token_hex(4)}") as cur:
+        cur.itersize = BATCH_ROWS
+        cur.execute(query, params)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            schema = schema.with_metadata({b"geo": _geo_metadata(spec)})
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for batch in _batches(cur, schema, counter):
+                    writer.write_batch(batch)
+        else:
+            import pyarrow as pa
+            from pyogrio.raw import write_arrow
+
+            reader = pa.RecordBatchReader.from_batches(schema, _batches(cur, schema, counter))
+            write_arrow(reader, str(tmp), layer=spec.id, driver="GPKG", geometry_name="geometry",
+                        geometry_type=_GEOMETRY_TYPES.get(spec.geometry_type, "Unknown"), crs="OGC:CRS84")
+    return counter[0]
+
+
+def make_file(settings: Settings, spec: LayerSpec, principal: Principal, fmt: str) -> Download:
+    """Make the file of the layer's current version for ``principal``'s audience (or find it made by another
+    process meanwhile). Blocking: run it in a worker thread."""
+    columns = columns_for(spec, principal)
+    with psycopg.connect(database.url_for(settings, "reader"), connect_timeout=5,
+                         application_name="vth-twin-download") as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        with conn.transaction():
+            conn.execute(REQUEST_SETTINGS_SQL, request_settings(principal))
+            conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(GENERATION_TIMEOUT)))
+            conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            row = conn.execute("SELECT version, changed_at FROM twin.layer_versions WHERE table_name = %s",
+                               (spec.table,)).fetchone() if _versioned(conn) else None
+            if row is None:  # no versions: a file for this request only
+                final = cache_dir(settings) / "tmp" / f"{spec.id}-{secrets.token_hex(8)}.{fmt}"
+                version, changed_at = None, None
+            else:
+                version, changed_at = int(row[0]), row[1]
+                final = file_path(settings, spec, principal, version, fmt)
+                meta = read_meta(final)
+                if final.exists() and meta is not None:
+                    return Download(final, version, changed_at, int(meta["count"]))
+            final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            try:
+                count = _write(conn, columns, fmt, tmp)
+                if version is not None:
+                    meta_tmp = tmp.with_name(tmp.name + ".json")
+                    meta_tmp.write_text(json.dumps({"version": version, "count": count,
+                                                    "changed_at": changed_at.isoformat() if changed_at else None}))
+                    os.replace(meta_tmp, final.with_name(final.name + ".json"))
+                os.replace(tmp, final)
+            finally:
+                for leftover in (tmp, tmp.with_name(tmp.name + ".json")):
+                    with contextlib.suppress(FileNotFoundError):
+                        leftover.unlink()
+    if version is not None:
+        _remove_older(final, spec, version, fmt)
+    log.info("made %s for version %s (%d features)", final.name, version, count)
+    return Download(final, version, changed_at, count)
+
+
+def _versioned(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT to_regclass('twin.layer_versions') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+def _remove_older(final: Path, spec: LayerSpec, version: int, fmt: str) -> None:
+    """Files of earlier versions in the same audience's folder (a reader that has one open keeps reading)."""
+    prefix = f"{spec.id}-v"
+    for other in final.parent.glob(f"{prefix}*.{fmt}*"):
+        number = other.name[len(prefix):].split(".", 1)[0]
+        if number.isdigit() and int(number) < version:
+            with contextlib.suppress(OSError):
+                other.unlink()
+
+
+# -- the jobs of one process -------------------------------------------------------------------------------
+class Jobs:
+    """Running file jobs of this process: concurrent first requests of one file wait for one job; at most
+    ``parallel`` files are made at once (each holds a database connection and a worker thread)."""
+
+    def __init__(self, parallel: int = 2) -> None:
+        self._running: dict[tuple[str, str, str, int | None], asyncio.Future[Download]] = {}
+        self._slots = asyncio.Semaphore(parallel)
+
+    async def get(self, settings: Settings, spec: LayerSpec, principal: Principal, fmt: str,
+                  version: int | None) -> Download:
+        key = (spec.id, audience(principal), fmt, version)
+        job = self._running.get(key) if version is not None else None
+        if job is None:
+            job = asyncio.ensure_future(self._run(settings, spec, principal, fmt))
+            if version is not None:
+                self._running[key] = job
+                job.add_done_callback(lambda _: self._running.pop(key, None))
+        return await asyncio.shield(job)
+
+    async def _run(self, settings: Settings, spec: LayerSpec, principal: Principal, fmt: str) -> Download:
+        async with self._slots:
+            return await asyncio.to_thread(make_file, settings, spec, principal, fmt)
+
+
+def http_date(when: datetime) -> str:
+    """``Last-Modified`` of a version: when it was written, in HTTP's date format."""
+    return format_datetime(when.astimezone(UTC), usegmt=True)

@@ -1,0 +1,70 @@
+"""``/collections/{id}/download.{gpkg|parquet|csv}``: a whole layer as one file (the OGC API "download"
+pattern, as PDOK offers), linked from the collection as ``rel=enclosure``.
+
+The file of the layer's current version is made once per audience (see :mod:`api.downloads`) and streamed
+from disk; ``ETag`` and ``Last-Modified`` come from the layer's version, so a client that has it gets a 304.
+The route holds no database connection while a file is made or sent.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+from starlette.background import BackgroundTask
+
+from api import downloads
+from api.auth import PrincipalDep, record_access, require_read
+from api.deps import LayerDep, PoolDep, SettingsDep
+from api.params import check_known
+from twin.errors import NotFound
+from twin.sql import database_errors
+
+router = APIRouter(tags=["features"])
+
+
+def _matches(if_none_match: str | None, tag: str) -> bool:
+    if not if_none_match:
+        return False
+    given = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in given or tag in given
+
+
+@router.api_route(
+    "/collections/{collection_id}/download.{fmt}", methods=["GET", "HEAD"], response_class=Response,
+    summary="The whole layer as one file (GeoPackage, GeoParquet or CSV; CRS84)",
+    responses={200: {"content": {media.split(";")[0]: {} for media, _ in downloads.FORMATS.values()}},
+               304: {"description": "Not modified (If-None-Match holds the current ETag)."}},
+)
+async def download(request: Request, fmt: str, spec: LayerDep, principal: PrincipalDep, pool: PoolDep,
+                   settings: SettingsDep) -> Response:
+    check_known(request.query_params, ())
+    if fmt not in downloads.FORMATS:
+        raise NotFound(f"no download format {fmt!r}; choose download.gpkg, download.parquet or download.csv.")
+    require_read(principal, spec)
+    async with database_errors(), pool.connection(timeout=settings.pool_timeout_s) as conn:
+        current = (await downloads.layer_versions(conn)).get(spec.table)
+    media = downloads.FORMATS[fmt][0]
+    headers = {"Cache-Control": "private, no-cache" if principal.authenticated or spec.access != "public"
+               else "public, no-cache",
+               "Vary": "Authorization, X-API-Key"}
+    if current is not None:
+        version, changed_at = current
+        tag = downloads.etag(spec, principal, version, fmt)
+        headers.update({"ETag": tag, "Last-Modified": downloads.http_date(changed_at)})
+        if _matches(request.headers.get("if-none-match"), tag):
+            return Response(status_code=304, headers=headers)
+    jobs = getattr(request.app.state, "download_jobs", None)
+    if jobs is None:
+        jobs = request.app.state.download_jobs = downloads.Jobs()
+    made = await jobs.get(settings, spec, principal, fmt, current[0] if current else None)
+    if spec.access == "restricted":
+        record_access(made.count, spec.id)
+    headers["OGC-NumberMatched"] = str(made.count)
+    headers["Content-Disposition"] = f'attachment; filename="{spec.id}.{fmt}"'
+    if made.version is not None and made.changed_at is not None:
+        headers.update({"ETag": downloads.etag(spec, principal, made.version, fmt),
+                        "Last-Modified": downloads.http_date(made.changed_at)})
+        return FileResponse(made.path, media_type=media, headers=headers)
+    headers.pop("ETag", None)
+    return FileResponse(made.path, media_type=media, headers=headers,
+                        background=BackgroundTask(made.path.unlink, missing_ok=True))
