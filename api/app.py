@@ -27,6 +27,7 @@ from api.routes import (
     landing,
     map,
     quality,
+    schema,
     tiles,
 )
 from frontend.page import render_map
@@ -34,7 +35,7 @@ from twin import database
 from twin.settings import Settings, get_settings
 
 # In the order they match (and the OpenAPI document lists them).
-ROUTERS = (admin, aggregates, health, landing, collections, features, downloads, tiles, coverages, analyses,
+ROUTERS = (admin, aggregates, health, landing, collections, schema, features, downloads, tiles, coverages, analyses,
            quality, map)
 
 

@@ -61,7 +61,14 @@ def columns_for(spec: LayerSpec, principal: Principal) -> Columns:
 
 
 def table_sql(spec: LayerSpec) -> sql.Composable:
-    return sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(spec.table))
+    """The layer's table for a FROM clause (to be aliased); for a virtual collection (``spec.subset``) its rows
+    as a subquery, which PostgreSQL inlines (indexes apply as on the table)."""
+    table = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(spec.table))
+    if not spec.subset:
+        return table
+    where = sql.SQL(" AND ").join(sql.SQL("{} = {}").format(sql.Identifier(name), sql.Literal(value))
+                                  for name, value in spec.subset)
+    return sql.SQL("(SELECT * FROM {} WHERE {})").format(table, where)
 
 
 def geometry_sql(placeholder: sql.Composable, srid: int) -> sql.Composable:

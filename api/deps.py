@@ -10,8 +10,9 @@ from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 
 from api.auth import PrincipalDep
-from layers.registry import LAYERS, LayerSpec
-from twin.access import REQUEST_SETTINGS_SQL, request_settings
+from api.subsets import present_subsets
+from layers.registry import LAYERS, LayerSpec, subset_layer
+from twin.access import ANONYMOUS, REQUEST_SETTINGS_SQL, request_settings
 from twin.errors import NotFound
 from twin.settings import Settings
 
@@ -38,13 +39,20 @@ async def get_conn(request: Request, principal: PrincipalDep) -> AsyncIterator[p
         yield conn
 
 
-def get_layer(collection_id: str) -> LayerSpec:
-    try:
-        return LAYERS[collection_id]
-    except KeyError:
-        raise NotFound(
-            f"collection {collection_id!r} does not exist; see /collections for the available ones."
-        ) from None
+async def get_layer(collection_id: str, request: Request) -> LayerSpec:
+    """The layer of a collection id: one of the registry's, or a virtual collection (a year of the deposition
+    hexagons) whose year is present."""
+    spec = LAYERS.get(collection_id)
+    if spec is not None:
+        return spec
+    virtual = subset_layer(collection_id)
+    if virtual is not None:
+        settings: Settings = request.app.state.settings
+        async with get_pool(request).connection(timeout=settings.pool_timeout_s) as conn, conn.transaction():
+            await conn.execute(REQUEST_SETTINGS_SQL, request_settings(ANONYMOUS))
+            if any(s.id == virtual.id for s in await present_subsets(request, conn)):
+                return virtual
+    raise NotFound(f"collection {collection_id!r} does not exist; see /collections for the available ones.")
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

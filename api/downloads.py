@@ -73,13 +73,23 @@ def cache_dir(settings: Settings) -> Path:
     return Path(settings.download_dir or Path(settings.data_dir) / "downloads")
 
 
-def file_path(settings: Settings, spec: LayerSpec, principal: Principal, version: int, fmt: str) -> Path:
-    return cache_dir(settings) / spec.id / audience(principal) / f"{spec.id}-v{version}.{fmt}"
+Version = tuple[int, datetime]  # a table's (version, changed_at) in twin.layer_versions
 
 
-def etag(spec: LayerSpec, principal: Principal, version: int, fmt: str) -> str:
+def _stamp(version: Version) -> str:
+    """The version and when it was written (to the microsecond): unique across databases too, whose version
+    numbers all start at 1 (a test database, the demo twin and the bench twin may share a data folder)."""
+    number, changed_at = version
+    return f"v{number}-{round(changed_at.timestamp() * 1_000_000)}"
+
+
+def file_path(settings: Settings, spec: LayerSpec, principal: Principal, version: Version, fmt: str) -> Path:
+    return cache_dir(settings) / spec.id / audience(principal) / f"{spec.id}-{_stamp(version)}.{fmt}"
+
+
+def etag(spec: LayerSpec, principal: Principal, version: Version, fmt: str) -> str:
     """The entity tag of a layer version's file for an audience (strong: the bytes are made once)."""
-    text = f"{spec.id}|{version}|{audience(principal)}|{fmt}"
+    text = f"{spec.id}|{_stamp(version)}|{audience(principal)}|{fmt}"
     return f'"{hashlib.sha256(text.encode()).hexdigest()[:24]}"'
 
 
@@ -91,7 +101,7 @@ def read_meta(path: Path) -> dict[str, Any] | None:
         return None
 
 
-async def layer_versions(conn: psycopg.AsyncConnection) -> dict[str, tuple[int, datetime]]:
+async def layer_versions(conn: psycopg.AsyncConnection) -> dict[str, Version]:
     """Every table's (version, changed_at) from ``twin.layer_versions``; empty before migration 0007."""
     cur = await conn.execute("SELECT to_regclass('twin.layer_versions') IS NOT NULL")
     row = await cur.fetchone()
@@ -102,7 +112,7 @@ async def layer_versions(conn: psycopg.AsyncConnection) -> dict[str, tuple[int, 
 
 
 def enclosure_links(base: str, settings: Settings, spec: LayerSpec, principal: Principal,
-                    version: int | None) -> list[dict[str, Any]]:
+                    version: Version | None) -> list[dict[str, Any]]:
     """``rel=enclosure`` links of a layer's downloads, with the length of files already made."""
     links = []
     for fmt, (media, title) in FORMATS.items():
@@ -212,7 +222,7 @@ def make_file(settings: Settings, spec: LayerSpec, principal: Principal, fmt: st
                 version, changed_at = None, None
             else:
                 version, changed_at = int(row[0]), row[1]
-                final = file_path(settings, spec, principal, version, fmt)
+                final = file_path(settings, spec, principal, (version, changed_at), fmt)
                 meta = read_meta(final)
                 if final.exists() and meta is not None:
                     return Download(final, version, changed_at, int(meta["count"]))

@@ -11,7 +11,8 @@ from fastapi import Request
 from psycopg import sql
 
 from api.auth import Principal
-from layers.registry import SCHEMA, LayerSpec
+from api.columns import table_sql
+from layers.registry import LayerSpec
 
 
 async def layer_extent(
@@ -25,8 +26,8 @@ async def layer_extent(
     query = sql.SQL(
         "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), t0, t1 FROM ("
         "SELECT ST_Transform(ST_SetSRID(ST_Extent(geom)::geometry, 28992), 4326) AS e, {time} "
-        "FROM {schema}.{table}) s"
-    ).format(time=time_sql, schema=sql.Identifier(SCHEMA), table=sql.Identifier(spec.table))
+        "FROM {table} t) s"
+    ).format(time=time_sql, table=table_sql(spec))
     async with conn.transaction():
         cur = await conn.execute(query)
         row = await cur.fetchone()

@@ -9,6 +9,8 @@ The input caps live where the inputs are parsed: page size and offset in ``api.p
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
 import math
@@ -27,6 +29,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -72,8 +75,10 @@ class TokenBucket:
 
 # --- Authentication + rate limit ----------------------------------------------------------------------------
 class AuthMiddleware:
-    """Resolves the caller from ``Authorization: Bearer`` (API key or OIDC token) or ``X-API-Key`` into
-    ``scope['state']['principal']``, and meters requests per key (or per IP for anonymous callers)."""
+    """Resolves the caller from ``Authorization: Bearer`` (API key or OIDC token), ``Authorization: Basic``
+    (the API key as the password, any user name: what desktop GIS sends from its authentication manager) or
+    ``X-API-Key`` into ``scope['state']['principal']``, and meters requests per key (or per IP for anonymous
+    callers). Every 401 leaves here with the challenges of :func:`challenges`."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -89,8 +94,10 @@ class AuthMiddleware:
         state = scope.setdefault("state", {})
         path = scope.get("path", "")
         client = (scope.get("client") or ("unknown", 0))[0]
+        request_headers = Headers(scope=scope)
+        send = _with_challenges(send, challenges(request_headers))
         try:
-            token = credentials(Headers(scope=scope))
+            token = credentials(request_headers)
         except Unauthorized as exc:
             await self._deny(scope, receive, send, exc.message)
             return
@@ -164,7 +171,7 @@ class AuthMiddleware:
 
     async def _deny(self, scope: Scope, receive: Receive, send: Send, message: str) -> None:
         await error_response(401, "Unauthorized", message,
-                             {"WWW-Authenticate": 'Bearer realm="vth-twin"'})(scope, receive, send)
+                             {"WWW-Authenticate": BEARER_CHALLENGE})(scope, receive, send)
 
     async def _too_many(self, scope: Scope, receive: Receive, send: Send, wait: float, who: str) -> None:
         s = self.settings
@@ -177,17 +184,70 @@ class AuthMiddleware:
         )(scope, receive, send)
 
 
+REALM = "vth-twin"
+BEARER_CHALLENGE = f'Bearer realm="{REALM}"'
+BASIC_CHALLENGE = f'Basic realm="{REALM}", charset="UTF-8"'
+
+
+def from_script(headers: Headers) -> bool:
+    """Whether a request comes from a script in a browser page (the map's fetches: ``Sec-Fetch-Mode`` other
+    than ``navigate``, or ``X-Requested-With``), where a Basic challenge would make the browser pop up its
+    login dialog. Desktop GIS and command-line clients send neither header."""
+    mode = headers.get("sec-fetch-mode")
+    return "x-requested-with" in headers or (mode is not None and mode.lower() != "navigate")
+
+
+def challenges(headers: Headers) -> list[str]:
+    """The ``WWW-Authenticate`` challenges of a 401 (RFC 9110 11.6.1), one header line each: Bearer (an API key
+    or an OIDC token) and Basic (an API key as the password; QGIS, ArcGIS Pro, GDAL and OWSLib act on it),
+    the latter not for a script in a browser page (:func:`from_script`)."""
+    return [BEARER_CHALLENGE] if from_script(headers) else [BEARER_CHALLENGE, BASIC_CHALLENGE]
+
+
+def _with_challenges(send: Send, values: list[str]) -> Send:
+    """``send`` with the challenges set on a 401 (whoever answered it: this middleware or a route)."""
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start" and message.get("status") == 401:
+            headers = MutableHeaders(scope=message)
+            del headers["www-authenticate"]
+            for value in values:
+                headers.append("WWW-Authenticate", value)
+        await send(message)
+
+    return wrapped
+
+
+def basic_password(value: str) -> str:
+    """The password of an ``Authorization: Basic`` value (base64 of ``user:password``; the user is ignored)."""
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise Unauthorized("the Basic credentials are not base64 of 'user:password' (UTF-8)") from None
+    _, sep, password = decoded.partition(":")
+    if not sep or not password.strip():
+        raise Unauthorized("send the API key as the password of HTTP Basic (any user name)")
+    password = password.strip()
+    if not looks_like_api_key(password):
+        raise Unauthorized("the password of HTTP Basic is not a valid API key (keys start with 'twin_')")
+    return password
+
+
 def credentials(headers: Headers) -> str | None:
-    """The presented credential: ``Authorization: Bearer <token>`` or ``X-API-Key: <key>``; both only when
-    equal; other schemes are refused."""
+    """The presented credential: ``Authorization: Bearer <token>``, ``Authorization: Basic`` with the API key
+    as the password (any user name) or ``X-API-Key: <key>``; two only when equal; other schemes are
+    refused."""
     auth = headers.get("authorization")
     api_key = headers.get("x-api-key")
     token = None
     if auth is not None:
         scheme, _, value = auth.strip().partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            raise Unauthorized("send credentials as 'Authorization: Bearer <key or token>' or 'X-API-Key: <key>'")
-        token = value.strip()
+        if scheme.lower() == "basic" and value.strip():
+            token = basic_password(value)
+        elif scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("send credentials as 'Authorization: Bearer <key or token>', HTTP Basic with the "
+                               "key as the password, or 'X-API-Key: <key>'")
+        else:
+            token = value.strip()
     if api_key is not None:
         if not api_key.strip():
             raise Unauthorized("the X-API-Key header is empty")
@@ -401,4 +461,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         # Level 1: the map's housing analysis (1.31 MB of GeoJSON) becomes 317 kB in 9 ms of CPU, a page of
         # 1,000 buildings 344 -> 60 kB in 1.6 ms; level 9 saves another ~20% for 6x the CPU. The static files
         # come compressed already (Content-Encoding set) and pass through.
-        app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=settings.gzip_level)
+        # Whole-layer downloads (GeoPackage, GeoParquet) are sent as stored, with their length and ranges.
+        app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=settings.gzip_level,
+                           exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/geopackage+sqlite3",
+                                                  "application/vnd.apache.parquet"))

@@ -214,8 +214,10 @@ def to_date(arr: pa.Array, date_format: str | None = None) -> tuple[pa.Array, np
         return pc.cast(arr, pa.date32()), np.zeros(len(arr), dtype=bool), ""
     s = _text(arr)
     raw_text = s
-    s = iso_dates(s, date_format)
     iso = pc.match_substring_regex(s, ISO_DATE)
+    if pc.sum(iso).as_py() != len(s) - s.null_count:  # some are not ISO: the other forms (ingest/values.py)
+        s = iso_dates(s, date_format)
+        iso = pc.match_substring_regex(s, ISO_DATE)
     day = pc.utf8_slice_codeunits(pc.if_else(iso, s, None), 0, 10)
     # Fast path: Arrow's cast is strict (it refuses 2023-02-30 and 2023-13-01) but fails the whole array, so
     # it serves the common case of a column without impossible days; it skips strptime and the strftime
@@ -376,10 +378,10 @@ def validate(spec: LayerSpec, mapping: Mapping, table: pa.Table, rows: np.ndarra
             nulled[f"{col}: no-value word"] = words
         if f.type == "date":
             values, bad, reason = to_date(raw, opts.date_format)
-            if opts.date_format is None and not (pa.types.is_date(raw.type) or pa.types.is_timestamp(raw.type)):
+            if opts.date_format is None and bad.any():  # an ambiguous slash date stays unread, so is bad
                 text = _text(raw)
                 ambiguous.extend((col, int(rows[i]), text[int(i)].as_py())
-                                 for i in np.nonzero(ambiguous_dates(text))[0])
+                                 for i in np.nonzero(ambiguous_dates(text) & bad)[0])
         else:
             values, bad, reason = CONVERTERS[f.type](raw)
         if f.type == "text" and (labels := opts.value_maps.get(spec.id, f.name)):

@@ -7,7 +7,8 @@ here, one table in a migration and, where the source needs it, one reader mappin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from layers.kdw import kdw_table
@@ -122,6 +123,10 @@ class LayerSpec:
     max_zoom: int = 22
     depends_on: tuple[str, ...] = ()
     label_field: str | None = None
+    # A virtual collection (see :func:`subset_layer`): the rows of ``table`` with these field values, served
+    # under its own id; ``parent`` is the layer it is a subset of.
+    subset: tuple[tuple[str, str | int], ...] = ()
+    parent: str | None = None
 
     @property
     def qualified_table(self) -> str:
@@ -707,6 +712,36 @@ NITROGEN_DEPOSITION = CoverageSpec(
     unit="mol N/ha/yr",
 )
 COVERAGES: dict[str, CoverageSpec] = {NITROGEN_DEPOSITION.id: NITROGEN_DEPOSITION}
+
+
+# --- Virtual collections -----------------------------------------------------------------------------------
+# deposition-hexagons holds each hexagon once per year and resolution, so a GIS opening it unfiltered draws
+# stacked polygons. Each (resolution, year) present is also a collection of its own, one feature per hexagon:
+# deposition-hexagons-2025 (the 1 ha AERIUS receptor grid) and deposition-hexagons-national-2025 (the coarse
+# national grid). Generated from the years in the table (api.subsets), filtered in SQL (api.columns.table_sql).
+HEXAGON_SUBSET_RE = re.compile(r"^deposition-hexagons-(?:(national)-)?(\d{4})$")
+HEXAGON_RESOLUTIONS = {"1ha": "", "national": "national-"}
+
+
+def hexagon_layer_id(resolution: str, year: int) -> str:
+    return f"{DEPOSITION_HEXAGONS.id}-{HEXAGON_RESOLUTIONS[resolution]}{year}"
+
+
+def subset_layer(layer_id: str) -> LayerSpec | None:
+    """The virtual collection an id names (``deposition-hexagons-2025``, ``deposition-hexagons-national-2025``),
+    or None; whether its year is present is for the caller to check."""
+    m = HEXAGON_SUBSET_RE.match(layer_id)
+    if m is None:
+        return None
+    resolution, year = ("national" if m.group(1) else "1ha"), int(m.group(2))
+    grid = "the coarse national grid" if resolution == "national" else "the AERIUS 1-hectare receptor grid"
+    return replace(
+        DEPOSITION_HEXAGONS, id=layer_id,
+        title=f"Nitrogen deposition on habitat hexagons, {year}" + (" (national grid)" if m.group(1) else ""),
+        description=f"The deposition hexagons of {year} on {grid}: one feature per hexagon (the multi-year "
+        f"layer {DEPOSITION_HEXAGONS.id} holds each hexagon once per year and resolution).",
+        subset=(("resolution", resolution), ("year", year)), parent=DEPOSITION_HEXAGONS.id,
+    )
 
 
 def get_layer(layer_id: str) -> LayerSpec:

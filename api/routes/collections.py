@@ -12,6 +12,8 @@ from api.deps import ConnDep, LayerDep, SettingsDep
 from api.extent import cached_extent
 from api.links import base_url
 from api.params import check_known
+from api.routes.schema import schema_links
+from api.subsets import present_subsets, subsets_of
 from layers.registry import LAYERS, LayerSpec
 from twin.crs import CRS84, RD_NEW, SUPPORTED_URIS
 
@@ -39,9 +41,10 @@ def collection_doc(base: str, spec: LayerSpec, bbox: list[float] | None,
              "title": "Features (GeoPackage)"},
             {"href": f"{href}/queryables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
              "type": "application/schema+json", "title": "Queryables"},
+            *schema_links(base, spec),
             {"href": f"{href}/tiles/WebMercatorQuad/tilejson.json", "rel": "tiles", "type": "application/json",
              "title": "Vector tiles (TileJSON)"},
-            {"href": f"{href}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}", "rel": "item",
+            {"href": f"{href}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.mvt", "rel": "item",
              "type": "application/vnd.mapbox-vector-tile", "templated": True, "title": "Vector tiles (MVT)"},
         ],
         "access": spec.access,
@@ -66,7 +69,7 @@ def add_downloads(doc: dict[str, Any], base: str, settings: Any, spec: LayerSpec
     """The ``rel=enclosure`` links of the whole-layer files, for callers who may read the layer."""
     if can_read(principal, spec):
         version = versions.get(spec.table)
-        doc["links"] += downloads.enclosure_links(base, settings, spec, principal, version[0] if version else None)
+        doc["links"] += downloads.enclosure_links(base, settings, spec, principal, version)
 
 
 @router.get("/collections", summary="The twin's layers")
@@ -76,7 +79,8 @@ async def collections(request: Request, conn: ConnDep, principal: PrincipalDep,
     base = base_url(request)
     docs = []
     versions = await downloads.layer_versions(conn)
-    for spec in LAYERS.values():
+    subsets = await present_subsets(request, conn)
+    for spec in (s for parent in LAYERS.values() for s in (parent, *subsets_of(parent, subsets))):
         doc = collection_doc(base, spec, *await cached_extent(request, conn, spec, principal))
         # Restricted layers are listed (so clients know they exist) but flagged as not readable for callers
         # without the rights; their items and tiles answer 401 until the caller authenticates.

@@ -29,8 +29,11 @@ def _matches(if_none_match: str | None, tag: str) -> bool:
     return "*" in given or tag in given
 
 
-@router.api_route(
-    "/collections/{collection_id}/download.{fmt}", methods=["GET", "HEAD"], response_class=Response,
+PATH = "/collections/{collection_id}/download.{fmt}"
+
+
+@router.get(
+    PATH, response_class=Response,
     summary="The whole layer as one file (GeoPackage, GeoParquet or CSV; CRS84)",
     responses={200: {"content": {media.split(";")[0]: {} for media, _ in downloads.FORMATS.values()}},
                304: {"description": "Not modified (If-None-Match holds the current ETag)."}},
@@ -48,9 +51,8 @@ async def download(request: Request, fmt: str, spec: LayerDep, principal: Princi
                else "public, no-cache",
                "Vary": "Authorization, X-API-Key"}
     if current is not None:
-        version, changed_at = current
-        tag = downloads.etag(spec, principal, version, fmt)
-        headers.update({"ETag": tag, "Last-Modified": downloads.http_date(changed_at)})
+        tag = downloads.etag(spec, principal, current, fmt)
+        headers.update({"ETag": tag, "Last-Modified": downloads.http_date(current[1])})
         if _matches(request.headers.get("if-none-match"), tag):
             return Response(status_code=304, headers=headers)
     jobs = getattr(request.app.state, "download_jobs", None)
@@ -62,9 +64,12 @@ async def download(request: Request, fmt: str, spec: LayerDep, principal: Princi
     headers["OGC-NumberMatched"] = str(made.count)
     headers["Content-Disposition"] = f'attachment; filename="{spec.id}.{fmt}"'
     if made.version is not None and made.changed_at is not None:
-        headers.update({"ETag": downloads.etag(spec, principal, made.version, fmt),
+        headers.update({"ETag": downloads.etag(spec, principal, (made.version, made.changed_at), fmt),
                         "Last-Modified": downloads.http_date(made.changed_at)})
         return FileResponse(made.path, media_type=media, headers=headers)
     headers.pop("ETag", None)
     return FileResponse(made.path, media_type=media, headers=headers,
                         background=BackgroundTask(made.path.unlink, missing_ok=True))
+
+
+router.add_api_route(PATH, download, methods=["HEAD"], include_in_schema=False)

@@ -174,7 +174,7 @@ async def tilejson(request: Request, spec: LayerDep, conn: ConnDep, principal: P
     bounds = bbox or NL_BOUNDS
     base = base_url(request)
     query = str(request.url.query)
-    url = f"{base}/collections/{spec.id}/tiles/{TMS}/{{z}}/{{x}}/{{y}}"
+    url = f"{base}/collections/{spec.id}/tiles/{TMS}/{{z}}/{{x}}/{{y}}.mvt"  # GDAL's MVT driver needs the .mvt
     url += f"?{query}" if filters or properties is not None else ""
     max_zoom = min(spec.max_zoom, MAX_ZOOM)
     width = max(bounds[2] - bounds[0], 1e-6)

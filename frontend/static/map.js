@@ -89,6 +89,18 @@
     return state.apiKey ? {"X-API-Key": state.apiKey} : {};
   }
 
+  /* a restricted layer switched on without an API key: not requested, its toggle says why */
+  function lacksKey(id) {
+    return !state.apiKey && !!(metaById[id] && metaById[id].restricted);
+  }
+  function noteRestricted() {
+    cfg.layers.forEach(function (m) {
+      var item = document.querySelector('[data-layer-note="' + m.id + '"]');
+      if (!item || !m.restricted) return;
+      item.textContent = state.visible[m.id] && !state.apiKey ? "restricted: needs an API key" : "";
+    });
+  }
+
   var statusTimer = null;
   function say(message, kind) {
     var box = $("status");
@@ -224,8 +236,9 @@
   }
 
   function buildLayers() {
-    // Hidden tile layers would still fetch tiles: they are left out rather than set invisible.
-    var shown = cfg.deck.layers.filter(function (l) { return state.visible[l.id]; });
+    // Hidden tile layers would still fetch tiles: they are left out rather than set invisible. So are
+    // restricted layers without a key: their requests could only fail (401).
+    var shown = cfg.deck.layers.filter(function (l) { return state.visible[l.id] && !lacksKey(l.id); });
     var converted = converter.convert({layers: shown.map(layerJson)}).layers || [];
     return converted.filter(Boolean).map(decorate).concat(extensionLayers(), selectionLayers());
   }
@@ -239,6 +252,7 @@
   function refresh() {
     if (deckgl) deckgl.setProps({layers: buildLayers()});
     renderLegend();
+    noteRestricted();
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -246,7 +260,7 @@
   function tiledVisibleIds() {
     var zoom = state.viewState.zoom;
     return cfg.deck.layers.filter(function (l) {
-      if (!state.visible[l.id] || (l["@@type"] !== "MVTLayer" && l["@@type"] !== "TileLayer")) return false;
+      if (!state.visible[l.id] || lacksKey(l.id) || (l["@@type"] !== "MVTLayer" && l["@@type"] !== "TileLayer")) return false;
       if (l.minZoom !== undefined && zoom < l.minZoom) return false;
       if (l.visibleMinZoom !== undefined && l.visibleMinZoom !== null && zoom < l.visibleMinZoom) return false;
       if (l.visibleMaxZoom !== undefined && l.visibleMaxZoom !== null && zoom > l.visibleMaxZoom) return false;
@@ -751,7 +765,11 @@
       return el("fieldset", null, [el("legend", {text: g[1]})].concat(groups[g[0]].slice().reverse().map(function (m) {
         var id = "toggle-" + m.id;
         var input = el("input", {type: "checkbox", id: id, "data-layer": m.id, checked: state.visible[m.id] ? "checked" : null,
-          onchange: function (e) { state.visible[m.id] = e.target.checked; refresh(); }});
+          onchange: function (e) {
+            state.visible[m.id] = e.target.checked;
+            if (e.target.checked && lacksKey(m.id)) say(m.title + ": restricted data. Enter an API key under 'Access' to see it.", "warning");
+            refresh();
+          }});
         return el("div", {className: "toggle"}, [input, el("label", {"for": id, title: m.description || ""}, [m.title]),
           el("span", {className: "note", "data-layer-note": m.id})]);
       })));

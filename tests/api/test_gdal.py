@@ -74,3 +74,46 @@ def test_ogr2ogr_with_a_spatial_filter(server: str, api_data: list[Establishment
     info = pyogrio.read_info(out)
     expected = [e for e in api_data if 3.515 < e.lon < 3.545 and 53.505 < e.lat < 53.525]
     assert info["features"] == len(expected) == 6
+
+
+def test_gdal_mvt_driver_opens_a_tile_from_the_tilejson_template(server: str, api_data: list[Establishment],
+                                                                 tmp_path: Path) -> None:
+    """Issue 19: the TileJSON's template ends in .mvt, so GDAL's MVT driver (3.6) opens its tiles directly."""
+    import json
+    import math
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server}/collections/establishments/tiles/WebMercatorQuad/tilejson.json") as r:
+        template = json.load(r)["tiles"][0]
+    assert template.endswith("/{z}/{x}/{y}.mvt")
+    e = api_data[0]
+    z = 12
+    x = int((e.lon + 180) / 360 * 2**z)
+    y = int((1 - math.asinh(math.tan(math.radians(e.lat))) / math.pi) / 2 * 2**z)
+    url = template.replace("{z}", str(z)).replace("{x}", str(x)).replace("{y}", str(y))
+    r = gdal("ogrinfo", "-ro", "-al", "-so", f"MVT:{url}")
+    assert r.returncode == 0, r.stderr
+    assert "Layer name: establishments" in r.stdout and "Geometry: Point" in r.stdout
+    count = int(r.stdout.split("Feature Count: ")[1].split()[0])
+    assert count >= 1
+    out = tmp_path / "tile.gpkg"
+    r = gdal("ogr2ogr", "-f", "GPKG", "-t_srs", "EPSG:4326", str(out), f"MVT:{url}")
+    assert r.returncode == 0, r.stderr
+    ids = set(pyogrio.read_dataframe(out)["establishment_id"])
+    assert e.id in ids
+
+
+def test_gdal_types_dates_from_the_feature_schema(server: str, api_data: list[Establishment]) -> None:
+    """Issue 19: GDAL 3.6 infers field types from the first page, where a mostly-null date holds no value; it
+    follows the collection's describedBy link to the feature schema and reads dates as Date."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server}/collections/establishments/schema") as r:
+        part5 = json.load(r)
+    assert part5["properties"]["ended_on"] == {**part5["properties"]["ended_on"], "type": "string", "format": "date"}
+    assert part5["properties"]["establishment_id"]["x-ogc-role"] == "id"
+    r = gdal("ogrinfo", "-ro", "-so", f"OAPIF:{server}/collections/establishments", "establishments")
+    assert r.returncode == 0, r.stderr
+    assert "started_on: Date" in r.stdout and "ended_on: Date" in r.stdout
+    assert "visit_frequency_years: Integer" in r.stdout

@@ -165,7 +165,7 @@ def test_tilejson(client: TestClient, api_data: list[Establishment]) -> None:
     assert r.status_code == 200
     doc = r.json()
     assert doc["tilejson"].startswith("3.")
-    assert doc["tiles"][0].endswith("/collections/establishments/tiles/WebMercatorQuad/{z}/{x}/{y}")
+    assert doc["tiles"][0].endswith("/collections/establishments/tiles/WebMercatorQuad/{z}/{x}/{y}.mvt")
     assert doc["minzoom"] == 6 and doc["maxzoom"] == 22
     west, south, east, north = doc["bounds"]
     assert west <= 3.5 and north >= 53.55
@@ -173,6 +173,6 @@ def test_tilejson(client: TestClient, api_data: list[Establishment]) -> None:
     assert layer["id"] == "establishments"
     assert "sbi_code" in layer["fields"] and "name" not in layer["fields"]
     filtered = client.get(f"{BASE}/tilejson.json", params={"sbi_code": "0141"}).json()
-    assert filtered["tiles"][0].endswith("{z}/{x}/{y}?sbi_code=0141")
+    assert filtered["tiles"][0].endswith("{z}/{x}/{y}.mvt?sbi_code=0141")
     links = client.get("/collections/establishments").json()["links"]
     assert any(link["rel"] == "tiles" and link["href"].endswith("tilejson.json") for link in links)

@@ -217,3 +217,26 @@ def test_controls_are_labelled_and_keyboard_reachable(map_page: Any) -> None:
         map_page.page.keyboard.press("Tab")
         focused.append(map_page.js("document.activeElement.id || document.activeElement.tagName"))
     assert "search-input" in focused and "year-select" in focused
+
+
+def test_restricted_layers_anonymously_raise_no_login_dialog_and_no_401(map_page: Any,
+                                                                         map_data: dict[str, Any]) -> None:
+    """Issue 19: 401s carry a Basic challenge for desktop GIS, which would make a browser pop up its login
+    dialog; the map never asks for a restricted layer without a key, and its scripts' requests get Bearer only."""
+    dialogs: list[str] = []
+    challenged: list[str] = []
+    map_page.page.on("dialog", lambda d: dialogs.append(d.message))
+    map_page.page.on("response", lambda r: challenged.append(r.url) if r.status == 401 else None)
+    address = map_data["address"]
+    map_page.open()
+    map_page.page.get_by_label("Inspections (restricted)").check()
+    fly(map_page, address["lon"], address["lat"], 12)
+    map_page.wait_idle()
+    expect(map_page.page.locator('[data-layer-note="inspections"]')).to_have_text("restricted: needs an API key")
+    assert not [u for u in map_page.requests if "/collections/inspections/" in u]
+    assert map_page.console_errors == [] and challenged == [] and dialogs == []
+    # a script's request for a restricted resource is refused without a Basic challenge (no browser dialog)
+    status, challenge = map_page.js(
+        "fetch('/collections/inspections/items?limit=1').then(r => [r.status, r.headers.get('www-authenticate')])")
+    assert status == 401 and challenge == 'Bearer realm="vth-twin"'
+    assert dialogs == []

@@ -11,21 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from testdb import throwaway_database
 
-from twin import access, database, disclosure
+from twin import access, cluster, database, disclosure
 from twin.access import REQUEST_SETTINGS_SQL, Principal, request_settings
 from twin.disclosure import Contribution
 from twin.settings import Settings
 
 K, CELL = 5, 1000
+T = TypeVar("T")
 ODA, ODB, ODC = "ODA", "ODB", "ODC"
 
 
@@ -128,12 +131,35 @@ def _seed(url: str) -> None:
                 (i.inspection_id, i.est.establishment_id, i.year, i.org, x, y, run[0]))
 
 
+def _retry(step: Callable[[], T]) -> T:
+    """Cluster-wide role grants of the migrations collide now and then with other pytest processes on the
+    shared cluster ("tuple concurrently updated"): try again."""
+    for attempt in range(4):
+        try:
+            return step()
+        except Exception as exc:
+            if "concurrently" not in str(exc) or attempt == 3:
+                raise
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="module")
 def sdc_settings(base_settings: Settings) -> Iterator[Settings]:
-    with throwaway_database(base_settings, f"twin_sdc_{os.getpid()}", rate_limit_rps=0.0, key_cache_s=0.0,
-                            k_anonymity=K, aggregate_cell_m=CELL) as s:
+    name = f"twin_sdc_{os.getpid()}"
+    dbs = []
+
+    def enter() -> Settings:
+        dbs.append(throwaway_database(base_settings, name, rate_limit_rps=0.0, key_cache_s=0.0, k_anonymity=K,
+                                      aggregate_cell_m=CELL))
+        return dbs[-1].__enter__()
+
+    s = _retry(enter)
+    try:
         _seed(database.url_for(s, "writer"))
         yield s
+    finally:
+        _retry(lambda: cluster.drop_database(s, name) if s.local_cluster else dbs[-1].__exit__(None, None, None))
 
 
 @pytest.fixture(scope="module")

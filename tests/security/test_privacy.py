@@ -52,12 +52,6 @@ def _insert(conn: psycopg.Connection, run: int, e: dict[str, Any], sole: bool, l
 def priv_settings(base_settings: Settings) -> Iterator[Settings]:
     with throwaway_database(base_settings, f"twin_priv_{os.getpid()}", rate_limit_rps=0.0, key_cache_s=0.0) as s:
         writer = database.url_for(s, "writer")
-        with psycopg.connect(database.url_for(s, "owner"), autocommit=True) as conn:  # TEMP until #16's migration
-            from layers.registry import LAYERS
-            types = {"bool": "boolean", "int": "integer", "date": "date"}
-            for f in LAYERS["establishments"].fields:
-                conn.execute(f"ALTER TABLE twin.establishments ADD COLUMN IF NOT EXISTS {f.name} "
-                             f"{types.get(f.type, 'text')}")
         seed(writer)
         with psycopg.connect(writer) as conn:
             row = conn.execute("INSERT INTO twin.ingest_runs (layer, source, status, rows_read) VALUES "

@@ -1,0 +1,317 @@
+"""Features of every active establishment as of a cut-off date T, from records dated before T only.
+
+Leakage rules (tests/model/test_features.py proves them):
+- an inspection counts only when ``inspected_on < T``; a permit decision only when ``decided_on < T``
+  (an application when ``applied_on < T``); an establishment is active at T when it started before T and
+  had not ended before T;
+- fields that a VTH system rewrites after the fact are never read: ``follow_up_status`` and
+  ``repaired_on`` of inspections, and a permit's ``status`` other than the refusal (known at the decision).
+  Follow-up is judged from dates instead (was there an inspection after the last violation, before T?);
+- location context (deposition hexagons, buildings, housing sites) is not dated in the twin yet (issue 20,
+  history); it is taken as it stands, and it is context, not behaviour.
+
+No protected attributes or proxies: nothing of the person behind an establishment (name, legal form,
+sole proprietorship, natural-person owner), no address beyond data-quality flags, no inspector, and
+municipality and organisation are audit groups, not features.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from layers.registry import GUIDE_DISTANCES_M
+from twin.analyses.common import GUIDE_JSON
+
+FIVE_YEARS = 1826
+NH3_RADIUS_M = 3000
+
+# Every feature the model reads, with what an inspector calls it (Dutch first, the English after it).
+FEATURES: dict[str, str] = {
+    "n_inspections": "aantal controles (alle jaren) / inspections, all years",
+    "n_inspections_5y": "controles in de laatste 5 jaar / inspections, last 5 years",
+    "n_violations_5y": "overtredingen in de laatste 5 jaar / violations, last 5 years",
+    "n_violations_2y": "overtredingen in de laatste 2 jaar / violations, last 2 years",
+    "violation_share": "aandeel controles met overtreding / share of inspections with a violation",
+    "violation_share_5y": "aandeel overtredingen, laatste 5 jaar / violation share, last 5 years",
+    "last_was_violation": "laatste controle: overtreding / last inspection found a violation",
+    "last_gedrag": "gedrag bij laatste overtreding (LHS A-D) / behaviour class at the last violation",
+    "last_gevolg": "gevolg bij laatste overtreding (LHS 1-4) / consequence class at the last violation",
+    "worst_gedrag_5y": "zwaarste gedrag in 5 jaar (LHS) / worst behaviour class, 5 years",
+    "days_since_last_visit": "dagen sinds laatste controle / days since the last inspection",
+    "days_since_last_violation": "dagen sinds laatste overtreding / days since the last violation",
+    "never_inspected": "nooit gecontroleerd / never inspected",
+    "follow_up_open": "geen controle na laatste overtreding / no inspection since the last violation",
+    "repair_overdue": "hersteltermijn verstreken zonder hercontrole / repair deadline passed, no re-inspection",
+    "n_complaints_5y": "klachtcontroles in 5 jaar / complaint inspections, 5 years",
+    "n_reinspections_5y": "hercontroles in 5 jaar / re-inspections, 5 years",
+    "overdue_cycles": "bezoekcycli achterstallig / visit cycles overdue",
+    "n_active_permits": "geldende besluiten / decisions in force",
+    "has_environmental_permit": "omgevingsvergunning milieu / environmental permit in force",
+    "has_tolerance": "gedoogbeschikking / tolerance decision in force",
+    "n_custom_rules": "maatwerkvoorschriften / custom rules in force",
+    "n_decisions_1y": "besluiten in het laatste jaar / decisions in the last year",
+    "n_decisions_2y": "besluiten in de laatste 2 jaar / decisions in the last 2 years",
+    "recent_revision": "revisievergunning in 2 jaar / revision permit in the last 2 years",
+    "n_pending": "aanvragen in behandeling / applications pending",
+    "n_expiring_1y": "besluiten die binnen een jaar vervallen / decisions expiring within a year",
+    "days_since_last_decision": "dagen sinds laatste besluit / days since the last decision",
+    "nh3_kg": "NH3-emissie vergund (kg/jaar) / permitted NH3 (kg/yr)",
+    "nox_kg": "NOx-emissie vergund (kg/jaar) / permitted NOx (kg/yr)",
+    "sbi_division": "SBI-afdeling (sector) / SBI division (sector)",
+    "sector_violation_rate_3y": "overtredingspercentage sector, 3 jaar / sector violation rate, 3 years",
+    "environmental_category": "milieucategorie (VNG) / environmental category",
+    "activiteitenbesluit_type": "type Activiteitenbesluit (A/B/C) / Activiteitenbesluit type",
+    "brzo": "Brzo-bedrijf / Brzo establishment",
+    "visit_frequency_years": "bezoekfrequentie (jaren) / visit-frequency class (years)",
+    "years_active": "jaren actief / years in operation",
+    "other_sites": "andere vestigingen zelfde KvK / other sites of the same KvK number",
+    "other_sites_violations_5y": "overtredingen op andere vestigingen (5 jaar) / violations at other sites, 5 years",
+    "other_sites_violation_share_5y": "aandeel overtredingen andere vestigingen / violation share at other sites",
+    "dq_kvk_missing": "KvK-nummer ontbreekt / KvK number missing",
+    "dq_category_missing": "milieucategorie ontbreekt / environmental category missing",
+    "dq_inspection_before_start": "controle vóór aanvangsdatum / inspection before the start date",
+    "overloaded_hexagons_3km": "overbelaste natuur binnen 3 km (ha) / overloaded habitat within 3 km (ha)",
+    "dwellings_nearby": "woningen binnen richtafstand / dwellings within the guide distance",
+    "housing_sites_nearby": "woningbouwlocaties binnen richtafstand / housing sites within the guide distance",
+}
+CATEGORICAL = ("sbi_division", "activiteitenbesluit_type")
+CATEGORY_ORDER = {"1": 1.0, "2": 2.0, "3.1": 3.1, "3.2": 3.2, "4.1": 4.1, "4.2": 4.2, "5.1": 5.1, "5.2": 5.2,
+                  "5.3": 5.3, "6": 6.0}
+# Never features: what they are kept for (the fairness audit groups, display).
+AUDIT_COLUMNS = ("establishment_id", "municipality_code", "org_code", "legal_form")
+
+AS_OF_SQL = """
+WITH est AS (
+  SELECT e.establishment_id, e.kvk_number, e.sbi_code, e.environmental_category, e.activiteitenbesluit_type,
+         e.brzo, e.visit_frequency_years, e.started_on, e.postcode, e.municipality_code, e.org_code, e.legal_form
+  FROM twin.establishments e
+  WHERE (e.started_on IS NULL OR e.started_on < %(t)s) AND (e.ended_on IS NULL OR e.ended_on >= %(t)s)
+),
+i0 AS (
+  SELECT i.establishment_id, i.inspection_id, i.inspected_on, i.kind, i.gedrag, i.gevolg, i.repair_deadline,
+         i.result = 'voorschriften overtreden' AS viol,
+         coalesce(i.gedrag, left(i.lhs_cell, 1)) AS g, coalesce(i.gevolg, right(i.lhs_cell, 1)) AS c
+  FROM twin.inspections i WHERE i.inspected_on < %(t)s
+),
+ins AS (
+  SELECT establishment_id,
+         count(*) AS n_inspections,
+         count(*) FILTER (WHERE inspected_on >= %(t5)s) AS n_inspections_5y,
+         count(*) FILTER (WHERE viol) AS n_violations,
+         count(*) FILTER (WHERE viol AND inspected_on >= %(t5)s) AS n_violations_5y,
+         count(*) FILTER (WHERE viol AND inspected_on >= %(t2)s) AS n_violations_2y,
+         count(*) FILTER (WHERE kind = 'complaint' AND inspected_on >= %(t5)s) AS n_complaints_5y,
+         count(*) FILTER (WHERE kind = 're-inspection' AND inspected_on >= %(t5)s) AS n_reinspections_5y,
+         max(inspected_on) AS last_on, min(inspected_on) AS first_on,
+         max(inspected_on) FILTER (WHERE viol) AS last_viol_on,
+         (array_agg(viol ORDER BY inspected_on DESC, inspection_id DESC))[1] AS last_was_violation,
+         (array_agg(g ORDER BY inspected_on DESC, inspection_id DESC) FILTER (WHERE viol))[1] AS last_g,
+         (array_agg(c ORDER BY inspected_on DESC, inspection_id DESC) FILTER (WHERE viol))[1] AS last_c,
+         (array_agg(repair_deadline ORDER BY inspected_on DESC, inspection_id DESC) FILTER (WHERE viol))[1]
+           AS last_repair_deadline,
+         max(g) FILTER (WHERE viol AND inspected_on >= %(t5)s) AS worst_g_5y,
+         json_agg(json_build_array(inspection_id, inspected_on, g, c) ORDER BY inspected_on, inspection_id)
+           FILTER (WHERE viol AND inspected_on >= %(t5)s) AS violations
+  FROM i0 GROUP BY establishment_id
+),
+sector AS (
+  SELECT left(e.sbi_code, 2) AS division, avg(i0.viol::int) AS rate
+  FROM i0 JOIN twin.establishments e ON e.establishment_id = i0.establishment_id
+  WHERE i0.inspected_on >= %(t3)s GROUP BY 1
+),
+perm AS (
+  SELECT p.establishment_id,
+         count(*) FILTER (WHERE a) AS n_active_permits,
+         coalesce(bool_or(a AND p.permit_type = 'omgevingsvergunning'), false) AS has_environmental_permit,
+         coalesce(bool_or(a AND p.permit_type = 'gedoogbeschikking'), false) AS has_tolerance,
+         count(*) FILTER (WHERE a AND p.permit_type = 'maatwerkvoorschrift') AS n_custom_rules,
+         count(*) FILTER (WHERE p.decided_on >= %(t1)s AND p.decided_on < %(t)s) AS n_decisions_1y,
+         count(*) FILTER (WHERE p.decided_on >= %(t2)s AND p.decided_on < %(t)s) AS n_decisions_2y,
+         coalesce(bool_or(p.procedure = 'revisie' AND p.decided_on >= %(t2)s AND p.decided_on < %(t)s), false)
+           AS recent_revision,
+         count(*) FILTER (WHERE p.applied_on < %(t)s AND (p.decided_on IS NULL OR p.decided_on >= %(t)s))
+           AS n_pending,
+         count(*) FILTER (WHERE a AND p.valid_until < %(t_next)s) AS n_expiring_1y,
+         max(p.decided_on) FILTER (WHERE p.decided_on < %(t)s) AS last_decision_on,
+         coalesce(sum(p.nh3_kg_per_year) FILTER (WHERE a), 0) AS nh3_kg,
+         coalesce(sum(p.nox_kg_per_year) FILTER (WHERE a), 0) AS nox_kg
+  FROM (SELECT p.*, (p.decided_on < %(t)s AND p.status <> 'geweigerd'
+                     AND (p.valid_from IS NULL OR p.valid_from < %(t)s)
+                     AND (p.valid_until IS NULL OR p.valid_until >= %(t)s)) AS a
+        FROM twin.permits p WHERE p.decided_on < %(t)s OR p.applied_on < %(t)s) p
+  GROUP BY p.establishment_id
+),
+kvk AS (
+  SELECT est.kvk_number, count(*) AS sites, coalesce(sum(ins.n_violations_5y), 0) AS v5,
+         coalesce(sum(ins.n_inspections_5y), 0) AS n5
+  FROM est LEFT JOIN ins ON ins.establishment_id = est.establishment_id
+  WHERE est.kvk_number IS NOT NULL GROUP BY est.kvk_number
+)
+SELECT est.*, ins.n_inspections, ins.n_inspections_5y, ins.n_violations, ins.n_violations_5y, ins.n_violations_2y,
+       ins.n_complaints_5y, ins.n_reinspections_5y, ins.last_on, ins.first_on, ins.last_viol_on,
+       ins.last_was_violation, ins.last_g, ins.last_c, ins.last_repair_deadline, ins.worst_g_5y, ins.violations,
+       sector.rate AS sector_violation_rate_3y, perm.*,
+       kvk.sites - 1 AS other_sites,
+       kvk.v5 - coalesce(ins.n_violations_5y, 0) AS other_sites_violations_5y,
+       kvk.n5 - coalesce(ins.n_inspections_5y, 0) AS other_sites_inspections_5y
+FROM est
+LEFT JOIN ins ON ins.establishment_id = est.establishment_id
+LEFT JOIN sector ON sector.division = left(est.sbi_code, 2)
+LEFT JOIN perm ON perm.establishment_id = est.establishment_id
+LEFT JOIN kvk ON kvk.kvk_number = est.kvk_number
+ORDER BY est.establishment_id
+"""
+
+# Location context of every establishment (not dated in the twin: see the module's docstring). The latest
+# 1 ha hexagon year; dwellings and housing sites within the VNG guide distance of the category.
+CONTEXT_SQL = """
+SELECT e.establishment_id, coalesce(hab.n, 0) AS overloaded_hexagons_3km, coalesce(dw.n, 0) AS dwellings_nearby,
+       coalesce(hs.n, 0) AS housing_sites_nearby
+FROM twin.establishments e
+LEFT JOIN LATERAL (
+  SELECT count(*) AS n FROM twin.deposition_hexagons h
+  WHERE h.resolution = '1ha' AND h.year = (SELECT max(year) FROM twin.deposition_hexagons WHERE resolution = '1ha')
+    AND ST_DWithin(h.geom, e.geom, %(r)s) AND h.deposition > h.lowest_kdw
+) hab ON true
+LEFT JOIN LATERAL (
+  SELECT count(*) AS n FROM twin.buildings b
+  WHERE b.use ILIKE '%%woon%%'
+    AND ST_DWithin(b.geom, e.geom, (%(guide)s::jsonb ->> e.environmental_category)::float)
+) dw ON true
+LEFT JOIN LATERAL (
+  SELECT count(*) AS n FROM twin.housing_sites s
+  WHERE ST_DWithin(s.geom, e.geom, (%(guide)s::jsonb ->> e.environmental_category)::float)
+) hs ON true
+"""
+
+LABEL_SQL = """
+SELECT DISTINCT ON (i.establishment_id) i.establishment_id, i.result = 'voorschriften overtreden' AS y,
+       i.kind AS next_kind, i.inspected_on AS next_on
+FROM twin.inspections i WHERE i.inspected_on >= %(t)s AND i.inspected_on < %(h)s
+ORDER BY i.establishment_id, i.inspected_on, i.inspection_id
+"""
+
+
+def _rows(conn: psycopg.Connection, sql: str, params: dict[str, Any]) -> pd.DataFrame:
+    cur = conn.execute(sql, params)  # type: ignore[arg-type]
+    cols = [d.name for d in cur.description or []]
+    return pd.DataFrame(cur.fetchall(), columns=cols)
+
+
+def raw_as_of(conn: psycopg.Connection, t: date) -> pd.DataFrame:
+    """The as-of aggregates of every establishment active at ``t`` (one row each), before derivation."""
+    params = {"t": t, "t1": t - timedelta(days=365), "t2": t - timedelta(days=730),
+              "t3": t - timedelta(days=1096), "t5": t - timedelta(days=FIVE_YEARS),
+              "t_next": t + timedelta(days=365)}
+    df = _rows(conn, AS_OF_SQL, params)
+    return df.loc[:, ~df.columns.duplicated()]
+
+
+def context(conn: psycopg.Connection) -> pd.DataFrame:
+    """Location context per establishment (overloaded habitat, dwellings, housing sites nearby)."""
+    return _rows(conn, CONTEXT_SQL, {"r": NH3_RADIUS_M, "guide": GUIDE_JSON})
+
+
+def _days(t: date, col: pd.Series) -> pd.Series:
+    d = pd.to_datetime(col, errors="coerce")
+    return (pd.Timestamp(t) - d).dt.days.astype("float64")
+
+
+_GEDRAG = {"A": 1.0, "B": 2.0, "C": 3.0, "D": 4.0}
+
+
+def derive(raw: pd.DataFrame, ctx: pd.DataFrame | None, t: date) -> pd.DataFrame:
+    """The model's feature table from :func:`raw_as_of` and :func:`context`: one row per establishment,
+    the columns of :data:`FEATURES` plus the audit columns and what the rule-based score needs."""
+    df = raw.copy()
+    if ctx is not None and len(ctx):
+        df = df.merge(ctx, on="establishment_id", how="left")
+    for col in ("overloaded_hexagons_3km", "dwellings_nearby", "housing_sites_nearby"):
+        df[col] = pd.to_numeric(df.get(col), errors="coerce").fillna(0).astype("float64") if col in df else 0.0
+    n = len(df)
+    out = pd.DataFrame({"establishment_id": df["establishment_id"].astype(str)})
+    num = lambda c: pd.to_numeric(df[c], errors="coerce").astype("float64")  # noqa: E731
+    for c in ("n_inspections", "n_inspections_5y", "n_violations_5y", "n_violations_2y", "n_complaints_5y",
+              "n_reinspections_5y", "n_active_permits", "n_custom_rules", "n_decisions_1y", "n_decisions_2y",
+              "n_pending", "n_expiring_1y"):
+        out[c] = num(c).fillna(0.0)
+    n_viol = num("n_violations").fillna(0.0)
+    out["violation_share"] = np.where(out["n_inspections"] > 0, n_viol / out["n_inspections"].clip(lower=1), np.nan)
+    out["violation_share_5y"] = np.where(out["n_inspections_5y"] > 0,
+                                         out["n_violations_5y"] / out["n_inspections_5y"].clip(lower=1), np.nan)
+    out["last_was_violation"] = df["last_was_violation"].map({True: 1.0, False: 0.0}).astype("float64")
+    out["last_gedrag"] = df["last_g"].map(_GEDRAG).astype("float64")
+    out["last_gevolg"] = pd.to_numeric(df["last_c"], errors="coerce").astype("float64")
+    out["worst_gedrag_5y"] = df["worst_g_5y"].map(_GEDRAG).astype("float64")
+    out["days_since_last_visit"] = _days(t, df["last_on"])
+    out["days_since_last_violation"] = _days(t, df["last_viol_on"])
+    out["never_inspected"] = df["last_on"].isna().astype("float64")
+    open_ = df["last_viol_on"].notna() & (df["last_viol_on"] == df["last_on"])
+    out["follow_up_open"] = open_.astype("float64")
+    deadline = pd.to_datetime(df["last_repair_deadline"], errors="coerce")
+    out["repair_overdue"] = (open_ & (deadline < pd.Timestamp(t))).astype("float64")
+    freq = num("visit_frequency_years")
+    out["overdue_cycles"] = (out["days_since_last_visit"] / (freq.fillna(5.0) * 365.25) - 1.0).clip(lower=0.0)
+    for c in ("has_environmental_permit", "has_tolerance", "recent_revision"):
+        out[c] = df[c].map({True: 1.0, False: 0.0}).fillna(0.0).astype("float64")
+    out["days_since_last_decision"] = _days(t, df["last_decision_on"])
+    out["nh3_kg"] = num("nh3_kg").fillna(0.0)
+    out["nox_kg"] = num("nox_kg").fillna(0.0)
+    out["sbi_division"] = pd.to_numeric(df["sbi_code"].str.slice(0, 2), errors="coerce").astype("float64")
+    out["sector_violation_rate_3y"] = num("sector_violation_rate_3y")
+    out["environmental_category"] = df["environmental_category"].map(CATEGORY_ORDER).astype("float64")
+    out["activiteitenbesluit_type"] = df["activiteitenbesluit_type"].map({"A": 0.0, "B": 1.0, "C": 2.0})
+    out["brzo"] = df["brzo"].astype(bool).astype("float64")
+    out["visit_frequency_years"] = freq
+    out["years_active"] = _days(t, df["started_on"]) / 365.25
+    out["other_sites"] = num("other_sites")
+    out["other_sites_violations_5y"] = num("other_sites_violations_5y")
+    other_n = num("other_sites_inspections_5y")
+    out["other_sites_violation_share_5y"] = np.where(other_n > 0, out["other_sites_violations_5y"]
+                                                     / other_n.clip(lower=1), np.nan)
+    out["dq_kvk_missing"] = df["kvk_number"].isna().astype("float64")
+    out["dq_category_missing"] = df["environmental_category"].isna().astype("float64")
+    first = pd.to_datetime(df["first_on"], errors="coerce")
+    started = pd.to_datetime(df["started_on"], errors="coerce")
+    out["dq_inspection_before_start"] = (first < started).astype("float64")
+    for c in ("overloaded_hexagons_3km", "dwellings_nearby", "housing_sites_nearby"):
+        out[c] = df[c].astype("float64")
+    # Kept apart from the features: audit groups and the inputs of the rule-based score.
+    for c in ("municipality_code", "org_code", "legal_form"):
+        out[c] = df[c]
+    out["_rules_row"] = [_rules_row(r) for r in df.to_dict("records")] if n else []
+    return out
+
+
+def _rules_row(r: dict[str, Any]) -> dict[str, Any]:
+    """The inputs of twin.analyses.priority's score from the same as-of aggregates (so the rules and the
+    model see the same records in the backtest)."""
+    cat = r.get("environmental_category")
+    return {"environmental_category": cat, "activiteitenbesluit_type": r.get("activiteitenbesluit_type"),
+            "brzo": bool(r.get("brzo")), "visit_frequency_years": r.get("visit_frequency_years"),
+            "guide": GUIDE_DISTANCES_M.get(cat) if cat else None, "last_on": r.get("last_on"),
+            "violations": r.get("violations") or [], "nh3_kg": r.get("nh3_kg") or 0,
+            "overloaded_hexagons": r.get("overloaded_hexagons_3km") if (r.get("nh3_kg") or 0) > 0 else 0,
+            "dwellings": r.get("dwellings_nearby") or 0, "housing_sites": r.get("housing_sites_nearby") or 0}
+
+
+def features_at(conn: psycopg.Connection, t: date, ctx: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The feature table of every establishment active at ``t`` (records dated before ``t`` only)."""
+    if ctx is None:
+        ctx = context(conn)
+    return derive(raw_as_of(conn, t), ctx, t)
+
+
+def labels(conn: psycopg.Connection, t: date, horizon: date) -> pd.DataFrame:
+    """The first inspection of each establishment in [t, horizon): ``y`` = it found a violation."""
+    return _rows(conn, LABEL_SQL, {"t": t, "h": horizon})
+
+
+def matrix(frame: pd.DataFrame) -> pd.DataFrame:
+    """The feature columns only, in the order of :data:`FEATURES` (what the model reads)."""
+    return frame[list(FEATURES)].astype("float64")
