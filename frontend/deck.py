@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 import pydeck as pdk
 
 from frontend import theme
+from layers.messages import DEFAULT_LANGUAGE, field_label, number, text, unit
 from layers.registry import LAYERS, LayerSpec
 
 # A pitched view over the middle of the Netherlands.
@@ -34,6 +35,11 @@ HEX_UNIQUE_ID = "receptor_id"  # unique per resolution and year (the hexagon til
 # The fields the map reads from a hexagon tile (colour, height, tooltip, id): the API's ``?properties=``
 # leaves the others (hexagon_id, overloaded, approaching) out, a national tile is a quarter lighter.
 HEX_TILE_FIELDS = ("receptor_id", "deposition", "lowest_kdw", "exceedance", "year")
+# ...rounded to whole mol N/ha/yr and without feature ids (the receptor is the id): a zoom-12 view over the
+# Veluwe of the medium twin is 0.6 MB instead of 1.3 MB (gzip; 1.7 instead of 2.5 MB unpacked), measured in
+# docs/map.md. Whole mol N/ha/yr is the precision of AERIUS' own deposition maps.
+HEX_TILE_OPTIONS = {"digits": 0, "ids": "false"}
+PLACES_URL = "/map/places.json"  # municipality names and BAG places (woonplaatsen), api/routes/map.py
 HEX_ELEVATION_SCALE = {"national": 8.0, "1ha": 0.6}  # metres of column per mol N/ha/yr
 # Tiles are only requested inside this lon/lat box (the Netherlands with a margin): the pitched national view
 # reaches the horizon, and every tile over the North Sea or Germany would be an empty request at start.
@@ -79,12 +85,14 @@ def _quoted(value: str) -> str:
     return f"'{value}'"
 
 
-def _tooltip(spec: LayerSpec, names: Iterable[str]) -> list[dict[str, str | None]]:
-    """Tooltip rows from the registry (label and unit); a renamed field fails here, not in the browser."""
+def _tooltip(spec: LayerSpec, names: Iterable[str], lang: str = DEFAULT_LANGUAGE) -> list[dict[str, str | None]]:
+    """Tooltip rows from the registry (label from the message catalogue, unit); a renamed field fails here, not
+    in the browser."""
     rows: list[dict[str, str | None]] = []
     for name in names:
         f = spec.field(name)
-        rows.append({"field": f.name, "label": f.description.split(" (")[0], "unit": f.unit})
+        rows.append({"field": f.name, "label": field_label(lang, f.name, f.description.split(" (")[0]),
+                     "unit": unit(lang, f.unit)})
     return rows
 
 
@@ -122,7 +130,7 @@ def _mvt(layer_id: str, spec: LayerSpec, url: str, visible: bool, base_url: str,
     return pdk.Layer("MVTLayer", url, id=layer_id, **base)
 
 
-def _municipalities(base_url: str) -> MapLayer:
+def _municipalities(base_url: str, lang: str) -> MapLayer:
     spec = LAYERS["municipalities"]
     layer = _mvt(
         "municipalities", spec, tile_url(base_url, spec.id), True, base_url,
@@ -130,19 +138,21 @@ def _municipalities(base_url: str) -> MapLayer:
         get_fill_color=list(theme.LAND),  # the default background: municipalities drawn as land
         pickable=True, auto_highlight=False,
     )
-    return MapLayer(layer, "Municipalities", "background", spec.id, True,
-                    theme.Legend(spec.title, (theme.Swatch(spec.style.line, "municipal boundary", "line"),),
+    return MapLayer(layer, text(lang, "layer.municipalities"), "background", spec.id, True,
+                    theme.Legend(text(lang, "legend.municipalities"),
+                                 (theme.Swatch(spec.style.line, text(lang, "legend.municipal_boundary"), "line"),),
                                  note="Bron: CBS, Kadaster (CC-BY 4.0)"),
-                    _tooltip(spec, ["name", "code", "province_name"]), description=spec.description)
+                    _tooltip(spec, ["name", "code", "province_name"], lang), description=spec.description)
 
 
-def _hexagons(base_url: str, resolution: str, year: int | None) -> MapLayer:
+def _hexagons(base_url: str, resolution: str, year: int | None, lang: str) -> MapLayer:
     spec = LAYERS["deposition-hexagons"]
     national = resolution == "national"
     scale = HEX_ELEVATION_SCALE[resolution]
     layer = _mvt(
         f"deposition-{resolution}", spec,
-        tile_url(base_url, spec.id, resolution=resolution, year=year, properties=",".join(HEX_TILE_FIELDS)),
+        tile_url(base_url, spec.id, resolution=resolution, year=year, properties=",".join(HEX_TILE_FIELDS),
+                 **HEX_TILE_OPTIONS),
         True, base_url,
         extruded=True,
         wireframe=False,
@@ -160,34 +170,34 @@ def _hexagons(base_url: str, resolution: str, year: int | None) -> MapLayer:
         unique_id_property=_quoted(HEX_UNIQUE_ID),
     )
     km = 1000 / scale
-    note = (f"column height: deposition, 1 km per {km:,.0f} mol N/ha/yr" if national
-            else f"column height: deposition, {scale:g} m per mol N/ha/yr")
-    title = ("Deposition: national grid (zoomed out)" if national
-             else f"Deposition: 1 ha AERIUS hexagons (zoom {HEX_SWITCH_ZOOM}+)")
-    return MapLayer(layer, title, "nitrogen", spec.id, True, theme.exceedance_legend(note),
-                    _tooltip(spec, ["deposition", "lowest_kdw", "exceedance", "year", "receptor_id"]),
+    note = (text(lang, "legend.height_national", km=number(km, lang)) if national
+            else text(lang, "legend.height_1ha", m=number(scale, lang, 1)))
+    title = (text(lang, "layer.deposition-national") if national
+             else text(lang, "layer.deposition-1ha", zoom=str(HEX_SWITCH_ZOOM)))
+    return MapLayer(layer, title, "nitrogen", spec.id, True, theme.exceedance_legend(note, lang),
+                    _tooltip(spec, ["deposition", "lowest_kdw", "exceedance", "year", "receptor_id"], lang),
                     params={"year": "deposition"}, description=spec.description)
 
 
-def _habitats(base_url: str) -> MapLayer:
+def _habitats(base_url: str, lang: str) -> MapLayer:
     spec = LAYERS["natura2000-habitats"]
     layer = _mvt("natura2000-habitats", spec, tile_url(base_url, spec.id), True, base_url, filled=True, stroked=True)
-    legend = theme.Legend("Natura 2000 habitats", (theme.Swatch(spec.style.fill, "habitat polygon"),))
-    return MapLayer(layer, "Natura 2000 habitats", "nitrogen", spec.id, True, legend,
-                    _tooltip(spec, ["area_name", "habitat_type", "kdw", "quality"]), description=spec.description)
+    legend = theme.Legend(text(lang, "legend.habitats"), (theme.Swatch(spec.style.fill, text(lang, "legend.habitat_polygon")),))
+    return MapLayer(layer, text(lang, "layer.natura2000-habitats"), "nitrogen", spec.id, True, legend,
+                    _tooltip(spec, ["area_name", "habitat_type", "kdw", "quality"], lang), description=spec.description)
 
 
-def _natura2000_areas(base_url: str) -> MapLayer:
+def _natura2000_areas(base_url: str, lang: str) -> MapLayer:
     spec = LAYERS["natura2000-areas"]
     layer = _mvt("natura2000-areas", spec, tile_url(base_url, spec.id), True, base_url, filled=False, stroked=True,
                  line_width_min_pixels=1.5)
-    legend = theme.Legend(spec.title, (theme.Swatch(spec.style.line, "area boundary", "line"),),
-                          note="Bron: RVO, PDOK")
-    return MapLayer(layer, spec.title, "nitrogen", spec.id, True, legend,
-                    _tooltip(spec, ["name", "number", "protection", "status"]), description=spec.description)
+    legend = theme.Legend(text(lang, "legend.areas"), (theme.Swatch(spec.style.line, text(lang, "legend.area_boundary"),
+                                                                    "line"),), note="Bron: RVO, PDOK")
+    return MapLayer(layer, text(lang, "layer.natura2000-areas"), "nitrogen", spec.id, True, legend,
+                    _tooltip(spec, ["name", "number", "protection", "status"], lang), description=spec.description)
 
 
-def _housing(base_url: str) -> MapLayer:
+def _housing(base_url: str, lang: str) -> MapLayer:
     spec = LAYERS["housing-sites"]
     layer = pdk.Layer(
         "GeoJsonLayer", f"{base_url}/analysis/housing-nitrogen", id="housing-sites",
@@ -196,41 +206,44 @@ def _housing(base_url: str) -> MapLayer:
         get_fill_color=theme.verdict_expression(),
         get_line_color=[30, 30, 30, 230], line_width_units=_quoted("pixels"), get_line_width=1.5,
     )
-    tooltip = [*_tooltip(spec, ["name", "municipality_name", "planned_dwellings", "phase", "planned_year"]),
-               {"field": "verdict", "label": "Housing-nitrogen verdict", "unit": None}]
-    return MapLayer(layer, "Planned housing sites", "planning", spec.id, True, theme.verdict_legend(), tooltip,
+    tooltip = [*_tooltip(spec, ["name", "municipality_name", "planned_dwellings", "phase", "planned_year"], lang),
+               {"field": "verdict", "label": text(lang, "field.housing_verdict"), "unit": None}]
+    return MapLayer(layer, text(lang, "layer.housing-sites"), "planning", spec.id, True, theme.verdict_legend(lang),
+                    tooltip,
                     description=spec.description)
 
 
-def _buildings(base_url: str) -> MapLayer:
+def _buildings(base_url: str, lang: str) -> MapLayer:
     spec = LAYERS["buildings"]
     layer = _mvt("buildings", spec, tile_url(base_url, spec.id), True, base_url,
                  extruded=True, filled=True, stroked=False,
                  get_elevation=f"properties.{spec.style.extrude_field} || 3",
                  material={"ambient": 0.6, "diffuse": 0.6, "shininess": 16, "specularColor": [50, 50, 50]})
-    legend = theme.Legend("Buildings (BAG)", (theme.Swatch(spec.style.fill, f"height from zoom {spec.min_zoom}",
-                                                           "column"),), unit="m")
-    return MapLayer(layer, "Buildings (3D)", "background", spec.id, True, legend,
-                    _tooltip(spec, ["construction_year", "use", "height_m", "building_id"]),
+    legend = theme.Legend(text(lang, "legend.buildings"),
+                          (theme.Swatch(spec.style.fill, text(lang, "legend.building_height", zoom=str(spec.min_zoom)),
+                                        "column"),), unit="m")
+    return MapLayer(layer, text(lang, "layer.buildings"), "background", spec.id, True, legend,
+                    _tooltip(spec, ["construction_year", "use", "height_m", "building_id"], lang),
                     description=spec.description)
 
 
-def _addresses(base_url: str) -> MapLayer:
+def _addresses(base_url: str, lang: str) -> MapLayer:
     # Off by default: an inspector turns it on at street level to see which address a point or building has.
     spec = LAYERS["addresses"]
     layer = _mvt("addresses", spec, tile_url(base_url, spec.id), False, base_url,
                  point_type=_quoted("circle"), point_billboard=True, filled=True, stroked=True,
                  get_line_color=list(spec.style.line), line_width_units=_quoted("pixels"), get_line_width=1,
                  point_radius_units=_quoted("pixels"), get_point_radius=3, parameters={"depthTest": False})
-    legend = theme.Legend(spec.title, (theme.Swatch(spec.style.fill, f"address, from zoom {spec.min_zoom}",
-                                                    "circle"),))
-    return MapLayer(layer, "Addresses (BAG)", "background", spec.id, False, legend,
+    legend = theme.Legend(text(lang, "legend.addresses"),
+                          (theme.Swatch(spec.style.fill, text(lang, "legend.address", zoom=str(spec.min_zoom)),
+                                        "circle"),))
+    return MapLayer(layer, text(lang, "layer.addresses"), "background", spec.id, False, legend,
                     _tooltip(spec, ["street", "house_number", "house_letter", "house_number_addition", "postcode",
-                                    "city", "address_id"]),
+                                    "city", "address_id"], lang),
                     description=spec.description)
 
 
-def _establishments(base_url: str) -> MapLayer:
+def _establishments(base_url: str, lang: str) -> MapLayer:
     spec = LAYERS["establishments"]
     layer = _mvt("establishments", spec, tile_url(base_url, spec.id), True, base_url,
                  point_type=_quoted("circle"), point_billboard=True, filled=True, stroked=True,
@@ -238,10 +251,10 @@ def _establishments(base_url: str) -> MapLayer:
                  get_line_color=[255, 255, 255, 230], line_width_units=_quoted("pixels"), get_line_width=1,
                  point_radius_units=_quoted("pixels"), get_point_radius=4, point_radius_min_pixels=2,
                  parameters={"depthTest": False})
-    return MapLayer(layer, "Establishments", "supervision", spec.id, True, theme.category_legend(),
+    return MapLayer(layer, text(lang, "layer.establishments"), "supervision", spec.id, True, theme.category_legend(lang),
                     _tooltip(spec, ["establishment_id", "sbi_code", "sbi_description", "environmental_category",
                                     "activiteitenbesluit_type", "bal_regime", "brzo", "visit_frequency_years",
-                                    "city"]),
+                                    "city"], lang),
                     description=spec.description)
 
 
@@ -252,7 +265,7 @@ def inspection_year_expression(year: int | None, radius: float = 5) -> str | flo
     return f"properties.inspected_on >= '{year}-01-01' && properties.inspected_on <= '{year}-12-31' ? {radius} : 0"
 
 
-def _inspections(base_url: str, inspection_year: int | None) -> MapLayer:
+def _inspections(base_url: str, inspection_year: int | None, lang: str) -> MapLayer:
     spec = LAYERS["inspections"]
     layer = _mvt("inspections", spec, tile_url(base_url, spec.id), False, base_url,
                  point_type=_quoted("circle"), point_billboard=True, filled=True, stroked=True,
@@ -260,60 +273,80 @@ def _inspections(base_url: str, inspection_year: int | None) -> MapLayer:
                  get_line_color=[30, 30, 30, 220], line_width_units=_quoted("pixels"), get_line_width=1,
                  point_radius_units=_quoted("pixels"), get_point_radius=inspection_year_expression(inspection_year),
                  parameters={"depthTest": False})
-    return MapLayer(layer, "Inspections (restricted)", "supervision", spec.id, False, theme.result_legend(),
-                    _tooltip(spec, ["inspected_on", "kind", "result", "lhs_cell", "intervention"]),
+    return MapLayer(layer, text(lang, "layer.inspections"), "supervision", spec.id, False, theme.result_legend(lang),
+                    _tooltip(spec, ["inspected_on", "kind", "result", "lhs_cell", "intervention"], lang),
                     params={"inspectionYear": "getPointRadius"}, restricted=spec.access == "restricted",
                     description=spec.description)
 
 
-def _permits(base_url: str) -> MapLayer:
+def _permits(base_url: str, lang: str) -> MapLayer:
     spec = LAYERS["permits"]
     layer = _mvt("permits", spec, tile_url(base_url, spec.id), False, base_url,
                  point_type=_quoted("circle"), point_billboard=True, filled=True, stroked=True,
                  point_radius_units=_quoted("pixels"), get_point_radius=3,
                  line_width_units=_quoted("pixels"), get_line_width=1)
-    legend = theme.Legend("Permits and notifications", (theme.Swatch(spec.style.fill, "permit", "circle"),))
-    return MapLayer(layer, "Permits", "supervision", spec.id, False, legend,
-                    _tooltip(spec, ["permit_type", "status", "decided_on", "nh3_kg_per_year"]),
+    legend = theme.Legend(text(lang, "legend.permits"), (theme.Swatch(spec.style.fill, text(lang, "legend.permit"),
+                                                                       "circle"),))
+    return MapLayer(layer, text(lang, "layer.permits"), "supervision", spec.id, False, legend,
+                    _tooltip(spec, ["permit_type", "status", "decided_on", "nh3_kg_per_year"], lang),
                     description=spec.description)
 
 
-def _deposition_raster(base_url: str, year: int | None) -> MapLayer:
+def _deposition_raster(base_url: str, year: int | None, lang: str) -> MapLayer:
     query = f"?{urlencode({'year': year})}" if year else ""
     layer = pdk.Layer(
         "TileLayer", f"{base_url}/coverages/nitrogen-deposition/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png{query}",
         id="deposition-raster", min_zoom=5, max_zoom=12, tile_size=256, opacity=0.75, visible=False,
         render_sub_layers={"@@function": "bitmapTiles"},
     )
-    return MapLayer(layer, "Deposition raster", "nitrogen", "nitrogen-deposition", False, theme.deposition_legend(),
-                    params={"year": "deposition"},
-                    description="Total N deposition (NHx + NOy), the coverage nitrogen-deposition as PNG tiles.")
+    return MapLayer(layer, text(lang, "layer.deposition-raster"), "nitrogen", "nitrogen-deposition", False,
+                    theme.deposition_legend(lang), params={"year": "deposition"},
+                    description=text(lang, "desc.deposition-raster"))
 
 
-def _basemap(url: str) -> MapLayer:
+def _basemap(url: str, lang: str) -> MapLayer:
     layer = pdk.Layer("TileLayer", url, id="basemap", min_zoom=0, max_zoom=19, tile_size=256, opacity=1.0,
                       render_sub_layers={"@@function": "bitmapTiles"})
-    return MapLayer(layer, "Basemap", "background", None, True, None, description=f"XYZ tiles from {url}")
+    return MapLayer(layer, text(lang, "layer.basemap"), "background", None, True, None,
+                    description=text(lang, "desc.basemap", url=url))
+
+
+def _place_labels(lang: str) -> MapLayer:
+    """Place names without an outside basemap: municipalities, and from zoom 10 the BAG places (woonplaatsen).
+    The page gives the layer its data (``PLACES_URL``) and picks the names for the zoom."""
+    layer = pdk.Layer(
+        "TextLayer", [], id="place-labels", pickable=False,
+        get_position="position", get_text="name", get_size="kind === 'municipality' ? 14 : 12",
+        size_units=_quoted("pixels"), get_color=[27, 31, 36, 255], font_family=_quoted("system-ui, sans-serif"),
+        font_weight=600, character_set=_quoted("auto"), billboard=True, outline_width=3,
+        outline_color=[255, 255, 255, 230], font_settings={"sdf": True}, get_text_anchor=_quoted("middle"),
+        get_alignment_baseline=_quoted("center"), parameters={"depthTest": False},
+    )
+    legend = theme.Legend(text(lang, "legend.places"), (theme.Swatch((27, 31, 36, 255), text(lang, "legend.place")),))
+    return MapLayer(layer, text(lang, "layer.place-labels"), "background", None, True, legend,
+                    description=text(lang, "desc.place-labels"))
 
 
 def map_layers(base_url: str = "", year: int | None = None, inspection_year: int | None = None,
-               basemap_url: str | None = None) -> list[MapLayer]:
-    """Every layer of the map, bottom to top, built from the registry; ``base_url`` prefixes the URLs."""
+               basemap_url: str | None = None, lang: str = DEFAULT_LANGUAGE) -> list[MapLayer]:
+    """Every layer of the map, bottom to top, built from the registry; ``base_url`` prefixes the URLs and
+    ``lang`` chooses the language of titles, legends and tooltips (:mod:`layers.messages`)."""
     base = base_url.rstrip("/")
-    layers = [] if not basemap_url else [_basemap(basemap_url)]
+    layers = [] if not basemap_url else [_basemap(basemap_url, lang)]
     layers += [
-        _municipalities(base),
-        _deposition_raster(base, year),
-        _habitats(base),
-        _natura2000_areas(base),
-        _hexagons(base, "national", year),
-        _hexagons(base, "1ha", year),
-        _housing(base),
-        _buildings(base),
-        _addresses(base),
-        _permits(base),
-        _establishments(base),
-        _inspections(base, inspection_year),
+        _municipalities(base, lang),
+        _deposition_raster(base, year, lang),
+        _habitats(base, lang),
+        _natura2000_areas(base, lang),
+        _hexagons(base, "national", year, lang),
+        _hexagons(base, "1ha", year, lang),
+        _housing(base, lang),
+        _buildings(base, lang),
+        _addresses(base, lang),
+        _permits(base, lang),
+        _establishments(base, lang),
+        _inspections(base, inspection_year, lang),
+        _place_labels(lang),
     ]
     return layers
 
@@ -333,14 +366,14 @@ def view_state(view: pdk.ViewState | dict[str, Any] | None) -> pdk.ViewState:
 def build_deck(layers: Sequence[str] | None = None, view: pdk.ViewState | dict[str, Any] | None = None,
                base_url: str = "http://127.0.0.1:8000", year: int | None = None,
                inspection_year: int | None = None, basemap_url: str | None = None,
-               tooltip: bool | dict[str, Any] = True) -> pdk.Deck:
+               tooltip: bool | dict[str, Any] = True, lang: str = DEFAULT_LANGUAGE) -> pdk.Deck:
     """A ``pydeck.Deck`` of the twin: the chosen map layers (ids of :func:`map_layers`; all that are on by
     default when None) over a pitched view of the Netherlands, reading tiles from the API at ``base_url``.
 
     Raster tile layers (``deposition-raster``, ``basemap``) need the twin's ``twin-deck.js`` helper: the
     served page loads it; in a notebook set ``pydeck.settings.custom_libraries`` as docs/map.md shows.
     """
-    catalog = map_layers(base_url, year, inspection_year, basemap_url)
+    catalog = map_layers(base_url, year, inspection_year, basemap_url, lang)
     known = {m.layer.id: m for m in catalog}
     if layers is None:
         chosen = [m for m in catalog if m.visible]

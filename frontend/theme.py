@@ -12,6 +12,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from layers.messages import DEFAULT_LANGUAGE, number, text
+
 RGBA = tuple[int, int, int, int]
 
 BACKGROUND = (221, 230, 237)  # sea and abroad: the canvas behind the municipalities
@@ -80,12 +82,13 @@ def exceedance_class(exceedance: float | None, lowest_kdw: float | None) -> RGBA
     raise AssertionError("unreachable: the last class is open")
 
 
-def exceedance_legend(elevation_note: str) -> Legend:
-    swatches = tuple(Swatch(color, label, "column") for _, color, label in EXCEEDANCE_CLASSES)
+def exceedance_legend(elevation_note: str, lang: str = DEFAULT_LANGUAGE) -> Legend:
+    swatches = tuple(Swatch(color, text(lang, f"legend.exceedance.{i}"), "column")
+                     for i, (_, color, _) in enumerate(EXCEEDANCE_CLASSES))
     return Legend(
-        "Nitrogen deposition on habitat hexagons",
-        (*swatches, Swatch(NO_HABITAT, "no nitrogen-sensitive habitat", "column")),
-        unit="colour: deposition minus lowest KDW, mol N/ha/yr",
+        text(lang, "legend.exceedance"),
+        (*swatches, Swatch(NO_HABITAT, text(lang, "legend.no_habitat"), "column")),
+        unit=text(lang, "legend.exceedance_unit"),
         note=elevation_note,
     )
 
@@ -111,10 +114,10 @@ def verdict_expression(field: str = "verdict") -> str:
     return expr
 
 
-def verdict_legend() -> Legend:
+def verdict_legend(lang: str = DEFAULT_LANGUAGE) -> Legend:
     return Legend(
-        "Planned housing sites: housing-nitrogen verdict",
-        (*(Swatch(c, label) for _, c, label in VERDICTS), Swatch(UNKNOWN, "no verdict (analysis unavailable)")),
+        text(lang, "legend.verdicts"),
+        (*(Swatch(c, text(lang, f"verdict.{v}")) for v, c, _ in VERDICTS), Swatch(UNKNOWN, text(lang, "legend.no_verdict"))),
     )
 
 
@@ -135,11 +138,12 @@ def category_expression(field: str = "environmental_category") -> str:
     return expr
 
 
-def category_legend() -> Legend:
+def category_legend(lang: str = DEFAULT_LANGUAGE) -> Legend:
     return Legend(
-        "Establishments: VNG environmental category",
-        (*(Swatch(c, label, "circle") for _, c, label in CATEGORY_CLASSES), Swatch(UNKNOWN, "unknown", "circle")),
-        note="guide distance to a quiet residential area in brackets",
+        text(lang, "legend.categories"),
+        (*(Swatch(c, text(lang, f"legend.category.{i}"), "circle") for i, (_, c, _) in enumerate(CATEGORY_CLASSES)),
+         Swatch(UNKNOWN, text(lang, "legend.unknown"), "circle")),
+        note=text(lang, "legend.category_note"),
     )
 
 
@@ -152,11 +156,11 @@ PRIORITY_CLASSES: tuple[tuple[float, RGBA, str], ...] = (
 )
 
 
-def priority_legend() -> Legend:
+def priority_legend(lang: str = DEFAULT_LANGUAGE) -> Legend:
     return Legend(
-        "Establishments: inspection priority",
-        tuple(Swatch(c, label, "circle") for _, c, label in PRIORITY_CLASSES),
-        note="rank in /analysis/inspection-priority",
+        text(lang, "legend.priority"),
+        tuple(Swatch(c, text(lang, f"legend.priority.{i}"), "circle") for i, (_, c, _) in enumerate(PRIORITY_CLASSES)),
+        note=text(lang, "legend.priority_note"),
     )
 
 
@@ -181,11 +185,11 @@ def issue_class(issues: int) -> tuple[RGBA, int]:
     return chosen[1], chosen[2]
 
 
-def issue_legend() -> Legend:
+def issue_legend(lang: str = DEFAULT_LANGUAGE) -> Legend:
     return Legend(
-        "Data quality: open issues per record",
-        tuple(Swatch(c, label, "circle") for _, c, _, label in ISSUE_CLASSES),
-        note="rules of the record's layer that it fails; larger and darker is more",
+        text(lang, "legend.issues"),
+        tuple(Swatch(c, text(lang, f"legend.issue.{i}"), "circle") for i, (_, c, _, _) in enumerate(ISSUE_CLASSES)),
+        note=text(lang, "legend.issue_note"),
     )
 
 
@@ -206,8 +210,8 @@ def result_expression(field: str = "result") -> str:
     return expr
 
 
-def result_legend() -> Legend:
-    return Legend("Inspections: finding", tuple(Swatch(c, v, "circle") for v, c in RESULTS))
+def result_legend(lang: str = DEFAULT_LANGUAGE) -> Legend:
+    return Legend(text(lang, "legend.results"), tuple(Swatch(c, v, "circle") for v, c in RESULTS))
 
 
 # --- the deposition raster (shared with the API's PNG tiles) -------------------------------------------
@@ -233,12 +237,12 @@ def deposition_stops() -> tuple[tuple[float, RGBA], ...]:
     return tuple((float(stop.value), tuple(int(c) for c in stop.rgba)) for stop in ramp.stops)  # type: ignore[misc]
 
 
-def deposition_legend() -> Legend:
+def deposition_legend(lang: str = DEFAULT_LANGUAGE) -> Legend:
     stops = deposition_stops()
     return Legend(
-        "Total nitrogen deposition (raster)",
-        tuple(Swatch(c, f"{v:,.0f}") for v, c in stops),
-        unit="mol N/ha/yr",
+        text(lang, "legend.raster"),
+        tuple(Swatch(c, number(v, lang)) for v, c in stops),
+        unit=text(lang, "unit.mol N/ha/yr"),
     )
 
 

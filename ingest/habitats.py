@@ -104,10 +104,11 @@ def habitat_parts(table: pa.Table, typed: dict[str, pa.Array], kdw: dict[str, fl
             if code is None:
                 continue
             if not is_habitat_code(code):
-                out.errors.append((i, code_col, str(codes[i]), "is not a habitat type code (like H4030, H7140B, "
-                                   "ZGH4030 for a search area or H0000 for none)"))
-                bad = True
-                continue
+                # Kept as written, without a KDW; the data-quality rule "habitat type is a code" reports it.
+                out.warnings.append((i, code_col, str(codes[i]), f"{code_col} {str(codes[i]).strip()!r} is not a "
+                                     "habitat type code (like H4030, H7140B, ZGH4030 for a search area or H0000 for "
+                                     "none): kept as written, without a KDW"))
+                code = str(codes[i]).strip()
             try:
                 share = _share(percs[i])
             except ValueError:
@@ -133,7 +134,7 @@ def habitat_parts(table: pa.Table, typed: dict[str, pa.Array], kdw: dict[str, fl
             out.skipped_why[why] = out.skipped_why.get(why, 0) + 1
             continue
         known = [p for p in habitats if p.code in kdw]
-        unknown = sorted({p.code for p in habitats if p.code not in kdw})
+        unknown = sorted({p.code for p in habitats if p.code not in kdw and is_habitat_code(p.code)})
         chosen = min(known, key=lambda p: (kdw[p.code], -(p.share or 0.0))) if known else habitats[0]
         out.habitat_type[i], out.habitat_share[i], out.quality[i] = chosen.code, chosen.share, chosen.quality
         out.kdw[i] = kdw.get(chosen.code)
@@ -142,6 +143,6 @@ def habitat_parts(table: pa.Table, typed: dict[str, pa.Array], kdw: dict[str, fl
             given = (f"the polygon's KDW {kdw[chosen.code]:g} comes from {chosen.code} alone" if known
                      else "its KDW is left empty")
             out.warnings.append((i, col, ", ".join(unknown),
-                                 f"habitat type {', '.join(unknown)} has no known KDW ({given}); add it to the "
-                                 "KDW list with TWIN_KDW_FILE (docs/ingest.md)"))
+                                 f"{col}: habitat type {', '.join(unknown)} has no known KDW ({given}); add it to "
+                                 "the KDW list with TWIN_KDW_FILE (docs/ingest.md)"))
     return out

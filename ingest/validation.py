@@ -485,7 +485,7 @@ def _habitat_parts(table: pa.Table, typed: dict[str, pa.Array], opts: ReadOption
         rejected[i] = True
         rejects.append(Reject(int(rows[i]), col, value, f"{col} {value!r} {why}"))
     for i, col, value, why in parts.warnings:
-        rejects.append(Reject(int(rows[i]), col, value, f"{col}: {why}", "warning"))
+        rejects.append(Reject(int(rows[i]), col, value, why, "warning"))
     typed["habitat_type"] = pa.array(parts.habitat_type, pa.string())
     typed["habitat_share"] = pa.array(parts.habitat_share, pa.float64())
     typed["quality"] = pa.array(parts.quality, pa.string())

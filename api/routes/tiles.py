@@ -2,7 +2,8 @@
 
 Tiles are cut by PostGIS (``ST_TileEnvelope`` + ``ST_AsMVTGeom`` + ``ST_AsMVT``) with only the layer's
 public fields, less those fixed by the request's equality filters (``?year=2025``: every feature has it);
-``?properties=a,b`` keeps only the named ones. Polygons are simplified to about half a pixel first. Outside
+``?properties=a,b`` keeps only the named ones; ``?digits=0`` rounds decimal fields to that many digits and
+``?ids=false`` leaves the feature ids out (the map's hexagon tiles: less than half the bytes). Polygons are simplified to about half a pixel first. Outside
 a layer's zoom range, and where a tile holds nothing, the answer is an empty 204. Tiles carry an ETag (a
 hash of the tile) and Cache-Control; ``If-None-Match`` gets a 304.
 
@@ -45,6 +46,9 @@ WORLD_M = 40_075_016.685578488  # width of the Web Mercator world in metres
 NL_BOUNDS = [3.2, 50.7, 7.3, 53.6]
 CACHE_SECONDS = 300
 PROPERTIES = "properties"  # query parameter: the fields a tile carries
+DIGITS = "digits"  # query parameter: decimal fields rounded to this many digits (equal values share one entry)
+IDS = "ids"  # query parameter: false leaves the feature ids out (a client that keys features by a property)
+MAX_DIGITS = 6
 _MVT_TYPES = {"text": "String", "int": "Number", "float": "Number", "bool": "Boolean", "date": "String"}
 
 
@@ -57,7 +61,7 @@ def _tile_filters(request: Request, spec: LayerSpec) -> tuple[tuple[str, Any], .
     """Property equality filters on tiles (e.g. ``?year=2023`` on deposition-hexagons)."""
     fields = {f.name: f for f in tile_fields(spec)}
     qp = request.query_params
-    params.check_known(qp, [*fields, PROPERTIES])
+    params.check_known(qp, [*fields, PROPERTIES, DIGITS, IDS])
     return tuple((name, params.parse_value(fields[name], str(qp.get(name)), name)) for name in fields if name in qp)
 
 
@@ -75,9 +79,29 @@ def _tile_properties(request: Request, spec: LayerSpec) -> tuple[str, ...] | Non
     return names
 
 
+def _tile_digits(request: Request) -> int | None:
+    """``?digits=N``: decimal fields rounded to N digits (0: whole numbers); None: as stored."""
+    value = request.query_params.get(DIGITS)
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) > MAX_DIGITS:
+        raise InvalidParameter(f"digits: a whole number from 0 to {MAX_DIGITS}, not {value!r}.", parameter=DIGITS)
+    return int(value)
+
+
+def _tile_ids(request: Request) -> bool:
+    """``?ids=false``: no feature ids in the tile."""
+    value = request.query_params.get(IDS, "true").lower()
+    if value not in ("true", "false"):
+        raise InvalidParameter(f"ids: true or false, not {value!r}.", parameter=IDS)
+    return value == "true"
+
+
 def tile_sql(spec: LayerSpec, z: int, x: int, y: int, filters: tuple[tuple[str, Any], ...],
-             binder: Binder, properties: tuple[str, ...] | None = None) -> sql.Composed:
-    """The MVT of one tile of one layer (with only the fields in ``properties`` when given)."""
+             binder: Binder, properties: tuple[str, ...] | None = None, digits: int | None = None,
+             ids: bool = True) -> sql.Composed:
+    """The MVT of one tile of one layer (with only the fields in ``properties`` when given, decimals rounded
+    to ``digits``, without feature ids unless ``ids``)."""
     tile_m = WORLD_M / (1 << z)
     # half a pixel, in RD metres (Mercator metres shrink by cos(latitude); ~0.62 over the Netherlands)
     tolerance = 0.5 * tile_m / EXTENT * 0.62
@@ -93,6 +117,10 @@ def tile_sql(spec: LayerSpec, z: int, x: int, y: int, filters: tuple[tuple[str, 
         col = column_sql(ANONYMOUS, spec, f.name, "t")
         if f.type == "date":
             col = sql.SQL("{}::text").format(col)
+        elif f.type == "float" and digits is not None:
+            # whole numbers as integers (a varint), others as float4: fewer bytes and fewer distinct values
+            col = (sql.SQL("round({}::numeric)::bigint").format(col) if digits == 0
+                   else sql.SQL("round({}::numeric, {})::float4").format(col, sql.Literal(digits)))
         props.append(sql.SQL("{} AS {}").format(col, sql.Identifier(f.name)))
     conds: list[sql.Composable] = [sql.SQL("t.geom && b.env_rd")]
     for name, value in filters:
@@ -101,14 +129,16 @@ def tile_sql(spec: LayerSpec, z: int, x: int, y: int, filters: tuple[tuple[str, 
     return sql.SQL(
         "WITH b AS (SELECT ST_TileEnvelope({z}, {x}, {y}) AS env, "
         "ST_Transform(ST_Segmentize(ST_TileEnvelope({z}, {x}, {y}, margin => {margin}), {seg}), 28992) AS env_rd) "
-        "SELECT ST_AsMVT(q, {layer}, {extent}, 'geom', 'fid') FROM ("
-        "SELECT t.id AS fid, ST_AsMVTGeom(ST_Transform({geom}, 3857), b.env, {extent}, {buffer}, true) AS geom"
+        "SELECT ST_AsMVT(q, {layer}, {extent}, 'geom'{fid_name}) FROM ("
+        "SELECT {fid}ST_AsMVTGeom(ST_Transform({geom}, 3857), b.env, {extent}, {buffer}, true) AS geom"
         "{props} FROM {table} t, b WHERE {where}) q WHERE q.geom IS NOT NULL"
     ).format(
         z=zp, x=xp, y=yp,
         margin=sql.Literal(BUFFER / EXTENT),
         seg=binder.bind(tile_m / 16),
         layer=sql.Literal(spec.id),
+        fid_name=sql.SQL(", 'fid'" if ids else ""),
+        fid=sql.SQL("t.id AS fid, " if ids else ""),
         extent=sql.Literal(EXTENT),
         buffer=sql.Literal(BUFFER),
         geom=geom,
@@ -142,17 +172,19 @@ async def tile(request: Request, spec: LayerDep, principal: PrincipalDep, conn: 
     zi, xi, yi = parse_tile(z, x, y)
     filters = _tile_filters(request, spec)
     properties = _tile_properties(request, spec)
+    digits, ids = _tile_digits(request), _tile_ids(request)
     headers = _cache_headers(spec)
     if not spec.min_zoom <= zi <= spec.max_zoom:
         return Response(status_code=204, headers=headers)
     cached = await lookup(request, conn, "tile_cache_mb", (spec.table,), principal,
-                          spec.id, zi, xi, yi, filters, properties)
+                          spec.id, zi, xi, yi, filters, properties, digits, ids)
     if cached.status:
         headers["X-Tile-Cache"] = cached.status
     data = cached.data
     if data is None:
         binder = Binder()
-        rows = await fetch(conn, tile_sql(spec, zi, xi, yi, filters, binder, properties), binder.params,
+        rows = await fetch(conn, tile_sql(spec, zi, xi, yi, filters, binder, properties, digits, ids),
+                           binder.params,
                            isolated=True)
         data = bytes(rows[0][0]) if rows and rows[0][0] is not None else b""
         cached.store(data)

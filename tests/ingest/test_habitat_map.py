@@ -109,17 +109,21 @@ def test_bij12_shapefile_loads_and_a_users_kdw_file_completes_the_list(ingest_se
     assert result.warnings == 1  # only H2310 is left without a KDW
 
 
-def test_a_bad_habitat_code_is_a_reject_naming_row_and_column(ingest_settings: Settings, tmp_path: Path) -> None:
+def test_a_code_that_is_no_habitat_type_is_kept_with_a_warning(ingest_settings: Settings, ingest_owner: str,
+                                                                tmp_path: Path) -> None:
+    """Kept as written, without a KDW, for the data-quality rule "habitat type is a code" to report."""
     gdf = gpd.GeoDataFrame({"ElmID": [1.0, 2.0], "Habtype1": ["H4030", "heide"], "Perc1": [100, 100],
                             "Kwal1": ["G", "G"]},
                            geometry=[shapely.box(186000, 466000, 186100, 466100),
                                      shapely.box(186200, 466000, 186300, 466100)], crs="EPSG:28992")
     gdf.to_file(tmp_path / "bad.gpkg")
-    result = load(ingest_settings, "natura2000-habitats", tmp_path / "bad.gpkg", max_reject_rate=1.0,
-                  mode="replace")
-    errors = [r for r in result.rejects if r.severity == "error"]
-    assert [(r.row, r.field) for r in errors] == [(2, "Habtype1")]
-    assert "'heide' is not a habitat type code" in errors[0].reason
+    result = load(ingest_settings, "natura2000-habitats", tmp_path / "bad.gpkg", mode="replace")
+    assert result.status == "succeeded" and result.rows_rejected == 0
+    (warning,) = [r for r in result.rejects if r.severity == "warning"]
+    assert (warning.row, warning.field) == (2, "Habtype1")
+    assert "Habtype1 'heide' is not a habitat type code" in warning.reason
+    assert rows(ingest_owner, "SELECT habitat_id, habitat_type, kdw FROM twin.natura2000_habitats "
+                "ORDER BY habitat_id") == [("1", "H4030", H4030), ("2", "heide", None)]
 
 
 def test_kdw_list_is_data_with_the_corrected_values() -> None:

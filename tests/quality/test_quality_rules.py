@@ -89,8 +89,8 @@ EXPECTED: dict[str, set[str]] = {
 
 # Rules the fixture cannot break: the schema refuses what would break them (CHECK constraints on the enum
 # columns, ended_on >= started_on, the permit date checks), points are always valid geometries, or the layer
-# is empty (deposition-hexagons) or is the reference itself (municipalities).
-NOT_APPLICABLE = {r.id for r in quality.all_rules(layer="deposition-hexagons")}
+# is empty (deposition-hexagons, natura2000-areas) or is the reference itself (municipalities).
+NOT_APPLICABLE = {r.id for layer in ("deposition-hexagons", "natura2000-areas") for r in quality.all_rules(layer=layer)}
 
 
 def _evaluate(twin: Twin) -> quality.QualityReport:
