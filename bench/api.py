@@ -1,10 +1,13 @@
-"""Benchmark of the spatial API: vth-twin against tipg on the same tables, in one run, on loopback.
+"""Benchmark of the spatial API: vth-twin against tipg and pygeoapi on the same tables, in one run, on loopback.
 
 Both servers run as single uvicorn processes against the same database (tipg as the owner, because it
 creates catalog functions in pg_temp, which the read-only API role cannot; vth-twin as its read-only
-role, as in production, with the per-key rate limiter off since tipg has none). For each workload and
-concurrency the client warms both up, then sends requests for a fixed time and reports requests/s and
-the p50/p95 latency, and the ratio vth-twin / tipg.
+role, as in production, with the per-key rate limiter off since tipg has none). pygeoapi (its PostgreSQL
+provider, configured in a temporary directory at run time: storage CRS RD New, as the twin stores it) is
+the second peer, as a single uvicorn process of its Starlette app; it serves no vector tiles from PostGIS
+tables without a tile provider setup, so it runs the feature workloads only. For each workload and
+concurrency the client warms every server up, then sends requests for a fixed time and reports requests/s
+and the p50/p95 latency, and the ratios vth-twin / tipg and vth-twin / pygeoapi.
 
 Workloads (medium-scale demo data):
 - ``items-bbox``: establishments in a city bbox (Amsterdam), limit 1,000, GeoJSON;
@@ -19,7 +22,8 @@ Prepare the data once (another database than the demo one is fine)::
 
 Run::
 
-    .venv/bin/python bench/api.py --database twin_bench [--seconds 8] [--json out.json]
+    .venv/bin/pip install -e '.[bench]'   # tipg, pygeoapi, psycopg2 (pygeoapi's driver)
+    .venv/bin/python bench/api.py --database twin_bench [--seconds 8] [--json out.json] [--no-pygeoapi]
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -116,6 +122,58 @@ def start_tipg(database: str, port: int, pg_port: int) -> subprocess.Popen[bytes
     )
 
 
+PYGEOAPI = "pygeoapi"
+PYGEOAPI_CONFIG = """\
+server:
+  bind: {{host: 127.0.0.1, port: {port}}}
+  url: http://127.0.0.1:{port}
+  mimetype: application/json; charset=UTF-8
+  encoding: utf-8
+  languages: [en-US]
+  limits: {{default_items: 10, max_items: 10000}}
+  map: {{url: 'https://tile.openstreetmap.org/{{z}}/{{x}}/{{y}}.png', attribution: OSM}}
+logging: {{level: ERROR}}
+metadata:
+  identification: {{title: vth-twin bench, description: bench, keywords: [bench], keywords_type: theme,
+                   terms_of_service: none, url: http://127.0.0.1}}
+  license: {{name: CC-BY 4.0, url: https://creativecommons.org/licenses/by/4.0/}}
+  provider: {{name: bench, url: http://127.0.0.1}}
+  contact: {{name: bench}}
+resources:
+  establishments:
+    type: collection
+    title: Establishments
+    description: twin.establishments
+    keywords: [bench]
+    extents:
+      spatial: {{bbox: [3.2, 50.7, 7.3, 53.6], crs: http://www.opengis.net/def/crs/OGC/1.3/CRS84}}
+    providers:
+      - type: feature
+        name: PostgreSQL
+        data: {{host: {host}, port: {pg_port}, dbname: {database}, user: twin_owner, search_path: [twin, public]}}
+        id_field: establishment_id
+        table: establishments
+        geom_field: geom
+        storage_crs: http://www.opengis.net/def/crs/EPSG/0/28992
+"""
+
+
+def start_pygeoapi(database: str, port: int, pg_port: int, workdir: Path) -> tuple[int, subprocess.Popen[bytes]]:
+    """pygeoapi's Starlette app with its PostgreSQL provider on twin.establishments (config written here)."""
+    config = workdir / "pygeoapi-config.yml"
+    config.write_text(PYGEOAPI_CONFIG.format(port=port, host=socket_dir(), pg_port=pg_port, database=database))
+    openapi = workdir / "pygeoapi-openapi.yml"
+    env = {**os.environ, "PYGEOAPI_CONFIG": str(config), "PYGEOAPI_OPENAPI": str(openapi)}
+    bin_dir = Path(PYTHON).parent
+    subprocess.run([str(bin_dir / "pygeoapi"), "openapi", "generate", str(config), "--output-file", str(openapi)],
+                   env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return port, subprocess.Popen(
+        [PYTHON, "-m", "uvicorn", "pygeoapi.starlette_app:APP", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
 def tile_sample(seed: int = 42) -> list[tuple[int, int, int]]:
     tms = morecantile.tms.get("WebMercatorQuad")
     rng = random.Random(seed)
@@ -127,7 +185,8 @@ def tile_sample(seed: int = 42) -> list[tuple[int, int, int]]:
     return out
 
 
-def workloads(twin: str, tipg: str, baseline: str | None = None) -> dict[str, dict[str, list[str]]]:
+def workloads(twin: str, tipg: str, baseline: str | None = None,
+              pygeoapi: str | None = None) -> dict[str, dict[str, list[str]]]:
     q_bbox = urllib.parse.urlencode({"bbox": CITY_BBOX, "limit": 1000})
     q_cql = urllib.parse.urlencode({"filter": CQL2, "filter-lang": "cql2-text", "limit": 1000})
     tiles = tile_sample()
@@ -145,6 +204,11 @@ def workloads(twin: str, tipg: str, baseline: str | None = None) -> dict[str, di
             "tipg": [f"{tipg}/collections/twin.establishments/tiles/WebMercatorQuad/{z}/{x}/{y}" for z, x, y in tiles],
         },
     }
+    if pygeoapi:  # the same feature queries; pygeoapi names the collection as configured
+        q_pyg = urllib.parse.urlencode({"bbox": CITY_BBOX, "limit": 1000, "f": "json"})
+        out["items-bbox"][PYGEOAPI] = [f"{pygeoapi}/collections/establishments/items?{q_pyg}"]
+        q_pyg = urllib.parse.urlencode({"filter": CQL2, "filter-lang": "cql-text", "limit": 1000, "f": "json"})
+        out["items-cql2"][PYGEOAPI] = [f"{pygeoapi}/collections/establishments/items?{q_pyg}"]
     if baseline:  # the same requests to the other checkout's vth-twin
         for urls in out.values():
             urls[BASELINE] = [u.replace(twin, baseline, 1) for u in urls["vth-twin"]]
@@ -206,16 +270,21 @@ def main() -> int:
     parser.add_argument("--workloads", nargs="+", default=["items-bbox", "items-cql2", "tiles"])
     parser.add_argument("--pg-port", type=int, default=54329)
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--no-pygeoapi", action="store_true", help="leave pygeoapi out")
     parser.add_argument("--baseline", type=Path, help="a checkout of another commit (e.g. `git worktree add "
                         "/tmp/before main`), served as a third server: before/after in one run")
     args = parser.parse_args()
 
+    workdir = Path(tempfile.mkdtemp(prefix="bench-pygeoapi-"))
     ports = {"vth-twin": free_port(), "tipg": free_port()}
+    pygeoapi = None if args.no_pygeoapi else start_pygeoapi(args.database, free_port(), args.pg_port, workdir)
     procs = {"vth-twin": start_twin(args.database, ports["vth-twin"]),
              "tipg": start_tipg(args.database, ports["tipg"], args.pg_port)}
     if args.baseline:
         ports[BASELINE] = free_port()
         procs[BASELINE] = start_twin(args.database, ports[BASELINE], args.baseline.resolve())
+    if pygeoapi is not None:
+        ports[PYGEOAPI], procs[PYGEOAPI] = pygeoapi
     servers = list(procs)
     results: list[Result] = []
     try:
@@ -224,14 +293,17 @@ def main() -> int:
         wait_ready(f"{base['tipg']}/collections", procs["tipg"])
         if args.baseline:
             wait_ready(f"{base[BASELINE]}/healthz", procs[BASELINE])
-        urls = workloads(base["vth-twin"], base["tipg"], base.get(BASELINE))
+        if PYGEOAPI in procs:
+            wait_ready(f"{base[PYGEOAPI]}/collections?f=json", procs[PYGEOAPI])
+        urls = workloads(base["vth-twin"], base["tipg"], base.get(BASELINE), base.get(PYGEOAPI))
         print(f"vth-twin on {base['vth-twin']}, tipg on {base['tipg']}, database {args.database}")
         sanity(urls)
         for name in args.workloads:
-            for server in servers:
+            present = [server for server in servers if server in urls[name]]
+            for server in present:
                 asyncio.run(measure(urls[name][server], 1, args.warmup))
             for c in args.concurrency:
-                for server in servers:
+                for server in present:
                     lat, err, nbytes = asyncio.run(measure(urls[name][server], c, args.seconds))
                     r = summarise(server, name, c, args.seconds, lat, err, nbytes)
                     results.append(r)
@@ -245,6 +317,7 @@ def main() -> int:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
     print("\nworkload     c   vth-twin req/s   tipg req/s   ratio   vth-twin p95   tipg p95")
     for name in args.workloads:
         for c in args.concurrency:
@@ -252,6 +325,16 @@ def main() -> int:
             b = next(r for r in results if r.server == "tipg" and r.workload == name and r.concurrency == c)
             print(f"{name:11s} {c:2d} {a.rps:15.1f} {b.rps:12.1f} {a.rps / b.rps:7.2f}x {a.p95_ms:11.1f} ms "
                   f"{b.p95_ms:7.1f} ms")
+    if PYGEOAPI in servers:
+        print("\nworkload     c   vth-twin req/s   pygeoapi req/s   ratio   vth-twin p95   pygeoapi p95")
+        for name in args.workloads:
+            for c in args.concurrency:
+                a = next(r for r in results if r.server == "vth-twin" and r.workload == name and r.concurrency == c)
+                p = next((r for r in results if r.server == PYGEOAPI and r.workload == name and r.concurrency == c),
+                         None)
+                if p is not None:
+                    print(f"{name:11s} {c:2d} {a.rps:15.1f} {p.rps:16.1f} {a.rps / p.rps:7.2f}x {a.p95_ms:11.1f} ms "
+                          f"{p.p95_ms:9.1f} ms")
     if args.baseline:
         print(f"\nworkload     c   vth-twin req/s   baseline req/s   ratio   (baseline: {args.baseline})")
         for name in args.workloads:

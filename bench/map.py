@@ -103,6 +103,8 @@ def cold_load(browser: Any, url: str) -> dict[str, Any]:
         "hosts": sorted({urlsplit(r.url).hostname or "" for r in finished}),
         "console_errors": errors,
     }
+    if errors and "-v" in sys.argv:
+        print("console errors:", errors)
     context.close()
     return result
 
@@ -142,7 +144,39 @@ def screenshots(browser: Any, url: str, out: Path) -> None:
     page.wait_for_timeout(500)
     page.screenshot(path=str(out / "map-panel.png"))
     context.close()
-    print(f"screenshots: {out / 'map-national.png'}, {out / 'map-panel.png'} (establishment {est_id})")
+    # a phone (390 x 844): the side bar folded away, the panel as a bottom sheet
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = phone.new_page()
+    page.goto(url)
+    page.wait_for_selector("body[data-first-frame]", state="attached", timeout=120_000)
+    wait_idle(page)
+    page.screenshot(path=str(out / "map-phone.png"))
+    page.evaluate(f"window.twinMap.flyTo({{longitude: {lon}, latitude: {lat} - 0.01, zoom: 12.6, pitch: 50, "
+                  f"transitionDuration: 0}})")
+    page.evaluate(f"window.twinMap.openEstablishment({est_id!r}, [{lon}, {lat}], null)")
+    page.wait_for_selector("#report-link", timeout=30_000)
+    wait_idle(page)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(out / "map-phone-panel.png"))
+    phone.close()
+    print(f"screenshots: {out / 'map-national.png'}, {out / 'map-panel.png'}, map-phone.png, map-phone-panel.png "
+          f"(establishment {est_id})")
+
+
+def hexagon_view(browser: Any, url: str) -> dict[str, Any]:
+    """Bytes of the 1 ha hexagon tiles of one zoom-12 view over the Veluwe (the budget: under 1.5 MB)."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    tiles: list[Any] = []
+    page.on("requestfinished", lambda r: tiles.append(r) if "resolution=1ha" in r.url else None)
+    page.goto(url)
+    page.wait_for_selector("body[data-first-frame]", state="attached", timeout=120_000)
+    page.evaluate("window.twinMap.flyTo({longitude: 5.85, latitude: 52.1, zoom: 12, pitch: 45, bearing: 0, "
+                  "transitionDuration: 0})")
+    wait_idle(page, 120)
+    sizes = [r.sizes()["responseBodySize"] for r in tiles]
+    context.close()
+    return {"tiles": len(sizes), "bytes": sum(sizes), "largest": max(sizes, default=0)}
 
 
 def main() -> None:
@@ -166,6 +200,10 @@ def main() -> None:
         weight = statistics.median(r["bytes"] for r in results)
         print(f"median: first frame {ff:.0f} ms, page weight {weight / 1e6:.2f} MB "
               f"({'within' if ff <= 3000 else 'OVER'} the 3 s goal)")
+        hexes = hexagon_view(browser, url)
+        print(f"zoom-12 view over the Veluwe: {hexes['tiles']} hexagon tiles, {hexes['bytes'] / 1e6:.2f} MB over the "
+              f"wire, largest {hexes['largest'] / 1e3:.0f} kB ({'within' if hexes['bytes'] <= 1.5e6 else 'OVER'} "
+              "the 1.5 MB budget)")
         if args.screenshots:
             screenshots(browser, url, args.screenshots)
         browser.close()

@@ -123,6 +123,52 @@ def rank_list(
                   f"{result['weights']['source']}")
 
 
+@priority_app.command("plan")
+def plan(
+    capacity: Annotated[int, typer.Option("--capacity", help="How many visits the plan holds")],
+    random_share: Annotated[float, typer.Option("--random-share", help="Share of the capacity drawn at random "
+                                                "from the rest (keeps what the model learns unbiased)")] = 0.1,
+    method: Annotated[str | None, typer.Option("--method", help="model, rules or blend (default: "
+                                               "TWIN_PRIORITY_METHOD, else rules)")] = None,
+    model_id: Annotated[str | None, typer.Option("--model", help="Registry id (default: the newest model)")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Data cut-off YYYY-MM-DD (default today): "
+                                              "records dated before it")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random share")] = 0,
+    show: Annotated[int, typer.Option(help="How many of the plan to print")] = 15,
+) -> None:
+    """Next year's visit plan, stored dated and versioned (method, model id and version, data cut-off);
+    /analysis/inspection-priority?method=... reads it. Advice: the coordinators' overrides stay on top."""
+    import os
+
+    from twin.model import registry
+    from twin.model.plan import make_plan
+
+    s = read_settings()
+    chosen = method or os.environ.get("TWIN_PRIORITY_METHOD") or "rules"
+    try:
+        cutoff = date.fromisoformat(as_of) if as_of else date.today()
+    except ValueError:
+        fail(f"--as-of {as_of!r} is not a date YYYY-MM-DD")
+    with twin_errors():
+        model = registry.load(s.data_dir, model_id) if chosen != "rules" else None
+        with _writer(s) as conn:
+            result = make_plan(conn, s, method=chosen, capacity=capacity, random_share=random_share,
+                               cutoff=cutoff, model=model, seed=seed)
+    table = Table(title=f"Visit plan {result['plan_id']} ({chosen}, data before {result['data_cutoff']}"
+                        + (f", model {result['model_id']}" if result["model_id"] else "") + ")")
+    for col in ("rank", "establishment", "selection", "chance", "rules", "reasons"):
+        table.add_column(col, justify="right" if col in ("rank", "chance", "rules") else "left")
+    for item in result["items"][:show]:
+        p = item["probability"]
+        table.add_row(str(item["rank"]), item["establishment_id"], item["selection"],
+                      "-" if p is None else f"{p:.0%}", f"{item['rules_score']:.1f}",
+                      "; ".join(r["text"] for r in item["reasons"][:3]))
+    console.print(table)
+    n_random = sum(1 for i in result["items"] if i["selection"] == "random")
+    console.print(f"{len(result['items'])} visits ({n_random} drawn at random) of {result['candidates']:,} "
+                  f"active establishments; stored as plan {result['plan_id']}")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``twin priority`` to the ``twin`` command line."""
     app.add_typer(priority_app, name="priority")

@@ -167,10 +167,10 @@ PROVINCE_POSTCODES: dict[str, tuple[int, int]] = {
 POSTCODE_LETTERS = "ABCDEGHJKLMNPRSTVWXZ"
 
 
-# KDW (critical deposition value, mol N/ha/yr) of the habitat types used, from DESIGN.md
+# KDW (critical deposition value, mol N/ha/yr) of the habitat types used: the verified values of layers/data/kdw.csv
 # (Van Dobben et al. 2012). "H0000" marks a polygon without a habitat type, as in the BIJ12 map.
 KDW: dict[str, float | None] = {
-    "H7110A": 500.0, "H3110": 429.0, "H3130": 571.0, "H2130B": 714.0, "H4010A": 786.0,
+    "H7110A": 500.0, "H3110": 429.0, "H3130": 571.0, "H2130B": 714.0, "H4010A": 1214.0,
     "H4030": 1071.0, "H9190": 1071.0, "H6410": 1071.0, "H9160A": 1429.0, "H91E0C": 1857.0,
     "H0000": None,
 }

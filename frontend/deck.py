@@ -182,7 +182,8 @@ def _hexagons(base_url: str, resolution: str, year: int | None, lang: str) -> Ma
 def _habitats(base_url: str, lang: str) -> MapLayer:
     spec = LAYERS["natura2000-habitats"]
     layer = _mvt("natura2000-habitats", spec, tile_url(base_url, spec.id), True, base_url, filled=True, stroked=True)
-    legend = theme.Legend(text(lang, "legend.habitats"), (theme.Swatch(spec.style.fill, text(lang, "legend.habitat_polygon")),))
+    legend = theme.Legend(text(lang, "legend.habitats"),
+                          (theme.Swatch(spec.style.fill, text(lang, "legend.habitat_polygon")),))
     return MapLayer(layer, text(lang, "layer.natura2000-habitats"), "nitrogen", spec.id, True, legend,
                     _tooltip(spec, ["area_name", "habitat_type", "kdw", "quality"], lang), description=spec.description)
 
@@ -251,7 +252,8 @@ def _establishments(base_url: str, lang: str) -> MapLayer:
                  get_line_color=[255, 255, 255, 230], line_width_units=_quoted("pixels"), get_line_width=1,
                  point_radius_units=_quoted("pixels"), get_point_radius=4, point_radius_min_pixels=2,
                  parameters={"depthTest": False})
-    return MapLayer(layer, text(lang, "layer.establishments"), "supervision", spec.id, True, theme.category_legend(lang),
+    return MapLayer(layer, text(lang, "layer.establishments"), "supervision", spec.id, True,
+                    theme.category_legend(lang),
                     _tooltip(spec, ["establishment_id", "sbi_code", "sbi_description", "environmental_category",
                                     "activiteitenbesluit_type", "bal_regime", "brzo", "visit_frequency_years",
                                     "city"], lang),

@@ -117,7 +117,8 @@ def verdict_expression(field: str = "verdict") -> str:
 def verdict_legend(lang: str = DEFAULT_LANGUAGE) -> Legend:
     return Legend(
         text(lang, "legend.verdicts"),
-        (*(Swatch(c, text(lang, f"verdict.{v}")) for v, c, _ in VERDICTS), Swatch(UNKNOWN, text(lang, "legend.no_verdict"))),
+        (*(Swatch(c, text(lang, f"verdict.{v}")) for v, c, _ in VERDICTS),
+         Swatch(UNKNOWN, text(lang, "legend.no_verdict"))),
     )
 
 

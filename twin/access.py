@@ -430,6 +430,13 @@ def is_personal_record(spec: LayerSpec, props: Mapping[str, Any]) -> bool:
     return isinstance(form, str) and re.match(NATURAL_PERSON_FORMS_RE, form.lower()) is not None
 
 
+def natural_person_sql(alias: str) -> str:
+    """SQL text true for an establishments row ``alias`` of a natural person (as :func:`is_personal_record`,
+    and the stored ``natural_person_owner`` flag), for the analyses' and aggregates' own SQL."""
+    return (f"({alias}.sole_proprietor IS NOT FALSE OR coalesce({alias}.natural_person_owner, false) "
+            f"OR coalesce(lower({alias}.legal_form) ~ '{NATURAL_PERSON_FORMS_RE}', false))")
+
+
 def personal_row_sql(spec: LayerSpec, alias: str | None = None) -> sql.Composable:
     """SQL true for a natural person's record (as :func:`is_personal_record`)."""
     def col(name: str) -> sql.Identifier:

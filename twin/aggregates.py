@@ -10,7 +10,10 @@ from typing import Any
 import psycopg
 
 from twin import disclosure
+from twin.access import natural_person_sql
 from twin.sql import fetch
+
+NATURAL_PERSON = natural_person_sql("e")  # sole proprietors and partnerships of natural persons
 
 # The records of the grid, grouped per cell, year and contributor (what twin.disclosure needs). A bbox
 # selects whole cells: it is snapped outwards to the grid, and records are assigned by their cell.
@@ -26,7 +29,8 @@ rec AS (
   SELECT floor(ST_X(i.geom) / %(cell)s)::bigint AS cx, floor(ST_Y(i.geom) / %(cell)s)::bigint AS cy,
          extract(year FROM i.inspected_on)::integer AS year,
          coalesce('kvk:' || e.kvk_number, 'est:' || i.establishment_id) AS contributor,
-         coalesce(e.sole_proprietor, false) AS sole, i.org_code AS org
+         {natural_person} AS sole,
+         i.org_code AS org
   FROM r, twin.inspections i
   LEFT JOIN twin.establishments e ON e.establishment_id = i.establishment_id
   WHERE (r.cx0 IS NULL OR i.geom && ST_MakeEnvelope(r.cx0 * %(cell)s, r.cy0 * %(cell)s, r.cx1 * %(cell)s,
@@ -39,7 +43,7 @@ FROM rec, r
 WHERE rec.cx IS NOT NULL AND rec.cy IS NOT NULL
   AND (r.cx0 IS NULL OR (rec.cx >= r.cx0 AND rec.cx < r.cx1 AND rec.cy >= r.cy0 AND rec.cy < r.cy1))
 GROUP BY 1, 2, 3, 4, 5, 6
-"""
+""".replace("{natural_person}", NATURAL_PERSON)
 
 CELL_GEOMETRY_SQL = """
 SELECT c.cx, c.cy, ST_AsGeoJSON(ST_Transform(ST_MakeEnvelope(c.cx * %(cell)s, c.cy * %(cell)s,

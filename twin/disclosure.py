@@ -47,7 +47,7 @@ class Contribution:
     """The records one contributor adds to a cell, split by what decides who may list them."""
 
     contributor: str  # the enterprise: "kvk:<KvK number>", else "est:<establishment id>"
-    sole_proprietor: bool  # a natural person: advisors may not list these records (migration 0003)
+    sole_proprietor: bool  # a natural person (twin.is_natural_person): advisors may not list these (0003, 0016)
     org_code: str | None  # the organisation owning the records: its inspectors may list them
     records: int
 
@@ -55,7 +55,7 @@ class Contribution:
 def audiences(cell: Iterable[Contribution]) -> list[tuple[str, Callable[[Contribution], bool]]]:
     """Every audience that can list part of a cell, with the test for a contribution it can NOT list.
 
-    Mirrors the row-level security of migration 0003 (a test checks it against the API). Inspectors of an
+    Mirrors the row-level security of migrations 0003 and 0016 (a test checks it against the API). Inspectors of an
     organisation without records in the cell, and callers without a key, list nothing: the first entry."""
     orgs = sorted({c.org_code for c in cell if c.org_code is not None})
     out: list[tuple[str, Callable[[Contribution], bool]]] = [

@@ -22,8 +22,9 @@ from twin.analyses.context import area_context
 from twin.analyses.housing import housing_nitrogen
 from twin.analyses.priority import DEFAULT_LIMIT, inspection_priority
 from twin.analyses.summary import area_summary, polygon_from_geojson
+from twin.model.plan import METHODS, stored_plan
 from twin.crs import CRS84, parse_crs
-from twin.errors import Forbidden, InvalidParameter
+from twin.errors import Forbidden, InvalidParameter, NotFound
 
 router = APIRouter(prefix="/analysis", tags=["analyses"])
 
@@ -109,11 +110,29 @@ async def priority(
     limit: int = Query(DEFAULT_LIMIT, description="How many of the ranking to return (1 to 100,000)"),
     as_of: date | None = Query(None, description="Reference date (default today)"),
     year: int | None = Query(None, description="Reference year of the deposition hexagons (default: as_of)"),
+    method: str | None = Query(None, description="Read the latest stored visit plan ('twin priority plan') of "
+                               "this method: model, rules or blend (model and blend: inspector or admin). "
+                               "Without it: the live rule-based ranking."),
 ) -> dict[str, Any]:
     who = disclosure(principal)
     if not who.inspections and principal.role != "anonymous":
         raise Forbidden("the inspection priority is built on restricted inspection data: it needs an advisor, "
                         "inspector or admin API key.")
+    if method is not None:
+        if method not in METHODS:
+            raise InvalidParameter(f"method must be one of {', '.join(METHODS)}, not {method!r}", parameter="method")
+        if method != "rules" and principal.role not in ("inspector", "admin"):
+            raise Forbidden("the model's visit plan predicts the behaviour of named establishments: it needs an "
+                            "inspector or admin API key.")
+        if not 1 <= limit <= 100_000:
+            raise InvalidParameter(f"limit must be between 1 and 100000, not {limit}", parameter="limit")
+        plan = await stored_plan(conn, method=method, disclosure=who, municipality_code=municipality, limit=limit)
+        if plan is not None:
+            record_access(plan["numberReturned"], "inspections")
+            return plan
+        if method != "rules":
+            raise NotFound(f"no visit plan of method {method!r} is stored: run 'twin priority plan --method {method} "
+                           "--capacity N' first.")
     result = await inspection_priority(conn, settings, municipality_code=municipality, limit=limit, as_of=as_of,
                                        year=year, disclosure=who)
     record_access(result["numberReturned"], "inspections")  # for the audit log

@@ -1,17 +1,21 @@
-"""The map's HTTP routes: its static files (:mod:`frontend.assets`) and ``/map/config.json``, what the
-page needs from the data at start. The page itself is built by :mod:`frontend.page` (the landing page)."""
+"""The map's HTTP routes: its static files (:mod:`frontend.assets`), ``/map/config.json`` (what the page needs
+from the data at start), ``/map/places.json`` (the place names it draws) and the accessibility statement
+(``/toegankelijkheid``). The page itself is built by :mod:`frontend.page` (the landing page)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 
 from api.auth import PrincipalDep, can_read
+from api.cache import lookup
 from api.deps import ConnDep
 from frontend.assets import respond, static_asset
+from frontend.page import STATEMENT_URL, render_statement
 from layers.registry import LAYERS
 
 router = APIRouter(tags=["map"], include_in_schema=False)
@@ -59,3 +63,43 @@ async def map_config(conn: ConnDep, principal: PrincipalDep) -> dict[str, Any]:
     except psycopg.errors.InsufficientPrivilege:
         await conn.rollback()  # a deployment may hide inspections from the map's role: no selector then
     return {"deposition_years": deposition_years, "inspection_years": inspection_years}
+
+
+# Place names for the map's labels: each municipality at a point on its surface, and each BAG place
+# (woonplaats) with at least PLACE_MIN_ADDRESSES addresses at the mean of its addresses.
+PLACE_MIN_ADDRESSES = 50
+PLACES_SQL = """
+SELECT name, 'municipality' AS kind, ST_X(p) AS lon, ST_Y(p) AS lat, 0 AS addresses
+FROM (SELECT name, ST_Transform(ST_PointOnSurface(geom), 4326) AS p FROM twin.municipalities) m
+UNION ALL
+SELECT city, 'place', ST_X(p), ST_Y(p), n
+FROM (SELECT city, count(*) AS n,
+             ST_Transform(ST_SetSRID(ST_MakePoint(avg(ST_X(geom)), avg(ST_Y(geom))), 28992), 4326) AS p
+      FROM twin.addresses WHERE city IS NOT NULL GROUP BY city HAVING count(*) >= %(min)s) a
+"""
+
+
+@router.get("/map/places.json")
+async def places(request: Request, conn: ConnDep, principal: PrincipalDep) -> Response:
+    """Municipality and place names with a position (lon, lat), for the map's labels; cached per table version."""
+    cached = await lookup(request, conn, "tile_cache_mb", ("municipalities", "addresses"), principal, "places")
+    body = cached.data
+    if body is None:
+        rows: list[dict[str, Any]] = []
+        try:
+            cur = await conn.execute(PLACES_SQL, {"min": PLACE_MIN_ADDRESSES})
+            for name, kind, lon, lat, n in await cur.fetchall():
+                if name and lon is not None:
+                    rows.append({"name": name, "kind": kind, "position": [round(lon, 5), round(lat, 5)],
+                                 "addresses": int(n)})
+        except psycopg.errors.InsufficientPrivilege:
+            await conn.rollback()  # a deployment may hide the addresses from this role: no labels then
+        body = json.dumps({"places": rows}, ensure_ascii=False, separators=(",", ":")).encode()
+        cached.store(body)
+    return Response(body, media_type="application/json", headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get(STATEMENT_URL, response_class=HTMLResponse)
+async def accessibility_statement(lang: str | None = None) -> HTMLResponse:
+    """The accessibility statement (toegankelijkheidsverklaring) of the map, Dutch or ``?lang=en``."""
+    return HTMLResponse(render_statement(lang or "nl"))

@@ -3,7 +3,8 @@
 Tiles are cut by PostGIS (``ST_TileEnvelope`` + ``ST_AsMVTGeom`` + ``ST_AsMVT``) with only the layer's
 public fields, less those fixed by the request's equality filters (``?year=2025``: every feature has it);
 ``?properties=a,b`` keeps only the named ones; ``?digits=0`` rounds decimal fields to that many digits and
-``?ids=false`` leaves the feature ids out (the map's hexagon tiles: less than half the bytes). Polygons are simplified to about half a pixel first. Outside
+``?ids=false`` leaves the feature ids out (the map's hexagon tiles: less than half the bytes).
+Polygons are simplified to about half a pixel first. Outside
 a layer's zoom range, and where a tile holds nothing, the answer is an empty 204. Tiles carry an ETag (a
 hash of the tile) and Cache-Control; ``If-None-Match`` gets a 304.
 

@@ -1,8 +1,25 @@
 /* vth-twin map: starts the page's first data requests while the browser is still parsing the deck.gl
  * bundle, so that they are answered by the time the map script runs. The housing analysis
- * is not among them: the map asks for it after its first frame. */
+ * is not among them: the map asks for it after its first frame.
+ * The language: ?lang= in the address wins and is remembered; without it, a language chosen earlier
+ * (localStorage) reloads the page in that language before anything else is fetched. */
 (function () {
   "use strict";
+  try {
+    var asked = new URLSearchParams(window.location.search).get("lang");
+    var page = document.documentElement.lang;
+    if (asked) {
+      localStorage.setItem("twin-lang", page);
+    } else {
+      var kept = localStorage.getItem("twin-lang");
+      if (kept && kept !== page && /^(nl|en)$/.test(kept)) {
+        var u = new URL(window.location.href);
+        u.searchParams.set("lang", kept);
+        window.location.replace(u.toString());
+        return;
+      }
+    }
+  } catch (e) { /* no storage: the language of the address */ }
   var headers = {Accept: "application/json"};
   try {
     var key = sessionStorage.getItem("twin-api-key");

@@ -9,6 +9,12 @@
   var metaById = {};
   cfg.layers.forEach(function (m) { metaById[m.id] = m; });
   var T0 = 0;  // metrics are milliseconds since navigation start
+  var M = cfg.messages || {};  // the message catalogue of the page's language (layers/data/messages)
+  var LOCALE = M["lang.locale"] || "nl-NL";
+  var NUMBER = new Intl.NumberFormat(LOCALE, {maximumFractionDigits: 0});
+  var DECIMAL = new Intl.NumberFormat(LOCALE, {maximumFractionDigits: 2});
+  var PERCENT = new Intl.NumberFormat(LOCALE, {style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1});
+  var DATE = new Intl.DateTimeFormat(LOCALE, {day: "numeric", month: "long", year: "numeric", timeZone: "UTC"});
 
   var metrics = {firstRender: null, firstFrame: null, frames: 0, loaded: {}, tileErrors: {}};
   var state = {
@@ -49,18 +55,43 @@
     return node;
   }
 
+  /* a message of the catalogue with its {placeholders} filled; numbers are written the page's way (2.030),
+   * so years and ids are passed as strings. A plural message {one, other} is chosen by params.n. */
+  function t(key, params) {
+    var msg = M[key];
+    if (msg === undefined || msg === null) msg = key;
+    if (typeof msg === "object") msg = params && params.n === 1 ? msg.one : msg.other;
+    return String(msg).replace(/\{(\w+)\}/g, function (whole, name) {
+      var v = params ? params[name] : undefined;
+      if (v === undefined || v === null) return whole;
+      return typeof v === "number" ? num(v) : String(v);
+    });
+  }
+
+  function num(v) { return Math.abs(v) >= 100 || Number.isInteger(v) ? NUMBER.format(Math.round(v)) : DECIMAL.format(v); }
+  function pct(share) { return PERCENT.format(share); }
+
+  /* fields whose numbers are names, not quantities: years, ids, codes (no thousands separator) */
+  var PLAIN_NUMBER = /^(year|planned_year|construction_year|decided_year|number|house_number|kvk_number|code)$|_id$|_code$/;
+  function fmtDate(iso) {
+    var d = new Date(iso.slice(0, 10) + "T00:00:00Z");
+    return isNaN(d.getTime()) ? iso : DATE.format(d);
+  }
+
   function rgba(c) {
     return "rgba(" + c[0] + "," + c[1] + "," + c[2] + "," + ((c.length > 3 ? c[3] : 255) / 255).toFixed(3) + ")";
   }
 
-  function fmt(value, unit) {
+  /* a value as the page shows it; ``field`` (a field name) keeps years and ids without separators */
+  function fmt(value, unit, field) {
     if (value === null || value === undefined || value === "") return "–";
     var text;
     if (typeof value === "number") {
-      text = Math.abs(value) >= 100 ? Math.round(value).toLocaleString("en-GB")
-        : value.toLocaleString("en-GB", {maximumFractionDigits: 2});
+      text = field && PLAIN_NUMBER.test(field) ? String(value) : num(value);
+    } else if (typeof value === "string" && /^\d{4}-\d{2}-\d{2}(T|$)/.test(value)) {
+      text = fmtDate(value);
     } else if (typeof value === "boolean") {
-      text = value ? "yes" : "no";
+      text = value ? t("value.yes") : t("value.no");
     } else if (Array.isArray(value)) {
       text = value.map(function (v) { return typeof v === "object" ? JSON.stringify(v) : String(v); }).join("; ");
     } else if (typeof value === "object") {
@@ -97,7 +128,7 @@
     cfg.layers.forEach(function (m) {
       var item = document.querySelector('[data-layer-note="' + m.id + '"]');
       if (!item || !m.restricted) return;
-      item.textContent = state.visible[m.id] && !state.apiKey ? "restricted: needs an API key" : "";
+      item.textContent = state.visible[m.id] && !state.apiKey ? t("note.needs_key") : "";
     });
   }
 
@@ -130,9 +161,9 @@
   }
 
   function describeError(what, err) {
-    if (err && err.status === 401) return what + ": restricted data, enter an API key under 'Access'.";
-    if (err && err.status === 404) return what + ": not available on this server (" + err.message + ").";
-    return what + " failed: " + (err && err.message ? err.message : err);
+    if (err && err.status === 401) return t("status.restricted_key", {what: what});
+    if (err && err.status === 404) return t("status.not_available", {what: what, message: err.message});
+    return t("status.failed", {what: what, message: err && err.message ? err.message : String(err)});
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -190,7 +221,8 @@
       var held = HELD[id];
       if (!held.ready) {
         // tiles load as usual, but no tile makes a sub-layer to draw until all of them are in
-        extra.renderSubLayers = function () { return null; };
+        // an empty GeoJsonLayer (not null: a binary MVTLayer warns about anything else)
+        extra.renderSubLayers = function (props) { return new D.GeoJsonLayer({id: props.id, data: [], visible: false}); };
         extra.onViewportLoad = function () { held.ready = true; refresh(); };
       } else if (held.since === null) {
         held.since = metrics.frames;
@@ -206,6 +238,10 @@
       extra.loadOptions = Object.assign({}, layer.props.loadOptions,
         {core: Object.assign({}, (layer.props.loadOptions || {}).core, {worker: false})});
     }
+    if (id === "place-labels") {
+      extra.data = placesFor(state.viewState.zoom);
+      extra.updateTriggers = {getText: placeBand(state.viewState.zoom)};
+    }
     if (id === "housing-sites") {
       extra.data = state.housing || {type: "FeatureCollection", features: []};
     }
@@ -216,6 +252,31 @@
     return Object.keys(extra).length ? layer.clone(extra) : layer;
   }
 
+  // place names (TextLayer "place-labels"): municipalities from zoom 7.5, BAG places (woonplaatsen) from 10
+  var places = [];
+  function placeBand(zoom) { return zoom < 7.5 ? 0 : zoom < 10 ? 1 : 2; }
+  var placeCache = {};
+  function placesFor(zoom) {
+    var band = placeBand(zoom);
+    if (!placeCache[band]) {
+      var names = {};
+      places.forEach(function (p) { if (p.kind === "place") names[p.name] = true; });
+      placeCache[band] = places.filter(function (p) {
+        if (band === 0) return false;
+        if (band === 1) return p.kind === "municipality";
+        return p.kind === "place" || !names[p.name];  // a municipality named as its main place: once
+      });
+    }
+    return placeCache[band];
+  }
+  function loadPlaces() {
+    return getJson(cfg.placesUrl).then(function (body) {
+      places = (body && body.places) || [];
+      placeCache = {};
+      refresh();
+    }).catch(function () { /* labels are orientation only: the map works without them */ });
+  }
+
   function selectionLayers() {
     if (!state.selection) return [];
     var s = state.selection;
@@ -223,13 +284,20 @@
       new D.ScatterplotLayer({
         id: "selection-circle", data: [s], getPosition: function (d) { return d.position; },
         getRadius: function (d) { return d.radius; }, radiusUnits: "meters", stroked: true, filled: true,
-        getFillColor: [0, 0, 0, 18], getLineColor: [20, 20, 20, 230], lineWidthUnits: "pixels", getLineWidth: 2,
+        filled: false, getLineColor: [20, 20, 20, 230], lineWidthUnits: "pixels", getLineWidth: 2,
+        parameters: {depthTest: false}, pickable: false
+      }),
+      // a ring around the chosen point (not a disc over it): what was selected stays visible inside
+      new D.ScatterplotLayer({
+        id: "selection-point", data: [s], getPosition: function (d) { return d.position; },
+        radiusUnits: "pixels", getRadius: 11, stroked: true, filled: false,
+        getLineColor: [255, 255, 255, 255], lineWidthUnits: "pixels", getLineWidth: 5,
         parameters: {depthTest: false}, pickable: false
       }),
       new D.ScatterplotLayer({
-        id: "selection-point", data: [s], getPosition: function (d) { return d.position; },
-        radiusUnits: "pixels", getRadius: 7, stroked: true, getFillColor: [255, 255, 255, 255],
-        getLineColor: [20, 20, 20, 255], lineWidthUnits: "pixels", getLineWidth: 3,
+        id: "selection-point-ink", data: [s], getPosition: function (d) { return d.position; },
+        radiusUnits: "pixels", getRadius: 11, stroked: true, filled: false,
+        getLineColor: [20, 20, 20, 255], lineWidthUnits: "pixels", getLineWidth: 2,
         parameters: {depthTest: false}, pickable: false
       })
     ];
@@ -286,7 +354,9 @@
   function afterFirstFrame() {
     if (housingStarted) return;
     housingStarted = true;
+    $("loading").hidden = true;
     loadHousing();
+    loadPlaces();
   }
   function markLoaded(id) {
     if (metrics.loaded[id] === undefined) metrics.loaded[id] = performance.now() - T0;
@@ -300,6 +370,7 @@
     if (done) {
       metrics.firstFrame = performance.now() - T0;
       document.body.setAttribute("data-first-frame", "1");
+      $("loading").hidden = true;
       afterFirstFrame();
     }
   }
@@ -318,11 +389,11 @@
     reported[id] = true;
     var meta = metaById[id] || {title: id};
     var text = status === 401 || status === 403
-      ? meta.title + ": restricted data. Enter an API key under 'Access' to see it."
-      : meta.title + ": tiles could not be loaded (" + (status ? "HTTP " + status : message) + ").";
+      ? t("status.layer_restricted", {title: meta.title})
+      : t("status.tiles_failed", {title: meta.title, why: status ? "HTTP " + status : message});
     say(text, "warning");
     var item = document.querySelector('[data-layer-note="' + id + '"]');
-    if (item) item.textContent = status === 401 || status === 403 ? "restricted: needs an API key" : "tiles unavailable";
+    if (item) item.textContent = status === 401 || status === 403 ? t("note.needs_key") : t("note.tiles_unavailable");
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -343,9 +414,10 @@
     if (!rows.length) return null;
     var html = "<strong>" + escapeHtml(meta.title) + "</strong><table>" + rows.map(function (f) {
       return "<tr><th scope=\"row\">" + escapeHtml(f.label) + "</th><td>" +
-        escapeHtml(fmt(props[f.field], f.unit)) + "</td></tr>";
+        escapeHtml(f.field === "verdict" ? verdictLabel(verdictOf(props)) : fmt(props[f.field], f.unit, f.field)) +
+        "</td></tr>";
     }).join("") + "</table>";
-    if (meta.id === "establishments" || meta.id === "housing-sites") html += "<em>click for the area context</em>";
+    if (meta.id === "establishments" || meta.id === "housing-sites") html += "<em>" + escapeHtml(t("tooltip.click_context")) + "</em>";
     return {html: html, className: "twin-tooltip", style: {}};
   }
 
@@ -353,16 +425,23 @@
   // the side panel: area context and printable report
   var contextRequest = 0;
 
+  var panelOpener = null;  // the element that had the focus when the panel opened: it gets it back
   function openPanel(title) {
+    if ($("panel").hidden) panelOpener = document.activeElement;
     $("panel").hidden = false;
+    document.body.classList.add("panel-open");
     $("panel-title").textContent = title;
-    $("panel-body").replaceChildren(el("p", {className: "muted", text: "Loading the area context…"}));
+    $("panel-body").replaceChildren(el("p", {className: "muted", text: t("panel.loading")}));
   }
 
   function closePanel() {
     $("panel").hidden = true;
+    document.body.classList.remove("panel-open");
     state.selection = null;
     refresh();
+    var back = panelOpener && document.body.contains(panelOpener) && panelOpener !== document.body ? panelOpener : $("map");
+    panelOpener = null;
+    back.focus();
   }
 
   function table(rows, allColumns) {
@@ -374,7 +453,7 @@
     var tbody = el("tbody", null, rows.map(function (r) {
       return el("tr", null, columns.map(function (c) {
         var v = typeof c[0] === "function" ? c[0](r) : r[c[0]];
-        return el("td", {text: fmt(v, c[2])});
+        return el("td", {text: fmt(v, c[2], typeof c[0] === "string" ? c[0] : null)});
       }));
     }));
     return el("table", {className: "data"}, [thead, tbody]);
@@ -388,69 +467,108 @@
     var body = $("panel-body");
     var parts = [];
     if (extra) parts = parts.concat(extra);
-    var where = ctx.municipality ? ctx.municipality.name + " (" + ctx.municipality.code + ")" : "outside the municipalities";
+    var where = ctx.municipality ? ctx.municipality.name + " (" + ctx.municipality.code + ")" : t("panel.outside");
     var centre = ctx.centre || {};
     parts.push(el("p", {className: "lead"}, [
-      el("strong", {text: where}), " · radius " + fmt(ctx.radius_m, "m") +
-        (centre.lat !== undefined ? " · " + Number(centre.lat).toFixed(5) + " N, " + Number(centre.lon).toFixed(5) + " E" : "")
+      el("strong", {text: where}), " · " + t("panel.radius", {r: fmt(ctx.radius_m, "m")}) +
+        (centre.lat !== undefined ? " · " + t("panel.point", {lat: Number(centre.lat).toFixed(5), lon: Number(centre.lon).toFixed(5)}).replace(/^[^:]*: /, "") : "")
     ]));
-    var reportUrl = contextUrl(ctx.query || {}, "html");
+    var reportUrl = contextUrl(Object.assign({}, ctx.query || {}, {lang: cfg.lang}), "html");
     parts.push(el("p", null, [el("a", {href: reportUrl, target: "_blank", rel: "noopener", className: "button",
-      id: "report-link"}, ["Printable area report (gebiedsrapport)"])]));
+      id: "report-link"}, [t("panel.report")])]));
+    if (ctx.query && ctx.query.establishment) parts.push(historySection(ctx.query.establishment));
 
     var dep = ctx.deposition || {};
+    var molUnit = t("unit.mol N/ha/yr");
     if (dep.at_point && dep.at_point.length) {
-      parts.push(section("Nitrogen deposition (" + (dep.unit || "mol N/ha/yr") + ")", [table(
+      parts.push(section(t("panel.deposition", {unit: molUnit}), [table(
         dep.at_point.map(function (p) {
           var circle = (dep.in_circle || []).filter(function (c) { return c.year === p.year; })[0] || {};
-          return {year: p.label || p.year, point: p.value, mean: circle.mean, max: circle.max};
+          return {year: p.label || String(p.year), point: p.value, mean: circle.mean, max: circle.max};
         }),
-        [["year", "Year"], ["point", "At the point"], ["mean", "Mean in circle"], ["max", "Max in circle"]]
+        [["year", t("panel.col.year")], ["point", t("panel.col.at_point")], ["mean", t("panel.col.mean_circle")],
+          ["max", t("panel.col.max_circle")]]
       )]));
     }
     var aerius = ctx.aerius;
     if (aerius && aerius.items && aerius.items.length) {
-      parts.push(section("AERIUS project contribution (" + aerius.unit + ", receptors within " + fmt(aerius.radius_m, "m") + ")", [table(
+      parts.push(section(t("panel.aerius", {unit: molUnit, r: fmt(aerius.radius_m, "m")}), [table(
         aerius.items.map(function (i) {
           return {year: i.year, what: i.basis === "PROPOSED - REFERENCE" ? i.situation + " − " + i.reference : i.situation_type + " " + i.situation,
                   max: i.max, mean: i.mean, background: i.background_mean};
         }),
-        [["year", "Year"], ["what", "Situation"], ["max", "Max"], ["mean", "Mean"], ["background", "Background mean"]]
+        [["year", t("panel.col.year")], ["what", t("panel.col.situation")], ["max", t("panel.col.max")],
+          ["mean", t("panel.col.mean")], ["background", t("panel.col.background")]]
       )]));
     }
     var ests = ctx.establishments || [];
     var summary = ctx.inspection_summary || {};
-    var estSection = [el("p", {className: "muted", text: ests.length + " establishment(s) within " +
-      fmt(ctx.radius_m, "m") + (summary.open_violations !== undefined ? "; open violations: " + summary.open_violations : "")})];
+    var estSection = [el("p", {className: "muted", text: t("panel.est_count", {n: ests.length, r: fmt(ctx.radius_m, "m")}) +
+      (summary.open_violations !== undefined && summary.open_violations !== null
+        ? t("panel.open_violations", {n: summary.open_violations}) : "")})];
     if (ests.length) {
       estSection.push(table(ests.slice(0, 25), [
-        [function (e) { return e.name || e.establishment_id; }, "Name"],
-        ["distance_m", "Distance", "m"],
-        [function (e) { var d = e.sbi_description || ""; return e.sbi_code + (d ? " " + (d.length > 28 ? d.slice(0, 27) + "…" : d) : ""); }, "Activity (SBI)"],
-        ["environmental_category", "Cat."],
-        [function (e) { return e.last_inspection ? e.last_inspection.date + " " + (e.last_inspection.result || "") +
-          (e.last_inspection.lhs_cell ? " (" + e.last_inspection.lhs_cell + ")" : "") : null; }, "Last inspection"],
-        ["open_violations", "Open viol."],
-        [function (e) { return e.active_permits ? e.active_permits.length : null; }, "Permits"]
+        [function (e) { return e.name || e.establishment_id; }, t("panel.col.name")],
+        ["distance_m", t("panel.col.distance"), "m"],
+        [function (e) { var d = e.sbi_description || ""; return e.sbi_code + (d ? " " + (d.length > 28 ? d.slice(0, 27) + "…" : d) : ""); }, t("panel.col.activity")],
+        ["environmental_category", t("panel.col.category")],
+        [function (e) { return e.last_inspection ? fmtDate(e.last_inspection.date) + " " + (e.last_inspection.result || "") +
+          (e.last_inspection.lhs_cell ? " (LHS " + e.last_inspection.lhs_cell + ")" : "") : null; }, t("panel.col.last_inspection")],
+        ["open_violations", t("panel.col.open_violations")],
+        [function (e) { return e.active_permits ? e.active_permits.length : null; }, t("panel.col.permits")]
       ]));
-      if (ests.length > 25) estSection.push(el("p", {className: "muted", text: "… and " + (ests.length - 25) + " more in the report."}));
+      if (ests.length > 25) estSection.push(el("p", {className: "muted", text: t("panel.more", {n: ests.length - 25})}));
     }
-    parts.push(section("Establishments", estSection));
+    parts.push(section(t("panel.establishments"), estSection));
     var habitats = ctx.habitats || [];
-    parts.push(section("Natura 2000 habitats nearby", habitats.length ? [table(habitats.slice(0, 15), [
-      ["area_name", "Area"], ["habitat_type", "Type"], ["kdw", "KDW"], ["exceedance", "Exceedance"],
-      ["status", "Status"], ["distance_m", "Distance", "m"]
-    ])] : [el("p", {className: "muted", text: "No Natura 2000 habitats nearby."})]));
+    parts.push(section(t("panel.habitats"), habitats.length ? [table(habitats.slice(0, 15), [
+      ["area_name", t("panel.col.area")], ["habitat_type", t("panel.col.type")], ["kdw", t("panel.col.kdw")],
+      ["exceedance", t("panel.col.exceedance")], ["status", t("panel.col.status")], ["distance_m", t("panel.col.distance"), "m"]
+    ])] : [el("p", {className: "muted", text: t("panel.no_habitats")})]));
     var housing = ctx.housing_within_guide_distance || [];
-    parts.push(section("Housing sites within a guide distance", housing.length ? [table(housing, [
-      ["name", "Site"], ["planned_dwellings", "Dwellings"], ["phase", "Phase"],
+    parts.push(section(t("panel.housing"), housing.length ? [table(housing, [
+      ["name", t("panel.col.site")], ["planned_dwellings", t("panel.col.dwellings")], ["phase", t("panel.col.phase")],
       [function (h) { return (h.establishments || []).map(function (e) {
         return (e.name || e.establishment_id) + " (" + e.severity + ", " + fmt(e.distance_m, "m") + ")"; }).join("; "); },
-      "Establishments"]
-    ])] : [el("p", {className: "muted", text: "No housing site lies within the guide distance of these establishments."})]));
+      t("panel.establishments")]
+    ])] : [el("p", {className: "muted", text: t("panel.no_housing")})]));
     if (heading) $("panel-title").textContent = heading;
     body.replaceChildren.apply(body, parts);
     $("panel-title").focus();
+  }
+
+  /* The full inspection history of an establishment (restricted: only with a key that may read it), newest
+   * first, as a scrollable table: the panel of an inspector preparing a visit. */
+  var HISTORY_LIMIT = 200;
+  function historySection(id) {
+    var box = el("div", {className: "history", id: "inspection-history"});
+    var head = el("h3", {text: t("panel.history")});
+    var wrap = section(t("panel.history"), [box]);
+    wrap.replaceChild(head, wrap.firstChild);
+    if (!state.apiKey) {
+      box.appendChild(el("p", {className: "muted", text: t("panel.history_restricted")}));
+      return wrap;
+    }
+    box.appendChild(el("p", {className: "muted", text: t("panel.history_loading")}));
+    var url = "/collections/inspections/items?limit=" + HISTORY_LIMIT + "&establishment_id=" + encodeURIComponent(id) +
+      "&sortby=-inspected_on";
+    getJson(url).then(function (fc) {
+      var rows = (fc.features || []).map(function (f) { return Object.assign({id: f.id}, f.properties); });
+      rows.sort(function (a, b) { return String(b.inspected_on).localeCompare(String(a.inspected_on)); });
+      var matched = fc.numberMatched !== undefined ? fc.numberMatched : rows.length;
+      var parts = [el("p", {className: "muted", text: rows.length ? t("panel.history_count", {n: matched}) +
+        (matched > rows.length ? " " + t("panel.history_more", {n: rows.length}) : "") : t("panel.history_none")})];
+      if (rows.length) {
+        var tbl = table(rows, [["inspected_on", t("field.inspected_on")], ["kind", t("field.kind")],
+          ["result", t("field.result")], ["lhs_cell", t("field.lhs_cell")], ["intervention", t("field.intervention")],
+          ["follow_up_status", t("field.follow_up_status")]]);
+        parts.push(el("div", {className: "scroll", tabindex: "0", role: "region", "aria-label": t("panel.history")}, [tbl]));
+      }
+      box.replaceChildren.apply(box, parts);
+    }).catch(function (err) {
+      box.replaceChildren(el("p", {className: "error", text: describeError(t("panel.history_name"), err)}));
+    });
+    return wrap;
   }
 
   function contextUrl(query, format) {
@@ -480,10 +598,10 @@
     }).catch(function (err) {
       if (ticket !== contextRequest) return;
       $("panel-body").replaceChildren(
-        el("p", {className: "error", text: describeError("The area context", err)}),
-        extra ? el("div", null, extra) : null,
-        query.lon !== undefined ? el("p", {className: "muted", text: "Point: " + Number(query.lat).toFixed(5) +
-          " N, " + Number(query.lon).toFixed(5) + " E"}) : null
+        el("p", {className: "error", text: describeError(t("panel.context"), err)}),
+        extra ? el("div", null, extra) : el("span"),
+        query.lon !== undefined ? el("p", {className: "muted", text: t("panel.point", {lat: Number(query.lat).toFixed(5),
+          lon: Number(query.lon).toFixed(5)})}) : el("span")
       );
     });
   }
@@ -492,22 +610,21 @@
     var radius = cfg.contextRadius;
     state.selection = {position: [lon, lat], radius: radius};
     refresh();
-    return showContext({lon: lon.toFixed(6), lat: lat.toFixed(6), radius: radius}, "Area context");
+    return showContext({lon: lon.toFixed(6), lat: lat.toFixed(6), radius: radius}, t("panel.title"));
   }
 
   function openEstablishment(id, position, props) {
     if (position) state.selection = {position: position, radius: cfg.contextRadius};
     refresh();
     var extra = props ? [establishmentFacts(props)] : null;
-    return showContext({establishment: id, radius: cfg.contextRadius}, (props && props.name) || "Establishment " + id, extra);
+    return showContext({establishment: id, radius: cfg.contextRadius}, (props && props.name) || t("panel.establishment", {id: id}), extra);
   }
 
+  var FACTS = ["establishment_id", "kvk_number", "sbi_code", "sbi_description", "environmental_category",
+    "activiteitenbesluit_type", "bal_regime", "brzo", "visit_frequency_years", "started_on", "city"];
   function establishmentFacts(p) {
-    var rows = [["establishment_id", "Id"], ["kvk_number", "KvK"], ["sbi_code", "SBI"], ["sbi_description", "Activity"],
-      ["environmental_category", "VNG category"], ["activiteitenbesluit_type", "Activiteitenbesluit type"],
-      ["bal_regime", "Bal (Omgevingswet)"], ["brzo", "Brzo"], ["visit_frequency_years", "Visit frequency (years)"], ["city", "Place"]];
-    return el("dl", {className: "facts"}, rows.filter(function (r) { return p[r[0]] !== undefined && p[r[0]] !== null; })
-      .reduce(function (acc, r) { acc.push(el("dt", {text: r[1]})); acc.push(el("dd", {text: fmt(p[r[0]])})); return acc; }, []));
+    return el("dl", {className: "facts"}, FACTS.filter(function (f) { return p[f] !== undefined && p[f] !== null && p[f] !== ""; })
+      .reduce(function (acc, f) { acc.push(el("dt", {text: t("field." + f)})); acc.push(el("dd", {text: fmt(p[f], null, f)})); return acc; }, []));
   }
 
   function onClick(info) {
@@ -568,7 +685,7 @@
     var box = $("search-results");
     if (!q) { box.hidden = true; return Promise.resolve([]); }
     box.hidden = false;
-    box.replaceChildren(el("p", {className: "muted", text: "Searching…"}));
+    box.replaceChildren(el("p", {className: "muted", text: t("search.searching")}));
     var estUrl = /^\d{8}$/.test(q)
       ? "/collections/establishments/items?limit=8&kvk_number=" + q
       : "/collections/establishments/items?limit=8&filter=" + encodeURIComponent(likeVariants("name", q, true));
@@ -580,9 +697,9 @@
       var results = [];
       var notes = [];
       if (res[0].ok) (res[0].value.features || []).forEach(function (f) { results.push({kind: "municipality", feature: f}); });
-      else notes.push(describeError("Municipality search", res[0].error));
+      else notes.push(describeError(t("search.municipalities"), res[0].error));
       if (res[1].ok) (res[1].value.features || []).forEach(function (f) { results.push({kind: "establishment", feature: f}); });
-      else notes.push(describeError("Establishment search", res[1].error));
+      else notes.push(describeError(t("search.establishments"), res[1].error));
       renderResults(q, results, notes);
       var exact = results.filter(function (r) {
         return r.kind === "municipality" && String(r.feature.properties.name).toLowerCase() === q.toLowerCase();
@@ -596,7 +713,7 @@
   function resultLabel(r) {
     var p = r.feature.properties || {};
     if (r.kind === "municipality") return p.name + " (" + (p.code || r.feature.id) + ")";
-    return (p.name || "Establishment " + (p.establishment_id || r.feature.id)) +
+    return (p.name || t("panel.establishment", {id: p.establishment_id || r.feature.id})) +
       (p.kvk_number ? " · KvK " + p.kvk_number : "") + (p.city ? " · " + p.city : "");
   }
 
@@ -604,21 +721,32 @@
     var box = $("search-results");
     var items = results.map(function (r) {
       return el("li", null, [el("button", {type: "button", className: "result", onclick: function () { chooseResult(r); }},
-        [el("span", {className: "kind", text: r.kind}), " " + resultLabel(r)])]);
+        [el("span", {className: "kind", text: t("search.kind." + r.kind)}), " " + resultLabel(r)])]);
     });
-    box.replaceChildren(
-      el("p", {className: "muted", text: results.length ? results.length + " result(s) for '" + q + "'" : "Nothing found for '" + q + "'."}),
-      items.length ? el("ul", null, items) : null,
-      notes.length ? el("p", {className: "error", text: notes.join(" ")}) : null
-    );
+    // only nodes: replaceChildren writes null as the text "null"
+    var parts = [el("div", {className: "results-head"}, [
+      el("p", {className: "muted", text: results.length ? t("search.count", {n: results.length, q: q}) : t("search.none", {q: q})}),
+      el("button", {type: "button", className: "close", "aria-label": t("search.close"), onclick: closeResults}, ["×"])])];
+    if (items.length) parts.push(el("ul", null, items));
+    if (notes.length) parts.push(el("p", {className: "error", text: notes.join(" ")}));
+    box.replaceChildren.apply(box, parts);
+  }
+
+  function closeResults() {
+    var box = $("search-results");
+    var wasOpen = !box.hidden;
+    box.hidden = true;
+    if (wasOpen && box.contains(document.activeElement)) $("search-input").focus();
+    return wasOpen;
   }
 
   function chooseResult(r) {
     var f = r.feature;
-    if (!f.geometry) { say("This result has no geometry to fly to.", "warning"); return; }
+    closeResults();  // the list closes once a result is chosen
+    if (!f.geometry) { say(t("search.no_geometry"), "warning"); return; }
     if (r.kind === "municipality") {
       flyToBounds(bboxOf(f.geometry), 13);
-      say("Flying to " + (f.properties.name || "the municipality") + ".", "info");
+      say(t("search.flying", {name: f.properties.name || t("search.the_municipality")}), "info");
     } else {
       var c = f.geometry.type === "Point" ? f.geometry.coordinates : null;
       if (!c) { var b = bboxOf(f.geometry); c = [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]; }
@@ -635,6 +763,8 @@
     var v = String(p.verdict || "").toLowerCase().replace(/[_-]+/g, " ").trim();
     return v || "unknown";
   }
+
+  function verdictLabel(v) { return M["verdict." + v] !== undefined ? t("verdict." + v) : v; }
 
   function siteCentre(f) {
     var b = bboxOf(f.geometry);
@@ -654,24 +784,25 @@
     state.selection = {position: c, radius: cfg.contextRadius};
     refresh();
     var facts = el("div", {className: "verdict verdict-" + verdict.replace(/ /g, "-")}, [
-      el("p", null, [el("strong", {text: "Verdict: " + verdict}), " · " + fmt(p.planned_dwellings) + " dwellings" +
-        (p.phase ? " · " + p.phase : "") + (p.planned_year ? " · " + p.planned_year : "")]),
+      el("p", null, [el("strong", {text: t("housing.verdict", {verdict: verdictLabel(verdict)})}), " · " +
+        t("housing.dwellings", {n: Number(p.planned_dwellings) || 0}) +
+        (p.phase ? " · " + p.phase : "") + (p.planned_year ? " · " + String(p.planned_year) : "")]),
       reasonsOf(p).length ? el("ul", null, reasonsOf(p).map(function (r) { return el("li", {text: r}); })) : null
     ]);
     return showContext({lon: c[0].toFixed(6), lat: c[1].toFixed(6), radius: cfg.contextRadius},
-      (p.name || "Housing site") + (p.municipality_name ? ", " + p.municipality_name : ""), [facts]);
+      (p.name || t("housing.site")) + (p.municipality_name ? ", " + p.municipality_name : ""), [facts]);
   }
 
   function loadHousing() {
     var list = $("housing-list");
-    list.replaceChildren(el("p", {className: "muted", text: "Loading the housing-nitrogen analysis…"}));
+    list.replaceChildren(el("p", {className: "muted", text: t("housing.loading")}));
     return getJson("/analysis/housing-nitrogen").then(function (fc) {
       state.housing = fc && fc.features ? fc : {type: "FeatureCollection", features: []};
       renderHousing();
       refresh();
     }).catch(function (err) {
       state.housingError = err;
-      list.replaceChildren(el("p", {className: "error", text: describeError("The housing-nitrogen analysis", err)}));
+      list.replaceChildren(el("p", {className: "error", text: describeError(t("housing.analysis"), err)}));
       // Without the analysis the sites are still drawn, without a verdict.
       return getJson("/collections/housing-sites/items?limit=10000").then(function (fc) {
         state.housing = fc;
@@ -694,25 +825,25 @@
       return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
     });
     var totalDwellings = features.reduce(function (s, f) { return s + (Number(f.properties.planned_dwellings) || 0); }, 0);
-    var parts = [el("p", {className: "lead", text: features.length + " planned housing sites, " +
-      fmt(totalDwellings) + " dwellings."})];
+    var parts = [el("p", {className: "lead", text: t("housing.total", {sites: features.length, dwellings: totalDwellings})})];
     var summary = el("ul", {className: "verdict-summary"}, keys.map(function (k) {
       var dw = groups[k].reduce(function (s, f) { return s + (Number(f.properties.planned_dwellings) || 0); }, 0);
       var color = (cfg.theme.verdicts.filter(function (v) { return v[0] === k; })[0] || [k, cfg.theme.unknown])[1];
       return el("li", null, [el("span", {className: "swatch", style: {background: rgba(color)}, "aria-hidden": "true"}),
-        el("strong", {text: k}), ": " + groups[k].length + " sites, " + fmt(dw) + " dwellings" +
-          (totalDwellings ? " (" + Math.round(100 * dw / totalDwellings) + "%)" : "")]);
+        el("strong", {text: verdictLabel(k)}), ": " + t("housing.group", {sites: groups[k].length, dwellings: dw}) +
+          (totalDwellings ? " (" + pct(dw / totalDwellings) + ")" : "")]);
     }));
     parts.push(summary);
     keys.forEach(function (k) {
       var sites = groups[k].slice().sort(function (a, b) {
         return (Number(b.properties.planned_dwellings) || 0) - (Number(a.properties.planned_dwellings) || 0);
       });
-      parts.push(el("h3", {text: k.charAt(0).toUpperCase() + k.slice(1) + " (" + sites.length + ")"}));
+      var label = verdictLabel(k);
+      parts.push(el("h3", {text: label.charAt(0).toUpperCase() + label.slice(1) + " (" + num(sites.length) + ")"}));
       parts.push(el("ul", {className: "sites"}, sites.map(function (f) {
         var p = f.properties || {};
         var label = (p.name || p.site_id) + (p.municipality_name ? ", " + p.municipality_name : "") + " · " +
-          fmt(p.planned_dwellings) + " dw.";
+          t("housing.dwellings", {n: Number(p.planned_dwellings) || 0});
         return el("li", null, [el("button", {type: "button", className: "site", "data-site": p.site_id || f.id,
           onclick: function () {
             var b = bboxOf(f.geometry);
@@ -741,12 +872,12 @@
       state.priority = ranks;
       state.priorityVersion += 1;
       refresh();
-      say("Establishments coloured by inspection priority (top " + n + ").", "info");
+      say(t("status.priority_on", {n: n}), "info");
     }).catch(function (err) {
       state.establishmentColor = "category";
       var radio = document.querySelector('input[name="est-color"][value="category"]');
       if (radio) radio.checked = true;
-      say(describeError("Inspection priority", err), "error");
+      say(describeError(t("status.priority"), err), "error");
       refresh();
     });
   }
@@ -767,7 +898,7 @@
         var input = el("input", {type: "checkbox", id: id, "data-layer": m.id, checked: state.visible[m.id] ? "checked" : null,
           onchange: function (e) {
             state.visible[m.id] = e.target.checked;
-            if (e.target.checked && lacksKey(m.id)) say(m.title + ": restricted data. Enter an API key under 'Access' to see it.", "warning");
+            if (e.target.checked && lacksKey(m.id)) say(t("status.layer_restricted", {title: m.title}), "warning");
             refresh();
           }});
         return el("div", {className: "toggle"}, [input, el("label", {"for": id, title: m.description || ""}, [m.title]),
@@ -791,8 +922,8 @@
       block.push(el("ul", null, items));
       if (legend.note) block.push(el("p", {className: "unit", text: legend.note}));
       if (m.id === "establishments") {
-        block.push(el("fieldset", {className: "inline"}, [el("legend", {text: "Colour establishments by"}),
-          radio("est-color", "category", "environmental category"), radio("est-color", "priority", "inspection priority")]));
+        block.push(el("fieldset", {className: "inline"}, [el("legend", {text: t("legend.colour_by")}),
+          radio("est-color", "category", t("legend.by_category")), radio("est-color", "priority", t("legend.by_priority"))]));
       }
       parts.push(el("div", {className: "legend-block"}, block));
     });
@@ -847,7 +978,19 @@
     setupTabs();
     $("search").addEventListener("submit", function (e) { e.preventDefault(); search($("search-input").value); });
     $("panel-close").addEventListener("click", closePanel);
-    document.addEventListener("keydown", function (e) { if (e.key === "Escape" && !$("panel").hidden) closePanel(); });
+    // Escape closes what is open, the innermost first: search results, the panel, the side bar on a phone
+    document.addEventListener("keydown", function (e) {
+      if (e.key !== "Escape") return;
+      if (closeResults()) return;
+      if (!$("panel").hidden) { closePanel(); return; }
+      if (narrow() && sidebarOpen()) { setSidebar(false); $("sidebar-toggle").focus(); }
+    });
+    $("sidebar-toggle").addEventListener("click", function () { setSidebar(!sidebarOpen()); });
+    setSidebar(!narrow());
+    document.querySelector(".skip").addEventListener("click", function () { setSidebar(true); });
+    $("lang-switch").addEventListener("click", function () {
+      try { localStorage.setItem("twin-lang", this.getAttribute("data-lang")); } catch (err) { /* not kept */ }
+    });
     $("year-select").addEventListener("change", function (e) { state.year = Number(e.target.value); refresh(); });
     $("inspection-year").addEventListener("change", function (e) { state.inspectionYear = Number(e.target.value); refresh(); });
     $("api-key-form").addEventListener("submit", function (e) {
@@ -857,11 +1000,19 @@
         if (state.apiKey) sessionStorage.setItem("twin-api-key", state.apiKey); else sessionStorage.removeItem("twin-api-key");
       } catch (err) { /* private mode: keep it in memory */ }
       reported = {};
-      say(state.apiKey ? "API key set for this browser session." : "API key removed.", "info");
+      say(state.apiKey ? t("access.set") : t("access.removed"), "info");
       loadConfig().then(function () { refresh(); loadHousing(); });
       document.dispatchEvent(new CustomEvent("twin:apikey"));
     });
     $("reset-view").addEventListener("click", function () { flyTo(Object.assign({}, cfg.deck.initialViewState)); });
+  }
+
+  /* the side bar: always shown on a wide screen, folded away on a phone until asked for */
+  function narrow() { return window.matchMedia("(max-width: 700px)").matches; }
+  function sidebarOpen() { return !document.body.classList.contains("sidebar-closed"); }
+  function setSidebar(open) {
+    document.body.classList.toggle("sidebar-closed", !open);
+    $("sidebar-toggle").setAttribute("aria-expanded", open ? "true" : "false");
   }
 
   function loadConfig() {
@@ -876,7 +1027,7 @@
     }).catch(function (err) {
       fillYears($("year-select"), [], null);
       fillYears($("inspection-year"), [], null);
-      say(describeError("The map configuration", err), "warning");
+      say(describeError(t("status.config"), err), "warning");
       return null;
     });
   }
@@ -907,14 +1058,19 @@
         layers: buildLayers(),
         getTooltip: getTooltip,
         onClick: onClick,
-        onViewStateChange: function (e) { state.viewState = e.viewState; return e.viewState; },
+        onViewStateChange: function (e) {
+          var band = placeBand(state.viewState.zoom);
+          state.viewState = e.viewState;
+          if (placeBand(e.viewState.zoom) !== band) setTimeout(refresh, 0);  // other place names for this zoom
+          return e.viewState;
+        },
         onInteractionStateChange: function (s) { interaction = s; state.inTransition = !!s.inTransition; },
         onAfterRender: function () {
           metrics.frames += 1;
           if (metrics.firstRender === null) metrics.firstRender = performance.now() - T0;
           afterRender();
         },
-        onError: function (err) { say("Map error: " + (err && err.message ? err.message : err), "error"); },
+        onError: function (err) { say(t("status.map_error", {message: err && err.message ? err.message : String(err)}), "error"); },
         useDevicePixels: true
       });
       api.deck = deckgl;
@@ -935,7 +1091,7 @@
     refresh: refresh,
     isIdle: isIdle,
     extend: function (x) { extensions.push(x); refresh(); },
-    helpers: {el: el, fmt: fmt, rgba: rgba, escapeHtml: escapeHtml, getJson: getJson, say: say,
+    helpers: {el: el, fmt: fmt, rgba: rgba, escapeHtml: escapeHtml, getJson: getJson, say: say, t: t, num: num, pct: pct,
       describeError: describeError, bboxOf: bboxOf, flyToBounds: flyToBounds},
     deck: null,
     /* pixel position of a lon/lat in the current view (for tests and tours) */

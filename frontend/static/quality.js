@@ -8,6 +8,7 @@
   var map = globalThis.twinMap;
   var h = map.helpers;
   var el = h.el;
+  var t = h.t;
   var D = globalThis.deck;
   var CLASSES = map.cfg.theme.issues;  // [fewest issues, rgba, radius px] from frontend/theme.py
   var LIMIT = 2000;  // records drawn at once; the list says when a rule has more
@@ -69,10 +70,10 @@
     var p = f.properties || {};
     var list = p.quality_issue_list || [];
     var html = "<strong>" + h.escapeHtml(recordId(f)) + "</strong> <span>(" + h.escapeHtml(p.layer || view.layer || "") +
-      ")</span><br>" + list.length + " open issue" + (list.length === 1 ? "" : "s") + "<ul>" +
+      ")</span><br>" + h.escapeHtml(t("quality.open_issues", {n: list.length})) + "<ul>" +
       list.map(function (i) {
         return "<li><b>" + h.escapeHtml(i.title) + "</b>: " + h.escapeHtml(i.reason) + "</li>";
-      }).join("") + "</ul><em>click to fly there</em>";
+      }).join("") + "</ul><em>" + h.escapeHtml(t("quality.click")) + "</em>";
     return {html: html, className: "twin-tooltip", style: {}};
   }
 
@@ -97,27 +98,44 @@
 
   // -------------------------------------------------------------------------------------------------
   // the panel
-  function pct(score) {
-    if (score === null || score === undefined) return "–";
-    return (100 * score).toFixed(score > 0.999 && score < 1 ? 2 : 1) + "%";  // 99.96%, never a rounded 100.0%
+  /* a share as a percentage; 0.04% rather than a rounded 0.0%, 99.96% rather than a rounded 100.0% */
+  function pct(share) {
+    if (share === null || share === undefined || isNaN(share)) return "–";
+    var p = 100 * share;
+    var digits = (p > 0 && p < 0.1) || (p > 99.9 && p < 100) ? 2 : 1;
+    return new Intl.NumberFormat(map.cfg.messages["lang.locale"] || "nl-NL",
+      {minimumFractionDigits: digits, maximumFractionDigits: digits}).format(p) + "%";
   }
 
-  function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
+  /* "9 of 374 fail (2.4%)": the count and share that fail (not the share that passes) */
+  function countText(r) {
+    if (r.failed === null || r.failed === undefined) {
+      return t(r.applicable === false ? "quality.not_applicable" : "quality.not_measured", {error: r.error || ""});
+    }
+    return t("quality.fail", {failed: r.failed, checked: r.checked, share: pct(r.checked ? r.failed / r.checked : null)});
+  }
 
   function ruleButton(r) {
     var change = "";
     if (r.change && r.change.failed) {
-      change = " · " + (r.change.failed > 0 ? "+" : "") + h.fmt(r.change.failed) + " since run " + r.change.previous_run;
+      change = " · " + t("quality.change", {change: (r.change.failed > 0 ? "+" : "−") + h.num(Math.abs(r.change.failed)),
+        run: String(r.change.previous_run)});
     }
-    var count = r.failed === null ? (r.applicable === false ? "does not apply: " : "not measured: ") + r.error
-      : h.fmt(r.failed) + " of " + h.fmt(r.checked) + " fail";
+    // the stripe shows the severity of a rule that fails; a rule that nothing fails is not marked
+    var severity = r.failed ? "severity-" + r.severity : (r.failed === 0 ? "severity-pass" : "severity-unknown");
+    var chosen = view.chosen === r.id;
     return el("li", null, [el("button", {
-      type: "button", className: "site rule severity-" + r.severity, "data-rule": r.id,
-      "aria-pressed": view.chosen === r.id ? "true" : "false", title: r.explanation,
+      type: "button", className: "site rule " + severity, "data-rule": r.id,
+      "aria-pressed": chosen ? "true" : "false", title: r.explanation,
       onclick: function () { choose(r.id, r.title, "/quality/" + encodeURIComponent(r.id) + "?limit=" + LIMIT); }
     }, [el("span", {className: "rule-title", text: r.title}),
-      el("span", {className: "rule-count", text: count + " (" + pct(r.score) + ")" + change})])]);
+      el("span", {className: "rule-count", text: countText(r) + change})]), chosen ? recordsBox() : null]);
   }
+
+  /* the records of the chosen rule or signal, right under its button (not at the end of the side bar) */
+  function recordsBox() { return el("div", {id: "quality-records", className: "records-box"}); }
+
+  function plural(n, key) { return t(key, {n: n}); }
 
   function render() {
     var box = document.getElementById("quality-list");
@@ -126,29 +144,29 @@
     var rules = [];
     s.layers.forEach(function (l) { rules = rules.concat(l.rules); });
     var signals = rules.filter(function (r) { return r.kind === "signal"; });
-    var parts = [el("p", {className: "lead", text: plural(rules.length, "rule") + " on " + plural(s.layers.length, "layer") +
-      ", " + plural(signals.length, "signal") + "."}),
+    var parts = [el("p", {className: "lead", text: t("quality.summary", {rules: plural(rules.length, "quality.rules"),
+      layers: plural(s.layers.length, "quality.layers"), signals: plural(signals.length, "quality.signals_n")})}),
     el("p", null, [el("button", {type: "button", className: "link", id: "quality-refresh",
-      onclick: function () { load(true); }}, ["Measure again now"])])];
-    parts.push(el("h3", {text: "Signals"}));
+      onclick: function () { load(true); }}, [t("quality.again")])])];
+    parts.push(el("h3", {text: t("quality.signals")}));
     if (signals.length) {
       var total = signals.reduce(function (n, r) { return n + (r.failed || 0); }, 0);
       var all = el("li", null, [el("button", {type: "button", className: "site rule", "data-rule": "signals",
         "aria-pressed": view.chosen === "signals" ? "true" : "false",
-        onclick: function () { choose("signals", "All signals", "/quality/signals?limit=" + LIMIT); }},
-      [el("span", {className: "rule-title", text: "All signals"}),
-        el("span", {className: "rule-count", text: h.fmt(total) + " records"})])]);
+        onclick: function () { choose("signals", t("quality.all_signals"), "/quality/signals?limit=" + LIMIT); }},
+      [el("span", {className: "rule-title", text: t("quality.all_signals")}),
+        el("span", {className: "rule-count", text: plural(total, "quality.records_n")})]),
+        view.chosen === "signals" ? recordsBox() : null]);
       parts.push(el("ul", {className: "rules", id: "quality-signals"}, [all].concat(signals.map(ruleButton))));
     } else {
-      parts.push(el("p", {className: "muted", text: "No signals for the layers you may read."}));
+      parts.push(el("p", {className: "muted", text: t("quality.no_signals")}));
     }
     s.layers.forEach(function (l) {
       var own = l.rules.filter(function (r) { return r.kind !== "signal"; });
       if (!own.length) return;
-      parts.push(el("h3", {text: l.title + " · " + pct(l.score)}));
+      parts.push(el("h3", {text: t("quality.layer_score", {title: l.title, share: pct(l.score)})}));
       parts.push(el("ul", {className: "rules", "data-layer": l.layer}, own.map(ruleButton)));
     });
-    parts.push(el("div", {id: "quality-records"}));
     box.replaceChildren.apply(box, parts);
     renderRecords();
   }
@@ -156,15 +174,15 @@
   function renderRecords() {
     var box = document.getElementById("quality-records");
     if (!box || !view.chosen) return;
-    var parts = [el("h3", {text: view.title})];
+    var parts = [el("h4", {text: t("quality.records_of", {title: view.title})})];
     if (!view.data) {
-      parts.push(el("p", {className: "muted", text: "Loading the records…"}));
+      parts.push(el("p", {className: "muted", text: t("quality.loading_records")}));
       box.replaceChildren.apply(box, parts);
       return;
     }
     var feats = view.data.features;
-    parts.push(el("p", {className: "muted", text: plural(view.matched, "record") + (view.matched > view.returned
-      ? "; the first " + view.returned + " are drawn." : ".")}));
+    parts.push(el("p", {className: "muted", text: plural(view.matched, "quality.records_n") + (view.matched > view.returned
+      ? t("quality.first_drawn", {n: view.returned}) : ".")}));
     var legend = map.cfg.theme.issueLegend;
     parts.push(el("ul", {className: "issue-legend", "aria-label": legend.title}, legend.swatches.map(function (s, i) {
       var size = 2 * CLASSES[i][2];
@@ -177,10 +195,10 @@
       var reason = p.quality_reason || (p.quality_issue_list || []).map(function (i) { return i.reason; }).join("; ");
       return el("li", null, [el("button", {type: "button", className: "site", "data-record": recordId(f),
         onclick: function () { flyToRecord(f); }},
-      [el("strong", {text: String(recordId(f))}), " · " + plural(issuesOf(f), "open issue") + " · " + reason])]);
+      [el("strong", {text: String(recordId(f))}), " · " + plural(issuesOf(f), "quality.open_issues") + " · " + reason])]);
     })));
     parts.push(el("p", null, [el("button", {type: "button", className: "link", id: "quality-clear",
-      onclick: clear}, ["Remove from the map"])]));
+      onclick: clear}, [t("quality.remove")])]));
     box.replaceChildren.apply(box, parts);
   }
 
@@ -189,8 +207,11 @@
     view.chosen = id;
     view.title = title;
     view.data = null;
+    var hadFocus = document.activeElement && document.activeElement.getAttribute("data-rule") === id;
     render();
     map.refresh();
+    var again = document.querySelector('#quality-list button[data-rule="' + id + '"]');
+    if (again && hadFocus) again.focus();  // the list was redrawn: the keyboard stays on the chosen rule
     return h.getJson(url).then(function (fc) {
       if (ticket !== view.ticket) return;
       view.layer = fc.layer || null;
@@ -199,8 +220,9 @@
       view.data = id === "signals" ? groupSignals(fc) : fc;
       renderRecords();
       map.refresh();
-      h.say(title + ": " + plural(view.matched, "record") + (view.matched > view.returned
-        ? ", the first " + view.returned + " on the map." : " on the map."), "info");
+      h.say(view.matched > view.returned
+        ? t("quality.first_on_map", {title: title, records: plural(view.matched, "quality.records_n"), n: view.returned})
+        : t("quality.on_map", {title: title, records: plural(view.matched, "quality.records_n")}), "info");
     }).catch(function (err) {
       if (ticket !== view.ticket) return;
       view.chosen = null;
@@ -218,12 +240,12 @@
 
   function load(refresh) {
     var box = document.getElementById("quality-list");
-    box.replaceChildren(el("p", {className: "muted", text: refresh ? "Measuring every rule now…" : "Loading the data quality…"}));
+    box.replaceChildren(el("p", {className: "muted", text: refresh ? t("quality.measuring") : t("quality.loading")}));
     return h.getJson("/quality" + (refresh ? "?refresh=true" : "")).then(function (s) {
       view.summary = s;
       render();
     }).catch(function (err) {
-      box.replaceChildren(el("p", {className: "error", text: h.describeError("The data-quality summary", err)}));
+      box.replaceChildren(el("p", {className: "error", text: h.describeError(t("quality.summary_name"), err)}));
     });
   }
 

@@ -49,7 +49,7 @@ def fly(mp: Any, lon: float, lat: float, zoom: float, pitch: float = 0, bearing:
 
 
 def test_page_loads_offline_without_console_errors(map_page: Any) -> None:
-    map_page.open()
+    map_page.open("?lang=en")
     map_page.wait_idle()
     assert map_page.console_errors == []
     hosts = {urlsplit(u).hostname for u in map_page.requests if urlsplit(u).scheme in ("http", "https", "ws", "wss")}
@@ -61,7 +61,7 @@ def test_page_loads_offline_without_console_errors(map_page: Any) -> None:
 
 
 def test_canvas_draws_and_changes_when_a_layer_is_toggled(map_page: Any, tmp_path: Any) -> None:
-    map_page.open()
+    map_page.open("?lang=en")
     map_page.wait_idle()
     before = canvas_pixels(map_page)
     # not blank: municipalities as land against the sea, coloured hexagons, dots
@@ -82,7 +82,7 @@ def test_canvas_draws_and_changes_when_a_layer_is_toggled(map_page: Any, tmp_pat
 
 def test_click_on_an_establishment_opens_the_area_context(map_page: Any, map_data: dict[str, Any]) -> None:
     known = map_data["known"]
-    map_page.open()
+    map_page.open("?lang=en")
     fly(map_page, known["lon"], known["lat"], 15)
     x, y = map_page.js(f"window.twinMap.project({known['lon']}, {known['lat']})")
     assert 340 < x < 860 and 80 < y < 790, "the establishment is not in the free part of the map"
@@ -112,7 +112,7 @@ def test_click_on_an_establishment_opens_the_area_context(map_page: Any, map_dat
 
 def test_addresses_show_at_street_level_when_switched_on(map_page: Any, map_data: dict[str, Any]) -> None:
     address = map_data["address"]
-    map_page.open()
+    map_page.open("?lang=en")
     toggle = map_page.page.get_by_label("Addresses (BAG)")
     expect(toggle).not_to_be_checked()  # off by default: the national view does not need them
     fly(map_page, address["lon"] + 0.002, address["lat"] + 0.001, 16.5)
@@ -143,7 +143,7 @@ def test_search_flies_to_a_municipality(map_page: Any) -> None:
         return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
 
     lat_c = math.degrees(2 * math.atan(math.exp((merc(min(lats)) + merc(max(lats))) / 2)) - math.pi / 2)
-    map_page.open()
+    map_page.open("?lang=en")
     start = map_page.js("window.twinMap.state.viewState")
     search = map_page.page.get_by_label("Search an establishment, KvK number or municipality")
     search.fill("utrecht")
@@ -159,7 +159,7 @@ def test_search_flies_to_a_municipality(map_page: Any) -> None:
 
 def test_search_by_kvk_number_opens_the_establishment(map_page: Any, map_data: dict[str, Any]) -> None:
     known = map_data["known"]
-    map_page.open()
+    map_page.open("?lang=en")
     search = map_page.page.get_by_label("Search an establishment, KvK number or municipality")
     search.fill(known["kvk_number"])
     search.press("Enter")
@@ -168,7 +168,7 @@ def test_search_by_kvk_number_opens_the_establishment(map_page: Any, map_data: d
 
 
 def test_housing_view_lists_sites_by_verdict_and_flies_to_one(map_page: Any) -> None:
-    map_page.open()
+    map_page.open("?lang=en")
     map_page.page.get_by_role("tab", name="Housing vs nitrogen").click()
     sites = map_page.page.locator("#housing-list button.site")
     expect(sites).to_have_count(3)
@@ -187,7 +187,7 @@ def test_housing_view_lists_sites_by_verdict_and_flies_to_one(map_page: Any) -> 
 
 def test_colour_expressions_classify_like_the_kdw_rules(map_page: Any) -> None:
     """The deck.gl expression (evaluated by deck.gl's own parser) against the DESIGN.md rules."""
-    map_page.open()
+    map_page.open("?lang=en")
     colours = {label: list(color) for _, color, label in theme.EXCEEDANCE_CLASSES}
     below, approaching, to500, to1000, above = (list(c) for _, c, _ in theme.EXCEEDANCE_CLASSES)
     cases = [  # (deposition, kdw): overloaded when deposition > KDW, approaching when deposition > KDW - 70
@@ -204,7 +204,7 @@ def test_colour_expressions_classify_like_the_kdw_rules(map_page: Any) -> None:
 
 
 def test_controls_are_labelled_and_keyboard_reachable(map_page: Any) -> None:
-    map_page.open()
+    map_page.open("?lang=en")
     unlabelled = map_page.js(
         "[...document.querySelectorAll('input, select')].filter(e => !e.labels || !e.labels.length)"
         ".map(e => e.id || e.outerHTML)")
@@ -228,7 +228,7 @@ def test_restricted_layers_anonymously_raise_no_login_dialog_and_no_401(map_page
     map_page.page.on("dialog", lambda d: dialogs.append(d.message))
     map_page.page.on("response", lambda r: challenged.append(r.url) if r.status == 401 else None)
     address = map_data["address"]
-    map_page.open()
+    map_page.open("?lang=en")
     map_page.page.get_by_label("Inspections (restricted)").check()
     fly(map_page, address["lon"], address["lat"], 12)
     map_page.wait_idle()

@@ -47,7 +47,7 @@ def one_permit(map_settings: Settings, map_data: dict[str, Any]) -> Iterator[str
 def test_quality_view_lists_signals_and_draws_their_records(map_page: Any, map_data: dict[str, Any],
                                                             one_permit: str, tmp_path: Path) -> None:
     mp = map_page
-    mp.open()
+    mp.open("?lang=en")
     mp.wait_idle()
     # the default view pays nothing for the quality view: neither its script nor its data is loaded
     assert not [u for u in mp.requests if "quality" in urlsplit(u).path], "quality loaded before the view opened"

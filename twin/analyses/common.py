@@ -20,6 +20,7 @@ from pyproj import Transformer
 
 from layers.registry import GUIDE_DISTANCES_M
 from twin import database, sql
+from twin.access import natural_person_sql
 from twin.errors import DatabaseUnavailable, InvalidParameter, NotFound
 from twin.settings import Settings
 
@@ -81,7 +82,7 @@ class Disclosure:
         if self.role == "inspector":
             return f"{inspection}.org_code = %(disclosure_org)s" if self.org_code else "false"
         if self.role == "advisor":
-            return f"{establishment}.sole_proprietor IS FALSE"
+            return f"NOT {natural_person_sql(establishment)}"
         return "false"
 
     def establishment_sql(self, establishment: str = "e") -> str:
@@ -91,7 +92,7 @@ class Disclosure:
         if self.role == "inspector":
             return f"{establishment}.org_code = %(disclosure_org)s" if self.org_code else "false"
         if self.role == "advisor":
-            return f"{establishment}.sole_proprietor IS FALSE"
+            return f"NOT {natural_person_sql(establishment)}"
         return "false"
 
     @property

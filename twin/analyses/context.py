@@ -14,8 +14,10 @@ from typing import Any
 
 import psycopg
 from shapely.geometry import Point
+from shapely.geometry.base import BaseGeometry
 
 from twin import coverage
+from twin.access import natural_person_sql
 from twin.analyses.aerius import aerius_block
 from twin.analyses.common import (
     FULL,
@@ -34,6 +36,8 @@ from twin.analyses.common import (
 )
 from twin.errors import InvalidParameter, NotFound
 from twin.settings import Settings
+
+NATURAL_PERSON = natural_person_sql("e")  # sole proprietors and partnerships of natural persons
 
 VIOLATION = "voorschriften overtreden"
 CLOSED_FOLLOW_UP = ("uitgevoerd", "uitgewerkt", "ingetrokken")
@@ -59,7 +63,9 @@ AND (p.valid_until IS NULL OR p.valid_until >= %(as_of)s)
 
 ESTABLISHMENTS_SQL = f"""
 WITH c AS (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 28992) AS geom)
-SELECT e.establishment_id, e.name, e.kvk_number, e.sole_proprietor, e.sbi_code, e.sbi_description,
+SELECT e.establishment_id, e.name, e.kvk_number,
+       {NATURAL_PERSON} AS sole_proprietor,
+       e.sbi_code, e.sbi_description,
        e.environmental_category, (%(guide)s::jsonb ->> e.environmental_category)::float AS guide_distance_m,
        e.activiteitenbesluit_type, e.brzo, e.visit_frequency_years, e.municipality_code, e.org_code,
        ST_Distance(e.geom, c.geom) AS distance_m, ST_X(e.geom) AS x, ST_Y(e.geom) AS y,
@@ -124,7 +130,9 @@ WHERE h.habitat_id = ANY(%(ids)s) AND yr.year IS NOT NULL
 HOUSING_SQL = """
 WITH c AS (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 28992) AS geom),
 e AS (
-  SELECT e.establishment_id, e.name, e.sole_proprietor, e.org_code, e.environmental_category, e.geom,
+  SELECT e.establishment_id, e.name,
+       {natural_person} AS sole_proprietor,
+       e.org_code, e.environmental_category, e.geom,
          (%(guide)s::jsonb ->> e.environmental_category)::float AS guide
   FROM c JOIN twin.establishments e ON ST_DWithin(e.geom, c.geom, %(r)s)
   WHERE e.environmental_category IS NOT NULL
@@ -136,7 +144,7 @@ SELECT s.site_id, s.name AS site_name, s.planned_dwellings, s.phase, s.planned_y
 FROM e JOIN twin.housing_sites s ON ST_DWithin(s.geom, e.geom, e.guide)
 WHERE ST_Distance(s.geom, e.geom) < e.guide
 ORDER BY s.site_id, distance_m, e.establishment_id
-"""
+""".replace("{natural_person}", NATURAL_PERSON)
 
 # Natura 2000 areas (natura2000-areas) within the habitat search distance; PDOK publishes some areas as one
 # feature per designation, so they are grouped by number.
@@ -204,6 +212,71 @@ async def resolve_centre(conn: psycopg.AsyncConnection, lon: float | None, lat: 
     return x, y, None
 
 
+POINT_CENTRE_SQL = "WITH c AS (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 28992) AS geom)"
+# A housing site's context measures every distance from the site's edge (as its verdict does), not from a point.
+SITE_CENTRE_SQL = "WITH c AS (SELECT s.geom FROM twin.housing_sites s WHERE s.site_id = %(site)s)"
+
+SITE_SQL = """
+SELECT site_id, name, ST_X(ST_PointOnSurface(geom)) AS x, ST_Y(ST_PointOnSurface(geom)) AS y,
+       ST_AsBinary(geom) AS wkb
+FROM twin.housing_sites WHERE site_id = %s
+"""
+
+SUBJECT_SQL = """
+SELECT establishment_id, name, kvk_number, street, house_number, postcode, city, sole_proprietor, legal_form,
+       org_code, environmental_category, sbi_code, sbi_description
+FROM twin.establishments WHERE establishment_id = %s
+"""
+
+# The inspection history of the report's establishment (row-level security applies on top); the inspector's
+# name is staff personal data and is left out.
+HISTORY_SQL = """
+SELECT inspection_id, inspected_on, kind, result, lhs_cell, violation, intervention, repair_deadline,
+       follow_up_status
+FROM twin.inspections WHERE establishment_id = %(id)s AND inspected_on <= %(as_of)s
+ORDER BY inspected_on DESC, inspection_id DESC
+"""
+
+
+def _centred(query: str, site: bool) -> str:
+    return query.replace(POINT_CENTRE_SQL, SITE_CENTRE_SQL) if site else query
+
+
+async def subject_of(conn: psycopg.AsyncConnection, establishment_id: str, disclosure: Disclosure,
+                     as_of: date) -> dict[str, Any] | None:
+    """The establishment a report is about, with the fields the caller may see (name and address of a natural
+    person masked, the postcode as PC4: :func:`twin.access.mask_properties`) and its full inspection history
+    when the caller may see it (an advisor never sees a natural person's, partnerships included)."""
+    from layers.registry import LAYERS
+    from twin.access import Principal, is_personal_record, mask_properties
+
+    row = await fetch_one(conn, SUBJECT_SQL, (establishment_id,))
+    if row is None:
+        return None
+    spec = LAYERS["establishments"]
+    props = dict(row)
+    principal = Principal(role=disclosure.role if disclosure.role in (  # type: ignore[arg-type]
+        "anonymous", "public", "advisor", "inspector", "admin") else "anonymous", org_code=disclosure.org_code)
+    masked = mask_properties(principal, spec, dict(props))
+    sees = disclosure.sees_inspections(props["sole_proprietor"], props["org_code"]) and not (
+        disclosure.role == "advisor" and is_personal_record(spec, props))
+    history = None
+    if sees:
+        history = [{k: (v.isoformat() if isinstance(v, date) else v) for k, v in h.items()}
+                   for h in await fetch(conn, HISTORY_SQL, {"id": establishment_id, "as_of": as_of})]
+    return {
+        "establishment_id": establishment_id,
+        "name": masked.get("name"),
+        "street": masked.get("street"),
+        "house_number": masked.get("house_number"),
+        "postcode": masked.get("postcode"),
+        "city": masked.get("city"),
+        "personal_withheld": masked.get("name") is None,
+        "inspections_visible": sees,
+        "inspections": history,
+    }
+
+
 async def area_context(
     conn: psycopg.AsyncConnection,
     settings: Settings,
@@ -211,37 +284,72 @@ async def area_context(
     lon: float | None = None,
     lat: float | None = None,
     establishment: str | None = None,
+    site: str | None = None,
     radius: float | None = None,
     as_of: date | None = None,
     year: int | None = None,
     disclosure: Disclosure = FULL,
+    lang: str = "en",
 ) -> dict[str, Any]:
     """The area context of a circle around a WGS84 point or an establishment, as a JSON-ready dict.
 
     ``as_of`` is the reference date (default today) for "last inspection", "open" and "active";
     ``year`` the reference year for the current habitat exceedance (default the year of ``as_of``).
+    ``site``: the context of a planned housing site instead: every distance is measured from the site's edge,
+    habitats within the housing analysis' radius, and ``housing_site`` holds the site's verdict with its
+    criteria (the same figures the housing analysis gives; ``lang`` is the language of its reasons).
     """
     r = _validate_radius(radius, settings)
-    x, y, est_id = await resolve_centre(conn, lon, lat, establishment)
+    site_row = None
+    if site is not None:
+        site = clean_text(site, "site")
+        if lon is not None or lat is not None or establishment is not None:
+            raise InvalidParameter("give a site, or lon and lat, or establishment: one of them", parameter="site")
+        site_row = await fetch_one(conn, SITE_SQL, (site,))
+        if site_row is None:
+            raise NotFound(f"housing site {site!r} is not in the twin", parameter="site")
+        x, y, est_id = float(site_row["x"]), float(site_row["y"]), None
+    else:
+        x, y, est_id = await resolve_centre(conn, lon, lat, establishment)
     ref = today(as_of)
     ref_year = year if year is not None else ref.year
-    params = {"x": x, "y": y, "r": r, "as_of": ref, "guide": GUIDE_JSON,
-              "hr": settings.analysis_habitat_radius_m, "year": ref_year}
+    habitat_radius = (settings.analysis_housing_habitat_radius_m if site_row is not None
+                      else settings.analysis_habitat_radius_m)
+    params = {"x": x, "y": y, "r": r, "as_of": ref, "guide": GUIDE_JSON, "site": site,
+              "hr": habitat_radius, "year": ref_year}
+    on_site = site_row is not None
 
-    establishments = await _establishments(conn, params, disclosure)
-    deposition = await _deposition(conn, x, y, r)
-    habitats = await _habitats(conn, params, settings)
-    areas = await _areas(conn, params, habitats)
-    housing = await _housing(conn, params, disclosure)
+    establishments = await _establishments(conn, params, disclosure, on_site)
+    area = None
+    if site_row is not None:
+        import shapely
+
+        area = shapely.from_wkb(bytes(site_row["wkb"]))
+    deposition = await _deposition(conn, x, y, r, area)
+    habitats = await _habitats(conn, params, settings, on_site)
+    areas = await _areas(conn, params, habitats, on_site)
+    housing = await _housing(conn, params, disclosure, on_site)
     aerius = await aerius_block(conn, params)
-    municipalities = await fetch(conn, MUNICIPALITIES_SQL, params)
+    municipalities = await fetch(conn, _centred(MUNICIPALITIES_SQL, on_site), params)
     at_point = [m for m in municipalities if m["at_point"]]
+    housing_site = None
+    if site is not None:
+        from twin.analyses.housing import housing_nitrogen
+
+        one = await housing_nitrogen(conn, settings, site_ids=[site], as_of=as_of, year=year,
+                                     disclosure=disclosure, lang=lang)
+        housing_site = one["features"][0]["properties"] if one["features"] else None
+    subject = await subject_of(conn, est_id, disclosure, ref) if est_id is not None else None
 
     lon_c, lat_c = to_wgs84(x, y)
     return {
-        "centre": {"lon": lon_c, "lat": lat_c, "x": round(x, 2), "y": round(y, 2), "establishment_id": est_id},
+        "centre": {"lon": lon_c, "lat": lat_c, "x": round(x, 2), "y": round(y, 2), "establishment_id": est_id,
+                   "site_id": site},
+        "measured_from": "site" if on_site else "centre",
         "radius_m": r,
-        "habitat_radius_m": settings.analysis_habitat_radius_m,
+        "habitat_radius_m": habitat_radius,
+        "subject": subject,
+        "housing_site": housing_site,
         "as_of": ref.isoformat(),
         "reference_year": ref_year,
         "municipality": {"code": at_point[0]["code"], "name": at_point[0]["name"]} if at_point else None,
@@ -257,8 +365,8 @@ async def area_context(
 
 
 async def _establishments(conn: psycopg.AsyncConnection, params: dict[str, Any],
-                          disclosure: Disclosure) -> list[dict[str, Any]]:
-    rows = await fetch(conn, ESTABLISHMENTS_SQL, params)
+                          disclosure: Disclosure, on_site: bool = False) -> list[dict[str, Any]]:
+    rows = await fetch(conn, _centred(ESTABLISHMENTS_SQL, on_site), params)
     out = []
     for row in rows:
         permits = row["active_permits"]
@@ -294,8 +402,9 @@ async def _establishments(conn: psycopg.AsyncConnection, params: dict[str, Any],
     return out
 
 
-async def _deposition(conn: psycopg.AsyncConnection, x: float, y: float, r: float) -> dict[str, Any]:
-    circle = Point(x, y).buffer(r, quad_segs=BUFFER_QUAD_SEGS)
+async def _deposition(conn: psycopg.AsyncConnection, x: float, y: float, r: float,
+                      area: BaseGeometry | None = None) -> dict[str, Any]:
+    circle = (area if area is not None else Point(x, y)).buffer(r, quad_segs=BUFFER_QUAD_SEGS)
     points = await coverage.point_values(conn, x, y)
     stats = await coverage.centre_stats(conn, circle.wkb)
     return {
@@ -321,8 +430,9 @@ def exceedance_status(deposition: float | None, kdw: float | None, margin: float
     return exc, "below"
 
 
-async def _habitats(conn: psycopg.AsyncConnection, params: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
-    rows = await fetch(conn, HABITATS_SQL, params)
+async def _habitats(conn: psycopg.AsyncConnection, params: dict[str, Any], settings: Settings,
+                   on_site: bool = False) -> list[dict[str, Any]]:
+    rows = await fetch(conn, _centred(HABITATS_SQL, on_site), params)
     missing = [r["habitat_id"] for r in rows if r["hexagons"] is None]
     from_raster: dict[str, dict[str, Any]] = {}
     if missing:
@@ -357,10 +467,10 @@ async def _habitats(conn: psycopg.AsyncConnection, params: dict[str, Any], setti
 
 
 async def _areas(conn: psycopg.AsyncConnection, params: dict[str, Any],
-                 habitats: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                 habitats: list[dict[str, Any]], on_site: bool = False) -> list[dict[str, Any]]:
     """The Natura 2000 areas within the habitat search distance, nearest first, each with the habitat type of
     the lowest KDW among its habitats nearby: from natura2000-areas when loaded, else from the habitats' names."""
-    rows = await fetch(conn, AREAS_SQL, params)
+    rows = await fetch(conn, _centred(AREAS_SQL, on_site), params)
     source = "natura2000-areas"
     if not rows:
         source = "natura2000-habitats"
@@ -389,8 +499,8 @@ async def _areas(conn: psycopg.AsyncConnection, params: dict[str, Any],
 
 
 async def _housing(conn: psycopg.AsyncConnection, params: dict[str, Any],
-                   disclosure: Disclosure) -> list[dict[str, Any]]:
-    rows = await fetch(conn, HOUSING_SQL, params)
+                   disclosure: Disclosure, on_site: bool = False) -> list[dict[str, Any]]:
+    rows = await fetch(conn, _centred(HOUSING_SQL, on_site), params)
     sites: dict[str, dict[str, Any]] = {}
     for row in rows:
         site = sites.setdefault(row["site_id"], {

@@ -14,8 +14,10 @@ from typing import Any
 
 import psycopg
 
+from layers.messages import DEFAULT_LANGUAGE, number, text
 from layers.registry import GUIDE_DISTANCES_M
 from twin import coverage
+from twin.access import natural_person_sql
 from twin.analyses.common import (
     FULL,
     GUIDE_JSON,
@@ -29,7 +31,10 @@ from twin.analyses.common import (
     today,
 )
 from twin.analyses.context import reduced_guide_distance
+from twin.errors import InvalidParameter
 from twin.settings import Settings
+
+NATURAL_PERSON = natural_person_sql("e")  # sole proprietors and partnerships of natural persons
 
 VERDICTS = ("no constraint", "attention", "conflict")
 
@@ -42,7 +47,7 @@ SELECT s.site_id, s.name, s.municipality_code, s.municipality_name, s.planned_dw
        munis.list AS municipalities,
        dy.year AS deposition_year, dep.mean AS deposition_mean, dep.max AS deposition_max,
        hx.year AS hexagon_year, hx.overloaded_n, hx.overloaded_ha, hx.approaching_n, hx.approaching_ha,
-       hx.worst_exceedance, hx.nearest_overloaded_m, hx.nearest_approaching_m,
+       hx.worst_exceedance, hx.max_exceedance, hx.nearest_overloaded_m, hx.nearest_approaching_m,
        nh.area_name AS nearest_area_name, nh.area_number AS nearest_area_number,
        nh.habitat_type AS nearest_habitat_type, nh.kdw AS nearest_kdw,
        est.list AS establishments
@@ -50,6 +55,7 @@ FROM area
 JOIN twin.housing_sites s
   ON area.geom IS NULL OR (s.geom && area.geom AND ST_Intersects(s.geom, area.geom)
                            AND NOT ST_Touches(s.geom, area.geom))
+WHERE %(sites)s::text[] IS NULL OR s.site_id = ANY(%(sites)s::text[])
 LEFT JOIN LATERAL (
   SELECT json_agg(json_build_object('code', m.code, 'name', m.name,
                   'share', ST_Area(ST_Intersection(m.geom, s.geom)) / nullif(ST_Area(s.geom), 0))
@@ -66,6 +72,7 @@ LEFT JOIN LATERAL (
          count(*) FILTER (WHERE x.exc <= 0 AND x.exc > -%(margin)s) AS approaching_n,
          coalesce(sum(x.area) FILTER (WHERE x.exc <= 0 AND x.exc > -%(margin)s), 0) / 10000.0 AS approaching_ha,
          max(x.exc) FILTER (WHERE x.exc > -%(margin)s) AS worst_exceedance,
+         max(x.exc) AS max_exceedance,
          min(x.dist) FILTER (WHERE x.exc > 0) AS nearest_overloaded_m,
          min(x.dist) FILTER (WHERE x.exc <= 0 AND x.exc > -%(margin)s) AS nearest_approaching_m
   FROM (
@@ -100,7 +107,8 @@ LEFT JOIN LATERAL (
 ) nh ON true
 LEFT JOIN LATERAL (
   SELECT json_agg(json_build_object(
-           'establishment_id', e.establishment_id, 'name', e.name, 'sole_proprietor', e.sole_proprietor,
+           'establishment_id', e.establishment_id, 'name', e.name,
+           'sole_proprietor', {natural_person},
            'org_code', e.org_code, 'environmental_category', e.environmental_category,
            'guide_distance_m', e.guide, 'distance_m', e.dist) ORDER BY e.dist, e.establishment_id) AS list
   FROM (
@@ -111,28 +119,127 @@ LEFT JOIN LATERAL (
   WHERE e.dist < e.guide
 ) est ON true
 ORDER BY s.site_id
-""".replace("{latest_raster_year}", coverage.LATEST_YEAR_SQL.format(year="%(year)s", geom="s.geom")).replace(
+""".replace("{natural_person}", NATURAL_PERSON).replace(
+    "{latest_raster_year}", coverage.LATEST_YEAR_SQL.format(year="%(year)s", geom="s.geom")).replace(
     "{weighted}", coverage.WEIGHTED_SQL.format(year="dy.year", geom="s.geom")).replace("{hex_year}", HEX_YEAR_SQL)
 
 
-def _m(value: float) -> str:
-    return f"{value:,.0f} m"
+def _m(value: float | None, lang: str) -> str:
+    """A distance in whole metres as the language writes it (``5.000`` / ``5,000``)."""
+    return number(value or 0, lang, 0)
 
 
-def _habitat_named(hx: dict[str, Any]) -> str:
+def _habitat_named(hx: dict[str, Any], lang: str = "en") -> str:
     """' (Natura 2000 area Veluwe, habitat type H4030, KDW 1,071 mol N/ha/yr)' for the nearest hexagon named."""
     words = []
     if hx.get("nearest_area"):
-        number = f" ({hx['nearest_area_number']})" if hx.get("nearest_area_number") is not None else ""
-        words.append(f"Natura 2000 area {hx['nearest_area']}{number}")
+        number_ = f" ({hx['nearest_area_number']})" if hx.get("nearest_area_number") is not None else ""
+        words.append(text(lang, "reason.area", name=f"{hx['nearest_area']}{number_}"))
     if hx.get("nearest_habitat_type"):
         kdw = hx.get("nearest_kdw")
-        words.append(f"habitat type {hx['nearest_habitat_type']}"
-                     + (f", KDW {kdw:,.0f} mol N/ha/yr" if kdw is not None else ""))
+        words.append(text(lang, "reason.habitat_kdw", type=hx["nearest_habitat_type"], kdw=_m(kdw, lang))
+                     if kdw is not None else text(lang, "reason.habitat", type=hx["nearest_habitat_type"]))
     return f" ({', '.join(words)})" if words else ""
 
 
-def verdict_for(site: dict[str, Any], settings: Settings) -> tuple[str, list[str]]:
+def habitat_label(hx: dict[str, Any]) -> str | None:
+    """The habitat a verdict names, in short: 'Veluwe (57), H4030, KDW 1071'."""
+    parts = []
+    if hx.get("nearest_area"):
+        parts.append(hx["nearest_area"] + (f" ({hx['nearest_area_number']})" if hx.get("nearest_area_number") else ""))
+    if hx.get("nearest_habitat_type"):
+        parts.append(str(hx["nearest_habitat_type"]))
+    if hx.get("nearest_kdw") is not None:
+        parts.append(f"KDW {hx['nearest_kdw']:.0f}")
+    return ", ".join(parts) or None
+
+
+def criteria_for(site: dict[str, Any], settings: Settings, lang: str = "en") -> list[dict[str, Any]]:
+    """Every criterion of the verdict with its value, thresholds, source and whether it triggered: one row per
+    establishment whose VNG guide distance reaches the site (or one 'none' row), the distance to the nearest
+    overloaded habitat hexagon and the nitrogen headroom within the search radius. The verdict is derived
+    from these rows only (:func:`verdict_for`), so a verdict and its table cannot disagree.
+
+    Each row: ``criterion`` (zoning / habitat-distance / nitrogen-headroom), ``driver`` (zoning / nitrogen),
+    ``subject`` (what it concerns), ``value`` and ``unit``, ``thresholds`` ({effect: number}, the effect applies
+    below the number, for habitat-distance at or below), ``triggered``, ``effect`` (the verdict it leads to,
+    or None), ``source``, ``label``, ``threshold_text`` and ``reason`` (a sentence, None when not triggered)."""
+    hx = site["habitats"]
+    radius = settings.analysis_housing_habitat_radius_m
+    near = settings.analysis_housing_conflict_habitat_m
+    margin = settings.analysis_approach_margin
+    rows: list[dict[str, Any]] = []
+    for e in site["establishments"]:
+        mixed = e["mixed_area_distance_m"]
+        guide = e["guide_distance_m"]
+        who = f"{e['name']} ({e['establishment_id']})" if e.get("name") else e["establishment_id"]
+        conflict = mixed is not None and e["distance_m"] < mixed
+        params = {"who": who, "cat": e["environmental_category"], "guide": _m(guide, lang),
+                  "distance": _m(e["distance_m"], lang), "mixed": _m(mixed, lang)}
+        rows.append({
+            "criterion": "zoning", "driver": "zoning", "label": text(lang, "criterion.zoning"),
+            "subject": who, "establishment_id": e["establishment_id"],
+            "value": e["distance_m"], "unit": "m",
+            "thresholds": {"attention": guide, "conflict": mixed},
+            "threshold_text": text(lang, "criterion.threshold_zoning", guide=_m(guide, lang), mixed=_m(mixed, lang)),
+            "triggered": True, "effect": "conflict" if conflict else "attention",
+            "source": text(lang, "criterion.source_zoning", cat=e["environmental_category"]),
+            "reason": text(lang, "reason.zoning_conflict" if conflict else "reason.zoning_attention", **params),
+        })
+    if not site["establishments"]:
+        rows.append({
+            "criterion": "zoning", "driver": "zoning", "label": text(lang, "criterion.zoning"),
+            "subject": text(lang, "criterion.subject_none"), "establishment_id": None, "value": None, "unit": "m",
+            "thresholds": {}, "threshold_text": text(lang, "criterion.threshold_zoning_any"),
+            "triggered": False, "effect": None, "source": text(lang, "criterion.source_zoning_any"), "reason": None,
+        })
+    named = _habitat_named(hx, lang)
+    year = hx.get("year")
+    nearest = hx["nearest_overloaded_m"]
+    over_near = nearest is not None and nearest <= near
+    overloaded = None
+    if hx["overloaded_hexagons"]:
+        overloaded = text(lang, "reason.overloaded", n=hx["overloaded_hexagons"],
+                          ha=number(hx["overloaded_ha"], lang, 1), radius=_m(radius, lang),
+                          distance=_m(nearest, lang), named=named,
+                          exceedance=_m(hx["worst_exceedance"], lang))
+    rows.append({
+        "criterion": "habitat-distance", "driver": "nitrogen", "label": text(lang, "criterion.habitat_distance"),
+        "subject": habitat_label(hx) if hx["overloaded_hexagons"] else None,
+        "value": nearest, "unit": "m", "thresholds": {"conflict": near},
+        "threshold_text": text(lang, "criterion.threshold_habitat", near=_m(near, lang)),
+        "triggered": over_near, "effect": "conflict" if over_near else None,
+        "source": text(lang, "criterion.source_habitat", year=str(year) if year else "–"),
+        "reason": text(lang, "reason.overloaded_near", what=overloaded, near=_m(near, lang)) if over_near else None,
+        "none_text": None if nearest is not None else text(lang, "criterion.none_within", radius=_m(radius, lang)),
+    })
+    worst = hx.get("max_exceedance")
+    headroom = None if worst is None else rounded(-worst)
+    approaching = hx["approaching_hexagons"] > 0
+    tight = bool(hx["overloaded_hexagons"] or approaching)
+    reasons = []
+    if hx["overloaded_hexagons"] and not over_near:
+        reasons.append(overloaded)
+    if approaching:
+        reasons.append(text(lang, "reason.approaching", n=hx["approaching_hexagons"],
+                            ha=number(hx["approaching_ha"], lang, 1), radius=_m(radius, lang),
+                            margin=_m(margin, lang), distance=_m(hx["nearest_approaching_m"], lang),
+                            named=named if not hx["overloaded_hexagons"] else ""))
+    rows.append({
+        "criterion": "nitrogen-headroom", "driver": "nitrogen", "label": text(lang, "criterion.headroom"),
+        "subject": habitat_label(hx) if tight else None,
+        "value": headroom, "unit": "mol N/ha/yr", "thresholds": {"attention": margin},
+        "threshold_text": text(lang, "criterion.threshold_headroom", margin=_m(margin, lang), radius=_m(radius, lang)),
+        "triggered": tight, "effect": "attention" if tight else None,
+        "source": text(lang, "criterion.source_headroom", year=str(year) if year else "–"),
+        "reason": "; ".join(r for r in reasons if r) or None,
+        "reasons": [r for r in reasons if r],
+        "none_text": None if headroom is not None else text(lang, "criterion.no_hexagons", radius=_m(radius, lang)),
+    })
+    return rows
+
+
+def verdict_for(site: dict[str, Any], settings: Settings, lang: str = "en") -> tuple[str, list[str]]:
     """The verdict of one site and its reasons in words, from the figures of :func:`housing_nitrogen`.
 
     conflict: an establishment closer than its guide distance one step lower (what a mixed area allows),
@@ -140,48 +247,38 @@ def verdict_for(site: dict[str, Any], settings: Settings) -> tuple[str, list[str
     attention: an establishment closer than its full guide distance, an overloaded hexagon farther away but
     within ``analysis_housing_habitat_radius_m``, or hexagons approaching overload within that radius.
     """
-    conflicts: list[str] = []
-    attention: list[str] = []
-    for e in site["establishments"]:
-        reduced = e["mixed_area_distance_m"]
-        what = (f"establishment {e['establishment_id']} (category {e['environmental_category']}, guide distance "
-                f"{_m(e['guide_distance_m'])}) lies {_m(e['distance_m'])} from the site")
-        if reduced is not None and e["distance_m"] < reduced:
-            conflicts.append(f"{what}: closer than the {_m(reduced)} that applies even in a mixed area")
-        else:
-            attention.append(f"{what}: within the guide distance for a quiet residential area; acceptable only in "
-                             f"a mixed area (at least {_m(reduced or 0)}) or with a motivated deviation")
-    hx = site["habitats"]
-    radius = settings.analysis_housing_habitat_radius_m
-    near = settings.analysis_housing_conflict_habitat_m
-    named = _habitat_named(hx)
-    if hx["overloaded_hexagons"]:
-        what = (f"{hx['overloaded_hexagons']} overloaded habitat hexagon(s) ({hx['overloaded_ha']:,.1f} ha) within "
-                f"{_m(radius)}, the nearest {_m(hx['nearest_overloaded_m'])} away{named}, worst exceedance "
-                f"{hx['worst_exceedance']:,.0f} mol N/ha/yr above the KDW")
-        if hx["nearest_overloaded_m"] <= near:
-            conflicts.append(f"{what}: within {_m(near)}, extra deposition from building and living here will "
-                             "need an ecological assessment (Wnb)")
-        else:
-            attention.append(what)
-    if hx["approaching_hexagons"]:
-        attention.append(
-            f"{hx['approaching_hexagons']} habitat hexagon(s) ({hx['approaching_ha']:,.1f} ha) within {_m(radius)} "
-            f"approach overload (within {settings.analysis_approach_margin:,.0f} mol N/ha/yr below the KDW), the "
-            f"nearest {_m(hx['nearest_approaching_m'])} away"
-            + (named if not hx["overloaded_hexagons"] else "")
-        )
-    if conflicts:
-        return "conflict", conflicts + attention
-    if attention:
-        return "attention", attention
-    return "no constraint", [
-        f"no establishment's guide distance reaches the site and no overloaded or approaching habitat hexagon "
-        f"lies within {_m(radius)}"
-    ]
+    verdict, reasons, _, _ = judge(site, settings, lang)
+    return verdict, reasons
 
 
-def _site(row: dict[str, Any], settings: Settings, disclosure: Disclosure) -> dict[str, Any]:
+def judge(site: dict[str, Any], settings: Settings, lang: str = "en",
+          ) -> tuple[str, list[str], list[dict[str, Any]], list[str]]:
+    """(verdict, reasons, criteria, drivers): the verdict from :func:`criteria_for`; the drivers are the kinds of
+    criterion (zoning, nitrogen) that lead to it."""
+    rows = criteria_for(site, settings, lang)
+    conflict = [r for r in rows if r["effect"] == "conflict"]
+    attention = [r for r in rows if r["effect"] == "attention"]
+
+    def sentences(chosen: list[dict[str, Any]]) -> list[str]:
+        out: list[str] = []
+        for r in chosen:
+            out.extend(r.get("reasons") or ([r["reason"]] if r["reason"] else []))
+        return out
+
+    if conflict:
+        verdict, drivers_of = "conflict", conflict
+        reasons = sentences(conflict) + sentences(attention)
+    elif attention:
+        verdict, drivers_of = "attention", attention
+        reasons = sentences(attention)
+    else:
+        verdict, drivers_of = "no constraint", []
+        reasons = [text(lang, "reason.none", radius=_m(settings.analysis_housing_habitat_radius_m, lang))]
+    drivers = [d for d in ("zoning", "nitrogen") if any(r["driver"] == d for r in drivers_of)]
+    return verdict, reasons, rows, drivers
+
+
+def _site(row: dict[str, Any], settings: Settings, disclosure: Disclosure, lang: str = "en") -> dict[str, Any]:
     def load(value: Any) -> list[dict[str, Any]]:
         if value is None:
             return []
@@ -219,6 +316,8 @@ def _site(row: dict[str, Any], settings: Settings, disclosure: Disclosure) -> di
             "approaching_hexagons": int(row["approaching_n"] or 0),
             "approaching_ha": rounded(row["approaching_ha"] or 0, 2),
             "worst_exceedance": rounded(row["worst_exceedance"]),
+            # the largest exceedance (deposition - KDW, negative: headroom) of any hexagon within the radius
+            "max_exceedance": rounded(row["max_exceedance"]),
             "nearest_overloaded_m": rounded(row["nearest_overloaded_m"]),
             "nearest_approaching_m": rounded(row["nearest_approaching_m"]),
             # The Natura 2000 area and habitat type (with its KDW) of the nearest overloaded hexagon, else of the
@@ -230,7 +329,9 @@ def _site(row: dict[str, Any], settings: Settings, disclosure: Disclosure) -> di
         },
         "establishments": establishments,
     }
-    props["verdict"], props["reasons"] = verdict_for(props, settings)
+    props["verdict"], props["reasons"], props["criteria"], props["drivers"] = judge(props, settings, lang)
+    props["verdict_label"] = text(lang, f"verdict.{props['verdict']}")
+    props["indicative"] = True  # a first signal from the twin's data, not a legal test (docs/analyses.md)
     return {"type": "Feature", "id": row["site_id"], "geometry": json.loads(row["geometry"]), "properties": props}
 
 
@@ -243,13 +344,22 @@ async def housing_nitrogen(
     as_of: date | None = None,
     year: int | None = None,
     disclosure: Disclosure = FULL,
+    site_ids: list[str] | None = None,
+    verdicts: list[str] | None = None,
+    lang: str = DEFAULT_LANGUAGE,
 ) -> dict[str, Any]:
     """Every housing site (or those overlapping a municipality or an RD polygon) with its deposition,
     nearby overloaded habitat, guide-distance conflicts and verdict, as a GeoJSON FeatureCollection.
 
     ``year``: the reference year (default the year of ``as_of``, default today): per site the latest
-    deposition year not after it is used.
+    deposition year not after it is used. ``site_ids`` and ``verdicts`` keep only those sites and verdicts;
+    ``lang`` is the language of the reasons and labels.
     """
+    if verdicts is not None:
+        unknown = [v for v in verdicts if v not in VERDICTS]
+        if unknown:
+            raise InvalidParameter(f"verdict must be one of {', '.join(VERDICTS)}, not {unknown[0]!r}",
+                                   parameter="verdict")
     ref_year = year if year is not None else today(as_of).year
     muni = None
     if municipality_code is not None:
@@ -262,10 +372,12 @@ async def housing_nitrogen(
     params = {
         "muni": muni["code"] if muni else None, "area": area_wkb, "year": ref_year,
         "margin": settings.analysis_approach_margin, "hex_r": settings.analysis_housing_habitat_radius_m,
-        "guide": GUIDE_JSON, "max_guide": max(GUIDE_DISTANCES_M.values()),
+        "guide": GUIDE_JSON, "max_guide": max(GUIDE_DISTANCES_M.values()), "sites": site_ids,
     }
     rows = await fetch(conn, SITES_SQL.replace("{area}", area_sql), params)
-    features = [_site(row, settings, disclosure) for row in rows]
+    features = [_site(row, settings, disclosure, lang) for row in rows]
+    if verdicts is not None:
+        features = [f for f in features if f["properties"]["verdict"] in verdicts]
     counts = {v: sum(1 for f in features if f["properties"]["verdict"] == v) for v in VERDICTS}
     return {
         "type": "FeatureCollection",
@@ -274,6 +386,9 @@ async def housing_nitrogen(
         "municipality": None if muni is None else {"code": muni["code"], "name": muni["name"]},
         "reference_year": ref_year,
         "verdicts": counts,
+        "verdict_filter": verdicts,
+        "indicative": True,
+        "lang": lang,
         "parameters": {
             "habitat_radius_m": settings.analysis_housing_habitat_radius_m,
             "conflict_habitat_distance_m": settings.analysis_housing_conflict_habitat_m,

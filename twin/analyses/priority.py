@@ -18,6 +18,7 @@ import psycopg
 import yaml
 
 from layers.registry import GUIDE_DISTANCES_M
+from twin.access import natural_person_sql
 from twin.analyses.common import (
     FULL,
     GUIDE_JSON,
@@ -32,6 +33,8 @@ from twin.analyses.common import (
 from twin.analyses.context import ACTIVE_PERMIT_SQL
 from twin.errors import ConfigurationError, InvalidParameter, Unauthorized
 from twin.settings import Settings
+
+NATURAL_PERSON = natural_person_sql("e")  # sole proprietors and partnerships of natural persons
 
 FACTORS = ("relevance", "compliance", "overdue", "surroundings")
 DEFAULT_LIMIT = 100
@@ -90,10 +93,12 @@ WHERE {in_area} AND {establishments}
 
 # What the ranking shows of an establishment besides its score (only for the ones returned).
 DETAILS_SQL = """
-SELECT e.establishment_id, e.name, e.kvk_number, e.sole_proprietor, e.org_code, e.sbi_code, e.municipality_code,
+SELECT e.establishment_id, e.name, e.kvk_number,
+       {natural_person} AS sole_proprietor,
+       e.org_code, e.sbi_code, e.municipality_code,
        ST_X(e.geom) AS x, ST_Y(e.geom) AS y
 FROM twin.establishments e WHERE e.establishment_id = ANY(%(ids)s)
-"""
+""".replace("{natural_person}", NATURAL_PERSON)
 
 OVERRIDES_SQL = """
 SELECT o.establishment_id, o.rank, o.reason, o.author, o.created_at

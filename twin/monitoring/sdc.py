@@ -1,20 +1,131 @@
-"""The disclosure control of public KPI figures: :func:`twin.disclosure.publish` on each figure's records
-(primary suppression), then secondary suppression so that no published total minus published parts reveals a
-suppressed figure: in every partition (a period's total against its municipalities, sectors, categories,
-interventions or LHS cells; a year against its quarters) the suppressed parts together must form a publishable
-cell, else the smallest published part is suppressed too (or, with nothing left, the total)."""
+"""The disclosure control of public KPI figures, built on :mod:`twin.disclosure`.
+
+Primary suppression: a figure is published when its records form a cell :func:`twin.disclosure.publishable`
+accepts (at least ``k`` records of at least ``k`` enterprises, the (2, 85%) dominance rule, and the same for the
+part each audience cannot list). The test runs on per-cell summaries computed in the database
+(:class:`CellStats`: records and contributors of the cell and of every audience's hidden part, and the two
+largest contributors), which decide it exactly; where the summaries cannot settle a hidden part's dominance the
+cell's contributions are read and :func:`twin.disclosure.safe` decides (:func:`decide`).
+
+Secondary suppression (:func:`protect`): in every additive relation (a period's total against its
+municipalities, sectors, categories, interventions or LHS cells; a year against its quarters) the suppressed
+parts together must form a publishable cell, else the smallest published part is suppressed too (with nothing
+left to suppress, the total). The pooled cell is judged on bounds (records add up; contributors at least the
+largest part's; the two largest contributors at most the sum of the parts' two largest), so where the bounds
+cannot show it safe it counts as unsafe: more suppression, never less.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from twin.disclosure import Contribution, publish, publishable
+from twin.disclosure import DOMINANCE_N, DOMINANCE_SHARE, Contribution, safe
 
-__all__ = ["Contribution", "protect"]
+__all__ = ["CellStats", "Contribution", "decide", "fast_publishable", "protect", "stats_of"]
 Key = tuple[Any, ...]  # (period type, period start, dimension, value)
+
+
+@dataclass
+class OrgPart:
+    records: int = 0  # records of the organisation
+    only: int = 0  # contributors all of whose records are the organisation's
+    sole_records: int = 0  # sole proprietors' records of the organisation
+    sole_only: int = 0  # contributors all of whose sole-proprietor records are the organisation's
+
+
+@dataclass
+class CellStats:
+    """What the disclosure rule needs to know of a cell. ``exact``: counted from the records (else bounds)."""
+
+    records: int
+    contributors: int
+    top: int  # records of the DOMINANCE_N largest contributors
+    sole_records: int
+    sole_contributors: int
+    orgs: dict[str | None, OrgPart] = field(default_factory=dict)
+    exact: bool = True
+
+
+def stats_of(cell: Iterable[Contribution]) -> CellStats:
+    """The summaries of a cell, from its contributions (as the database computes them)."""
+    per: dict[str, int] = defaultdict(int)
+    orgs: dict[str, set[str | None]] = defaultdict(set)
+    sole_orgs: dict[str, set[str | None]] = defaultdict(set)
+    parts: dict[str | None, OrgPart] = defaultdict(OrgPart)
+    for c in cell:
+        per[c.contributor] += c.records
+        orgs[c.contributor].add(c.org_code)
+        parts[c.org_code].records += c.records
+        if c.sole_proprietor:
+            sole_orgs[c.contributor].add(c.org_code)
+            parts[c.org_code].sole_records += c.records
+    for s in orgs.values():
+        if len(s) == 1:
+            parts[next(iter(s))].only += 1
+    for s in sole_orgs.values():
+        if len(s) == 1:
+            parts[next(iter(s))].sole_only += 1
+    return CellStats(sum(per.values()), len(per), sum(sorted(per.values(), reverse=True)[:DOMINANCE_N]),
+                     sum(p.sole_records for p in parts.values()), len(sole_orgs), dict(parts))
+
+
+def decide(s: CellStats, k: int, contributions: Callable[[], Sequence[Contribution]] | None = None) -> bool:
+    """:func:`twin.disclosure.publishable` from summaries; ``contributions`` reads the cell's records when a
+    hidden part's dominance is undecided (without it, or for bounds, undecided counts as unsafe)."""
+    if k < 2:
+        raise ValueError("k must be at least 2")
+    if s.records < k or s.contributors < k or s.top > DOMINANCE_SHARE * s.records:
+        return False
+    cache: list[Sequence[Contribution]] = []
+
+    def part_ok(n: int, contributors: int, hidden: Callable[[Contribution], bool]) -> bool:
+        if n == 0:
+            return True
+        if n < k or contributors < k:
+            return False
+        if s.top <= DOMINANCE_SHARE * n:  # a part's largest contributors hold no more than the whole's
+            return True
+        if not s.exact or contributions is None:
+            return False
+        if not cache:
+            cache.append(contributions())
+        return safe([c for c in cache[0] if hidden(c)], k)
+
+    if not part_ok(s.sole_records, s.sole_contributors, lambda c: c.sole_proprietor):
+        return False
+    for o in sorted(o for o in s.orgs if o is not None):
+        p = s.orgs[o]
+        if not part_ok(s.records - p.records, s.contributors - p.only, lambda c, o=o: c.org_code != o):
+            return False
+        if not part_ok(s.sole_records - p.sole_records, s.sole_contributors - p.sole_only,
+                       lambda c, o=o: c.sole_proprietor and c.org_code != o):
+            return False
+    return True
+
+
+def fast_publishable(cell: Sequence[Contribution], k: int) -> bool:
+    """Exactly :func:`twin.disclosure.publishable` (a test compares them on random cells)."""
+    return decide(stats_of(cell), k, lambda: cell)
+
+
+def pooled(parts: Sequence[CellStats]) -> CellStats:
+    """Bounds of the union of disjoint cells' records (contributors may recur across them)."""
+    orgs: dict[str | None, OrgPart] = defaultdict(OrgPart)
+    for s in parts:
+        for o, p in s.orgs.items():
+            q = orgs[o]
+            q.records += p.records
+            q.sole_records += p.sole_records
+            q.only += p.only  # an upper bound on those all of whose records are o's: hidden parts' lower bound
+            q.sole_only += p.sole_only
+    return CellStats(
+        sum(s.records for s in parts), max((s.contributors for s in parts), default=0),
+        min(sum(s.top for s in parts), sum(s.records for s in parts)), sum(s.sole_records for s in parts),
+        max((s.sole_contributors for s in parts), default=0), dict(orgs), exact=False)
 
 
 def _partitions(keys: Sequence[Key]) -> list[tuple[Key, list[Key]]]:
@@ -44,10 +155,11 @@ def _partitions(keys: Sequence[Key]) -> list[tuple[Key, list[Key]]]:
     return out
 
 
-def protect(cells: Mapping[Key, list[Contribution]], k: int, max_rounds: int = 10) -> set[Hashable]:
-    """The keys of the cells that may be published: primary suppression by :func:`publish`, then secondary
-    suppression over :func:`_partitions` until nothing changes."""
-    published = set(publish(cells, k))
+def protect(cells: Mapping[Key, CellStats], k: int, primary: Mapping[Key, bool] | None = None,
+            max_rounds: int = 10) -> set[Hashable]:
+    """The keys of the cells that may be published: primary suppression (``primary``, else :func:`decide` on
+    the summaries), then secondary suppression over the additive relations until nothing changes."""
+    published = {key for key, s in cells.items() if (primary[key] if primary is not None else decide(s, k))}
     relations = _partitions(list(cells))
     for _ in range(max_rounds):
         changed = False
@@ -56,18 +168,14 @@ def protect(cells: Mapping[Key, list[Contribution]], k: int, max_rounds: int = 1
                 continue
             while True:
                 hidden = [p for p in parts if p not in published]
-                if not hidden:
-                    break
-                pooled = [c for p in hidden for c in cells[p]]
-                if publishable(pooled, k):
+                if not hidden or decide(pooled([cells[p] for p in hidden]), k):
                     break
                 shown = [p for p in parts if p in published]
                 if not shown:
                     published.discard(total)
                     changed = True
                     break
-                smallest = min(shown, key=lambda p: (sum(c.records for c in cells[p]), str(p)))
-                published.discard(smallest)
+                published.discard(min(shown, key=lambda p: (cells[p].records, str(p))))
                 changed = True
         if not changed:
             break
