@@ -35,6 +35,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.audit import AuditMiddleware
 from api.errors import error_response
+from api.paging import load_secret
+from api.signed import SIGNED_PATHS, has_grant, verify
 from twin.access import ANONYMOUS, OidcVerifier, Principal, looks_like_api_key, resolve_api_key
 from twin.errors import DatabaseUnavailable, TwinError, Unauthorized
 from twin.settings import Settings
@@ -101,7 +103,15 @@ class AuthMiddleware:
         except Unauthorized as exc:
             await self._deny(scope, receive, send, exc.message)
             return
-        if token is None:
+        if token is None and has_grant(scope.get("query_string", b"")) and path in SIGNED_PATHS:
+            # A signed report link (api.signed): the rights of the caller who asked for it, for this URL only.
+            try:
+                principal = verify(load_secret(self.settings), path, scope["query_string"].decode("latin-1"))
+            except Unauthorized as exc:
+                await self._deny(scope, receive, send, exc.message)
+                return
+            send = _private(send)
+        elif token is None:
             principal = ANONYMOUS
         else:
             digest = hashlib.sha256(token.encode()).hexdigest()
@@ -212,6 +222,18 @@ def _with_challenges(send: Send, values: list[str]) -> Send:
             del headers["www-authenticate"]
             for value in values:
                 headers.append("WWW-Authenticate", value)
+        await send(message)
+
+    return wrapped
+
+
+def _private(send: Send) -> Send:
+    """``send`` with the answer marked for the browser only: a signed link's page holds what the link's
+    caller may see, so no shared cache may keep it."""
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(scope=message)
+            headers["Cache-Control"] = "private, no-store"
         await send(message)
 
     return wrapped

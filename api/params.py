@@ -30,6 +30,7 @@ from api.paging import Cursors
 from layers.registry import FieldSpec
 from twin.crs import CRS84, Crs, parse_crs
 from twin.errors import InvalidParameter, NotFound
+from twin.history import KNOWN_PARAM, VALID_PARAM, AsOf, parse_as_of
 
 Format = Literal["json", "csv", "gpkg"]
 
@@ -69,6 +70,7 @@ class ItemsQuery:
     after: tuple[Any, ...] | None = None  # from ``cursor``: the sort values and key of the last row seen
     backward: bool = False  # the cursor of a prev link: the page before ``after``, in reverse order
     cursors: Cursors | None = None  # signs the next page's cursor (None: offset paging, as the quality pages)
+    as_of: AsOf | None = None  # geldigOp / beschikbaarOp: the register layer as of then (None: current state)
 
 
 def qparam(name: str, description: str, schema: dict[str, Any], style: str | None = None) -> dict[str, Any]:
@@ -102,14 +104,19 @@ ITEMS_OPENAPI = {"parameters": [
     qparam("filter-crs", "CRS of geometries in the filter (default CRS84).", {"type": "string", "format": "uri"}),
     qparam("f", "json (GeoJSON, default), csv or gpkg (GeoPackage).",
            {"type": "string", "enum": ["json", "csv", "gpkg"]}),
+    qparam("geldigOp", "History (register layers only): the records as they were valid on this date "
+           "(default today, or the day of beschikbaarOp); docs/history.md.", {"type": "string", "format": "date"}),
+    qparam("beschikbaarOp", "History (register layers only): as the twin knew them at this moment (a date: at "
+           "the end of that day; default now).", {"type": "string"}),
 ]}
-ITEM_OPENAPI = {"parameters": [p for p in ITEMS_OPENAPI["parameters"] if p["name"] in ("crs", "properties")]}
+ITEM_OPENAPI = {"parameters": [p for p in ITEMS_OPENAPI["parameters"]
+                               if p["name"] in ("crs", "properties", "geldigOp", "beschikbaarOp")]}
 
 ITEMS_PARAMETERS = (
     "f", "limit", "offset", "cursor", "bbox", "bbox-crs", "crs", "datetime", "properties", "sortby", "filter",
-    "filter-lang", "filter-crs",
+    "filter-lang", "filter-crs", VALID_PARAM, KNOWN_PARAM,
 )
-ITEM_PARAMETERS = ("f", "crs", "properties")
+ITEM_PARAMETERS = ("f", "crs", "properties", VALID_PARAM, KNOWN_PARAM)
 
 
 def check_known(params: QueryParams, allowed: Iterable[str]) -> None:
@@ -291,8 +298,12 @@ def parse_items(params: QueryParams, columns: Columns, max_offset: int = MAX_OFF
     return ItemsQuery(
         limit=limit, offset=offset, limit_given=limit_given, bbox=bbox, crs=crs, datetime=dt,
         properties=properties, sortby=sortby, equals=equals, filter=ast, filter_crs=filter_crs, format=fmt,
-        after=after, backward=backward, cursors=cursors,
+        after=after, backward=backward, cursors=cursors, as_of=_as_of(params, columns),
     )
+
+
+def _as_of(params: QueryParams, columns: Columns) -> AsOf | None:
+    return parse_as_of(params.get(VALID_PARAM), params.get(KNOWN_PARAM), (columns.spec.table,))
 
 
 def key_type(columns: Columns) -> str:
@@ -310,7 +321,7 @@ def parse_item(params: QueryParams, columns: Columns) -> ItemsQuery:
     crs = parse_crs(params.get("crs") or CRS84.uri, "crs")
     properties = parse_field_list(str(params.get("properties")), "properties", columns) \
         if params.get("properties") is not None else None
-    return ItemsQuery(crs=crs, properties=properties)
+    return ItemsQuery(crs=crs, properties=properties, as_of=_as_of(params, columns))
 
 
 def bbox_param(

@@ -203,6 +203,12 @@ def load_cmd(
                                               "deposition-hexagons (when both are loaded)")] = True,
     quality: Annotated[bool, typer.Option(help="After a successful load, measure and record the data-quality "
                                                "rules that read the layer")] = True,
+    correction: Annotated[bool, typer.Option(
+        help="History: the file corrects what was registered before (same validity, new registration) instead "
+             "of reporting a change in the world (docs/history.md)")] = False,
+    valid_from: Annotated[str | None, typer.Option(
+        help="History: the delivery's reference date (YYYY-MM-DD) from which changed values hold; default the "
+             "load's day")] = None,
 ) -> None:
     """Load one file into one layer: validated before anything is written, merged in one transaction."""
     settings = read_settings()
@@ -210,6 +216,11 @@ def load_cmd(
         extra: dict[str, Any] = {}
         if date_format or value_map:  # vector layers only
             extra = {"date_format": date_format, "value_maps": value_map or None}
+        if correction or valid_from:  # vector layers only
+            from twin.history import parse_valid
+
+            extra.update(correction=correction,
+                         valid_from=parse_valid(valid_from, "--valid-from") if valid_from else None)
         result = _run_load(settings, layer, path, crs=crs, mode=mode, max_reject_rate=max_reject_rate, year=year,
                            lod=lod, **extra)
         results = [result]

@@ -32,6 +32,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,8 @@ def load(
     batch_size: int = BATCH_SIZE,
     date_format: str | None = None,
     value_maps: list[str] | None = None,
+    correction: bool = False,
+    valid_from: date | None = None,
 ) -> RunResult:
     """Load one file into one layer (or the deposition raster); see the module docstring for the steps.
 
@@ -115,7 +118,10 @@ def load(
     ``failed``. Arguments that cannot work (unknown layer, missing file, bad mode) raise IngestError.
     ``mode`` None: the source's own (``enrich`` for a 3D BAG GeoPackage), else upsert. ``lod``: the LoD layer
     of a 3D BAG GeoPackage (1.2, 1.3 or 2.2; default 1.2). ``date_format``: how to read dates that are neither
-    ISO nor DD-MM-YYYY (slash dates); ``value_maps``: the user's value-map files, after TWIN_VALUE_MAPS."""
+    ISO nor DD-MM-YYYY (slash dates); ``value_maps``: the user's value-map files, after TWIN_VALUE_MAPS.
+    History (docs/history.md): ``valid_from`` is the delivery's reference date (a changed value holds in the
+    world from it; default the load's day); ``correction`` marks the delivery as a fix of what was registered
+    (same validity, new registration)."""
     if mode is not None and mode not in MODES:
         raise IngestError(f"--mode {mode!r} is not a mode: use upsert, replace or enrich", parameter="mode")
     if not 0 <= max_reject_rate <= 1:
@@ -140,18 +146,22 @@ def load(
         raise IngestError(f"unknown layer {layer_id!r}; known layers: {known}", parameter="layer") from None
     reading = read_options(date_format, [*map(str, settings.value_maps), *(value_maps or [])],
                            kdw_file=settings.kdw_file)
-    return _load_vector(settings, spec, path, crs, mode, max_reject_rate, progress, batch_size, lod, reading)
+    return _load_vector(settings, spec, path, crs, mode, max_reject_rate, progress, batch_size, lod, reading,
+                        correction=correction, valid_from=valid_from)
 
 
 def _load_vector(settings: Settings, spec: LayerSpec, path: str | Path, crs: str | None, mode: str | None,
                  max_reject_rate: float, progress: ProgressFn | None, batch_size: int,
-                 lod: str | None = None, reading: ReadOptions | None = None) -> RunResult:
+                 lod: str | None = None, reading: ReadOptions | None = None, *, correction: bool = False,
+                 valid_from: date | None = None) -> RunResult:
     """A recorded run: from here on every outcome, a refusal of an unreadable file included, is a run."""
     started = time.perf_counter()
     url = url_for(settings, "writer")
     label = str(path)
     options = {"crs": crs, "max_reject_rate": max_reject_rate, **({"lod": lod} if lod else {}),
-               **({"date_format": reading.date_format} if reading and reading.date_format else {})}
+               **({"date_format": reading.date_format} if reading and reading.date_format else {}),
+               **({"correction": True} if correction else {}),
+               **({"valid_from": valid_from.isoformat()} if valid_from else {})}
     with recorded_run(settings, spec.id, label, mode or "upsert", options) as (helper, result):
         source = open_delivery(path, lod=lod)
         if mode is None and source.merge_mode:
@@ -163,6 +173,11 @@ def _load_vector(settings: Settings, spec: LayerSpec, path: str | Path, crs: str
         result.notes.extend(source.notes)
         land = land_mask(helper) if spec.id != "municipalities" else None
         with _transaction(url) as conn:
+            # For the history triggers (migration 0015): the run, the reference date, a correction or not.
+            conn.execute("SELECT set_config('twin.run_id', %s, true), set_config('twin.valid_from', %s, true), "
+                         "set_config('twin.correction', %s, true)",
+                         (str(result.run_id), valid_from.isoformat() if valid_from else "",
+                          "on" if correction else ""))
             _run(conn, plan, result, land, helper, progress, max_reject_rate, batch_size, started, summer)
     file = split_layer(path)[0]
     if result.rejects:

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
 
     # --- Security and access (issue 8; see docs/security.md) -------------------------------------------
     key_cache_s: float = Field(default=10.0, description="Seconds a resolved API key is cached (revocation lag).")
+    report_link_ttl_s: float = Field(default=600.0, gt=0, le=86_400, description="Lifetime of a signed report "
+                                     "link (/analysis/link): a report opened in a new tab with the caller's rights.")
     oidc_issuer: str | None = Field(default=None, description="OIDC issuer (iss); unset: OIDC tokens are refused.")
     oidc_audience: str | None = Field(default=None, description="Expected audience (aud) of OIDC tokens.")
     oidc_jwks_path: Path | None = Field(default=None, description="JWKS file of the OIDC issuer's signing keys.")

@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from twin import history
 from twin.errors import DatabaseUnavailable, InvalidParameter, QueryTimeout
 
 log = logging.getLogger("twin.sql")
@@ -68,6 +69,7 @@ async def fetch(conn: psycopg.AsyncConnection, query: Query, params: Params = No
     for ``ORDER BY key LIMIT n`` (a 1,000-feature city page took ~1 s instead of ~30 ms); starting parallel
     workers costs more than such queries take.
     """
+    query = history.render(conn, query)  # inside twin.history.as_of: the register tables as of its dates
     block: AbstractAsyncContextManager[Any] = conn.transaction() if isolated else nullcontext()
     async with database_errors(timeout), block:
         if isolated:

@@ -30,6 +30,7 @@ from api.links import base_url, url_with
 from api.paging import Cursors, load_secret, query_hash
 from api.params import ITEM_OPENAPI, ITEMS_OPENAPI, ItemsQuery
 from api.query import boundary_sql, count_sql, one_sql, page_sql, rows_sql, selected_fields, where_sql
+from twin import history
 from twin.errors import NotFound
 from twin.sql import database_errors, fetch
 
@@ -85,7 +86,7 @@ async def _count(request: Request, conn: psycopg.AsyncConnection, columns: Colum
     if cache is None:
         cache = request.app.state.count_cache = VersionedCache(1 << 20)
     key = None
-    if q.cursors is not None:
+    if q.cursors is not None and q.as_of is None:
         versions = await table_versions(conn, cache, [columns.spec.table])
         key = None if versions is None else (versions, q.cursors.query)
     if key is not None and (hit := cache.get(key)) is not None:
@@ -115,6 +116,12 @@ def _prepare(request: Request, spec: Any, principal: Any) -> tuple[Columns, Item
             responses={200: {"content": {GEOJSON: {}, "text/csv": {}, GPKG: {}}}})
 async def items(request: Request, spec: LayerDep, principal: PrincipalDep, conn: ConnDep) -> Response:
     columns, q, binder, where = _prepare(request, spec, principal)
+    async with history.as_of(conn, q.as_of):  # geldigOp / beschikbaarOp: the same query on the as-of views
+        return await _items(request, spec, conn, columns, q, binder, where)
+
+
+async def _items(request: Request, spec: Any, conn: psycopg.AsyncConnection, columns: Columns, q: ItemsQuery,
+                 binder: Binder, where: sql.Composable) -> Response:
     if q.format == "csv":
         return await _csv(request, conn, columns, q, binder, where)
     if q.format == "gpkg":
@@ -149,7 +156,8 @@ async def item(request: Request, feature_id: str, spec: LayerDep, principal: Pri
     columns = columns_for(spec, principal)
     q = params.parse_item(request.query_params, columns)
     binder = Binder()
-    rows = await fetch(conn, one_sql(columns, q, binder, feature_id), binder.params, isolated=True)
+    async with history.as_of(conn, q.as_of):
+        rows = await fetch(conn, one_sql(columns, q, binder, feature_id), binder.params, isolated=True)
     if not rows:
         raise NotFound(f"collection {spec.id!r} has no feature {feature_id!r}.")
     base = base_url(request)
@@ -232,7 +240,7 @@ async def _csv(request: Request, conn: psycopg.AsyncConnection, columns: Columns
         rows_sql(columns, q, binder, where, "wkt"))
     # Start the COPY before answering, so that a database error is still a proper error response.
     cur = conn.cursor()
-    copy_cm = cur.copy(query, binder.params)
+    copy_cm = cur.copy(history.render_composed(conn, query), binder.params)
     async with database_errors(EXPORT_TIMEOUT):
         copy = await copy_cm.__aenter__()
         chunks = copy.__aiter__()

@@ -139,7 +139,7 @@ def test_build_deck_for_notebooks() -> None:
     assert all(layer["visible"] for layer in spec["layers"])
     assert spec["layers"][1]["data"] == ("http://127.0.0.1:8000/collections/deposition-hexagons/tiles/"
                                          "WebMercatorQuad/{z}/{x}/{y}?resolution=national&year=2023"
-                                         "&properties=receptor_id%2Cdeposition%2Clowest_kdw%2Cexceedance%2Cyear")
+                                         "&properties=receptor_id%2Cdeposition%2Clowest_kdw%2Cexceedance%2Cyear&digits=0&ids=false")
     assert spec["initialViewState"]["zoom"] == 9 and spec["initialViewState"]["pitch"] == 45
     assert spec["layers"][0]["loadOptions"]["mvt"]["workerUrl"].startswith("http://127.0.0.1:8000/static/vendor/")
     with pytest.raises(ValueError, match="unknown map layer"):

@@ -53,9 +53,9 @@ SELECT s.site_id, s.name, s.municipality_code, s.municipality_name, s.planned_dw
        est.list AS establishments
 FROM area
 JOIN twin.housing_sites s
-  ON area.geom IS NULL OR (s.geom && area.geom AND ST_Intersects(s.geom, area.geom)
-                           AND NOT ST_Touches(s.geom, area.geom))
-WHERE %(sites)s::text[] IS NULL OR s.site_id = ANY(%(sites)s::text[])
+  ON (%(sites)s::text[] IS NULL OR s.site_id = ANY(%(sites)s::text[]))
+  AND (area.geom IS NULL OR (s.geom && area.geom AND ST_Intersects(s.geom, area.geom)
+                             AND NOT ST_Touches(s.geom, area.geom)))
 LEFT JOIN LATERAL (
   SELECT json_agg(json_build_object('code', m.code, 'name', m.name,
                   'share', ST_Area(ST_Intersection(m.geom, s.geom)) / nullif(ST_Area(s.geom), 0))
@@ -401,3 +401,47 @@ async def housing_nitrogen(
 def housing_nitrogen_sync(settings: Settings, **kwargs: Any) -> dict[str, Any]:
     """:func:`housing_nitrogen` from plain Python (a notebook): opens its own reader connection."""
     return run_sync(settings, housing_nitrogen, settings, **kwargs)
+
+
+CSV_COLUMNS = ("site_id", "name", "municipality_code", "municipalities", "planned_dwellings", "phase", "planned_year",
+               "area_ha", "verdict", "verdict_label", "indicative", "drivers", "deposition_year", "deposition_mean",
+               "deposition_max", "hexagon_year", "nearest_overloaded_m", "nearest_approaching_m", "worst_exceedance",
+               "headroom", "habitat", "establishments_within_guide", "nearest_establishment_m", "criteria", "reasons",
+               "lon", "lat")
+
+
+def _positions(c: Any) -> list[tuple[float, float]]:
+    if c and isinstance(c[0], int | float):
+        return [(float(c[0]), float(c[1]))]
+    return [p for part in c for p in _positions(part)]
+
+
+def housing_csv(result: dict[str, Any]) -> str:
+    """The sites of a :func:`housing_nitrogen` answer as CSV (one row per site; the criteria and reasons joined
+    with ' | '; lon/lat: a point on the site's bounding box centre, WGS84), for spreadsheets."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(CSV_COLUMNS)
+    for f in result["features"]:
+        p = f["properties"]
+        hx = p["habitats"]
+        coords = _positions(f["geometry"]["coordinates"])
+        lon = round((min(c[0] for c in coords) + max(c[0] for c in coords)) / 2, 7) if coords else None
+        lat = round((min(c[1] for c in coords) + max(c[1] for c in coords)) / 2, 7) if coords else None
+        criteria = " | ".join(
+            f"{c['criterion']}: {'-' if c['value'] is None else c['value']} {c['unit']} "
+            f"({c['threshold_text']}) -> {c['effect'] or 'none'}" for c in p.get("criteria") or [])
+        w.writerow([
+            p["site_id"], p["name"], p["municipality_code"], ";".join(m["code"] for m in p["municipalities"]),
+            p["planned_dwellings"], p["phase"], p["planned_year"], p["area_ha"], p["verdict"], p.get("verdict_label"),
+            "true", ";".join(p.get("drivers") or []), p["deposition"]["year"], p["deposition"]["mean"],
+            p["deposition"]["max"], hx["year"], hx["nearest_overloaded_m"], hx["nearest_approaching_m"],
+            hx["worst_exceedance"], None if hx.get("max_exceedance") is None else -hx["max_exceedance"],
+            habitat_label(hx), len(p["establishments"]),
+            min((e["distance_m"] for e in p["establishments"]), default=None), criteria, " | ".join(p["reasons"]),
+            lon, lat,
+        ])
+    return out.getvalue()

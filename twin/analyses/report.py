@@ -7,18 +7,17 @@ from __future__ import annotations
 import base64
 import html
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import PurePath
 from typing import Any
 
+import numpy as np
 import psycopg
 import shapely
 from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
-import numpy as np
-
-from layers.messages import DEFAULT_LANGUAGE, number, text
+from layers.messages import DEFAULT_LANGUAGE, number, text, unit
 from layers.registry import ENVIRONMENTAL_CATEGORIES, LAYERS
 from twin import coverage
 from twin.analyses.common import HEX_YEAR_SQL, fetch
@@ -92,9 +91,9 @@ async def report_inputs(conn: psycopg.AsyncConnection, result: dict[str, Any], s
     site_id = result["centre"].get("site_id")
     site_geom = None
     if site_id:
-        row = await fetch(conn, SITE_GEOM_SQL, (site_id,))
-        if row:
-            site_geom = shapely.from_wkb(bytes(row[0]["wkb"]))
+        found = await fetch(conn, SITE_GEOM_SQL, (site_id,))
+        if found:
+            site_geom = shapely.from_wkb(bytes(found[0]["wkb"]))
     ring = (site_geom if site_geom is not None else Point(x, y)).buffer(r, quad_segs=32)
     bx0, by0, bx1, by1 = ring.bounds
     half = max(bx1 - bx0, by1 - by0) / 2 * 1.25
@@ -300,3 +299,313 @@ def public_rows(layer: str, source: dict[str, Any] | None) -> int | None:
     return source["rows_read"] if spec is not None and spec.access == "public" else None
 
 
+def _e(value: Any, lang: str = DEFAULT_LANGUAGE) -> str:
+    if value is None:
+        return "&ndash;"
+    if isinstance(value, bool):
+        return html.escape(text(lang, "value.yes" if value else "value.no"))
+    if isinstance(value, float):
+        return number(value, lang, 0 if value.is_integer() else 1)
+    if isinstance(value, int):
+        return number(value, lang, 0)
+    return html.escape(str(value))
+
+
+def _table(headers: list[str], rows: list[list[Any]], empty: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    if not rows:
+        return f'<p class="empty">{html.escape(empty)}</p>'
+    head = "".join(f'<th scope="col">{html.escape(h)}</th>' for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_e(v, lang)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def long_date(value: date | datetime | str | None, lang: str = DEFAULT_LANGUAGE) -> str:
+    """'7 december 2026' / '7 December 2026' (a time is added for a datetime)."""
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value[:10])
+        except ValueError:
+            return str(value)
+    months = text(lang, "report.months").split(",")
+    out = f"{value.day} {months[value.month - 1]} {value.year}"
+    if isinstance(value, datetime):
+        out += f" {value:%H:%M} UTC"
+    return out
+
+
+# The print layout (A4) of the reports. Served in a <style> carrying the request's CSP nonce, so that a saved
+# copy of the page stays styled; the print button is wired by /static/report.js (no inline handler).
+CSS = """
+:root { color-scheme: light; }
+body { font-family: "Segoe UI", Roboto, "Helvetica Neue", Arial, "Liberation Sans", "DejaVu Sans", sans-serif;
+       font-size: 10.5pt; line-height: 1.4; color: #111; background: #fff; max-width: 190mm; margin: 1em auto;
+       padding: 0 1em; }
+h1 { font-size: 16pt; margin: 0.2em 0; line-height: 1.2; } h2 { font-size: 12.5pt; margin-top: 1.2em;
+     border-bottom: 1px solid #999; } h3 { font-size: 11pt; }
+.meta { color: #333; font-size: 9.5pt; } .empty { color: #555; font-style: italic; }
+.verdict { border-left: 6px solid #888; padding: 0.3em 0.8em; background: #f4f4f4; }
+.verdict-conflict { border-color: #b2182b; } .verdict-attention { border-color: #e08214; }
+.verdict-no-constraint { border-color: #1a9850; }
+table { border-collapse: collapse; width: 100%; font-size: 8.5pt; margin: 0.3em 0; }
+th, td { border: 1px solid #bbb; padding: 2px 4px; text-align: left; vertical-align: top; }
+th { background: #eee; } tr { break-inside: avoid; page-break-inside: avoid; }
+thead { display: table-header-group; }
+figure { margin: 0.5em 0; } img.map { width: 130mm; height: 130mm; border: 1px solid #999; display: block; }
+.note, footer { font-size: 8.5pt; color: #333; }
+footer { margin-top: 1.5em; border-top: 1px solid #999; }
+.toolbar { display: flex; gap: 1em; align-items: center; margin-bottom: 0.5em; }
+.toolbar button { font: inherit; font-size: 11pt; padding: 0.35em 1em; cursor: pointer; }
+a { color: #0b4f8a; }
+@page { size: A4; margin: 14mm 12mm 16mm; }
+@media print {
+  .noprint { display: none !important; }
+  body { margin: 0; max-width: none; padding: 0; font-size: 9.5pt; }
+  h2 { break-after: avoid; page-break-after: avoid; }
+  figure, img.map { break-inside: avoid; page-break-inside: avoid; }
+  a { color: inherit; text-decoration: none; }
+}
+"""
+
+
+def _aerius_lines(block: dict[str, Any] | None, lang: str) -> str:
+    """One line per loaded AERIUS situation near the circle: the project's contribution next to the background."""
+    if not block:
+        return ""
+    lines = []
+    for i in block["items"]:
+        what = (f"{i['situation']} minus reference {i['reference']}" if i["basis"] == "PROPOSED - REFERENCE"
+                else f"{i['situation_type']} {i['situation']} (as given)")
+        bg = (f"; background {i['background_mean']} mean ({i['background_year']}), {i['background_at_max']} at that "
+              "receptor" if i["background_mean"] is not None else "; no background hexagons")
+        lines.append(f"<li>{i['year']}, {html.escape(what)}: max {i['max']} (receptor {i['max_receptor_id']}), "
+                     f"mean {i['mean']} on {i['receptors']} receptors within {number(block['radius_m'], lang)} m"
+                     f"{html.escape(bg)} ({html.escape(block['unit'])}; "
+                     f"AERIUS {html.escape(str(i['aerius_version']))})</li>")
+    return f"<h3>{html.escape(text(lang, 'report.aerius'))}</h3>\n<ul>" + "".join(lines) + "</ul>"
+
+
+def reader_line(role: str, org_code: str | None, lang: str) -> str:
+    """'Prepared for: inspector, organisation ODX.'"""
+    org = text(lang, "role.org", org=org_code) if org_code else ""
+    return text(lang, "report.reader", role=text(lang, f"role.{role}"), org=org)
+
+
+def _shell(title: str, body: str, lang: str, nonce: str | None, script_url: str | None, map_url: str) -> str:
+    """The page around a report: the styles (with the CSP nonce), the print button (wired by ``script_url``)."""
+    nonce_attr = f' nonce="{html.escape(nonce)}"' if nonce else ""
+    script = f'<script src="{html.escape(script_url)}" defer></script>' if script_url else ""
+    return f"""<!doctype html>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex">
+<style{nonce_attr}>{CSS}</style>{script}</head>
+<body>
+<div class="toolbar noprint"><button type="button" id="print-report">{html.escape(text(lang, "report.print"))}</button>
+<a href="{html.escape(map_url)}">{html.escape(text(lang, "report.back"))}</a></div>
+<main>
+<h1>{html.escape(title)}</h1>
+{body}
+</main>
+</body></html>
+"""
+
+
+def _sources_footer(extras: dict[str, Any], as_of: str, lang: str) -> str:
+    sources = {s["layer"]: s for s in extras["sources"]}
+    src_rows = []
+    for layer in REPORT_LAYERS:
+        s = sources.get(layer)
+        src_rows.append([layer, source_name(s["source"]) if s else text(lang, "report.no_load"),
+                         long_date(s["loaded_at"], lang) if s else None, public_rows(layer, s)])
+    for layer, s in sorted(sources.items()):
+        if layer not in REPORT_LAYERS:
+            src_rows.append([layer, source_name(s["source"]), long_date(s["loaded_at"], lang), public_rows(layer, s)])
+    t = lambda key, **kw: html.escape(text(lang, key, **kw))  # noqa: E731
+    return f"""<footer>
+<h2>{t("report.sources")}</h2>
+{_table([text(lang, "report.col.layer"), text(lang, "report.col.source"), text(lang, "report.col.loaded"),
+         text(lang, "report.col.rows")], src_rows, text(lang, "report.no_loads"), lang)}
+<p class="note">{t("report.rules")}</p>
+<p>{t("report.footer", as_of=long_date(as_of, lang), generated=long_date(extras["generated_at"], lang))}</p>
+</footer>"""
+
+
+def criteria_table(props: dict[str, Any], lang: str) -> str:
+    """The criteria of a housing verdict: value, threshold, source, triggered, effect."""
+    rows = []
+    for c in props.get("criteria") or []:
+        value = c["value"]
+        shown = (f"{number(value, lang)} {unit(lang, c['unit'])}" if value is not None else c.get("none_text"))
+        rows.append([c["label"], c.get("subject"), shown, c["threshold_text"], c["triggered"],
+                     text(lang, f"verdict.{c['effect']}") if c["effect"] else None, c["source"]])
+    heads = [text(lang, f"criteria.{k}") for k in ("criterion", "subject", "value", "threshold", "triggered",
+                                                      "effect", "source")]
+    return _table(heads, rows, "–", lang)
+
+
+def verdict_block(props: dict[str, Any], settings_params: dict[str, Any] | None, lang: str) -> str:
+    """The indicative verdict of a site: the verdict and what drives it, the reasons, the criteria and thresholds."""
+    t = lambda key, **kw: html.escape(text(lang, key, **kw))  # noqa: E731
+    drivers = ", ".join(text(lang, f"driver.{d}") for d in props.get("drivers") or [])
+    head = t("housing.indicative", verdict=text(lang, f"verdict.{props['verdict']}"))
+    if drivers:
+        head += " · " + t("housing.driven_by", drivers=drivers)
+    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in props.get("reasons") or [])
+    thresholds = ""
+    if settings_params:
+        thresholds = "<p class=\"note\">" + t(
+            "housing.thresholds", near=number(settings_params["conflict_habitat_distance_m"], lang),
+            margin=number(settings_params["approach_margin"], lang),
+            radius=number(settings_params["habitat_radius_m"], lang)) + "</p>"
+    return (f'<div class="verdict verdict-{props["verdict"].replace(" ", "-")}"><p><strong>{head}</strong></p>'
+            f"<ul>{reasons}</ul></div>\n<h3>{t('criteria.heading')}</h3>\n{criteria_table(props, lang)}\n"
+            f"{thresholds}<p class=\"note\">{t('housing.indicative_note')}</p>")
+
+
+def report_title(result: dict[str, Any], lang: str) -> str:
+    """The title: the establishment's name and address as far as the reader may see them, the housing site
+    and its verdict, or the municipality of the point."""
+    subject = result.get("subject")
+    site = result.get("housing_site")
+    if subject is not None:
+        if subject.get("name"):
+            address = " ".join(str(p) for p in (subject.get("street"), subject.get("house_number")) if p)
+            place = " ".join(str(p) for p in (subject.get("postcode"), subject.get("city")) if p)
+            what = ", ".join(p for p in (subject["name"], address, place) if p)
+        else:
+            place = " ".join(str(p) for p in (subject.get("postcode"), subject.get("city")) if p)
+            what = text(lang, "report.establishment_withheld", id=subject["establishment_id"]) + (
+                f", {place}" if place else "")
+        return text(lang, "report.title", what=what)
+    if site is not None:
+        what = text(lang, "report.site", name=f"{site['name'] or site['site_id']} ({site['site_id']})")
+        what += " – " + text(lang, "housing.indicative", verdict=text(lang, f"verdict.{site['verdict']}"))
+        return text(lang, "report.title", what=what)
+    muni = result["municipality"]
+    where = f"{muni['name']} ({muni['code']})" if muni else text(lang, "report.outside")
+    return text(lang, "report.title_point", where=where)
+
+
+def render_context_report(result: dict[str, Any], extras: dict[str, Any], lang: str = DEFAULT_LANGUAGE, *,
+                          nonce: str | None = None, script_url: str | None = None, map_url: str = "/",
+                          reader: tuple[str, str | None] = ("anonymous", None),
+                          housing_parameters: dict[str, Any] | None = None) -> str:
+    """The gebiedsrapport as one HTML page (the map inline as PNG), in ``lang``. Blocking: call in a thread."""
+    png = base64.b64encode(render_map_png(result, extras, lang)).decode("ascii")
+    t = lambda key, **kw: html.escape(text(lang, key, **kw))  # noqa: E731
+    c = result["centre"]
+    title = report_title(result, lang)
+    withheld = text(lang, "report.withheld")
+    est_rows = []
+    for e in result["establishments"]:
+        last = e["last_inspection"]
+        permits = ", ".join(f"{p['permit_id']} ({p['permit_type']})" for p in e["active_permits"]) or None
+        est_rows.append([
+            e["establishment_id"], e["name"] if e["name"] is not None else withheld, e["distance_m"],
+            f"{e['sbi_code']} {e['sbi_description'] or ''}".strip(), e["environmental_category"],
+            e["guide_distance_m"],
+            (f"{long_date(last['date'], lang)}: {last['result']}" if last
+             else (withheld if not e["inspections_visible"] else None)),
+            last["lhs_cell"] if last else None,
+            e["open_violations"] if e["inspections_visible"] else withheld, permits,
+        ])
+    dep = result["deposition"]
+    at_point = {p["year"]: p for p in dep["at_point"]}
+    dep_rows = [
+        [s["label"], (at_point.get(s["year"]) or {}).get("value"), s["pixels"], s["min"], s["mean"], s["max"]]
+        for s in dep["in_circle"]
+    ]
+    hab_rows = [
+        [h["area_name"], h["habitat_type"], h["kdw"], h["distance_m"], str(h["year"]) if h["year"] else None,
+         h["deposition_max"], h["exceedance"], text(lang, f"report.status.{h['status']}") if h["status"] else None,
+         h["source"]]
+        for h in result["habitats"]
+    ]
+    housing_rows = [
+        [s["site_id"], s["name"], s["planned_dwellings"], e["name"] or e["establishment_id"],
+         e["environmental_category"], e["guide_distance_m"], e["distance_m"], text(lang, f"verdict.{e['severity']}")]
+        for s in result["housing_within_guide_distance"] for e in s["establishments"]
+    ]
+    munis = ", ".join(f"{m['name']} ({m['code']})" for m in result["municipalities_in_circle"]) or text(
+        lang, "report.none")
+    if result.get("measured_from") == "site":
+        meta = t("report.meta_site", radius=number(result["radius_m"], lang),
+                 habitat_radius=number(result["habitat_radius_m"], lang), as_of=long_date(result["as_of"], lang),
+                 municipalities=munis)
+    else:
+        meta = t("report.meta", lat=f"{c['lat']:.6f}", lon=f"{c['lon']:.6f}", x=number(c["x"], lang),
+                 y=number(c["y"], lang), radius=number(result["radius_m"], lang),
+                 as_of=long_date(result["as_of"], lang), municipalities=munis)
+    parts = [f'<p class="meta">{meta} {html.escape(reader_line(*reader, lang))} '
+             f"{t('report.scope', scope=result['inspection_scope'])}</p>"]
+    site = result.get("housing_site")
+    if site is not None:
+        parts.append(f"<h2>{t('report.verdict')}</h2>\n{verdict_block(site, housing_parameters, lang)}")
+    parts.append(f'<h2>{t("report.map")}</h2>\n<figure><img class="map" alt="{t("report.map_alt", what=title)}" '
+                 f'src="data:image/png;base64,{png}"></figure>')
+    subject = result.get("subject")
+    if subject is not None:
+        history = subject.get("inspections")
+        if history is None:
+            parts.append(f"<h2>{t('report.history', n='–')}</h2>\n"
+                         f"<p class=\"empty\">{t('report.history_withheld')}</p>")
+        else:
+            rows = [[long_date(h["inspected_on"], lang), h["kind"], h["result"], h["lhs_cell"], h["violation"],
+                     h["intervention"], h["follow_up_status"]] for h in history]
+            heads = [text(lang, f"report.col.{k}") for k in ("date", "kind", "result", "lhs", "violation",
+                                                               "intervention", "follow_up")]
+            parts.append(f"<h2>{t('report.history', n=str(len(history)))}</h2>\n"
+                         f"{_table(heads, rows, text(lang, 'report.history_none'), lang)}")
+    est_heading = (t("report.establishments_site", radius=number(result["radius_m"], lang),
+                     n=str(len(result["establishments"]))) if result.get("measured_from") == "site"
+                   else t("report.establishments", n=str(len(result["establishments"]))))
+    col = lambda *keys: [text(lang, f"report.col.{k}") for k in keys]  # noqa: E731
+    parts.append(f"<h2>{est_heading}</h2>\n" + _table(
+        col("id", "name", "distance", "sbi", "category", "guide", "last", "lhs", "open", "permits"), est_rows,
+        text(lang, "report.no_establishments"), lang))
+    parts.append(f"<h2>{t('report.deposition', unit=unit(lang, dep['unit']) or dep['unit'])}</h2>\n" + _table(
+        col("year", "at_centre", "pixels", "min", "mean", "max"), dep_rows, text(lang, "report.no_deposition"), lang))
+    parts.append(_aerius_lines(result.get("aerius"), lang))
+    parts.append(f"<h2>{t('report.habitats', radius=number(result.get('habitat_radius_m', 3000), lang))}</h2>\n"
+                 + _table(col("area", "habitat_type", "kdw", "distance", "year", "max_deposition", "exceedance",
+                              "status", "source"), hab_rows, text(lang, "report.no_habitats"), lang))
+    parts.append(f"<h2>{t('report.housing')}</h2>\n" + _table(
+        col("site", "name", "dwellings", "establishment", "category", "guide", "distance", "severity"), housing_rows,
+        text(lang, "report.no_housing"), lang))
+    parts.append(_sources_footer(extras, result["as_of"], lang))
+    return _shell(title, "\n".join(p for p in parts if p), lang, nonce, script_url, map_url)
+
+
+def render_housing_report(result: dict[str, Any], extras: dict[str, Any], lang: str = DEFAULT_LANGUAGE, *,
+                          nonce: str | None = None, script_url: str | None = None, map_url: str = "/",
+                          reader: tuple[str, str | None] = ("anonymous", None)) -> str:
+    """The printable verdicts of the housing analysis (``f=html``): per site its indicative verdict, drivers,
+    reasons and criteria, in the same print layout as the gebiedsrapport."""
+    t = lambda key, **kw: html.escape(text(lang, key, **kw))  # noqa: E731
+    features = result["features"]
+    dwellings = sum(int(f["properties"].get("planned_dwellings") or 0) for f in features)
+    muni = result.get("municipality")
+    verdicts = ", ".join(text(lang, f"verdict.{v}") for v in result.get("verdict_filter") or []) or text(
+        lang, "housing.report_all")
+    where = f"{muni['name']} ({muni['code']})" if muni else text(lang, "housing.filter_all")
+    scope = t("housing.report_scope", sites=len(features), dwellings=dwellings, municipality=where, verdicts=verdicts,
+              year=str(result["reference_year"]))
+    parts = [f'<p class="meta">{scope} {html.escape(reader_line(*reader, lang))}</p>',
+             f'<p class="note">{t("housing.indicative_note")}</p>']
+    p = result["parameters"]
+    parts.append('<p class="note">' + t("housing.thresholds", near=number(p["conflict_habitat_distance_m"], lang),
+                                         margin=number(p["approach_margin"], lang),
+                                         radius=number(p["habitat_radius_m"], lang)) + "</p>")
+    for f in features:
+        props = f["properties"]
+        munis = ", ".join(f"{m['name']} ({m['code']})" for m in props.get("municipalities") or []) or props.get(
+            "municipality_code") or ""
+        name = html.escape(f"{props['name'] or props['site_id']} ({props['site_id']})")
+        homes = t("housing.dwellings", n=props["planned_dwellings"] or 0)
+        parts.append(f'<section><h2>{name}</h2><p class="meta">{html.escape(munis)} · {homes}</p>'
+                     f"{verdict_block(props, None, lang)}</section>")
+    if not features:
+        parts.append(f'<p class="empty">{t("housing.filter_none")}</p>')
+    parts.append(_sources_footer(extras, str(result.get("as_of") or ""), lang))
+    return _shell(text(lang, "housing.report_title"), "\n".join(parts), lang, nonce, script_url, map_url)

@@ -292,11 +292,13 @@ def _rules_row(r: dict[str, Any]) -> dict[str, Any]:
     """The inputs of twin.analyses.priority's score from the same as-of aggregates (so the rules and the
     model see the same records in the backtest)."""
     cat = r.get("environmental_category")
+    nh3 = r.get("nh3_kg")
+    nh3 = 0.0 if nh3 is None or nh3 != nh3 else float(nh3)  # NaN: no permit row
     return {"environmental_category": cat, "activiteitenbesluit_type": r.get("activiteitenbesluit_type"),
             "brzo": bool(r.get("brzo")), "visit_frequency_years": r.get("visit_frequency_years"),
             "guide": GUIDE_DISTANCES_M.get(cat) if cat else None, "last_on": r.get("last_on"),
-            "violations": r.get("violations") or [], "nh3_kg": r.get("nh3_kg") or 0,
-            "overloaded_hexagons": r.get("overloaded_hexagons_3km") if (r.get("nh3_kg") or 0) > 0 else 0,
+            "violations": r.get("violations") or [], "nh3_kg": nh3,
+            "overloaded_hexagons": r.get("overloaded_hexagons_3km") if nh3 > 0 else 0,
             "dwellings": r.get("dwellings_nearby") or 0, "housing_sites": r.get("housing_sites_nearby") or 0}
 
 

@@ -11,7 +11,7 @@ import io
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -117,6 +117,81 @@ def _decode(g: int, cols: list[str], values: tuple[Any, ...]) -> tuple[str, str,
     return dim, UNKNOWN if v is None else str(v), org
 
 
+def disclosure_control(conn: psycopg.Connection, base: str, params: dict[str, Any], kpis: list[Kpi],
+                       cols: list[str], extra_cols: list[str], public_periods: list[str],
+                       k: int) -> dict[str, set[Any]]:
+    """The public cells of each restricted KPI that pass :mod:`twin.monitoring.sdc`: the records behind each
+    figure (its denominator) summarised per cell in the database, decided in Python."""
+    pc = cols[1:]
+    dims = ", ".join(pc)
+    key = f"kpi, ptype, pstart, g, {dims}"
+    pivot = ", ".join(f"('{kp.id}', b.d_{kp.id})" for kp in kpis)
+    conn.execute(
+        f"CREATE TEMP TABLE mon_c ON COMMIT DROP AS SELECT x.kpi, b.ptype, b.pstart, GROUPING({dims})::int AS g, "
+        f"{dims}, b.contributor, b.org_code, coalesce(b.sole, true) AS sole, sum(x.n)::int AS n "
+        f"FROM ({base}) b CROSS JOIN LATERAL (VALUES {pivot}) x(kpi, n) "
+        f"WHERE b.ptype = ANY(%(public_periods)s) AND x.n > 0 "
+        f"GROUP BY x.kpi, b.ptype, b.pstart, b.contributor, b.org_code, b.sole, "
+        f"GROUPING SETS ({_grouping_sets(extra_cols, with_org=False)})", {**params, "public_periods": public_periods})
+    conn.execute(
+        f"CREATE TEMP TABLE mon_pc ON COMMIT DROP AS SELECT {key}, contributor, sum(n)::int AS tot, "
+        f"array_agg(DISTINCT org_code) AS orgs, array_agg(DISTINCT org_code) FILTER (WHERE sole) AS sorgs, "
+        f"coalesce(sum(n) FILTER (WHERE sole), 0)::int AS stot FROM mon_c GROUP BY {key}, contributor")
+    stats: dict[tuple[Any, ...], sdc.CellStats] = {}
+    for r in conn.execute(
+        f"SELECT {key}, sum(tot)::int, count(*)::int, (SELECT sum(t)::int FROM unnest((array_agg(tot ORDER BY tot DESC))"
+        f"[1:{sdc.DOMINANCE_N}]) t), sum(stot)::int, (count(*) FILTER (WHERE sorgs IS NOT NULL))::int "
+        f"FROM mon_pc GROUP BY {key}"
+    ).fetchall():
+        stats[tuple(r[:4 + len(pc)])] = sdc.CellStats(r[-5], r[-4], r[-3], r[-2], r[-1], {})
+    for r in conn.execute(
+        f"SELECT {key}, org_code, sum(n)::int, coalesce(sum(n) FILTER (WHERE sole), 0)::int FROM mon_c "
+        f"GROUP BY {key}, org_code"
+    ).fetchall():
+        stats[tuple(r[:4 + len(pc)])].orgs[r[-3]] = sdc.OrgPart(records=r[-2], sole_records=r[-1])
+    for column, attr in (("orgs", "only"), ("sorgs", "sole_only")):
+        for r in conn.execute(
+            f"SELECT {key}, {column}[1], count(*)::int FROM mon_pc WHERE cardinality({column}) = 1 "
+            f"GROUP BY {key}, {column}[1]"
+        ).fetchall():
+            part = stats[tuple(r[:4 + len(pc)])].orgs.setdefault(r[-2], sdc.OrgPart())
+            setattr(part, attr, r[-1])
+
+    def cell_key(raw: tuple[Any, ...]) -> tuple[Any, ...]:
+        dim, val, _ = _decode(raw[3] | (1 << (len(cols) - 1)), cols, (None, *raw[4:]))
+        return raw[1], raw[2], dim, val
+
+    def read(raw_keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], list[sdc.Contribution]]:
+        out: dict[tuple[Any, ...], list[sdc.Contribution]] = defaultdict(list)
+        if not raw_keys:
+            return out
+        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS mon_keys ON COMMIT DROP AS SELECT {key} FROM mon_c LIMIT 0")
+        conn.execute("TRUNCATE mon_keys")
+        with conn.cursor().copy(f"COPY mon_keys ({key}) FROM STDIN") as cp:
+            for rk in raw_keys:
+                cp.write_row(rk)
+        match = " AND ".join(f"c.{c} IS NOT DISTINCT FROM m.{c}" for c in ("kpi", "ptype", "pstart", "g", *pc))
+        for r in conn.execute(f"SELECT c.kpi, c.ptype, c.pstart, c.g, {', '.join('c.' + c for c in pc)}, "
+                              f"c.contributor, c.sole, c.org_code, c.n FROM mon_c c JOIN mon_keys m ON {match}"):
+            out[tuple(r[:4 + len(pc)])].append(sdc.Contribution(r[-4], bool(r[-3]), r[-2], int(r[-1])))
+        return out
+
+    result: dict[str, set[Any]] = {}
+    for kp in kpis:
+        raw = {cell_key(rk): rk for rk in stats if rk[0] == kp.id}
+        cells = {ck: stats[rk] for ck, rk in raw.items()}
+        undecided: dict[tuple[Any, ...], list[sdc.Contribution]] = {}
+        primary = {ck: sdc.decide(s, k, lambda rk=raw[ck]: undecided.setdefault(rk, read([rk]).get(rk, [])))
+                   for ck, s in cells.items()}
+
+        def contributions_of(keys: Sequence[tuple[Any, ...]], raw: dict[Any, Any] = raw) -> dict[Any, Any]:
+            got = read([raw[ck] for ck in keys])
+            return {cell_key(rk): v for rk, v in got.items()}
+
+        result[kp.id] = sdc.protect(cells, k, contributions_of, primary)
+    return result
+
+
 def compute_family(conn: psycopg.Connection, family: str, kpis: list[Kpi], as_of: date, k: int,
                    timings: dict[str, float]) -> list[Row]:
     """Aggregate one family's base rows over the grouping sets; the public cells of its restricted KPIs
@@ -151,32 +226,11 @@ def compute_family(conn: psycopg.Connection, family: str, kpis: list[Kpi], as_of
     if restricted:
         t1 = time.perf_counter()
         public_periods = sorted({p for kp in restricted for p in kp.periods if p != "month"})
-        pc = cols[1:]
-        contrib = (f"SELECT ptype, pstart, GROUPING({', '.join(pc)})::int AS g, "
-                   f"{', '.join(pc)}, contributor, sole, org_code, "
-                   + ", ".join(f"sum(d_{kp.id})::int" for kp in restricted)
-                   + f" FROM ({base}) b WHERE ptype = ANY(%(public_periods)s) "
-                   f"GROUP BY ptype, pstart, contributor, sole, org_code, "
-                   f"GROUPING SETS ({_grouping_sets(extra_cols, with_org=False)})")
-        cells: dict[str, dict[tuple[Any, ...], list[sdc.Contribution]]] = {
-            kp.id: defaultdict(list) for kp in restricted}
-        with conn.cursor() as cur:
-            cur.execute(contrib, {**params, "public_periods": public_periods})
-            for r in cur:
-                ptype, pstart, g = r[0], r[1], r[2]
-                dim, val, _ = _decode(g | (1 << (nc - 1)), cols, (None, *r[3:2 + nc]))
-                j = 2 + nc
-                for i, kp in enumerate(restricted):
-                    n = r[j + 3 + i]
-                    if n:
-                        cells[kp.id][(ptype, pstart, dim, val)].append(
-                            sdc.Contribution(r[j], bool(r[j + 1]), r[j + 2], n))
-        for kp in restricted:
-            published = sdc.protect(cells[kp.id], k)
-            for row in rows:
-                if row.kpi == kp.id and row.scope_org is None and row.dimension != "organisation":
-                    if (row.ptype, row.pstart, row.dimension, row.value_key) not in published:
-                        row.audience = "admin"
+        published = disclosure_control(conn, base, params, restricted, cols, extra_cols, public_periods, k)
+        for row in rows:
+            if row.kpi in published and row.scope_org is None and row.dimension != "organisation" \
+                    and (row.ptype, row.pstart, row.dimension, row.value_key) not in published[row.kpi]:
+                row.audience = "admin"
         timings[f"{family}: disclosure control"] = time.perf_counter() - t1
     return rows
 

@@ -9,10 +9,8 @@ cell's contributions are read and :func:`twin.disclosure.safe` decides (:func:`d
 
 Secondary suppression (:func:`protect`): in every additive relation (a period's total against its
 municipalities, sectors, categories, interventions or LHS cells; a year against its quarters) the suppressed
-parts together must form a publishable cell, else the smallest published part is suppressed too (with nothing
-left to suppress, the total). The pooled cell is judged on bounds (records add up; contributors at least the
-largest part's; the two largest contributors at most the sum of the parts' two largest), so where the bounds
-cannot show it safe it counts as unsafe: more suppression, never less.
+parts together must form a publishable cell (tested exactly on their records), else the smallest published part
+is suppressed too (with nothing left to suppress, the total).
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from typing import Any
 
 from twin.disclosure import DOMINANCE_N, DOMINANCE_SHARE, Contribution, safe
 
-__all__ = ["CellStats", "Contribution", "decide", "fast_publishable", "protect", "stats_of"]
+__all__ = ["DOMINANCE_N", "CellStats", "Contribution", "OrgPart", "decide", "fast_publishable", "protect", "stats_of"]
 Key = tuple[Any, ...]  # (period type, period start, dimension, value)
 
 
@@ -112,22 +110,6 @@ def fast_publishable(cell: Sequence[Contribution], k: int) -> bool:
     return decide(stats_of(cell), k, lambda: cell)
 
 
-def pooled(parts: Sequence[CellStats]) -> CellStats:
-    """Bounds of the union of disjoint cells' records (contributors may recur across them)."""
-    orgs: dict[str | None, OrgPart] = defaultdict(OrgPart)
-    for s in parts:
-        for o, p in s.orgs.items():
-            q = orgs[o]
-            q.records += p.records
-            q.sole_records += p.sole_records
-            q.only += p.only  # an upper bound on those all of whose records are o's: hidden parts' lower bound
-            q.sole_only += p.sole_only
-    return CellStats(
-        sum(s.records for s in parts), max((s.contributors for s in parts), default=0),
-        min(sum(s.top for s in parts), sum(s.records for s in parts)), sum(s.sole_records for s in parts),
-        max((s.sole_contributors for s in parts), default=0), dict(orgs), exact=False)
-
-
 def _partitions(keys: Sequence[Key]) -> list[tuple[Key, list[Key]]]:
     """(total, parts) of every additive relation among the cells."""
     present = set(keys)
@@ -155,12 +137,23 @@ def _partitions(keys: Sequence[Key]) -> list[tuple[Key, list[Key]]]:
     return out
 
 
-def protect(cells: Mapping[Key, CellStats], k: int, primary: Mapping[Key, bool] | None = None,
-            max_rounds: int = 10) -> set[Hashable]:
+def protect(cells: Mapping[Key, CellStats], k: int,
+            contributions_of: Callable[[Sequence[Key]], Mapping[Key, Sequence[Contribution]]],
+            primary: Mapping[Key, bool] | None = None, max_rounds: int = 10) -> set[Hashable]:
     """The keys of the cells that may be published: primary suppression (``primary``, else :func:`decide` on
-    the summaries), then secondary suppression over the additive relations until nothing changes."""
+    the summaries), then secondary suppression over the additive relations until nothing changes. The
+    suppressed parts of a relation are pooled from their records (``contributions_of`` reads them, all
+    primary-suppressed cells at once, later ones as they are suppressed) and tested exactly."""
     published = {key for key, s in cells.items() if (primary[key] if primary is not None else decide(s, k))}
-    relations = _partitions(list(cells))
+    relations = [(t, parts) for t, parts in _partitions(list(cells)) if t in published]
+    known: dict[Key, Sequence[Contribution]] = dict(contributions_of(
+        sorted({p for t, parts in relations for p in parts if p not in published}, key=str)))
+
+    def records(p: Key) -> Sequence[Contribution]:
+        if p not in known:
+            known.update(contributions_of([p]))
+        return known.get(p, ())
+
     for _ in range(max_rounds):
         changed = False
         for total, parts in relations:
@@ -168,7 +161,7 @@ def protect(cells: Mapping[Key, CellStats], k: int, primary: Mapping[Key, bool] 
                 continue
             while True:
                 hidden = [p for p in parts if p not in published]
-                if not hidden or decide(pooled([cells[p] for p in hidden]), k):
+                if not hidden or fast_publishable([c for p in hidden for c in records(p)], k):
                     break
                 shown = [p for p in parts if p in published]
                 if not shown:

@@ -68,8 +68,15 @@ BEGIN
                    'ADD CONSTRAINT %I EXCLUDE USING gist (%I WITH =, valid WITH &&, registered WITH &&)',
                    v, v || '_no_overlap', k);
     EXECUTE format('CREATE INDEX %I ON history.%I (%I)', v || '_key_idx', v, k);
-    EXECUTE format('CREATE INDEX %I ON history.%I USING gist (geom)', v || '_geom_idx', v);
     EXECUTE format('CREATE INDEX %I ON history.%I (upper(registered))', v || '_ended_idx', v);
+    -- The secondary indexes of the current table (geometry, references, dates), so that the same queries
+    -- find the same paths on the as-of views.
+    FOR r IN
+      SELECT substring(pg_get_indexdef(i.indexrelid) FROM ' USING .*$') AS how
+      FROM pg_index i WHERE i.indrelid = format('twin.%I', tbl)::regclass AND NOT i.indisprimary AND NOT i.indisunique
+    LOOP
+      EXECUTE format('CREATE INDEX ON history.%I', v) || r.how;
+    END LOOP;
   END IF;
   FOR r IN
     SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS typ
@@ -258,8 +265,10 @@ BEGIN
   END LOOP;
 END $do$;
 
--- Inspections: the same row-level security as twin.inspections (migrations 0002/0003). An advisor sees no
--- version of an establishment that is, or ever was registered as, a sole proprietor.
+-- Inspections: the same row-level security as twin.inspections (migrations 0002/0003/0016). An advisor sees no
+-- version of an establishment that is, or ever was registered as, a natural person (sole proprietor,
+-- natural-person owner or a partnership's legal form: the predicate of twin.is_natural_person, migration
+-- 0016, written out here since that function comes later).
 ALTER TABLE history.inspections_versions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE history.inspections_versions FORCE ROW LEVEL SECURITY;
 CREATE POLICY inspections_owner ON history.inspections_versions FOR ALL TO twin_owner USING (true) WITH CHECK (true);
@@ -268,4 +277,5 @@ CREATE POLICY inspections_inspector ON history.inspections_versions FOR SELECT T
   USING (org_code = twin.request_org());
 CREATE POLICY inspections_advisor ON history.inspections_versions FOR SELECT TO twin_api_advisor
   USING (establishment_id NOT IN (SELECT e.establishment_id FROM history.establishments_versions e
-                                  WHERE e.sole_proprietor));
+                                  WHERE e.sole_proprietor OR e.natural_person_owner
+                                     OR coalesce(lower(e.legal_form) ~ '^\s*(eenmanszaak|vennootschap onder firma|maatschap|commanditaire vennootschap|v\.?o\.?f\.?|c\.?v\.?)(\s|$|[^a-z])', false)));
