@@ -92,6 +92,7 @@ PAGE = """<!doctype html>
   </div>
   <a id="lang-switch" class="lang" href="?lang={m[lang.other_code]}" hreflang="{m[lang.other_code]}"
     lang="{m[lang.other_code]}" data-lang="{m[lang.other_code]}" title="{m[lang.switch]}">{m[lang.other_name]}</a>
+  <p id="who" class="who-badge" title="{m[access.who_label]}"><span class="visually-hidden">{m[access.who_label]}: </span><span data-who>{m[role.anonymous]}</span></p>
 </header>
 <div id="search-results" class="search-results" role="region" aria-live="polite" aria-label="{m[search.region]}" hidden>
 </div>
@@ -106,15 +107,16 @@ PAGE = """<!doctype html>
   </div>
   <section id="tabpanel-layers" role="tabpanel" aria-labelledby="tab-layers">
     <h2 class="visually-hidden">{m[layers.heading]}</h2>
-    <div id="layer-toggles"></div>
-    <details class="access">
-      <summary>{m[access.summary]}</summary>
+    <details class="access" id="access">
+      <summary>{m[access.summary]} <span class="who" data-who>{m[role.anonymous]}</span></summary>
       <form id="api-key-form">
         <label for="api-key">{m[access.label]}</label>
         <div class="row"><input id="api-key" type="password" autocomplete="off">
         <button type="submit">{m[access.button]}</button></div>
+        <p id="key-state" class="key-state" role="status" aria-live="polite"></p>
       </form>
     </details>
+    <div id="layer-toggles"></div>
     <h2>{m[legend.heading]}</h2>
     <div id="legend"></div>
     <p class="hint">{m[hint.navigate]}

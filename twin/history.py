@@ -114,9 +114,13 @@ def active() -> AsOf | None:
     return _ACTIVE.get()
 
 
-def rewrite(query: str) -> str:
-    """Point ``twin.<register table>`` at its as-of view ``history.<table>``."""
-    return _TABLES_RE.sub(r"history.\2", query)
+def rewrite(query: str, when: AsOf | None = None) -> str:
+    """Point ``twin.<register table>`` at ``history.<table>_at(valid_on, known_on)`` (the as-of rows with the
+    table's columns; the dates as constants, so the planner estimates them from the statistics)."""
+    when = when or _ACTIVE.get() or AsOf()
+    valid = f"'{when.valid_on.isoformat()}'::date" if when.valid_on else "current_date"
+    known = f"'{when.known_on.isoformat()}'::timestamptz" if when.known_on else "now()"
+    return _TABLES_RE.sub(lambda m: f"history.{m.group(2)}_at({valid}, {known})", query)
 
 
 def render(conn: Any, query: str | sql.Composable) -> str | sql.Composable:

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
         "a random key kept in data_dir/cursor-secret, shared by every API process of the host.")
     max_offset: int = Field(default=10_000, ge=0, description="Largest offset /items accepts (offset paging slows "
                             "with depth); beyond it the answer is a 400 pointing to the next links (cursors).")
+    history_retention_days: int = Field(
+        default=3650, ge=1, description="Days the history keeps superseded versions (`twin history --prune`): a "
+        "version whose registration or validity ended longer ago is deleted; current versions always stay. "
+        "Personal data must not be kept longer than needed (docs/history.md, docs/privacy.md).")
     download_dir: Path | None = Field(
         default=None, description="Cache of the bulk downloads (/collections/{id}/download.gpkg|parquet|csv), one "
         "file per layer version and audience; default data_dir/downloads.")

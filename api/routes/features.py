@@ -86,7 +86,7 @@ async def _count(request: Request, conn: psycopg.AsyncConnection, columns: Colum
     if cache is None:
         cache = request.app.state.count_cache = VersionedCache(1 << 20)
     key = None
-    if q.cursors is not None and q.as_of is None:
+    if q.cursors is not None:  # the query hash holds geldigOp/beschikbaarOp too
         versions = await table_versions(conn, cache, [columns.spec.table])
         key = None if versions is None else (versions, q.cursors.query)
     if key is not None and (hit := cache.get(key)) is not None:

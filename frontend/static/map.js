@@ -120,6 +120,56 @@
     return state.apiKey ? {"X-API-Key": state.apiKey} : {};
   }
 
+  // ---------------------------------------------------------------------------------------------------
+  // the key and the caller: /whoami says who the API takes us for (shown as a badge, always); a key the API
+  // refuses (401: unknown, expired, revoked) is dropped at once, so that the public layers stay visible, and
+  // the map says so.
+  var who = {role: "anonymous", org_code: null, authenticated: false};
+  function storeKey(key) {
+    state.apiKey = key || null;
+    try {
+      if (state.apiKey) sessionStorage.setItem("twin-api-key", state.apiKey); else sessionStorage.removeItem("twin-api-key");
+    } catch (err) { /* private mode: keep it in memory */ }
+  }
+  function renderWho() {
+    var label = t("role." + who.role) + (who.org_code ? t("role.org", {org: who.org_code}) : "");
+    Array.prototype.forEach.call(document.querySelectorAll("[data-who]"), function (n) { n.textContent = label; });
+    var badge = $("who");
+    if (badge) badge.classList.toggle("authenticated", !!who.authenticated);
+  }
+  function keyState(message, kind) {
+    var box = $("key-state");
+    if (!box) return;
+    box.textContent = message || "";
+    box.className = "key-state" + (kind ? " " + kind : "");
+  }
+  var keyCheck = null;
+  /* asks /whoami with the current key; resolves true when the key (if any) is valid. An invalid key is dropped. */
+  function checkKey() {
+    if (keyCheck) return keyCheck;
+    var sent = state.apiKey;
+    keyCheck = fetch("/whoami", {headers: Object.assign({Accept: "application/json"}, authHeaders())}).then(function (r) {
+      if (r.status === 401 && sent) {
+        if (state.apiKey === sent) dropKey();
+        return false;
+      }
+      return r.ok ? r.json().then(function (w) { who = w; renderWho(); return true; }) : true;
+    }, function () { return true; }).then(function (ok) { keyCheck = null; return ok; });
+    return keyCheck;
+  }
+  function dropKey() {
+    storeKey(null);
+    who = {role: "anonymous", org_code: null, authenticated: false};
+    renderWho();
+    keyState(t("access.invalid_short"), "error");
+    say(t("access.invalid"), "error");
+    var access = $("access");
+    if (access) access.open = true;
+    reported = {};
+    refresh();
+    document.dispatchEvent(new CustomEvent("twin:apikey"));
+  }
+
   /* a restricted layer switched on without an API key: not requested, its toggle says why */
   function lacksKey(id) {
     return !state.apiKey && !!(metaById[id] && metaById[id].restricted);
@@ -143,10 +193,20 @@
   }
 
   /* fetch JSON from the app; rejects with an Error whose message is the API's description. */
-  function getJson(url) {
-    var early = globalThis.twinBoot && globalThis.twinBoot.take(url);  // started by boot.js
+  function getJson(url, retried) {
+    var early = !retried && globalThis.twinBoot && globalThis.twinBoot.take(url);  // started by boot.js
+    var sent = state.apiKey;
     var request = early || fetch(url, {headers: Object.assign({Accept: "application/json"}, authHeaders())});
     return request.then(function (r) {
+      if (r.status === 401 && !retried && (sent || early)) {
+        // the key was refused: check it (an invalid key is dropped) and ask again with what is left
+        return checkKey().then(function (valid) {
+          if (valid && state.apiKey === sent && !early) return r;
+          return fetch(url, {headers: Object.assign({Accept: "application/json"}, authHeaders())});
+        });
+      }
+      return r;
+    }).then(function (r) {
       return r.text().then(function (text) {
         var body = null;
         try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
@@ -243,7 +303,8 @@
       extra.updateTriggers = {getText: placeBand(state.viewState.zoom)};
     }
     if (id === "housing-sites") {
-      extra.data = state.housing || {type: "FeatureCollection", features: []};
+      extra.data = state.housing ? {type: "FeatureCollection", features: housingShown()} :
+        {type: "FeatureCollection", features: []};
     }
     if (id === "establishments" && state.establishmentColor === "priority" && state.priority) {
       extra.getFillColor = priorityColor;
@@ -385,6 +446,7 @@
     }
     metrics.tileErrors[id] = (metrics.tileErrors[id] || 0) + 1;
     metrics.lastTileError = id + ": " + message;
+    if (status === 401 && state.apiKey) { checkKey(); return; }  // an expired key: dropped, the layer reloads
     if (reported[id]) return;
     reported[id] = true;
     var meta = metaById[id] || {title: id};
@@ -474,8 +536,10 @@
         (centre.lat !== undefined ? " · " + t("panel.point", {lat: Number(centre.lat).toFixed(5), lon: Number(centre.lon).toFixed(5)}).replace(/^[^:]*: /, "") : "")
     ]));
     var reportUrl = contextUrl(Object.assign({}, ctx.query || {}, {lang: cfg.lang}), "html");
-    parts.push(el("p", null, [el("a", {href: reportUrl, target: "_blank", rel: "noopener", className: "button",
-      id: "report-link"}, [t("panel.report")])]));
+    var reportLink = el("a", {href: reportUrl, target: "_blank", rel: "noopener", className: "button signed",
+      id: "report-link"}, [t(ctx.query && ctx.query.site ? "housing.site_report" : "panel.report")]);
+    parts.push(el("p", null, [reportLink]));
+    signLink(reportLink);
     if (ctx.query && ctx.query.establishment) parts.push(historySection(ctx.query.establishment));
 
     var dep = ctx.deposition || {};
@@ -571,6 +635,35 @@
     return wrap;
   }
 
+  /* A report opens in a new tab, where no key header goes along: with a key, its link is exchanged for a
+   * short-lived signed one (/analysis/link: the caller's role and organisation, no key in the URL), renewed
+   * on a click when it is about to expire. Without a key the plain link is used. */
+  function signLink(a) {
+    var plain = a.getAttribute("data-href") || a.getAttribute("href");
+    a.setAttribute("data-href", plain);
+    a.removeAttribute("data-expires");
+    if (!state.apiKey) { a.setAttribute("href", plain); return Promise.resolve(a); }
+    return getJson("/analysis/link?href=" + encodeURIComponent(plain)).then(function (b) {
+      a.setAttribute("href", b.href);
+      if (b.expires) a.setAttribute("data-expires", String(Date.parse(b.expires)));
+      return a;
+    }).catch(function (err) {
+      say(t("access.link_failed", {message: err && err.message ? err.message : String(err)}), "warning");
+      return a;
+    });
+  }
+  document.addEventListener("click", function (e) {
+    var a = e.target && e.target.closest ? e.target.closest("a.signed") : null;
+    if (!a || !state.apiKey) return;
+    var expires = Number(a.getAttribute("data-expires") || 0);
+    if (expires && Date.now() < expires - 30000) return;  // still valid: the browser follows it
+    e.preventDefault();
+    var tab = a.getAttribute("target") === "_blank" ? window.open("", "_blank") : null;
+    signLink(a).then(function () {
+      if (tab) { tab.opener = null; tab.location = a.href; } else window.location.assign(a.href);
+    });
+  });
+
   function contextUrl(query, format) {
     var params = new URLSearchParams();
     Object.keys(query).forEach(function (k) { if (query[k] !== null && query[k] !== undefined) params.set(k, query[k]); });
@@ -578,7 +671,9 @@
     return "/analysis/context?" + params.toString();
   }
 
+  var lastContext = null;
   function showContext(query, title, extra) {
+    lastContext = {query: query, title: title, extra: extra};
     var ticket = ++contextRequest;
     openPanel(title);
     return getJson(contextUrl(query)).then(function (ctx) {
@@ -777,26 +872,58 @@
     return Array.isArray(r) ? r.map(String) : [String(r)];
   }
 
+  /* the municipality of a site as the list shows it: the one it is assigned to (largest overlap) */
+  function siteMunicipality(p) {
+    var m = (p.municipalities || [])[0];
+    return m ? m.name : (p.municipality_name || "");
+  }
+
+  /* The verdict of a site explained: indicative, what drives it, the reasons, and every criterion with its
+   * value, threshold, source and whether it triggered (the same rows the API, the CSV and the report give). */
+  function verdictFacts(p) {
+    var verdict = verdictOf(p);
+    var drivers = (p.drivers || []).map(function (d) { return t("driver." + d); }).join(", ");
+    var rows = (p.criteria || []).map(function (c) {
+      var value = c.value === null || c.value === undefined ? (c.none_text || "–") :
+        fmt(c.value, c.unit === "m" ? "m" : (M["unit." + c.unit] || c.unit));
+      return el("tr", {className: c.triggered ? "triggered" : null}, [
+        el("td", {text: c.label}), el("td", {text: c.subject || "–"}), el("td", {text: value}),
+        el("td", {text: c.threshold_text}), el("td", {text: c.triggered ? t("value.yes") : t("value.no")}),
+        el("td", {text: c.effect ? verdictLabel(c.effect) : "–"}), el("td", {text: c.source})]);
+    });
+    var heads = ["criterion", "subject", "value", "threshold", "triggered", "effect", "source"].map(function (k) {
+      return el("th", {scope: "col", text: t("criteria." + k)});
+    });
+    var params = (state.housing && state.housing.parameters) || {};
+    return el("div", {className: "verdict verdict-" + verdict.replace(/ /g, "-")}, [
+      el("p", null, [el("strong", {text: t("housing.indicative", {verdict: verdictLabel(verdict)})}),
+        drivers ? el("span", {className: "drivers", text: " · " + t("housing.driven_by", {drivers: drivers})}) : null,
+        " · " + t("housing.dwellings", {n: Number(p.planned_dwellings) || 0}) +
+        (p.phase ? " · " + p.phase : "") + (p.planned_year ? " · " + String(p.planned_year) : "")]),
+      reasonsOf(p).length ? el("ul", null, reasonsOf(p).map(function (r) { return el("li", {text: r}); })) : null,
+      rows.length ? el("h4", {text: t("criteria.heading")}) : null,
+      rows.length ? el("div", {className: "scroll", tabindex: "0", role: "region", "aria-label": t("criteria.heading")}, [
+        el("table", {className: "data criteria"}, [el("thead", null, [el("tr", null, heads)]), el("tbody", null, rows)])]) : null,
+      params.conflict_habitat_distance_m !== undefined ? el("p", {className: "muted", text: t("housing.thresholds", {
+        near: params.conflict_habitat_distance_m, margin: params.approach_margin, radius: params.habitat_radius_m})}) : null,
+      el("p", {className: "muted", text: t("housing.indicative_note")})
+    ]);
+  }
+
   function openHousingSite(f) {
     var p = f.properties || {};
-    var verdict = verdictOf(p);
     var c = siteCentre(f);
     state.selection = {position: c, radius: cfg.contextRadius};
     refresh();
-    var facts = el("div", {className: "verdict verdict-" + verdict.replace(/ /g, "-")}, [
-      el("p", null, [el("strong", {text: t("housing.verdict", {verdict: verdictLabel(verdict)})}), " · " +
-        t("housing.dwellings", {n: Number(p.planned_dwellings) || 0}) +
-        (p.phase ? " · " + p.phase : "") + (p.planned_year ? " · " + String(p.planned_year) : "")]),
-      reasonsOf(p).length ? el("ul", null, reasonsOf(p).map(function (r) { return el("li", {text: r}); })) : null
-    ]);
-    return showContext({lon: c[0].toFixed(6), lat: c[1].toFixed(6), radius: cfg.contextRadius},
-      (p.name || t("housing.site")) + (p.municipality_name ? ", " + p.municipality_name : ""), [facts]);
+    var title = (p.name || t("housing.site")) + (siteMunicipality(p) ? ", " + siteMunicipality(p) : "");
+    // the site's own context: distances from its edge, the habitats within the verdict's radius, its verdict
+    return showContext({site: p.site_id || f.id, radius: cfg.contextRadius}, title, [verdictFacts(p)]);
   }
 
   function loadHousing() {
     var list = $("housing-list");
     list.replaceChildren(el("p", {className: "muted", text: t("housing.loading")}));
-    return getJson("/analysis/housing-nitrogen").then(function (fc) {
+    return getJson("/analysis/housing-nitrogen?lang=" + cfg.lang).then(function (fc) {
       state.housing = fc && fc.features ? fc : {type: "FeatureCollection", features: []};
       renderHousing();
       refresh();
@@ -811,9 +938,69 @@
     });
   }
 
+  /* the housing filters (municipality, verdicts): the list, the map and the exports follow them */
+  var housingFilter = {municipality: "", verdicts: null};
+  function housingShown() {
+    var features = (state.housing && state.housing.features) || [];
+    return features.filter(function (f) {
+      var p = f.properties || {};
+      if (housingFilter.municipality && !(p.municipalities || []).some(function (m) { return m.code === housingFilter.municipality; }) &&
+          p.municipality_code !== housingFilter.municipality) return false;
+      return !housingFilter.verdicts || housingFilter.verdicts.indexOf(verdictOf(p)) >= 0;
+    });
+  }
+  function housingUrl(format) {
+    var params = new URLSearchParams();
+    if (housingFilter.municipality) params.set("municipality", housingFilter.municipality);
+    if (housingFilter.verdicts) params.set("verdict", housingFilter.verdicts.join(","));
+    params.set("f", format);
+    params.set("lang", cfg.lang);
+    return "/analysis/housing-nitrogen?" + params.toString();
+  }
+  function housingControls() {
+    var features = (state.housing && state.housing.features) || [];
+    var munis = {};
+    features.forEach(function (f) {
+      ((f.properties || {}).municipalities || []).forEach(function (m) { munis[m.code] = m.name; });
+    });
+    var select = el("select", {id: "housing-municipality", onchange: function (e) {
+      housingFilter.municipality = e.target.value; renderHousing(); refresh(); }},
+      [el("option", {value: "", text: t("housing.filter_all")})].concat(Object.keys(munis).sort(function (a, b) {
+        return String(munis[a]).localeCompare(String(munis[b]));
+      }).map(function (code) {
+        return el("option", {value: code, text: munis[code] + " (" + code + ")",
+          selected: housingFilter.municipality === code ? "selected" : null});
+      })));
+    var verdicts = cfg.theme.verdicts.map(function (v) { return v[0]; });
+    var boxes = verdicts.map(function (v) {
+      var id = "housing-verdict-" + v.replace(/ /g, "-");
+      return el("span", {className: "radio"}, [el("input", {type: "checkbox", id: id, value: v,
+        checked: !housingFilter.verdicts || housingFilter.verdicts.indexOf(v) >= 0 ? "checked" : null,
+        onchange: function () {
+          var on = verdicts.filter(function (w) { return $("housing-verdict-" + w.replace(/ /g, "-")).checked; });
+          housingFilter.verdicts = on.length === verdicts.length ? null : on;
+          renderHousing(); refresh();
+        }}), el("label", {"for": id, text: verdictLabel(v)})]);
+    });
+    var links = [["csv", "housing.export_csv"], ["geojson", "housing.export_geojson"], ["html", "housing.export_html"]]
+      .map(function (x) {
+        var a = el("a", {href: housingUrl(x[0]), className: "signed", id: "housing-export-" + x[0],
+          target: x[0] === "html" ? "_blank" : null, rel: x[0] === "html" ? "noopener" : null,
+          download: x[0] === "html" ? null : "woningbouw-stikstof." + (x[0] === "csv" ? "csv" : "geojson")}, [t(x[1])]);
+        signLink(a);
+        return a;
+      });
+    return [
+      el("div", {className: "housing-filters"}, [
+        el("div", null, [el("label", {"for": "housing-municipality", className: "block", text: t("housing.filter_municipality")}), select]),
+        el("fieldset", null, [el("legend", {text: t("housing.filter_verdict")})].concat(boxes))]),
+      el("p", {className: "exports"}, [el("span", {text: t("housing.export") + ":"})].concat(links))
+    ];
+  }
+
   function renderHousing() {
     var list = $("housing-list");
-    var features = state.housing.features || [];
+    var features = housingShown();
     var order = cfg.theme.verdicts.map(function (v) { return v[0]; });
     var groups = {};
     features.forEach(function (f) {
@@ -825,7 +1012,9 @@
       return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
     });
     var totalDwellings = features.reduce(function (s, f) { return s + (Number(f.properties.planned_dwellings) || 0); }, 0);
-    var parts = [el("p", {className: "lead", text: t("housing.total", {sites: features.length, dwellings: totalDwellings})})];
+    var parts = housingControls();
+    parts.push(el("p", {className: "lead", text: t("housing.total", {sites: features.length, dwellings: totalDwellings})}));
+    if (!features.length) parts.push(el("p", {className: "muted", text: t("housing.filter_none")}));
     var summary = el("ul", {className: "verdict-summary"}, keys.map(function (k) {
       var dw = groups[k].reduce(function (s, f) { return s + (Number(f.properties.planned_dwellings) || 0); }, 0);
       var color = (cfg.theme.verdicts.filter(function (v) { return v[0] === k; })[0] || [k, cfg.theme.unknown])[1];
@@ -842,8 +1031,9 @@
       parts.push(el("h3", {text: label.charAt(0).toUpperCase() + label.slice(1) + " (" + num(sites.length) + ")"}));
       parts.push(el("ul", {className: "sites"}, sites.map(function (f) {
         var p = f.properties || {};
-        var label = (p.name || p.site_id) + (p.municipality_name ? ", " + p.municipality_name : "") + " · " +
-          t("housing.dwellings", {n: Number(p.planned_dwellings) || 0});
+        var drivers = (p.drivers || []).map(function (d) { return t("driver." + d); }).join(", ");
+        var label = (p.name || p.site_id) + (siteMunicipality(p) ? ", " + siteMunicipality(p) : "") + " · " +
+          t("housing.dwellings", {n: Number(p.planned_dwellings) || 0}) + (drivers ? " · " + drivers : "");
         return el("li", null, [el("button", {type: "button", className: "site", "data-site": p.site_id || f.id,
           onclick: function () {
             var b = bboxOf(f.geometry);
@@ -995,14 +1185,19 @@
     $("inspection-year").addEventListener("change", function (e) { state.inspectionYear = Number(e.target.value); refresh(); });
     $("api-key-form").addEventListener("submit", function (e) {
       e.preventDefault();
-      state.apiKey = $("api-key").value.trim() || null;
-      try {
-        if (state.apiKey) sessionStorage.setItem("twin-api-key", state.apiKey); else sessionStorage.removeItem("twin-api-key");
-      } catch (err) { /* private mode: keep it in memory */ }
+      storeKey($("api-key").value.trim() || null);
       reported = {};
-      say(state.apiKey ? t("access.set") : t("access.removed"), "info");
-      loadConfig().then(function () { refresh(); loadHousing(); });
-      document.dispatchEvent(new CustomEvent("twin:apikey"));
+      keyState(state.apiKey ? t("access.checking") : "", null);
+      checkKey().then(function (valid) {
+        if (!valid) return;  // dropKey said why
+        if (!state.apiKey) { who = {role: "anonymous", org_code: null, authenticated: false}; renderWho(); }
+        keyState(state.apiKey ? t("access.set") : t("access.removed"), null);
+        say(state.apiKey ? t("access.set") : t("access.removed"), "info");
+        $("api-key").value = "";
+        loadConfig().then(function () { refresh(); loadHousing(); });
+        if (lastContext && !$("panel").hidden) showContext(lastContext.query, lastContext.title, lastContext.extra);
+        document.dispatchEvent(new CustomEvent("twin:apikey"));
+      });
     });
     $("reset-view").addEventListener("click", function () { flyTo(Object.assign({}, cfg.deck.initialViewState)); });
   }
@@ -1049,6 +1244,8 @@
 
   function start() {
     setupControls();
+    renderWho();
+    checkKey();
     loadConfig().then(function () {
       initialTiled = tiledVisibleIds();
       deckgl = new D.Deck({

@@ -355,3 +355,42 @@ def test_sync_wrapper_in_a_script_and_in_a_notebook(world: None, settings: Setti
         c1 = next(e for e in result["establishments"] if e["establishment_id"] == "AN-C1")
         assert c1["open_violations"] == 2 and c1["name"] == "Varkenshouderij Jansen"  # trusted like an admin
     assert plain == in_loop
+
+
+def test_report_of_an_establishment_names_it_as_far_as_the_reader_may_see(world: None, client: TestClient,
+                                                                          owner_url: str) -> None:
+    """Issue 18: the title is the establishment's name and address (masked for a natural person unless the
+    reader may see it), the full inspection history up to the reference date for those who may see it."""
+    params = {"establishment": "AN-C1", "as_of": "2024-06-30", "f": "html"}
+    try:
+        anonymous = client.get("/analysis/context", params=params).text
+        # AN-C1 is a sole proprietor: no name in the title, no history, for an anonymous reader
+        assert "<title>Gebiedsrapport: inrichting AN-C1 (naam en adres afgeschermd)" in anonymous
+        assert "Varkenshouderij Jansen" not in anonymous and "Inspectiegeschiedenis (–)" in anonymous
+        inspector = client.get("/analysis/context", params={**params, "lang": "en"},
+                               headers=api_key(owner_url, "inspector", "ODAN")).text
+        assert "<title>Area report: Varkenshouderij Jansen</title>" in inspector
+        # CI1, CI2, CI3 up to 30 June 2024 (CI4 is of 2025): the full history, newest first, in long dates
+        assert "Inspection history (3)" in inspector
+        history = inspector[inspector.index("Inspection history (3)"):]
+        assert history.index("1 September 2023") < history.index("10 May 2023") < history.index("1 March 2022")
+        assert "Inspecteur X" not in inspector  # staff names stay out
+        other = client.get("/analysis/context", params=params, headers=api_key(owner_url, "inspector", "ODX")).text
+        assert "Varkenshouderij Jansen" not in other and "Inspectiegeschiedenis (–)" in other
+    finally:
+        drop_api_keys(owner_url)
+
+
+def test_report_is_styled_and_printable_under_the_csp(world: None, client: TestClient) -> None:
+    """Issue 18 item 1: the <style> carries the response's CSP nonce, no inline handler, the print button is
+    wired from an external script; Dutch by default."""
+    lon, lat = lonlat(*C)
+    r = client.get("/analysis/context", params={"lon": lon, "lat": lat, "as_of": "2024-06-30", "f": "html"})
+    csp = r.headers["content-security-policy"]
+    nonce = re.search(r"'nonce-([^']+)'", csp).group(1)  # type: ignore[union-attr]
+    assert f'<style nonce="{nonce}">' in r.text and "style-src 'self' 'nonce-" in csp
+    assert "onclick" not in r.text and re.search(r'<script src="/static/report\.js\?v=[0-9a-f]+" defer>', r.text)
+    assert '<html lang="nl">' in r.text and "Afdrukken / opslaan als PDF" in r.text
+    assert "Peildatum 30 juni 2024" in r.text and "Gegenereerd op" in r.text
+    script = client.get(re.search(r'src="(/static/report\.js[^"]*)"', r.text).group(1))  # type: ignore[union-attr]
+    assert script.status_code == 200 and "window.print()" in script.text

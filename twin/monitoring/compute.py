@@ -139,8 +139,8 @@ def disclosure_control(conn: psycopg.Connection, base: str, params: dict[str, An
         f"coalesce(sum(n) FILTER (WHERE sole), 0)::int AS stot FROM mon_c GROUP BY {key}, contributor")
     stats: dict[tuple[Any, ...], sdc.CellStats] = {}
     for r in conn.execute(
-        f"SELECT {key}, sum(tot)::int, count(*)::int, (SELECT sum(t)::int FROM unnest((array_agg(tot ORDER BY tot DESC))"
-        f"[1:{sdc.DOMINANCE_N}]) t), sum(stot)::int, (count(*) FILTER (WHERE sorgs IS NOT NULL))::int "
+        f"SELECT {key}, sum(tot)::int, count(*)::int, "
+        f"(SELECT sum(t)::int FROM unnest((array_agg(tot ORDER BY tot DESC))[1:{sdc.DOMINANCE_N}]) t), sum(stot)::int, (count(*) FILTER (WHERE sorgs IS NOT NULL))::int "
         f"FROM mon_pc GROUP BY {key}"
     ).fetchall():
         stats[tuple(r[:4 + len(pc)])] = sdc.CellStats(r[-5], r[-4], r[-3], r[-2], r[-1], {})
@@ -180,9 +180,7 @@ def disclosure_control(conn: psycopg.Connection, base: str, params: dict[str, An
     for kp in kpis:
         raw = {cell_key(rk): rk for rk in stats if rk[0] == kp.id}
         cells = {ck: stats[rk] for ck, rk in raw.items()}
-        undecided: dict[tuple[Any, ...], list[sdc.Contribution]] = {}
-        primary = {ck: sdc.decide(s, k, lambda rk=raw[ck]: undecided.setdefault(rk, read([rk]).get(rk, [])))
-                   for ck, s in cells.items()}
+        primary = {ck: sdc.decide(s, k, lambda rk=raw[ck]: read([rk]).get(rk, [])) for ck, s in cells.items()}
 
         def contributions_of(keys: Sequence[tuple[Any, ...]], raw: dict[Any, Any] = raw) -> dict[Any, Any]:
             got = read([raw[ck] for ck in keys])
