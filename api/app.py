@@ -26,6 +26,7 @@ from api.routes import (
     health,
     landing,
     map,
+    monitoring,
     quality,
     schema,
     tiles,
@@ -36,7 +37,7 @@ from twin.settings import Settings, get_settings
 
 # In the order they match (and the OpenAPI document lists them).
 ROUTERS = (admin, aggregates, health, landing, collections, schema, features, downloads, tiles, coverages, analyses,
-           quality, map)
+           quality, monitoring, map)
 
 
 def create_app(settings: Settings) -> FastAPI:

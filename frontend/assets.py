@@ -25,6 +25,11 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 DECKGL_VERSION = "9.3.6"  # the deck.gl of pydeck 0.9.3's bundle: the pydeck JSON of frontend/deck.py targets it
 DECK_BUNDLE_NAME = f"vendor/deckgl-{DECKGL_VERSION}/deckgl.min.js"
 DECK_BUNDLE = STATIC_DIR / DECK_BUNDLE_NAME
+# The dashboard's charts (frontend.dashboard): Vega, Vega-Lite, vega-embed and vega-interpreter, in load order,
+# vendored by scripts/vendor-vega.sh.
+VEGA_VERSION = "6.4.0"
+VEGA_BUNDLE_NAMES = tuple(f"vendor/vega-{VEGA_VERSION}/{name}.min.js"
+                          for name in ("vega", "vega-lite", "vega-embed", "vega-interpreter"))
 
 MEDIA_TYPES = {
     ".js": "text/javascript; charset=utf-8",

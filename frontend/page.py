@@ -92,7 +92,8 @@ PAGE = """<!doctype html>
   </div>
   <a id="lang-switch" class="lang" href="?lang={m[lang.other_code]}" hreflang="{m[lang.other_code]}"
     lang="{m[lang.other_code]}" data-lang="{m[lang.other_code]}" title="{m[lang.switch]}">{m[lang.other_name]}</a>
-  <p id="who" class="who-badge" title="{m[access.who_label]}"><span class="visually-hidden">{m[access.who_label]}: </span><span data-who>{m[role.anonymous]}</span></p>
+  <p id="who" class="who-badge" title="{m[access.who_label]}"><span class="visually-hidden">{m[access.who_label]}:
+    </span><span data-who>{m[role.anonymous]}</span></p>
 </header>
 <div id="search-results" class="search-results" role="region" aria-live="polite" aria-label="{m[search.region]}" hidden>
 </div>
@@ -122,6 +123,7 @@ PAGE = """<!doctype html>
     <p class="hint">{m[hint.navigate]}
     <button type="button" id="reset-view" class="link">{m[hint.reset]}</button></p>
     <p class="hint">{m[hint.sources]}{basemap_note}</p>
+    <p class="hint"><a href="{dashboard_url}">{m[page.dashboard]}</a></p>
     <p class="hint"><a href="{statement_url}">{m[page.statement]}</a></p>
   </section>
   <section id="tabpanel-housing" role="tabpanel" aria-labelledby="tab-housing" hidden>
@@ -183,6 +185,7 @@ def render_page(settings: Settings | None, lang: str = DEFAULT_LANGUAGE) -> str:
         config=_script_json(config),
         basemap_note=basemap_note,
         statement_url=f"{STATEMENT_URL}?lang={lang}",
+        dashboard_url=f"/dashboard?lang={lang}",
     )
 
 

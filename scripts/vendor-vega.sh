@@ -19,8 +19,7 @@ cd "$work"
 npm init -y >/dev/null
 npm install --no-audit --no-fund "vega@$VEGA_VERSION" "vega-lite@$VEGA_LITE_VERSION" \
   "vega-embed@$VEGA_EMBED_VERSION" "vega-interpreter@$VEGA_INTERPRETER_VERSION" >/dev/null
-licences="$(find node_modules -mindepth 1 -maxdepth 2 -name package.json -path 'node_modules/*/package.json' \
-  -o -mindepth 3 -maxdepth 3 -path 'node_modules/@*/*/package.json' | sort)"
+licences="$( (ls -d node_modules/*/package.json node_modules/@*/*/package.json 2>/dev/null || true) | sort)"
 npm install --no-audit --no-fund --no-save "esbuild@$ESBUILD_VERSION" >/dev/null
 out="$root/frontend/static/vendor/vega-$VEGA_VERSION"
 mkdir -p "$out"

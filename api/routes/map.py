@@ -1,6 +1,7 @@
 """The map's HTTP routes: its static files (:mod:`frontend.assets`), ``/map/config.json`` (what the page needs
 from the data at start), ``/map/places.json`` (the place names it draws) and the accessibility statement
-(``/toegankelijkheid``). The page itself is built by :mod:`frontend.page` (the landing page)."""
+(``/toegankelijkheid``), and the monitoring dashboard (``/dashboard``, :mod:`frontend.dashboard`).
+The page itself is built by :mod:`frontend.page` (the landing page)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from api.auth import PrincipalDep, can_read
 from api.cache import lookup
 from api.deps import ConnDep
 from frontend.assets import respond, static_asset
+from frontend.dashboard import DASHBOARD_URL, render_dashboard
 from frontend.page import STATEMENT_URL, render_statement
 from layers.registry import LAYERS
 
@@ -103,3 +105,10 @@ async def places(request: Request, conn: ConnDep, principal: PrincipalDep) -> Re
 async def accessibility_statement(lang: str | None = None) -> HTMLResponse:
     """The accessibility statement (toegankelijkheidsverklaring) of the map, Dutch or ``?lang=en``."""
     return HTMLResponse(render_statement(lang or "nl"))
+
+
+@router.get(DASHBOARD_URL, response_class=HTMLResponse)
+async def dashboard(lang: str | None = None) -> HTMLResponse:
+    """The monitoring dashboard (KPIs of supervision over time), Dutch or ``?lang=en``; its figures come from
+    ``/monitoring/kpis`` with the visitor's key."""
+    return HTMLResponse(render_dashboard(lang or "nl"))

@@ -4,7 +4,9 @@
   "use strict";
   function wire() {
     var button = document.getElementById("print-report");
-    if (button) button.addEventListener("click", function () { window.print(); });
+    if (!button || button.getAttribute("data-wired")) return;
+    button.setAttribute("data-wired", "1");
+    button.addEventListener("click", function () { window.print(); });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", wire);
   else wire();

@@ -4,6 +4,7 @@ and values, and the verdicts from the rules as docs/analyses.md states them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -276,3 +277,123 @@ def test_sync_wrapper(world: None, settings: Settings) -> None:
 
     result = housing_nitrogen_sync(settings, municipality_code="GM9922", as_of=AS_OF, year=REF_YEAR)
     assert sorted(f["id"] for f in result["features"]) == ["AN-HS2", "AN-HS4"]
+
+
+def _hex_exceedances(sid: str) -> list[tuple[float, float]]:
+    """(deposition - KDW, distance to the site) of the current-year hexagons within the radius."""
+    return [(h[3] - h[4], hexagon(h[0], h[1]).distance(SITES[sid])) for h in HEXAGONS.values()
+            if h[2] == REF_YEAR and hexagon(h[0], h[1]).distance(SITES[sid]) <= RADIUS]
+
+
+def test_criteria_explain_the_verdict(world: None, reader_url: str, settings: Settings) -> None:
+    """Issue 18 item 4: every criterion with value, thresholds and whether it triggered; the verdict follows
+    from them and says what drives it. Worked out by hand from the world above."""
+    p = {k: f["properties"] for k, f in _ours(_run(reader_url, settings)).items()}
+    hs1 = p["AN-HS1"]
+    zoning = [(c["establishment_id"], c["value"], c["thresholds"], c["effect"]) for c in hs1["criteria"]
+              if c["criterion"] == "zoning"]
+    # HS1 = box(38850, 520030, 39150, 520230): HE1 (4.1: 200 m, mixed 100 m) at x 39230 lies 39230 - 39150 = 80 m
+    # east; HE2 (3.2: 100 / 50 m) at x 38780 lies 38850 - 38780 = 70 m west; HE5 (6: 1500 / 1000 m) at y 521680
+    # lies 521680 - 520230 = 1450 m north; HE3 (2: 30 m) lies 40 m away: beyond its guide distance.
+    assert zoning == [("AN-HE2", pytest.approx(70, abs=0.06), {"attention": 100, "conflict": 50}, "attention"),
+                      ("AN-HE1", pytest.approx(80, abs=0.06), {"attention": 200, "conflict": 100}, "conflict"),
+                      ("AN-HE5", pytest.approx(1450, abs=0.06), {"attention": 1500, "conflict": 1000}, "attention")]
+    by = {c["criterion"]: c for c in hs1["criteria"] if c["criterion"] != "zoning"}
+    exc = _hex_exceedances("AN-HS1")
+    nearest_over = min(d for e, d in exc if e > 0)  # hexagon 1 (1,900 on a KDW of 1,071), about 3.3 km away
+    assert 3000 < nearest_over < 4000
+    assert by["habitat-distance"]["value"] == pytest.approx(nearest_over, abs=0.06)
+    assert by["habitat-distance"]["thresholds"] == {"conflict": NEAR} and by["habitat-distance"]["triggered"] is False
+    # the least headroom within 5 km: KDW - deposition of the worst hexagon = 1,071 - 1,900 = -829
+    assert by["nitrogen-headroom"]["value"] == pytest.approx(-max(e for e, _ in exc)) == pytest.approx(-829)
+    assert by["nitrogen-headroom"]["triggered"] is True and by["nitrogen-headroom"]["effect"] == "attention"
+    assert hs1["verdict"] == "conflict" and hs1["drivers"] == ["zoning"] and hs1["indicative"] is True
+    # HS2: no establishment's guide distance reaches it; an overloaded hexagon 738 m away: conflict by nitrogen
+    hs2 = p["AN-HS2"]
+    assert hs2["verdict"] == "conflict" and hs2["drivers"] == ["nitrogen"]
+    assert [c["triggered"] for c in hs2["criteria"]] == [False, True, True]
+    hd = next(c for c in hs2["criteria"] if c["criterion"] == "habitat-distance")
+    assert hd["value"] == pytest.approx(41100 - 62.0403 - 40300, abs=0.06) and hd["effect"] == "conflict"
+    # HS4: nothing within reach; every criterion checked, none triggered
+    assert p["AN-HS4"]["drivers"] == [] and not any(c["triggered"] for c in p["AN-HS4"]["criteria"])
+    # the verdict's numbers are the table's: the reasons quote the criteria values
+    assert any("80 m" in r and "AN-HE1" in r for r in hs1["reasons"])
+
+
+def test_dutch_reasons_by_default(world: None, reader_url: str, settings: Settings) -> None:
+    p = _ours(_run(reader_url, settings, lang="nl"))["AN-HS1"]["properties"]
+    assert p["verdict_label"] == "conflict"
+    assert any("AN-HE1" in r and "gemengd gebied" in r for r in p["reasons"])
+    assert any("1.450 m" in r for r in p["reasons"])  # Dutch thousands separator
+
+
+def test_api_filters_exports_and_printable_verdicts(world: None, client: TestClient) -> None:
+    base = {"municipality": "GM9921", "as_of": "2024-06-30", "year": REF_YEAR}
+    r = client.get("/analysis/housing-nitrogen", params={**base, "verdict": "conflict"})
+    assert sorted(f["id"] for f in r.json()["features"]) == ["AN-HS1", "AN-HS2"]
+    r = client.get("/analysis/housing-nitrogen", params={**base, "verdict": ["attention", "no-constraint"]})
+    assert sorted(f["id"] for f in r.json()["features"]) == ["AN-HS3"]
+    bad = client.get("/analysis/housing-nitrogen", params={**base, "verdict": "fine"})
+    assert bad.status_code == 400 and bad.json()["parameter"] == "verdict"
+    csv_r = client.get("/analysis/housing-nitrogen", params={**base, "f": "csv"})
+    assert csv_r.headers["content-type"].startswith("text/csv") and "attachment" in csv_r.headers[
+        "content-disposition"]
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(csv_r.content.decode("utf-8-sig"))))
+    assert sorted(r["site_id"] for r in rows) == ["AN-HS1", "AN-HS2", "AN-HS3"]
+    hs1 = next(r for r in rows if r["site_id"] == "AN-HS1")
+    assert hs1["verdict"] == "conflict" and hs1["drivers"] == "zoning" and hs1["indicative"] == "true"
+    assert float(hs1["nearest_establishment_m"]) == pytest.approx(70, abs=0.06) and hs1["headroom"] == "-829.0"
+    geo = client.get("/analysis/housing-nitrogen", params={**base, "f": "geojson"})
+    assert geo.headers["content-type"].startswith("application/geo+json") and geo.json()["indicative"] is True
+    page = client.get("/analysis/housing-nitrogen", params={**base, "f": "html", "verdict": "conflict"})
+    assert page.headers["content-type"].startswith("text/html")
+    nonce = re.search(r"'nonce-([^']+)'", page.headers["content-security-policy"]).group(1)  # type: ignore[union-attr]
+    assert f'<style nonce="{nonce}">' in page.text and "onclick" not in page.text
+    assert "Indicatief oordeel: conflict" in page.text and "AN-HS1" in page.text and "AN-HS3" not in page.text
+    assert "Criteria van het oordeel" in page.text and "TWIN_ANALYSIS_HOUSING_CONFLICT_HABITAT_M" in page.text
+
+
+def test_site_context_shares_the_verdicts_distances(world: None, client: TestClient) -> None:
+    """Issue 18: the verdict said 0 m where the table said 251 m (distance to the centre), and cited a
+    habitat at 4.4 km where the table searched 3 km. A site's context measures from the site's edge, within
+    the verdict's habitat radius, and carries the verdict itself."""
+    r = client.get("/analysis/context", params={"site": "AN-HS1", "as_of": "2024-06-30", "year": REF_YEAR,
+                                                "radius": 2000})
+    assert r.status_code == 200, r.text
+    ctx = r.json()
+    assert ctx["measured_from"] == "site" and ctx["habitat_radius_m"] == RADIUS
+    dist = {e["establishment_id"]: e["distance_m"] for e in ctx["establishments"]}
+    verdict = {c["establishment_id"]: c["value"] for c in ctx["housing_site"]["criteria"] if c["criterion"] == "zoning"}
+    for eid, d in verdict.items():
+        assert dist[eid] == pytest.approx(d, abs=0.01)
+    assert ctx["housing_site"]["verdict"] == "conflict"
+    page = client.get("/analysis/context", params={"site": "AN-HS1", "as_of": "2024-06-30", "year": REF_YEAR,
+                                                   "f": "html"}).text
+    assert "woningbouwlocatie" in page and "(AN-HS1)" in page and "Indicatief oordeel: conflict" in page
+    assert client.get("/analysis/context", params={"site": "AN-NOPE"}).status_code == 404
+
+
+def test_signed_report_link(world: None, client: TestClient, owner_url: str) -> None:
+    """The report opens in a new tab with the caller's rights, without the key in the URL."""
+    from analyses_support import api_key, drop_api_keys
+
+    href = "/analysis/housing-nitrogen?municipality=GM9921&as_of=2024-06-30&year=2023&f=html"
+    try:
+        headers = api_key(owner_url, "inspector", "ODAN")
+        link = client.get("/analysis/link", params={"href": href}, headers=headers).json()
+        assert "grant=" in link["href"] and headers["Authorization"].split()[1] not in link["href"]
+        page = client.get(link["href"])
+        assert page.status_code == 200 and "inspecteur, organisatie ODAN" in page.text
+        assert page.headers["cache-control"] == "private, no-store"
+        # bound to its parameters: another municipality with the same grant is refused
+        other = client.get(link["href"].replace("GM9921", "GM9922"))
+        assert other.status_code == 401 and "verlopen" not in other.json()["description"]
+        # not for any other path
+        assert client.get("/analysis/link", params={"href": "/admin/audit"}, headers=headers).status_code == 400
+        anon = client.get("/analysis/link", params={"href": href}).json()
+        assert anon["href"] == href and anon["expires"] is None
+    finally:
+        drop_api_keys(owner_url)

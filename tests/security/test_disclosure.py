@@ -419,7 +419,11 @@ def test_unrestricted_read_restores_the_callers_role(sdc_settings: Settings) -> 
             assert before is not None and after is not None
             return int(before[0]), int(rows[0][0]), int(after[0])
 
-    assert asyncio.run(run()) == (0, len(INSPS), 0)
+    # in a thread of its own: a browser test's event loop may still run in this one (Playwright's sync API)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, run()).result() == (0, len(INSPS), 0)
 
 
 def test_no_inspection_counted_twice_across_cells() -> None:

@@ -247,3 +247,13 @@ def run_sync(settings: Settings, fn: Callable[..., Awaitable[T]], *args: Any, ro
     if "error" in box:
         raise box["error"]
     return box["result"]  # type: ignore[no-any-return]
+
+
+def reduced_guide_distance(category: str | None) -> float | None:
+    """The VNG guide distance one step lower (what a mixed area, 'gemengd gebied', allows): 1500 -> 1000,
+    ..., 30 -> 10, 10 -> 0. None for an unknown category."""
+    steps = list(GUIDE_DISTANCES_M.values())
+    if category not in GUIDE_DISTANCES_M:
+        return None
+    i = steps.index(GUIDE_DISTANCES_M[category])
+    return float(steps[i - 1]) if i > 0 else 0.0

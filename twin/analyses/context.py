@@ -28,12 +28,14 @@ from twin.analyses.common import (
     fetch,
     fetch_one,
     redact_establishment,
+    reduced_guide_distance,
     rounded,
     run_sync,
     to_rd,
     to_wgs84,
     today,
 )
+from twin.analyses.housing import housing_nitrogen
 from twin.errors import InvalidParameter, NotFound
 from twin.settings import Settings
 
@@ -163,18 +165,6 @@ SELECT m.code, m.name, ST_Intersects(m.geom, c.geom) AS at_point
 FROM c JOIN twin.municipalities m ON ST_DWithin(m.geom, c.geom, %(r)s)
 ORDER BY ST_Intersects(m.geom, c.geom) DESC, m.code
 """
-
-
-def reduced_guide_distance(category: str | None) -> float | None:
-    """The VNG guide distance one step lower (what a mixed area, 'gemengd gebied', allows): 1500 -> 1000,
-    ..., 30 -> 10, 10 -> 0. None for an unknown category."""
-    from layers.registry import GUIDE_DISTANCES_M
-
-    steps = list(GUIDE_DISTANCES_M.values())
-    if category not in GUIDE_DISTANCES_M:
-        return None
-    i = steps.index(GUIDE_DISTANCES_M[category])
-    return float(steps[i - 1]) if i > 0 else 0.0
 
 
 def _validate_radius(radius: float | None, settings: Settings) -> float:
@@ -334,8 +324,6 @@ async def area_context(
     at_point = [m for m in municipalities if m["at_point"]]
     housing_site = None
     if site is not None:
-        from twin.analyses.housing import housing_nitrogen
-
         one = await housing_nitrogen(conn, settings, site_ids=[site], as_of=as_of, year=year,
                                      disclosure=disclosure, lang=lang)
         housing_site = one["features"][0]["properties"] if one["features"] else None

@@ -26,11 +26,11 @@ from twin.analyses.common import (
     fetch,
     municipality,
     redact_establishment,
+    reduced_guide_distance,
     rounded,
     run_sync,
     today,
 )
-from twin.analyses.context import reduced_guide_distance
 from twin.errors import InvalidParameter
 from twin.settings import Settings
 

@@ -392,6 +392,13 @@ def reader_line(role: str, org_code: str | None, lang: str) -> str:
     return text(lang, "report.reader", role=text(lang, f"role.{role}"), org=org)
 
 
+def scope_text(role: str, org_code: str | None, lang: str) -> str:
+    """The inspection data a reader sees, in words (``Disclosure.scope`` in the report's language)."""
+    if role == "inspector":
+        return text(lang, "scope.inspector", org=org_code) if org_code else text(lang, "scope.none")
+    return text(lang, f"scope.{role}") if role in ("admin", "advisor") else text(lang, "scope.none")
+
+
 def _shell(title: str, body: str, lang: str, nonce: str | None, script_url: str | None, map_url: str) -> str:
     """The page around a report: the styles (with the CSP nonce), the print button (wired by ``script_url``)."""
     nonce_attr = f' nonce="{html.escape(nonce)}"' if nonce else ""
@@ -399,6 +406,7 @@ def _shell(title: str, body: str, lang: str, nonce: str | None, script_url: str 
     return f"""<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex">
+<link rel="icon" href="data:,">
 <style{nonce_attr}>{CSS}</style>{script}</head>
 <body>
 <div class="toolbar noprint"><button type="button" id="print-report">{html.escape(text(lang, "report.print"))}</button>
@@ -538,7 +546,7 @@ def render_context_report(result: dict[str, Any], extras: dict[str, Any], lang: 
                  y=number(c["y"], lang), radius=number(result["radius_m"], lang),
                  as_of=long_date(result["as_of"], lang), municipalities=munis)
     parts = [f'<p class="meta">{meta} {html.escape(reader_line(*reader, lang))} '
-             f"{t('report.scope', scope=result['inspection_scope'])}</p>"]
+             f"{t('report.scope', scope=scope_text(*reader, lang))}</p>"]
     site = result.get("housing_site")
     if site is not None:
         parts.append(f"<h2>{t('report.verdict')}</h2>\n{verdict_block(site, housing_parameters, lang)}")

@@ -140,7 +140,8 @@ def disclosure_control(conn: psycopg.Connection, base: str, params: dict[str, An
     stats: dict[tuple[Any, ...], sdc.CellStats] = {}
     for r in conn.execute(
         f"SELECT {key}, sum(tot)::int, count(*)::int, "
-        f"(SELECT sum(t)::int FROM unnest((array_agg(tot ORDER BY tot DESC))[1:{sdc.DOMINANCE_N}]) t), sum(stot)::int, (count(*) FILTER (WHERE sorgs IS NOT NULL))::int "
+        f"(SELECT sum(t)::int FROM unnest((array_agg(tot ORDER BY tot DESC))[1:{sdc.DOMINANCE_N}]) t), "
+        f"sum(stot)::int, (count(*) FILTER (WHERE sorgs IS NOT NULL))::int "
         f"FROM mon_pc GROUP BY {key}"
     ).fetchall():
         stats[tuple(r[:4 + len(pc)])] = sdc.CellStats(r[-5], r[-4], r[-3], r[-2], r[-1], {})
