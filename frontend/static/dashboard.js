@@ -7,6 +7,18 @@
  * body[data-charts-drawn] (a counter raised after every complete redraw). */
 (function () {
   "use strict";
+  // the language: ?lang= wins and is remembered; without it, the language chosen earlier (here or on the map)
+  try {
+    var asked = new URLSearchParams(window.location.search).get("lang");
+    var kept = localStorage.getItem("twin-lang");
+    if (asked) localStorage.setItem("twin-lang", document.documentElement.lang);
+    else if (kept && kept !== document.documentElement.lang && /^(nl|en)$/.test(kept)) {
+      var u = new URL(window.location.href);
+      u.searchParams.set("lang", kept);
+      window.location.replace(u.toString());
+      return;
+    }
+  } catch (e) { /* no storage: the language of the address */ }
   var C = JSON.parse(document.getElementById("dashboard-config").textContent);
   var M = C.messages;
   var LOCALE = M["lang.locale"] || "nl-NL";
@@ -137,7 +149,7 @@
     layers.push({mark: {type: "line", color: "#1f6fb2", point: {filled: true, size: 30, color: "#1f6fb2"}},
                  encoding: {x: timeAxis(), y: y}});
     layers.push({transform: [{filter: "datum.change != null"}],
-                 mark: {type: "point", shape: "diamond", size: 140, filled: true, color: "#b35806"},
+                 mark: {type: "point", shape: "diamond", size: 140, filled: true, color: "#b35806", aria: false},
                  encoding: {x: timeAxis(), y: {field: "value", type: "quantitative"}}});
     return {$schema: "https://vega.github.io/schema/vega-lite/v6.json", width: width, height: 260,
             data: {values: withDates(rows.filter(function (r) { return r.value !== null; }))}, layer: layers,

@@ -149,4 +149,4 @@ def test_housing_verdicts_explain_themselves(map_page: Any) -> None:
     report = page.request.get(map_page.base_url + href)
     assert report.status == 200 and "Barneveld-Oost (MAP-S1)" in report.text()
     assert "Indicative verdict" in report.text() and "Criteria of the verdict" in report.text()
-    assert [e for e in map_page.console_errors] == []
+    assert map_page.console_errors == []
