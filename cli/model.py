@@ -35,7 +35,8 @@ def print_backtest(result: dict[str, Any]) -> None:
     t.add_column("k = inspected that year", justify="right")
     t.add_column(f"k = {result['k_fixed']:,}", justify="right")
     for meth in ("model", "rules", "blend"):
-        t.add_row(f"precision at k, {meth}", _ci(m[f"precision_k_inspected_{meth}"]), _ci(m[f"precision_k_fixed_{meth}"]))
+        t.add_row(f"precision at k, {meth}", _ci(m[f"precision_k_inspected_{meth}"]),
+                  _ci(m[f"precision_k_fixed_{meth}"]))
     t.add_row("precision, random (IPW base rate)", _ci(m["random"]), _ci(m["random"]))
     t.add_row("lift model / rules", _ci(m["lift_vs_rules_k_inspected"]), _ci(m["lift_vs_rules_k_fixed"]))
     t.add_row("lift model / random", _ci(m["lift_vs_random_k_inspected"]), _ci(m["lift_vs_random_k_fixed"]))
@@ -134,7 +135,9 @@ def train_and_store(data_dir: Path, years: list[Any], *, k: int, seed: int, forc
     held = backtest.train_on(years[:-1], seed=seed)
     test = years[-1]
     p = held.predict(test.frame)
-    evaluation = backtest.run(years[-2:], k_fixed=k, bootstrap=100, seed=seed) if len(years) >= 2 else {}
+    scores = {"model": p, "rules": test.rules_score, "blend": backtest.blend(p, test.rules_score)}
+    evaluation = backtest.evaluate([backtest.Scored(test.cutoff, scores, p, test.inspected, test.y, test.weight)],
+                                   k_fixed=k, bootstrap=100, seed=seed)
     selected = np.zeros(len(p), bool)
     selected[np.argsort(-p, kind="stable")[:k]] = True
     audit = fairness.audit(test.frame, p, selected, test.inspected, test.y, test.weight)

@@ -378,6 +378,7 @@ SOLE_PROPRIETOR_FIELD = "sole_proprietor"
 NATURAL_PERSON_FORMS_RE = r"^\s*(eenmanszaak|vennootschap onder firma|maatschap|commanditaire vennootschap|" \
     r"v\.?o\.?f\.?|c\.?v\.?)(\s|$|[^a-z])"
 LEGAL_FORM_FIELD = "legal_form"
+NATURAL_PERSON_FIELD = "natural_person_owner"  # set from the legal form by a trigger (migration 0016)
 # Fields of a natural person's record served coarsened instead of withheld: the full postcode (PC6) pins a
 # handful of addresses (often one), PC4 a neighbourhood (docs/privacy.md, "How exact a location may be").
 COARSENED_FIELDS: dict[str, int] = {"postcode": 4}
@@ -431,10 +432,10 @@ def is_personal_record(spec: LayerSpec, props: Mapping[str, Any]) -> bool:
 
 
 def natural_person_sql(alias: str) -> str:
-    """SQL text true for an establishments row ``alias`` of a natural person (as :func:`is_personal_record`,
-    and the stored ``natural_person_owner`` flag), for the analyses' and aggregates' own SQL."""
-    return (f"({alias}.sole_proprietor IS NOT FALSE OR coalesce({alias}.natural_person_owner, false) "
-            f"OR coalesce(lower({alias}.legal_form) ~ '{NATURAL_PERSON_FORMS_RE}', false))")
+    """SQL text true for an establishments row ``alias`` of a natural person (as :func:`is_personal_record`:
+    the stored ``natural_person_owner`` flag is set from the legal form by a trigger, migration 0016), for the
+    analyses' and aggregates' own SQL."""
+    return f"({alias}.sole_proprietor IS NOT FALSE OR coalesce({alias}.natural_person_owner, false))"
 
 
 def personal_row_sql(spec: LayerSpec, alias: str | None = None) -> sql.Composable:
@@ -443,7 +444,10 @@ def personal_row_sql(spec: LayerSpec, alias: str | None = None) -> sql.Composabl
         return sql.Identifier(alias, name) if alias else sql.Identifier(name)
 
     parts: list[sql.Composable] = [sql.SQL("{} IS NOT FALSE").format(col(SOLE_PROPRIETOR_FIELD))]
-    if LEGAL_FORM_FIELD in spec.field_names:
+    if NATURAL_PERSON_FIELD in spec.field_names:
+        # kept complete by a trigger (migration 0016) from the same legal forms: one column test per row
+        parts.append(sql.SQL("coalesce({}, false)").format(col(NATURAL_PERSON_FIELD)))
+    elif LEGAL_FORM_FIELD in spec.field_names:
         parts.append(sql.SQL("coalesce(lower({}) ~ {}, false)").format(
             col(LEGAL_FORM_FIELD), sql.Literal(NATURAL_PERSON_FORMS_RE)))
     return sql.SQL("({})").format(sql.SQL(" OR ").join(parts))

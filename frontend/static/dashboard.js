@@ -375,7 +375,9 @@
       $("f-kpi").value = params.get("kpi") || C.defaultKpi;
       if (!$("f-kpi").value && state.kpis.length) $("f-kpi").value = state.kpis[0].id;
       var wantedOrg = params.get("org"), wantedSector = params.get("sector");
-      return Promise.all([loadOrganisations(), wantedSector ? ask0() : null]).then(function () {
+      var orgs = loadOrganisations();
+      if (!wantedOrg && !wantedSector) return drawAll();  // the organisations arrive meanwhile
+      return Promise.all([orgs, wantedSector ? ask0() : null]).then(function () {
         if (wantedOrg) $("f-org").value = wantedOrg;
         if (wantedSector) $("f-sector").value = wantedSector;
         return drawAll();

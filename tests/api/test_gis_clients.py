@@ -83,9 +83,10 @@ QGIS_SCRIPT = textwrap.dedent("""
                                     ("anonymous", "inspections", None)):
         uri = f"url='{server}' typename='{typename}'" + (f" authcfg={authcfg}" if authcfg else "")
         layer = QgsVectorLayer(uri, typename, "OAPIF")
-        out[name] = {"valid": layer.isValid(),
-                     "ids": sorted(str(f.id()) + ":" + str(f.attribute(0)) for f in layer.getFeatures()) if layer.isValid() else [],
-                     "fields": {f.name(): f.typeName() for f in layer.fields()} if layer.isValid() else {}}
+        valid = layer.isValid()
+        ids = sorted(f"{f.id()}:{f.attribute(0)}" for f in layer.getFeatures()) if valid else []
+        fields = {f.name(): f.typeName() for f in layer.fields()} if valid else {}
+        out[name] = {"valid": valid, "ids": ids, "fields": fields}
     print(json.dumps(out), flush=True)
     os._exit(0)  # exitQgis() can crash headless Qt on the way out; the answer is printed
 """)

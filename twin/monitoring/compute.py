@@ -127,12 +127,15 @@ def disclosure_control(conn: psycopg.Connection, base: str, params: dict[str, An
     key = f"kpi, ptype, pstart, g, {dims}"
     pivot = ", ".join(f"('{kp.id}', b.d_{kp.id})" for kp in kpis)
     conn.execute(
-        f"CREATE TEMP TABLE mon_c ON COMMIT DROP AS SELECT x.kpi, b.ptype, b.pstart, GROUPING({dims})::int AS g, "
+        f"CREATE TEMP TABLE mon_c ON COMMIT DROP AS SELECT s.*, concat_ws('|', {key}) AS ck FROM ("
+        f"SELECT x.kpi, b.ptype, b.pstart, GROUPING({dims})::int AS g, "
         f"{dims}, b.contributor, b.org_code, coalesce(b.sole, true) AS sole, sum(x.n)::int AS n "
         f"FROM ({base}) b CROSS JOIN LATERAL (VALUES {pivot}) x(kpi, n) "
         f"WHERE b.ptype = ANY(%(public_periods)s) AND x.n > 0 "
         f"GROUP BY x.kpi, b.ptype, b.pstart, b.contributor, b.org_code, b.sole, "
-        f"GROUPING SETS ({_grouping_sets(extra_cols, with_org=False)})", {**params, "public_periods": public_periods})
+        f"GROUPING SETS ({_grouping_sets(extra_cols, with_org=False)})) s",
+        {**params, "public_periods": public_periods})
+    conn.execute("CREATE INDEX ON mon_c (ck)")
     conn.execute(
         f"CREATE TEMP TABLE mon_pc ON COMMIT DROP AS SELECT {key}, contributor, sum(n)::int AS tot, "
         f"array_agg(DISTINCT org_code) AS orgs, array_agg(DISTINCT org_code) FILTER (WHERE sole) AS sorgs, "
@@ -166,14 +169,9 @@ def disclosure_control(conn: psycopg.Connection, base: str, params: dict[str, An
         out: dict[tuple[Any, ...], list[sdc.Contribution]] = defaultdict(list)
         if not raw_keys:
             return out
-        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS mon_keys ON COMMIT DROP AS SELECT {key} FROM mon_c LIMIT 0")
-        conn.execute("TRUNCATE mon_keys")
-        with conn.cursor().copy(f"COPY mon_keys ({key}) FROM STDIN") as cp:
-            for rk in raw_keys:
-                cp.write_row(rk)
-        match = " AND ".join(f"c.{c} IS NOT DISTINCT FROM m.{c}" for c in ("kpi", "ptype", "pstart", "g", *pc))
-        for r in conn.execute(f"SELECT c.kpi, c.ptype, c.pstart, c.g, {', '.join('c.' + c for c in pc)}, "
-                              f"c.contributor, c.sole, c.org_code, c.n FROM mon_c c JOIN mon_keys m ON {match}"):
+        wanted = ["|".join(str(x) for x in rk if x is not None) for rk in raw_keys]
+        for r in conn.execute(f"SELECT {key}, contributor, sole, org_code, n FROM mon_c WHERE ck = ANY(%s)",
+                              (wanted,)):
             out[tuple(r[:4 + len(pc)])].append(sdc.Contribution(r[-4], bool(r[-3]), r[-2], int(r[-1])))
         return out
 

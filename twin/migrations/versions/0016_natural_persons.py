@@ -1,5 +1,6 @@
 """Natural persons (issue 17): one predicate twin.is_natural_person (sole proprietors and partnerships of natural
-persons: vof, maatschap, cv) for the advisors' row-level security on inspections.
+persons: vof, maatschap, cv) for the advisors' row-level security on inspections; a trigger keeps establishments.natural_person_owner
+complete so that masking reads one column.
 
 Revision ID: 0016
 Revises: 0015
@@ -21,6 +22,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER IF EXISTS establishments_natural_person ON twin.establishments")
+    op.execute("DROP FUNCTION IF EXISTS twin.establishments_natural_person()")
     op.execute("DROP POLICY IF EXISTS inspections_advisor ON twin.inspections")
     op.execute("CREATE POLICY inspections_advisor ON twin.inspections FOR SELECT TO twin_api_advisor USING "
                "(establishment_id NOT IN (SELECT e.establishment_id FROM twin.establishments e "

@@ -16,3 +16,18 @@ CREATE POLICY inspections_advisor ON twin.inspections FOR SELECT TO twin_api_adv
   USING (establishment_id NOT IN (
     SELECT e.establishment_id FROM twin.establishments e
      WHERE twin.is_natural_person(e.sole_proprietor, e.natural_person_owner, e.legal_form)));
+
+-- The stored flag is kept complete whatever the load path (a KvK register sets it from the legal form, other
+-- deliveries may not): a row trigger sets it from the same predicate, so that reading it is one column test
+-- per row instead of a regular expression per masked field (the API masks up to six fields a row).
+CREATE OR REPLACE FUNCTION twin.establishments_natural_person() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.natural_person_owner := twin.is_natural_person(NEW.sole_proprietor, NEW.natural_person_owner, NEW.legal_form);
+  RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS establishments_natural_person ON twin.establishments;
+CREATE TRIGGER establishments_natural_person BEFORE INSERT OR UPDATE ON twin.establishments
+  FOR EACH ROW EXECUTE FUNCTION twin.establishments_natural_person();
+UPDATE twin.establishments
+   SET natural_person_owner = true
+ WHERE NOT natural_person_owner AND twin.is_natural_person(sole_proprietor, natural_person_owner, legal_form);
