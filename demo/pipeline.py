@@ -17,18 +17,6 @@ import pyarrow as pa
 import shapely
 
 from demo import catalog as cat
-from demo.dirty import write_dirty
-from demo.features import (
-    BUILDING_COLUMNS,
-    HABITAT_COLUMNS,
-    HOUSING_COLUMNS,
-    iter_buildings,
-    make_habitats,
-    make_housing,
-)
-from demo.geo import RD_CRS, build_geography
-from demo.io import CsvWriter, sha256, write_geojson_wgs84, write_gpkg, write_gpkg_stream
-from demo.manifest import FILES, GENERATOR, SCALES, Manifest, ManifestFile, ProgressFn
 from demo.defects import (
     ADDRESS_COLUMNS,
     TRUTH_COLUMNS,
@@ -43,6 +31,18 @@ from demo.defects import (
     write_truth,
 )
 from demo.deposition_raster import NODATA, UNITS, write_deposition
+from demo.dirty import write_dirty
+from demo.features import (
+    BUILDING_COLUMNS,
+    HABITAT_COLUMNS,
+    HOUSING_COLUMNS,
+    iter_buildings,
+    make_habitats,
+    make_housing,
+)
+from demo.geo import RD_CRS, build_geography
+from demo.io import CsvWriter, sha256, write_geojson_wgs84, write_gpkg, write_gpkg_stream
+from demo.manifest import FILES, GENERATOR, SCALES, Manifest, ManifestFile, ProgressFn
 from demo.tables import (
     ESTABLISHMENT_COLUMNS,
     INSPECTION_COLUMNS,

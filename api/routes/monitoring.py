@@ -1,87 +1,132 @@
-"""The KPIs of supervision (issue 22): ``/monitoring/kpis`` (the definitions) and ``/monitoring/kpis/{id}``
-(the values of the latest ``twin monitor compute`` run, JSON or CSV).
+"""Monitoring KPIs: ``/monitoring/kpis`` (the definitions) and ``/monitoring/kpis/{id}`` (the values of the
+latest ``twin monitor compute`` run) as JSON or CSV.
 
-Minimal version for the dashboard (frontend.dashboard). The values are read under the caller's role, so
-row-level security on twin.kpi_values decides what a caller sees: public figures (those that passed the
-disclosure control) for anyone, an organisation's own figures for its inspectors, everything for admins.
-"""
+Who sees what is decided by row-level security on twin.kpi_values (migration 0013) under the caller's database
+role: everyone the public figures (which passed the disclosure control), inspectors also their own
+organisation's figures (``org=``), admins everything."""
 
 from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from typing import Any
 
-import orjson
-from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 
 from api.deps import ConnDep
+from api.params import qparam
 from twin.errors import InvalidParameter, NotFound
-from twin.monitoring.definitions import ALL_DIMENSIONS, BY_ID, KPIS, PERIOD_TYPES, Kpi
+from twin.monitoring.definitions import ALL_DIMENSIONS, BY_ID, KPIS, PERIOD_TYPES
+from twin.sql import fetch
 
 router = APIRouter(tags=["monitoring"])
-
+ALLOWED = {"period", "by", "from", "to", "org", "f"}
 COLUMNS = ("period_type", "period_start", "period_end", "dimension", "dimension_value", "scope_org", "numerator",
-           "denominator", "value", "ci_low", "ci_high", "change", "change_q")
-VALUES_SQL = f"""
-SELECT {', '.join(COLUMNS)} FROM twin.kpi_values
-WHERE run_id = %(run)s AND kpi = %(kpi)s AND period_type = %(period)s AND dimension = %(by)s
-  AND (%(org)s::text IS NULL AND (scope_org IS NULL OR %(by)s = 'organisation') OR scope_org = %(org)s)
-  AND (%(from)s::date IS NULL OR period_start >= %(from)s) AND (%(to)s::date IS NULL OR period_end <= %(to)s)
-ORDER BY dimension_value, period_start
-"""
-RUN_SQL = "SELECT id, as_of, computed_at, data_version, k FROM twin.kpi_runs ORDER BY id DESC LIMIT 1"
+           "denominator", "value", "ci_low", "ci_high", "change", "change_q", "audience")
 
 
-def definition(kpi: Kpi) -> dict[str, Any]:
+@dataclass(frozen=True)
+class KpiQuery:
+    period: str
+    by: str
+    start: date | None
+    end: date | None
+    org: str | None
+    format: str
+
+
+def parse_kpi_query(request: Request) -> KpiQuery:
+    """The validated parameters of ``/monitoring/kpis/{id}``; every malformed value a 400 naming it."""
+    qp = request.query_params
+    unknown = sorted(set(qp) - ALLOWED)
+    if unknown:
+        raise InvalidParameter(f"unknown parameter {unknown[0]!r}; allowed: {', '.join(sorted(ALLOWED))}",
+                               parameter=unknown[0])
+    period = qp.get("period", "year")
+    if period not in PERIOD_TYPES:
+        raise InvalidParameter(f"period={period!r}: use month, quarter or year", parameter="period")
+    by = qp.get("by", "all")
+    if by not in ALL_DIMENSIONS:
+        raise InvalidParameter(f"by={by!r}: use one of {', '.join(ALL_DIMENSIONS)}", parameter="by")
+    dates: dict[str, date | None] = {}
+    for name in ("from", "to"):
+        raw = qp.get(name)
+        try:
+            dates[name] = date.fromisoformat(raw) if raw else None
+        except ValueError:
+            raise InvalidParameter(f"{name}={raw!r} is not a date: use YYYY-MM-DD", parameter=name) from None
+    fmt = qp.get("f", "json")
+    if fmt not in ("json", "csv"):
+        raise InvalidParameter(f"f={fmt!r}: use json or csv", parameter="f")
+    org = qp.get("org") or None
+    if org is not None and (len(org) > 64 or not org.replace("-", "").replace("_", "").replace(".", "").isalnum()):
+        raise InvalidParameter(f"org={org!r} is not an organisation code", parameter="org")
+    return KpiQuery(period, by, dates["from"], dates["to"], org, fmt)
+
+
+def _definition(request: Request, kpi: Any) -> dict[str, Any]:
     return {"id": kpi.id, "title": kpi.title, "question": kpi.question, "formula": kpi.formula, "unit": kpi.unit,
-            "kind": kpi.kind, "restricted": kpi.restricted, "sources": list(kpi.sources),
-            "periods": list(kpi.periods), "dimensions": list(kpi.dimensions), "caveats": kpi.caveats,
-            "links": [{"rel": "data", "href": f"/monitoring/kpis/{kpi.id}"}]}
+            "kind": kpi.kind, "restricted": kpi.restricted, "sources": list(kpi.sources), "periods": list(kpi.periods),
+            "dimensions": list(kpi.dimensions), "caveats": kpi.caveats,
+            "href": str(request.url_for("monitoring_kpi", kpi_id=kpi.id))}
 
 
 @router.get("/monitoring/kpis", summary="The KPIs of supervision with their definitions")
-async def kpis() -> dict[str, Any]:
-    return {"kpis": [definition(k) for k in KPIS]}
+async def kpis(request: Request) -> JSONResponse:
+    return JSONResponse({"kpis": [_definition(request, k) for k in KPIS],
+                         "documentation": "docs/monitoring.md"})
 
 
-@router.get("/monitoring/kpis/{kpi_id}", summary="A KPI's values per period and dimension, JSON or CSV",
-            responses={200: {"content": {"text/csv": {}}}, 404: {"description": "Unknown KPI"}})
-async def kpi_values(
-    kpi_id: str,
-    conn: ConnDep,
-    period: Literal["month", "quarter", "year"] = Query("year", description=f"One of {', '.join(PERIOD_TYPES)}"),
-    by: str = Query("all", description=f"Dimension: one of {', '.join(ALL_DIMENSIONS)}"),
-    org: str | None = Query(None, description="Only this organisation's figures (scope)"),
-    from_: date | None = Query(None, alias="from", description="Periods starting on or after this date"),
-    to: date | None = Query(None, description="Periods ending on or before this date"),
-    f: Literal["json", "csv"] = Query("json"),
-) -> Response:
+@router.get(
+    "/monitoring/kpis/{kpi_id}", name="monitoring_kpi", summary="One KPI's values per period and dimension",
+    description="Values of the latest `twin monitor compute` run: `period` (month, quarter, year), `by` (all, "
+    "organisation, municipality, sector, environmental_category, and the KPI's own dimensions), `from`/`to` "
+    "(period start dates), `org` (an organisation's own figures: its inspectors and admins), `f=csv`. Public "
+    "figures of restricted KPIs are published under the disclosure control (suppressed ones are absent).",
+    openapi_extra={"parameters": [
+        qparam("period", "month, quarter or year (default year)", {"type": "string", "enum": list(PERIOD_TYPES)}),
+        qparam("by", "dimension (default all)", {"type": "string", "enum": list(ALL_DIMENSIONS)}),
+        qparam("from", "first period start (YYYY-MM-DD)", {"type": "string", "format": "date"}),
+        qparam("to", "last period start (YYYY-MM-DD)", {"type": "string", "format": "date"}),
+        qparam("org", "an organisation's own figures", {"type": "string"}),
+        qparam("f", "json or csv", {"type": "string", "enum": ["json", "csv"]}),
+    ]},
+    responses={404: {"description": "Unknown KPI."}},
+)
+async def kpi_values(request: Request, kpi_id: str, conn: ConnDep) -> Response:
     kpi = BY_ID.get(kpi_id)
     if kpi is None:
-        raise NotFound(f"no KPI {kpi_id!r}; see /monitoring/kpis")
-    if by not in kpi.dimensions:
-        raise InvalidParameter(f"by={by!r} is not a dimension of {kpi_id}; use one of {', '.join(kpi.dimensions)}")
-    run_row = await (await conn.execute(RUN_SQL)).fetchone()
+        raise NotFound(f"there is no KPI {kpi_id!r}; GET /monitoring/kpis lists them.")
+    q = parse_kpi_query(request)
+    if q.by not in kpi.dimensions:
+        raise InvalidParameter(f"by={q.by!r}: {kpi.id} has {', '.join(kpi.dimensions)}", parameter="by")
+    dimension = "organisation" if (q.org and q.by == "all") else q.by
+    run = await fetch(conn, "SELECT id, as_of, computed_at, data_version FROM twin.kpi_runs ORDER BY id DESC LIMIT 1")
     rows: list[tuple[Any, ...]] = []
-    if run_row is not None:
-        cur = await conn.execute(VALUES_SQL, {"run": run_row[0], "kpi": kpi_id, "period": period, "by": by,
-                                              "org": org, "from": from_, "to": to})
-        rows = list(await cur.fetchall())
-    if f == "csv":
+    if run:
+        rows = await fetch(
+            conn, f"SELECT {', '.join(COLUMNS)} FROM twin.kpi_values WHERE run_id = %s AND kpi = %s "
+            "AND period_type = %s AND dimension = %s AND scope_org IS NOT DISTINCT FROM %s "
+            "AND (%s::date IS NULL OR period_start >= %s) "
+            "AND (%s::date IS NULL OR period_start <= %s) ORDER BY dimension_value, period_start",
+            (run[0][0], kpi.id, q.period, dimension, q.org, q.start, q.start, q.end, q.end))
+    if q.format == "csv":
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        w = csv.writer(buf)
         w.writerow(("kpi", *COLUMNS))
         for r in rows:
-            w.writerow((kpi_id, *("" if v is None else v for v in r)))
+            w.writerow((kpi.id, *r))
         return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="kpi-{kpi_id}-{period}-{by}.csv"'})
-    run = None if run_row is None else {"id": run_row[0], "as_of": run_row[1].isoformat(),
-                                        "computed_at": run_row[2].isoformat(), "data_version": run_row[3],
-                                        "k": run_row[4]}
-    body = {"kpi": definition(kpi), "period": period, "by": by, "org": org, "run": run,
-            "values": [{c: (v.isoformat() if isinstance(v, date) else v) for c, v in zip(COLUMNS, r, strict=True)}
-                       for r in rows]}
-    return Response(orjson.dumps(body), media_type="application/json")
+                        headers={"Content-Disposition": f'attachment; filename="{kpi.id}.csv"'})
+    values = [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+    for v in values:
+        v["period_start"], v["period_end"] = v["period_start"].isoformat(), v["period_end"].isoformat()
+    return JSONResponse({
+        "kpi": _definition(request, kpi),
+        "run": None if not run else {"id": run[0][0], "as_of": run[0][1].isoformat(),
+                                     "computed_at": run[0][2].isoformat(), "data_version": run[0][3]},
+        "period": q.period, "by": q.by, "org": q.org, "values": values,
+    })

@@ -11,7 +11,7 @@ import io
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -126,6 +126,7 @@ def disclosure_control(conn: psycopg.Connection, base: str, params: dict[str, An
     dims = ", ".join(pc)
     key = f"kpi, ptype, pstart, g, {dims}"
     pivot = ", ".join(f"('{kp.id}', b.d_{kp.id})" for kp in kpis)
+    conn.execute("DROP TABLE IF EXISTS mon_c, mon_pc")
     conn.execute(
         f"CREATE TEMP TABLE mon_c ON COMMIT DROP AS SELECT s.*, concat_ws('|', {key}) AS ck FROM ("
         f"SELECT x.kpi, b.ptype, b.pstart, GROUPING({dims})::int AS g, "
@@ -179,7 +180,10 @@ def disclosure_control(conn: psycopg.Connection, base: str, params: dict[str, An
     for kp in kpis:
         raw = {cell_key(rk): rk for rk in stats if rk[0] == kp.id}
         cells = {ck: stats[rk] for ck, rk in raw.items()}
-        primary = {ck: sdc.decide(s, k, lambda rk=raw[ck]: read([rk]).get(rk, [])) for ck, s in cells.items()}
+        def reader(rk: tuple[Any, ...]) -> Callable[[], Sequence[sdc.Contribution]]:
+            return lambda: read([rk]).get(rk, [])
+
+        primary = {ck: sdc.decide(s, k, reader(raw[ck])) for ck, s in cells.items()}
 
         def contributions_of(keys: Sequence[tuple[Any, ...]], raw: dict[Any, Any] = raw) -> dict[Any, Any]:
             got = read([raw[ck] for ck in keys])
@@ -196,7 +200,7 @@ def compute_family(conn: psycopg.Connection, family: str, kpis: list[Kpi], as_of
     t0 = time.perf_counter()
     base = FAMILIES[family]
     extra = sorted({d for kp in kpis for d in kp.extra_dimensions})
-    extra_cols = [c for c in ("intervention", "lhs_cell") if c in extra]
+    extra_cols: list[str] = [c for c in ("intervention", "lhs_cell") if c in extra]
     params = {"as_of": as_of, "ranks": list(INTERVENTIONS), "heaviest": INTERVENTIONS[-1]}
     cols = [*GROUP_COLS[:4], *extra_cols]
     nc = len(cols)

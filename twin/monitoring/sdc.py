@@ -16,7 +16,7 @@ is suppressed too (with nothing left to suppress, the total).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -97,10 +97,15 @@ def decide(s: CellStats, k: int, contributions: Callable[[], Sequence[Contributi
         return False
     for o in sorted(o for o in s.orgs if o is not None):
         p = s.orgs[o]
-        if not part_ok(s.records - p.records, s.contributors - p.only, lambda c, o=o: c.org_code != o):
+        def not_o(c: Contribution, o: str = o) -> bool:
+            return c.org_code != o
+
+        def sole_not_o(c: Contribution, o: str = o) -> bool:
+            return c.sole_proprietor and c.org_code != o
+
+        if not part_ok(s.records - p.records, s.contributors - p.only, not_o):
             return False
-        if not part_ok(s.sole_records - p.sole_records, s.sole_contributors - p.sole_only,
-                       lambda c, o=o: c.sole_proprietor and c.org_code != o):
+        if not part_ok(s.sole_records - p.sole_records, s.sole_contributors - p.sole_only, sole_not_o):
             return False
     return True
 
@@ -139,7 +144,7 @@ def _partitions(keys: Sequence[Key]) -> list[tuple[Key, list[Key]]]:
 
 def protect(cells: Mapping[Key, CellStats], k: int,
             contributions_of: Callable[[Sequence[Key]], Mapping[Key, Sequence[Contribution]]],
-            primary: Mapping[Key, bool] | None = None, max_rounds: int = 10) -> set[Hashable]:
+            primary: Mapping[Key, bool] | None = None, max_rounds: int = 10) -> set[Key]:
     """The keys of the cells that may be published: primary suppression (``primary``, else :func:`decide` on
     the summaries), then secondary suppression over the additive relations until nothing changes. The
     suppressed parts of a relation are pooled from their records (``contributions_of`` reads them, all

@@ -1,6 +1,6 @@
 """Natural persons (issue 17): one predicate twin.is_natural_person (sole proprietors and partnerships of natural
-persons: vof, maatschap, cv) for the advisors' row-level security on inspections; a trigger keeps establishments.natural_person_owner
-complete so that masking reads one column.
+persons: vof, maatschap, cv) for the advisors' row-level security on inspections; a trigger keeps
+establishments.natural_person_owner complete so that masking reads one column.
 
 Revision ID: 0016
 Revises: 0015

@@ -26,8 +26,11 @@ BEGIN
   RETURN NEW;
 END $$;
 DROP TRIGGER IF EXISTS establishments_natural_person ON twin.establishments;
+-- The WHEN clause keeps the function call off the rows that need nothing (most: the loader sets the flag).
 CREATE TRIGGER establishments_natural_person BEFORE INSERT OR UPDATE ON twin.establishments
-  FOR EACH ROW EXECUTE FUNCTION twin.establishments_natural_person();
+  FOR EACH ROW WHEN (NOT coalesce(NEW.natural_person_owner, false)
+                     AND twin.is_natural_person(NEW.sole_proprietor, false, NEW.legal_form))
+  EXECUTE FUNCTION twin.establishments_natural_person();
 UPDATE twin.establishments
    SET natural_person_owner = true
  WHERE NOT natural_person_owner AND twin.is_natural_person(sole_proprietor, natural_person_owner, legal_form);
