@@ -109,10 +109,13 @@ async def kpi_values(request: Request, kpi_id: str, conn: ConnDep) -> Response:
     if run:
         rows = await fetch(
             conn, f"SELECT {', '.join(COLUMNS)} FROM twin.kpi_values WHERE run_id = %s AND kpi = %s "
-            "AND period_type = %s AND dimension = %s AND scope_org IS NOT DISTINCT FROM %s "
+            "AND period_type = %s AND dimension = %s "
+            # per organisation without org=: every organisation's own row the caller may read (row-level security
+            # decides which); otherwise the figures of the scope asked for (national: none)
+            "AND ((dimension = 'organisation' AND %s::text IS NULL) OR scope_org IS NOT DISTINCT FROM %s) "
             "AND (%s::date IS NULL OR period_start >= %s) "
             "AND (%s::date IS NULL OR period_start <= %s) ORDER BY dimension_value, period_start",
-            (run[0][0], kpi.id, q.period, dimension, q.org, q.start, q.start, q.end, q.end))
+            (run[0][0], kpi.id, q.period, dimension, q.org, q.org, q.start, q.start, q.end, q.end))
     if q.format == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)

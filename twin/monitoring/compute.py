@@ -263,7 +263,7 @@ def finish(rows: list[Row], kpis: dict[str, Kpi]) -> None:
             r.value = r.num
         elif r.den:
             r.value = (r.num or 0) / r.den
-            if kind == "proportion":
+            if kind == "proportion" and 0 <= (r.num or 0) <= r.den:
                 r.ci = stats.wilson(r.num or 0, r.den)
     index = {(r.kpi, r.ptype, r.dimension, r.value_key, r.scope_org, r.pstart): r for r in rows}
     tested: list[Row] = []

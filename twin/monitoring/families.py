@@ -41,9 +41,10 @@ WITH v AS (
 )
 SELECT p.ptype, mp.pstart, v.org_code, {_EST}, coalesce(v.intervention, '(none)') AS intervention,
        coalesce(v.lhs_cell, '(none)') AS lhs_cell,
-       (v.next_on IS NOT NULL AND v.next_on <= v.term)::int AS n_follow_up, (v.term <= %(as_of)s)::int AS d_follow_up,
+       (v.next_on IS NOT NULL AND v.next_on <= v.term AND v.term <= %(as_of)s)::int AS n_follow_up,
+       (v.term <= %(as_of)s)::int AS d_follow_up,
        coalesce(v.next_on - v.inspected_on, 0) AS n_follow_up_days, (v.next_on IS NOT NULL)::int AS d_follow_up_days,
-       (v.repaired_on IS NOT NULL AND v.repaired_on <= v.repair_deadline)::int AS n_repaired_in_term,
+       (v.repaired_on <= v.repair_deadline AND v.repair_deadline <= %(as_of)s)::int AS n_repaired_in_term,
        (v.repair_deadline IS NOT NULL AND v.repair_deadline <= %(as_of)s)::int AS d_repaired_in_term,
        (v.next_result = 'voorschriften nageleefd')::int AS n_effectiveness,
        (v.next_on IS NOT NULL)::int AS d_effectiveness,
