@@ -10,7 +10,11 @@ COPY demo ./demo
 COPY api ./api
 COPY frontend ./frontend
 COPY cli ./cli
-RUN pip install --no-cache-dir . && useradd --system --home /app twin
+RUN pip install --no-cache-dir . && useradd --system --home /app twin \
+ && mkdir -p /var/lib/vth-twin && chown twin /var/lib/vth-twin
+# The API's own files (the cursor and report-link secret, the bulk downloads, the model registry) live here;
+# with several API replicas, set TWIN_CURSOR_SECRET so that they all sign alike.
+ENV TWIN_DATA_DIR=/var/lib/vth-twin
 USER twin
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 \
