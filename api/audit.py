@@ -44,7 +44,8 @@ AUDITED_PATHS: dict[str, tuple[str, ...]] = {
 }
 # Only these roles can be served restricted records at all (row-level security shows others none).
 AUDITED_ROLES = frozenset({"advisor", "inspector", "admin"})
-SECRET_PARAMS = re.compile(r"key|token|secret|password|authorization", re.IGNORECASE)
+# cursor: it carries the last row's sort values (a name when sorted by name); grant: a signed report link
+SECRET_PARAMS = re.compile(r"key|token|secret|password|authorization|cursor|grant", re.IGNORECASE)
 MAX_CAPTURE = 32 * 1024 * 1024
 
 

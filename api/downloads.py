@@ -111,6 +111,21 @@ async def layer_versions(conn: psycopg.AsyncConnection) -> dict[str, Version]:
     return {name: (int(version), changed) for name, version, changed in await cur.fetchall()}
 
 
+def version_tables(spec: LayerSpec) -> tuple[str, ...]:
+    """The tables whose changes change a layer's answers: its own, and those its row-level security or masking
+    reads (``depends_on``: an inspection's visibility for an advisor follows its establishment)."""
+    return (spec.table, *(t for t in spec.depends_on if t != spec.table))
+
+
+def combined_version(versions: dict[str, Version], spec: LayerSpec) -> Version | None:
+    """One version for :func:`version_tables` (the sum of their counters, which only grow; the latest change),
+    or None when the layer's own table has none."""
+    if spec.table not in versions:
+        return None
+    parts = [versions[t] for t in version_tables(spec) if t in versions]
+    return sum(v for v, _ in parts), max(c for _, c in parts)
+
+
 def enclosure_links(base: str, settings: Settings, spec: LayerSpec, principal: Principal,
                     version: Version | None) -> list[dict[str, Any]]:
     """``rel=enclosure`` links of a layer's downloads, with the length of files already made."""
@@ -215,8 +230,9 @@ def make_file(settings: Settings, spec: LayerSpec, principal: Principal, fmt: st
             conn.execute(REQUEST_SETTINGS_SQL, request_settings(principal))
             conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(GENERATION_TIMEOUT)))
             conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-            row = conn.execute("SELECT version, changed_at FROM twin.layer_versions WHERE table_name = %s",
-                               (spec.table,)).fetchone() if _versioned(conn) else None
+            row = conn.execute("SELECT sum(version), max(changed_at) FROM twin.layer_versions "
+                               "WHERE table_name = ANY(%s) HAVING bool_or(table_name = %s)",
+                               (list(version_tables(spec)), spec.table)).fetchone() if _versioned(conn) else None
             if row is None:  # no versions: a file for this request only
                 final = cache_dir(settings) / "tmp" / f"{spec.id}-{secrets.token_hex(8)}.{fmt}"
                 version, changed_at = None, None
@@ -255,7 +271,7 @@ def _remove_older(final: Path, spec: LayerSpec, version: int, fmt: str) -> None:
     """Files of earlier versions in the same audience's folder (a reader that has one open keeps reading)."""
     prefix = f"{spec.id}-v"
     for other in final.parent.glob(f"{prefix}*.{fmt}*"):
-        number = other.name[len(prefix):].split(".", 1)[0]
+        number = other.name[len(prefix):].split(".", 1)[0].split("-", 1)[0]  # "v<number>-<microseconds>"
         if number.isdigit() and int(number) < version:
             with contextlib.suppress(OSError):
                 other.unlink()

@@ -68,7 +68,7 @@ def add_downloads(doc: dict[str, Any], base: str, settings: Any, spec: LayerSpec
                   versions: dict[str, Any]) -> None:
     """The ``rel=enclosure`` links of the whole-layer files, for callers who may read the layer."""
     if can_read(principal, spec):
-        version = versions.get(spec.table)
+        version = downloads.combined_version(versions, spec)
         doc["links"] += downloads.enclosure_links(base, settings, spec, principal, version)
 
 

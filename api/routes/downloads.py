@@ -45,7 +45,7 @@ async def download(request: Request, fmt: str, spec: LayerDep, principal: Princi
         raise NotFound(f"no download format {fmt!r}; choose download.gpkg, download.parquet or download.csv.")
     require_read(principal, spec)
     async with database_errors(), pool.connection(timeout=settings.pool_timeout_s) as conn:
-        current = (await downloads.layer_versions(conn)).get(spec.table)
+        current = downloads.combined_version(await downloads.layer_versions(conn), spec)
     media = downloads.FORMATS[fmt][0]
     headers = {"Cache-Control": "private, no-cache" if principal.authenticated or spec.access != "public"
                else "public, no-cache",

@@ -25,6 +25,7 @@ from api.auth import PrincipalDep, require_read
 from api.cache import VersionedCache, table_versions
 from api.columns import Binder, Columns, columns_for
 from api.deps import ConnDep, LayerDep
+from api.downloads import version_tables
 from api.geojson import GEOJSON, features, geojson_response, number_matched, paging_links, timestamp
 from api.links import base_url, url_with
 from api.paging import Cursors, load_secret, query_hash
@@ -87,7 +88,7 @@ async def _count(request: Request, conn: psycopg.AsyncConnection, columns: Colum
         cache = request.app.state.count_cache = VersionedCache(1 << 20)
     key = None
     if q.cursors is not None:  # the query hash holds geldigOp/beschikbaarOp too
-        versions = await table_versions(conn, cache, [columns.spec.table])
+        versions = await table_versions(conn, cache, list(version_tables(columns.spec)))
         key = None if versions is None else (versions, q.cursors.query)
     if key is not None and (hit := cache.get(key)) is not None:
         return int(hit)

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from psycopg import sql
 
-from api import params
+from api import downloads, params
 from api.auth import PrincipalDep, require_read
 from api.cache import lookup
 from api.columns import Binder, table_sql
@@ -177,7 +177,7 @@ async def tile(request: Request, spec: LayerDep, principal: PrincipalDep, conn: 
     headers = _cache_headers(spec)
     if not spec.min_zoom <= zi <= spec.max_zoom:
         return Response(status_code=204, headers=headers)
-    cached = await lookup(request, conn, "tile_cache_mb", (spec.table,), principal,
+    cached = await lookup(request, conn, "tile_cache_mb", downloads.version_tables(spec), principal,
                           spec.id, zi, xi, yi, filters, properties, digits, ids)
     if cached.status:
         headers["X-Tile-Cache"] = cached.status

@@ -128,7 +128,9 @@ CREATE FUNCTION bi.is_personal(sole_proprietor boolean, legal_form text) RETURNS
     false) $$;
 GRANT EXECUTE ON FUNCTION bi.is_personal(boolean, text) TO twin_bi;
 
-CREATE VIEW bi.dim_establishment_v1 AS
+-- Every bi view is a security barrier: a caller's own (leaky) function in a WHERE must not run before the view's
+-- filters, since the views run as their owner and the tables' row-level security does not apply inside them.
+CREATE VIEW bi.dim_establishment_v1 WITH (security_barrier) AS
   SELECT e.establishment_id,
          CASE WHEN s.sees THEN e.name END AS name,
          CASE WHEN s.sees THEN e.kvk_number END AS kvk_number,
@@ -143,17 +145,17 @@ CREATE VIEW bi.dim_establishment_v1 AS
          ST_X(g.g) AS lon, ST_Y(g.g) AS lat, ST_X(e.geom) AS x_rd, ST_Y(e.geom) AS y_rd, ST_AsText(g.g) AS wkt,
          g.g::geometry(Point, 4326) AS geom
   FROM twin.establishments e
-  CROSS JOIN LATERAL (SELECT NOT bi.is_personal(e.sole_proprietor, e.legal_form)
+  CROSS JOIN LATERAL (SELECT NOT (bi.is_personal(e.sole_proprietor, e.legal_form) OR e.natural_person_owner)
                              OR e.org_code IS NOT DISTINCT FROM bi.viewer_org() AND e.org_code IS NOT NULL AS sees) s
   CROSS JOIN LATERAL (SELECT ST_Transform(e.geom, 4326) AS g) g;
 
-CREATE VIEW bi.dim_sector_v1 AS
+CREATE VIEW bi.dim_sector_v1 WITH (security_barrier) AS
   SELECT e.sbi_code, left(e.sbi_code, 2) AS sbi_division, left(e.sbi_code, 4) AS sbi_class,
          mode() WITHIN GROUP (ORDER BY e.sbi_description) AS sbi_description,
          left(e.sbi_code, 3) = '014' AS livestock, count(*) AS establishments
   FROM twin.establishments e GROUP BY e.sbi_code;
 
-CREATE VIEW bi.dim_municipality_v1 AS
+CREATE VIEW bi.dim_municipality_v1 WITH (security_barrier) AS
   SELECT m.code AS municipality_code, m.name AS municipality_name, m.province_name,
          ST_X(p.g) AS lon, ST_Y(p.g) AS lat, ST_X(p.rd) AS x_rd, ST_Y(p.rd) AS y_rd,
          ST_AsText(ST_Transform(m.geom, 4326)) AS wkt,
@@ -162,24 +164,24 @@ CREATE VIEW bi.dim_municipality_v1 AS
   CROSS JOIN LATERAL (SELECT ST_PointOnSurface(m.geom) AS rd) p0
   CROSS JOIN LATERAL (SELECT p0.rd, ST_Transform(p0.rd, 4326) AS g) p;
 
-CREATE VIEW bi.dim_organisation_v1 AS
+CREATE VIEW bi.dim_organisation_v1 WITH (security_barrier) AS
   SELECT e.org_code, count(*) AS establishments, count(DISTINCT e.municipality_code) AS municipalities,
          e.org_code = bi.viewer_org() AS is_viewer
   FROM twin.establishments e WHERE e.org_code IS NOT NULL GROUP BY e.org_code;
 
-CREATE VIEW bi.dim_date_v1 AS
+CREATE VIEW bi.dim_date_v1 WITH (security_barrier) AS
   SELECT d::date AS date, extract(year FROM d)::int AS year, extract(quarter FROM d)::int AS quarter,
          extract(month FROM d)::int AS month, to_char(d, 'YYYY-"Q"Q') AS year_quarter, to_char(d, 'YYYY-MM') AS year_month,
          extract(isoyear FROM d)::int AS iso_year, extract(week FROM d)::int AS iso_week,
          extract(isodow FROM d)::int AS iso_weekday
   FROM generate_series(date '2000-01-01', date '2040-12-31', interval '1 day') d;
 
-CREATE VIEW bi.dim_kpi_v1 AS
+CREATE VIEW bi.dim_kpi_v1 WITH (security_barrier) AS
   SELECT id AS kpi, title, question, formula, unit, kind, restricted, dimensions, periods FROM twin.kpi_definitions;
 
 -- Inspections, violations and interventions: the viewer organisation's own records only (row-level security of
 -- the API: an organisation's inspectors see their own organisation's inspections, with every field).
-CREATE VIEW bi.fact_inspections_v1 AS
+CREATE VIEW bi.fact_inspections_v1 WITH (security_barrier) AS
   SELECT i.inspection_id, i.establishment_id, i.inspected_on, i.kind, i.result,
          i.result = 'voorschriften nageleefd' AS compliant,
          i.result IN ('voorschriften overtreden', 'akkoord na aanwijzing') AS violation_found,
@@ -192,7 +194,7 @@ CREATE VIEW bi.fact_inspections_v1 AS
   CROSS JOIN LATERAL (SELECT ST_Transform(i.geom, 4326) AS g) g
   WHERE i.org_code = bi.viewer_org();
 
-CREATE VIEW bi.fact_violations_v1 AS
+CREATE VIEW bi.fact_violations_v1 WITH (security_barrier) AS
   SELECT f.inspection_id, f.establishment_id, f.inspected_on, f.result, f.gedrag, f.gevolg, f.lhs_cell, f.violation,
          f.intervention, f.repair_deadline, f.repaired_on,
          f.repaired_on - f.inspected_on AS days_to_repair,
@@ -202,7 +204,7 @@ CREATE VIEW bi.fact_violations_v1 AS
          f.lon, f.lat, f.x_rd, f.y_rd, f.wkt, f.geom
   FROM bi.fact_inspections_v1 f WHERE f.result = 'voorschriften overtreden';
 
-CREATE VIEW bi.fact_interventions_v1 AS
+CREATE VIEW bi.fact_interventions_v1 WITH (security_barrier) AS
   SELECT f.inspection_id, f.establishment_id, f.inspected_on, f.lhs_cell, f.gedrag, f.gevolg, f.intervention,
          m.expected AS expected_interventions,
          CASE WHEN m.cell IS NULL OR f.lhs_cell IS NULL THEN NULL ELSE f.intervention = ANY (m.expected) END
@@ -213,7 +215,7 @@ CREATE VIEW bi.fact_interventions_v1 AS
   WHERE f.intervention IS NOT NULL AND f.intervention <> 'geen';
 
 -- Permits are a public layer: every viewer sees all of them.
-CREATE VIEW bi.fact_permits_v1 AS
+CREATE VIEW bi.fact_permits_v1 WITH (security_barrier) AS
   SELECT p.permit_id, p.establishment_id, p.permit_type, p.procedure, p.status, p.applied_on, p.decided_on,
          p.valid_from, p.valid_until,
          p.status = 'verleend' AND (p.valid_from IS NULL OR p.valid_from <= current_date)
@@ -227,7 +229,7 @@ CREATE VIEW bi.fact_permits_v1 AS
 
 -- KPI values of the latest run that the viewer may see (as the API: public figures, plus the viewer
 -- organisation's own).
-CREATE VIEW bi.fact_kpi_values_v1 AS
+CREATE VIEW bi.fact_kpi_values_v1 WITH (security_barrier) AS
   SELECT v.run_id, r.as_of, r.computed_at, r.data_version, v.kpi, v.period_type, v.period_start, v.period_end,
          v.dimension, v.dimension_value, v.scope_org, v.numerator, v.denominator, v.value, v.ci_low, v.ci_high,
          v.audience, v.change_z, v.change_q, v.change

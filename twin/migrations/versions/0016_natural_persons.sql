@@ -34,3 +34,9 @@ CREATE TRIGGER establishments_natural_person BEFORE INSERT OR UPDATE ON twin.est
 UPDATE twin.establishments
    SET natural_person_owner = true
  WHERE NOT natural_person_owner AND twin.is_natural_person(sole_proprietor, natural_person_owner, legal_form);
+
+-- The history (migration 0015) copied the rows as they were, some partnerships without the flag: its past
+-- versions are as personal as the current ones, and the as-of reads mask by the same column.
+UPDATE history.establishments_versions
+   SET natural_person_owner = true
+ WHERE NOT natural_person_owner AND twin.is_natural_person(sole_proprietor, false, legal_form);
