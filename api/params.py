@@ -434,3 +434,17 @@ def polygon_body(doc: Any) -> shapely.Geometry:
         raise InvalidParameter(f"the geometry could not be read ({type(exc).__name__}: {exc}); check its "
                                "coordinates.", parameter="body") from None
     return shapely.force_2d(geom)
+
+
+def as_of_param(
+    geldigOp: str | None = Query(None, description="History: the register layers as valid on this date (the "
+                                 "reference date; as_of defaults to it); docs/history.md"),
+    beschikbaarOp: str | None = Query(None, description="History: as the twin knew them at this moment (a date: "
+                                      "at the end of that day)"),
+) -> AsOf | None:
+    """``geldigOp`` / ``beschikbaarOp`` of an analysis (None: the current state), parsed once for every route
+    that reads the register layers (the items parse them in :func:`parse_items`)."""
+    return parse_as_of(geldigOp, beschikbaarOp)
+
+
+AsOfDep = Annotated[AsOf | None, Depends(as_of_param)]

@@ -18,6 +18,7 @@ from api.auth import Principal, PrincipalDep, record_access
 from api.cache import lookup
 from api.deps import ConnDep, SettingsDep
 from api.paging import load_secret
+from api.params import AsOfDep
 from api.signed import sign
 from layers.messages import language
 from twin import history
@@ -73,6 +74,7 @@ async def context(
     conn: ConnDep,
     settings: SettingsDep,
     principal: PrincipalDep,
+    when: AsOfDep,
     lon: float | None = Query(None, description="Longitude of the centre (WGS84 degrees)"),
     lat: float | None = Query(None, description="Latitude of the centre (WGS84 degrees)"),
     establishment: str | None = Query(None, description="Centre on this establishment (instead of lon/lat)"),
@@ -87,8 +89,11 @@ async def context(
     fmt = _format(f)
     lg = language(lang)
     who = disclosure(principal)
-    result = await area_context(conn, settings, lon=lon, lat=lat, establishment=establishment, site=site,
-                                radius=radius, as_of=as_of, year=year, disclosure=who, lang=lg)
+    async with history.as_of(conn, when):
+        result = await area_context(conn, settings, lon=lon, lat=lat, establishment=establishment, site=site,
+                                    radius=radius, as_of=history.reference_date(as_of, when), year=year,
+                                    disclosure=who, lang=lg)
+    _state_dates(result, when)
     shown = sum(1 for e in result["establishments"] if e["inspections_visible"] and e["last_inspection"])
     subject = result.get("subject") or {}
     shown += len(subject.get("inspections") or [])
@@ -127,6 +132,7 @@ async def housing(
     conn: ConnDep,
     settings: SettingsDep,
     principal: PrincipalDep,
+    when: AsOfDep,
     municipality: str | None = Query(None, description="CBS code (GM....): only sites overlapping it"),
     verdict: list[str] | None = Query(None, description="Only these verdicts: conflict, attention, no constraint "
                                       "(comma-separated or repeated)"),
@@ -138,21 +144,31 @@ async def housing(
     fmt = _format(f, ("json", "geojson", "csv", "html"))
     lg = language(lang)
     verdicts = _verdicts(verdict)
-    # The map asks for every site on every page load (1.7 s of database work on the medium twin): the answer
-    # is kept (TWIN_ANALYSIS_CACHE_MB) under the versions of the tables it reads, the reference date and
-    # the caller's audience, so it is computed again only when one of those changed.
-    cached = await lookup(request, conn, "analysis_cache_mb", HOUSING_TABLES, principal,
-                          "housing-nitrogen", municipality, today(as_of), year, lg,
-                          ",".join(verdicts) if verdicts else None)
-    headers = {"X-Analysis-Cache": cached.status} if cached.status else {}
-    if cached.data is not None:
-        body = cached.data
-    else:
-        result = await housing_nitrogen(conn, settings, municipality_code=municipality, as_of=as_of, year=year,
-                                        disclosure=disclosure(principal), verdicts=verdicts, lang=lg)
+    as_of = history.reference_date(as_of, when)
+
+    async def compute() -> bytes:
+        async with history.as_of(conn, when):
+            result = await housing_nitrogen(conn, settings, municipality_code=municipality, as_of=as_of, year=year,
+                                            disclosure=disclosure(principal), verdicts=verdicts, lang=lg)
         result["as_of"] = today(as_of).isoformat()
-        body = bytes(JSONResponse(result).body)
-        cached.store(body)
+        return bytes(JSONResponse(_state_dates(result, when)).body)
+
+    headers: dict[str, str] = {}
+    if when is not None:  # as of a past state: not the map's page load, and the cache keys the current versions
+        body = await compute()
+    else:
+        # The map asks for every site on every page load (1.7 s of database work on the medium twin): the answer
+        # is kept (TWIN_ANALYSIS_CACHE_MB) under the versions of the tables it reads, the reference date and
+        # the caller's audience, so it is computed again only when one of those changed.
+        cached = await lookup(request, conn, "analysis_cache_mb", HOUSING_TABLES, principal,
+                              "housing-nitrogen", municipality, today(as_of), year, lg,
+                              ",".join(verdicts) if verdicts else None)
+        headers = {"X-Analysis-Cache": cached.status} if cached.status else {}
+        if cached.data is not None:
+            body = cached.data
+        else:
+            body = await compute()
+            cached.store(body)
     if fmt in ("json", "geojson"):
         return Response(body, media_type="application/geo+json", headers=headers)
     result = json.loads(body)
@@ -191,6 +207,7 @@ async def priority(
     conn: ConnDep,
     settings: SettingsDep,
     principal: PrincipalDep,
+    when: AsOfDep,
     municipality: str | None = Query(None, description="CBS code (GM....): only establishments inside it"),
     limit: int = Query(DEFAULT_LIMIT, description="How many of the ranking to return (1 to 100,000)"),
     as_of: date | None = Query(None, description="Reference date (default today)"),
@@ -198,13 +215,8 @@ async def priority(
     method: str | None = Query(None, description="Read the latest stored visit plan ('twin priority plan') of "
                                "this method: model, rules or blend (model and blend: inspector or admin). "
                                "Without it: the live rule-based ranking."),
-    geldigOp: str | None = Query(None, description="History: the register layers as valid on this date (the "
-                                 "reference date; as_of defaults to it); docs/history.md"),
-    beschikbaarOp: str | None = Query(None, description="History: as the twin knew them at this moment (a date: "
-                                      "at the end of that day)"),
 ) -> dict[str, Any]:
     who = disclosure(principal)
-    when = history.parse_as_of(geldigOp, beschikbaarOp)
     as_of = history.reference_date(as_of, when)
     if not who.inspections and principal.role != "anonymous":
         raise Forbidden("the inspection priority is built on restricted inspection data: it needs an advisor, "
@@ -237,17 +249,13 @@ async def summary_of_municipality(
     conn: ConnDep,
     settings: SettingsDep,
     principal: PrincipalDep,
+    when: AsOfDep,
     municipality: str | None = Query(None, description="CBS code (GM....) of the municipality"),
     as_of: date | None = Query(None, description="Reference date (default today)"),
-    geldigOp: str | None = Query(None, description="History: the register layers as valid on this date (the "
-                                 "reference date; as_of defaults to it); docs/history.md"),
-    beschikbaarOp: str | None = Query(None, description="History: as the twin knew them at this moment (a date: "
-                                      "at the end of that day)"),
 ) -> dict[str, Any]:
     if not municipality:
         raise InvalidParameter("give municipality=CODE (e.g. GM0363), or POST a GeoJSON polygon to this path",
                                parameter="municipality")
-    when = history.parse_as_of(geldigOp, beschikbaarOp)
     async with history.as_of(conn, when):
         result = await area_summary(conn, settings, municipality_code=municipality,
                                     as_of=history.reference_date(as_of, when), disclosure=disclosure(principal))
@@ -260,14 +268,10 @@ async def summary_of_polygon(
     conn: ConnDep,
     settings: SettingsDep,
     principal: PrincipalDep,
+    when: AsOfDep,
     crs: str | None = Query(None, description="CRS of the posted polygon (default CRS84, lon/lat)"),
     as_of: date | None = Query(None, description="Reference date (default today)"),
-    geldigOp: str | None = Query(None, description="History: the register layers as valid on this date (the "
-                                 "reference date; as_of defaults to it); docs/history.md"),
-    beschikbaarOp: str | None = Query(None, description="History: as the twin knew them at this moment (a date: "
-                                      "at the end of that day)"),
 ) -> dict[str, Any]:
-    when = history.parse_as_of(geldigOp, beschikbaarOp)
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError) as exc:

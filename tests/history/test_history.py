@@ -131,3 +131,33 @@ def test_history_command_shows_versions_and_prunes(owner: psycopg.Connection, se
     left = owner.execute("SELECT count(*) FROM history.establishments_versions WHERE establishment_id = 'HISTCLI' "
                          "AND upper_inf(registered)").fetchone()
     assert left is not None and left[0] >= 1
+
+
+def test_analyses_answer_as_of(owner: psycopg.Connection, client) -> None:
+    """geldigOp / beschikbaarOp on the analyses: the context names the establishment as it was then, the answer
+    states both dates, housing-nitrogen answers (uncached) and a bad value is a 400 naming the parameter."""
+    _load(owner, f"INSERT INTO twin.establishments (establishment_id, name, sbi_code, started_on, geom) "
+                 f"VALUES ('HISTCTX', 'Toen BV', '0141', '2020-01-01', {POINT})", valid_from="2024-01-01")
+    known = datetime.now(UTC)
+    _load(owner, "UPDATE twin.establishments SET name = 'Nu BV' WHERE establishment_id = 'HISTCTX'",
+          valid_from="2024-06-01")
+
+    def subject(params: str) -> dict:
+        r = client.get(f"/analysis/context?establishment=HISTCTX&radius=100&{params}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    now = subject("")
+    then = subject("geldigOp=2024-03-01")
+    assert now["subject"]["name"] == "Nu BV" and then["subject"]["name"] == "Toen BV"
+    assert then["history"]["geldigOp"] == "2024-03-01" and then["as_of"] == "2024-03-01"
+    # as known before the change was loaded, even for a day after it: the old name
+    stamp = known.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert subject(f"geldigOp=2024-07-01&beschikbaarOp={stamp}")["subject"]["name"] == "Toen BV"
+    bad = client.get("/analysis/context?establishment=HISTCTX&beschikbaarOp=gisteren")
+    assert bad.status_code == 400 and bad.json()["parameter"] == "beschikbaarOp"
+    differ = client.get("/analysis/context?establishment=HISTCTX&as_of=2024-01-01&geldigOp=2024-03-01")
+    assert differ.status_code == 400 and differ.json()["parameter"] == "as_of"
+    housing = client.get("/analysis/housing-nitrogen?geldigOp=2024-03-01")
+    assert housing.status_code == 200 and "X-Analysis-Cache" not in housing.headers
+    assert housing.json()["history"]["geldigOp"] == "2024-03-01"
