@@ -27,7 +27,7 @@ import shapely
 from pyogrio.raw import open_arrow
 from pyproj import CRS
 
-from ingest.sources import RawBatch, VectorSource, horizontal_crs
+from ingest.sources import RawBatch, VectorSource, arrow_storage, horizontal_crs
 from twin.errors import IngestError
 
 # --lod -> the 2D layer of that LoD.
@@ -114,7 +114,7 @@ def open_3dbag(path: Path, layers: list[str], layer: str | None, lod: str | None
                 idx = pc.index_in(join, value_set=keys)
                 geometry = None
                 if geom_name in table.column_names:
-                    geometry = _storage(table.column(geom_name))
+                    geometry = arrow_storage(table.column(geom_name))
                     table = table.drop_columns([geom_name])
                 if pand_key is None and fid_name in table.column_names and fid_name not in read:
                     table = table.drop_columns([fid_name])
@@ -159,14 +159,6 @@ def _join_keys(pand: dict, pand_fields: list[str], lod: dict, lod_fields: list[s
     raise IngestError("the 3D BAG LoD layer has no fid or identificatie column to join it to pand")
 
 
-def _storage(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if isinstance(arr, pa.ExtensionArray):
-        arr = arr.storage
-    return arr
-
-
 def _read_lod(path: Path, layer: str, columns: list[str], fids: bool, batch_size: int = 65536
               ) -> Iterator[tuple[pa.Table, np.ndarray]]:
     """The LoD layer's columns and each row's footprint area, in batches."""
@@ -176,7 +168,7 @@ def _read_lod(path: Path, layer: str, columns: list[str], fids: bool, batch_size
         fid_name = meta.get("fid_column") or "fid"
         for batch in stream:
             table = pa.Table.from_batches([batch])
-            geoms = shapely.from_wkb(_storage(table.column(geom_name)).to_numpy(zero_copy_only=False))
+            geoms = shapely.from_wkb(arrow_storage(table.column(geom_name)).to_numpy(zero_copy_only=False))
             area = np.nan_to_num(shapely.area(geoms))
             if fids:
                 table = table.rename_columns([c if c != fid_name else "fid" for c in table.column_names])
@@ -263,7 +255,7 @@ def _lod_only(path: Path, layer: str) -> VectorSource:
                 groups[-1].append(i)
             else:
                 groups.append([i])
-        geoms = shapely.from_wkb(_storage(whole.column(geom_name)).to_numpy(zero_copy_only=False))
+        geoms = shapely.from_wkb(arrow_storage(whole.column(geom_name)).to_numpy(zero_copy_only=False))
         area = whole.column("_area").to_numpy()
         hv = {h: pc.cast(whole.column(h), pa.float64(), safe=False).to_numpy(zero_copy_only=False) for h in heights}
         for start in range(0, len(groups), batch_size):

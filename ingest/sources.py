@@ -214,7 +214,7 @@ def _open_ogr(path: Path, fmt: str, layer: str | None) -> VectorSource:
                     table = pa.Table.from_batches([batch])
                     geometry = None
                     if has_geometry and geom_name in table.column_names:
-                        geometry = _storage(table.column(geom_name).combine_chunks())
+                        geometry = arrow_storage(table.column(geom_name).combine_chunks())
                         table = table.drop_columns([geom_name])
                     rows = np.arange(next_row, next_row + table.num_rows, dtype=np.int64)
                     next_row += table.num_rows
@@ -229,7 +229,8 @@ def _open_ogr(path: Path, fmt: str, layer: str | None) -> VectorSource:
     return src
 
 
-def _storage(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+def arrow_storage(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous array of a column, extension types (GeoArrow WKB) as their storage."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     if isinstance(arr, pa.ExtensionArray):
@@ -275,7 +276,7 @@ def _open_parquet(path: Path) -> VectorSource:
             table = pa.Table.from_batches([batch])
             geometry = None
             if geom_col:
-                geometry = _storage(table.column(geom_col))
+                geometry = arrow_storage(table.column(geom_col))
                 table = table.drop_columns([geom_col])
             rows = np.arange(next_row, next_row + table.num_rows, dtype=np.int64)
             next_row += table.num_rows
