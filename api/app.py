@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api import errors, middleware, openapi
 from api.audit import auditor_pool
+from api.replicas import Readers
 from api.routes import (
     admin,
     aggregates,
@@ -56,10 +57,14 @@ def create_app(settings: Settings) -> FastAPI:
         )
         await pool.open(wait=False)
         app.state.pool = pool
+        readers = Readers.from_settings(settings, pool)
+        await readers.open()
+        app.state.readers = readers
         try:
             async with auditor_pool(app, settings):
                 yield
         finally:
+            await readers.close()
             await pool.close()
 
     app = FastAPI(

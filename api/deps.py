@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 
 from api.auth import PrincipalDep
+from api.replicas import read_connection
 from api.subsets import present_subsets
 from layers.registry import LAYERS, LayerSpec, subset_layer
 from twin.access import ANONYMOUS, REQUEST_SETTINGS_SQL, request_settings
@@ -28,13 +29,13 @@ def get_pool(request: Request) -> AsyncConnectionPool:
 
 
 async def get_conn(request: Request, principal: PrincipalDep) -> AsyncIterator[psycopg.AsyncConnection]:
-    """A pooled reader connection in a transaction that carries the caller: ``SET LOCAL ROLE`` to the
+    """A pooled reader connection (a healthy replica's when there are, :mod:`api.replicas`) in a transaction
+    that carries the caller: ``SET LOCAL ROLE`` to the
     database role of their API role and ``twin.org_code`` (both end with the transaction) for the
     row-level security policies. When the database is unavailable or a statement times out, the error
     table (:mod:`api.errors`) answers 503 (fast)."""
-    pool = get_pool(request)
     settings: Settings = request.app.state.settings
-    async with pool.connection(timeout=settings.pool_timeout_s) as conn:
+    async with read_connection(request.app, settings.pool_timeout_s) as conn:
         await conn.execute(REQUEST_SETTINGS_SQL, request_settings(principal))
         yield conn
 
@@ -48,7 +49,7 @@ async def get_layer(collection_id: str, request: Request) -> LayerSpec:
     virtual = subset_layer(collection_id)
     if virtual is not None:
         settings: Settings = request.app.state.settings
-        async with get_pool(request).connection(timeout=settings.pool_timeout_s) as conn, conn.transaction():
+        async with read_connection(request.app, settings.pool_timeout_s) as conn, conn.transaction():
             await conn.execute(REQUEST_SETTINGS_SQL, request_settings(ANONYMOUS))
             if any(s.id == virtual.id for s in await present_subsets(request, conn)):
                 return virtual

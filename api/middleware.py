@@ -26,7 +26,7 @@ import numpy as np
 import psycopg
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.audit import AuditMiddleware
 from api.errors import error_response
 from api.paging import load_secret
+from api.replicas import read_connection
 from api.signed import SIGNED_PATHS, has_grant, verify
 from twin.access import ANONYMOUS, OidcVerifier, Principal, looks_like_api_key, resolve_api_key
 from twin.errors import DatabaseUnavailable, TwinError, Unauthorized
@@ -165,9 +166,8 @@ class AuthMiddleware:
         """(principal, seconds it may be cached)."""
         ttl = self.settings.key_cache_s
         if looks_like_api_key(token):
-            pool: AsyncConnectionPool = scope["app"].state.pool
             try:
-                async with pool.connection(timeout=self.settings.pool_timeout_s) as conn:
+                async with read_connection(scope["app"], self.settings.pool_timeout_s) as conn:
                     return await resolve_api_key(conn, token), ttl
             except (PoolTimeout, psycopg.OperationalError) as exc:
                 raise DatabaseUnavailable("the database is unavailable, so the API key cannot be checked; "

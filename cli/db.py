@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.common import fail, read_settings, twin_errors
-from twin import cluster, database
+from twin import cluster, database, replication
 from twin.settings import default_data_dir
 
 db_app = typer.Typer(help="The database: a private PostGIS cluster (or TWIN_DATABASE_URL) and its schema.",
@@ -29,6 +29,10 @@ def db_up() -> None:
         with console.status("starting the local PostGIS cluster ..."):
             st = cluster.up(s)
         console.print(f"PostGIS cluster up: PostgreSQL {st.version}, port {st.port}, data {st.pgdata}")
+        for r in replication.replicas(s):
+            if not replication.state(s, r).running:
+                replication.start(s, r)
+                console.print(f"replica {r.name} up: port {r.port}")
 
 
 @db_app.command("down")
@@ -39,6 +43,9 @@ def db_down() -> None:
         console.print("TWIN_DATABASE_URL is set: the twin uses that database; there is no local cluster to stop.")
         return
     with twin_errors():
+        for r in replication.replicas(s):
+            if replication.stop(s, r):
+                console.print(f"replica {r.name} stopped")
         stopped = cluster.down(s)
         console.print("local cluster stopped" if stopped else "local cluster was not running")
 
@@ -116,8 +123,74 @@ def db_reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask for con
             fail("refusing to delete the local cluster without confirmation: add --yes")
         typer.confirm(f"Delete the local cluster in {cluster.cluster_paths(s)[0]} and all its data?", abort=True)
     with twin_errors():
+        for r in replication.replicas(s):
+            replication.remove(s, r.name)
         cluster.reset(s)
     console.print("local cluster deleted")
+
+
+replica_app = typer.Typer(
+    help="Hot standbys of the local cluster (streaming replication) for the API's reads (TWIN_READER_URLS); "
+    "see docs/scaling.md.", no_args_is_help=True)
+db_app.add_typer(replica_app, name="replica")
+
+
+@replica_app.command("add")
+def replica_add(
+    name: Annotated[str | None, typer.Argument(help="Name of the replica (default r1, r2, ...)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: the next free one after the primary's)")] = None,
+    source: Annotated[str | None, typer.Option("--from", help="libpq URL of a primary on another host (a role with "
+                                               "REPLICATION); default: the local cluster")] = None,
+) -> None:
+    """Make a hot standby with pg_basebackup and start it. The local primary is switched to wal_level=replica
+    first, which needs a restart (said when it happens); loads then write WAL (README, performance)."""
+    s = read_settings()
+    with twin_errors():
+        if source is None and s.local_cluster and replication.wal_level(s) == "minimal":
+            console.print("[yellow]the primary runs wal_level=minimal, which cannot feed a replica: switching it to "
+                          "wal_level=replica and RESTARTING it now (open connections are dropped; first loads will "
+                          "write WAL from now on).[/yellow]")
+        with console.status("copying the primary with pg_basebackup ..."):
+            r = replication.add(s, name, port, source)
+        st = replication.state(s, r)
+        console.print(f"replica {r.name} up on port {r.port} (standby: {st.in_recovery}, lag {st.lag_s} s)")
+        console.print("read from it with:")
+        print(f"TWIN_READER_URLS={replication.url(s, r)}")
+
+
+@replica_app.command("list")
+def replica_list() -> None:
+    """The local replicas: port, running, lag."""
+    s = read_settings()
+    with twin_errors():
+        table = Table("name", "port", "running", "standby", "lag (s)", "URL")
+        for r in replication.replicas(s):
+            st = replication.state(s, r)
+            table.add_row(r.name, str(r.port), "yes" if st.running else "no",
+                          "-" if st.in_recovery is None else ("yes" if st.in_recovery else "NO (promoted?)"),
+                          "-" if st.lag_s is None else f"{st.lag_s:.1f}", replication.url(s, r))
+        console.print(table)
+        if s.local_cluster:
+            console.print(f"primary: wal_level={replication.wal_level(s)}")
+
+
+@replica_app.command("remove")
+def replica_remove(name: Annotated[str, typer.Argument(help="Name of the replica")]) -> None:
+    """Stop a replica and delete its data (the primary keeps wal_level=replica; see 'replica off')."""
+    s = read_settings()
+    with twin_errors():
+        replication.remove(s, name)
+    console.print(f"replica {name} removed; remove it from TWIN_READER_URLS too")
+
+
+@replica_app.command("off")
+def replica_off() -> None:
+    """Switch the local primary back to wal_level=minimal (fast first loads), with a restart; no replica may be
+    left."""
+    s = read_settings()
+    with twin_errors():
+        restarted = replication.disable(s)
+    console.print("primary restarted with wal_level=minimal" if restarted else "primary runs wal_level=minimal already")
 
 
 def register(app: typer.Typer) -> None:

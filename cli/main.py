@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import access, db, demo, history, ingest, model, monitor, priority, quality, serve
+from cli import access, bi, db, demo, history, ingest, model, monitor, priority, quality, serve
 
 app = typer.Typer(
     name="twin",
@@ -16,7 +16,7 @@ app = typer.Typer(
 )
 
 # The order is the order of `twin --help` (its commands first, then its groups).
-for module in (db, serve, demo, ingest, priority, model, history, access, quality, monitor):
+for module in (db, serve, demo, ingest, priority, model, history, access, quality, monitor, bi):
     module.register(app)
 
 

@@ -374,7 +374,8 @@ def down(settings: Settings) -> bool:
 
 
 def reset(settings: Settings) -> None:
-    """Stop the cluster and delete its data folder. Everything in it is lost."""
+    """Stop the cluster and delete its data folder (remove its replicas first, twin.replication). Everything in
+    it is lost."""
     if status(settings).running:
         down(settings)
     pgdata, sock = cluster_paths(settings)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,6 +59,15 @@ class Settings(BaseSettings):
     pool_min_size: int = 1
     pool_max_size: int = 8
     pool_timeout_s: float = Field(default=2.0, description="Wait for a pooled connection before 503.")
+    reader_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Read replicas (hot standbys: libpq URLs separated by commas or a JSON "
+        "list, e.g. from `twin db replica add`): the API reads from a healthy one and falls back to the primary; "
+        "empty: the primary only. "
+        "A URL without a user gets the reader role and its password.")
+    max_replica_lag_s: float = Field(default=30.0, gt=0, description="A replica lagging more than this is taken out "
+                                     "of the API's reads until it catches up.")
+    replica_check_s: float = Field(default=1.0, gt=0, description="How often each API process checks its replicas' "
+                                   "health and lag.")
 
     # Serving
     host: str = "127.0.0.1"
@@ -170,6 +180,19 @@ class Settings(BaseSettings):
         default=400.0, gt=0, description="A housing site planning more dwellings per hectare than this fails."
     )
     # --- end of data quality ----------------------------------------------------------------------------------
+
+    @field_validator("reader_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        """TWIN_READER_URLS as ``url1,url2`` or a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [u.strip() for u in text.split(",") if u.strip()]
+        return value
 
     @property
     def local_cluster(self) -> bool:
