@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.common import fail, read_settings, twin_errors
-from twin import cluster, database, replication
+from twin import backup, cluster, database, replication
 from twin.settings import default_data_dir
 
 db_app = typer.Typer(help="The database: a private PostGIS cluster (or TWIN_DATABASE_URL) and its schema.",
@@ -191,6 +192,110 @@ def replica_off() -> None:
     with twin_errors():
         restarted = replication.disable(s)
     console.print("primary restarted with wal_level=minimal" if restarted else "primary runs wal_level=minimal already")
+
+
+backup_app = typer.Typer(
+    help="Base backups and WAL archiving of the local cluster, for point-in-time recovery ('twin db restore'); "
+    "see docs/scaling.md.", invoke_without_command=True)
+db_app.add_typer(backup_app, name="backup")
+DirOption = Annotated[Path | None, typer.Option("--dir", help="Backup folder (default: backups next to the cluster's "
+                                                "data folder)")]
+
+
+@backup_app.callback()
+def backup_run(
+    ctx: typer.Context,
+    directory: DirOption = None,
+    enable_archiving: Annotated[bool, typer.Option("--enable-archiving", help="Only switch WAL archiving on (into "
+                                                   "DIR/wal), without a base backup")] = False,
+    disable_archiving: Annotated[bool, typer.Option("--disable-archiving", help="Switch WAL archiving off (restart); "
+                                                    "restores can then not go past this moment")] = False,
+) -> None:
+    """Make a base backup (pg_basebackup, compressed) into DIR/base/ID. The first one switches on WAL archiving
+    into DIR/wal, with wal_level=replica, which restarts the cluster (said when it happens)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    s = read_settings()
+    with twin_errors():
+        if disable_archiving:
+            restarted = backup.disable_archiving(s)
+            console.print("WAL archiving switched off; the cluster was restarted" if restarted
+                          else "WAL archiving was off")
+            return
+        backup.require_local(s, running=True)
+        d = backup.backup_dir(s, directory)
+        if (enable_archiving or backup.archiving(s) is None) and backup.needs_restart(s):
+            console.print("[yellow]WAL archiving needs archive_mode=on and wal_level=replica: RESTARTING the cluster "
+                          "now (open connections are dropped; first loads will write WAL from now on).[/yellow]")
+        if enable_archiving:
+            restarted = backup.enable_archiving(s, d)
+            console.print(f"WAL archiving into {d / 'wal'}" + (" (cluster restarted)" if restarted else ""))
+            return
+        with console.status("base backup with pg_basebackup ..."):
+            b = backup.backup(s, d)
+        console.print(f"base backup {b.id}: {b.size_bytes / 1e6:.1f} MB ({b.compression}) in {b.path}, "
+                      f"LSN {b.start_lsn} - {b.end_lsn}; WAL archived into {d / 'wal'}")
+        console.print("restore to any later moment with: twin db restore --to TIME")
+
+
+@backup_app.command("list")
+def backup_list(directory: DirOption = None) -> None:
+    """The base backups: start and end time, LSN, size; and where WAL is archived."""
+    s = read_settings()
+    with twin_errors():
+        d = backup.backup_dir(s, directory)
+        table = Table("id", "start (UTC)", "end (UTC)", "start LSN", "end LSN", "timeline", "MB")
+        items = backup.backups(s, d)
+        for b in items:
+            table.add_row(b.id, b.start_time[:19], b.end_time[:19], b.start_lsn, b.end_lsn, str(b.timeline),
+                          f"{b.size_bytes / 1e6:.1f}")
+        console.print(table)
+        wal = d / "wal"
+        segments = sorted(p.name for p in wal.glob("*") if backup.SEGMENT.match(p.name)) if wal.is_dir() else []
+        console.print(f"{len(items)} base backups in {d}; " + (
+            f"{len(segments)} archived WAL segments (newest {segments[-1]})" if segments
+            else "no archived WAL segments"))
+        if s.local_cluster and cluster.status(s).running:
+            to = backup.archiving(s)
+            console.print(f"WAL archiving: {'off' if to is None else 'into ' + str(to / 'wal')}")
+
+
+@db_app.command("restore")
+def db_restore(
+    to: Annotated[str, typer.Option("--to", help="The moment to restore, ISO 8601 (2026-12-07T10:15:00+01:00; "
+                                    "without an offset: this machine's time zone)")],
+    backup_id: Annotated[str | None, typer.Option("--backup", help="Base backup ID (default: the newest that "
+                                                  "ended before --to)")] = None,
+    directory: DirOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+    discard_old: Annotated[bool, typer.Option("--discard-old", help="Delete the data folder moved aside once the "
+                                              "restore succeeded (with --yes, or after the question)")] = False,
+) -> None:
+    """Point-in-time recovery: stop the cluster, move its data folder aside (kept unless --discard-old), unpack the
+    newest base backup before --to, replay the archived WAL up to --to, promote and start."""
+    s = read_settings()
+    with twin_errors():
+        backup.require_local(s)
+        moment = backup.parse_time(to)
+        b = backup.choose(s, moment, backup_id, directory)
+        pgdata = cluster.cluster_paths(s)[0]
+        if not yes:
+            if not sys.stdin.isatty():
+                fail("refusing to replace the local cluster without confirmation: add --yes")
+            typer.confirm(f"Stop the cluster, move {pgdata} aside{' and DELETE it afterwards' if discard_old else ''}"
+                          f", and restore it to {moment.isoformat()} from base backup {b.id}?", abort=True)
+        r = backup.restore(s, moment, b.id, directory, discard_old=discard_old,
+                           say=lambda m: console.print(f"  {m}"))
+        last = r.last_transaction.isoformat() if r.last_transaction else "none replayed"
+        console.print(f"restored to {r.target.isoformat()} from base backup {r.backup.id}: last transaction "
+                      f"{last}, timeline {r.timeline}, LSN {r.lsn}")
+        if not r.reached_target:
+            console.print("[yellow]no transaction after that moment was archived: replayed to the end of the archive"
+                          "[/yellow]")
+        if r.moved_aside:
+            console.print(f"the previous data folder is kept in {r.moved_aside}; delete it when no longer needed")
+        else:
+            console.print("the previous data folder was deleted (--discard-old)")
 
 
 def register(app: typer.Typer) -> None:

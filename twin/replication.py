@@ -1,9 +1,10 @@
 """Hot standbys of the local cluster (issue 23, docs/scaling.md): ``twin db replica add|list|remove|off``.
 
 A replica is a physical copy made with ``pg_basebackup -R`` that streams the primary's WAL (PostgreSQL's own
-streaming replication); it runs from ``replicas/<name>`` next to the primary's data folder on its own port and answers read-only
-queries (hot standby). The same roles, passwords and row-level security exist there, since the copy is of the
-whole cluster. The API sends its reads to the replicas named in ``TWIN_READER_URLS`` (:mod:`api.replicas`).
+streaming replication); it runs from ``replicas/<name>`` next to the primary's data folder on its own port and
+answers read-only queries (hot standby). The same roles, passwords and row-level security exist there, since the
+copy is of the whole cluster. The API sends its reads to the replicas named in ``TWIN_READER_URLS``
+(:mod:`api.replicas`).
 
 Streaming needs ``wal_level = replica``; the single local cluster runs ``minimal`` so that a first load into an
 empty table writes no WAL (migration 0008). :func:`enable` switches the primary, which PostgreSQL only accepts
@@ -83,8 +84,8 @@ def wal_level(settings: Settings) -> str:
 def _restart(settings: Settings) -> None:
     pgdata, sock = cluster.cluster_paths(settings)
     # -l: the server's output to its log (without it the server would hold our pipe open)
-    res = cluster._pg_ctl(settings, "restart", "-w", "-m", "fast", "-t", "120", "-l", str(pgdata.parent / "postgres.log"),
-                          "-o", f"-p {settings.pg_port} -k {sock}")
+    res = cluster._pg_ctl(settings, "restart", "-w", "-m", "fast", "-t", "120",
+                          "-l", str(pgdata.parent / "postgres.log"), "-o", f"-p {settings.pg_port} -k {sock}")
     if res.returncode != 0:
         raise ClusterError(f"restarting the local PostgreSQL failed: {res.stderr.strip() or res.stdout.strip()}")
     cluster._wait_ready(settings, 60)
@@ -108,6 +109,9 @@ def disable(settings: Settings) -> bool:
         raise ClusterError("local replicas exist: remove them first ('twin db replica remove NAME').")
     if wal_level(settings) == "minimal":
         return False
+    if cluster._psql(settings, "SHOW archive_mode") != "off":  # PostgreSQL would not start again
+        raise ClusterError("WAL archiving is on (twin db backup), which needs wal_level=replica: switch it off first "
+                           "('twin db backup --disable-archiving').")
     cluster._psql(settings, "ALTER SYSTEM SET wal_level = 'minimal'")
     cluster._psql(settings, "ALTER SYSTEM SET max_wal_senders = 0")
     cluster._psql(settings, "ALTER SYSTEM RESET wal_keep_size")
