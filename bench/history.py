@@ -3,7 +3,11 @@ as-of query costs against the current-state one, on the medium twin.
 
     TWIN_DATABASE_NAME=twin_bench .venv/bin/twin db migrate
     TWIN_DATABASE_NAME=twin_bench .venv/bin/python bench/history.py --data /tmp/medium [--repeat 3]
+    TWIN_DATABASE_NAME=my_copy .venv/bin/python bench/history.py --first-load --no-redelivery --no-queries
 
+0. First load (--first-load; empties the establishments and their history, so never on a shared database):
+   the establishments file into an empty table, history triggers off and on alternately (migration 0017 writes
+   the versions of a first load with the version table's constraint and indexes set aside).
 1. Re-delivery: the full establishments file with 1% of the rows changed (name), loaded by `ingest.loader.load`
    (upsert) alternately with the history triggers off and on (ALTER TABLE ... DISABLE TRIGGER, as owner),
    each delivery flipping between the original and the changed file, so every run changes 1% of the rows.
@@ -34,6 +38,7 @@ from twin.database import url_for  # noqa: E402
 from twin.settings import Settings  # noqa: E402
 
 TRIGGERS = ("establishments_history_ins", "establishments_history_upd", "establishments_history_del")
+SHARED = ("twin", "twin_bench")  # databases others read: no --first-load there
 
 
 def changed_copy(src: Path, out: Path, share: float = 0.01) -> int:
@@ -62,6 +67,36 @@ def history_bytes(settings: Settings) -> int:
     with psycopg.connect(url_for(settings, "owner")) as conn:
         row = conn.execute("SELECT pg_total_relation_size('history.establishments_versions')").fetchone()
         return int(row[0]) if row else 0
+
+
+def first_load(settings: Settings, original: Path, repeat: int) -> None:
+    """The whole file into an empty establishments table (and an empty history), triggers off and on."""
+    if settings.database_name in SHARED:
+        raise SystemExit(f"--first-load empties the establishments of {settings.database_name}: use a database of "
+                         "your own (TWIN_DATABASE_NAME), loaded from the demo files")
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(repeat):
+        for on in (False, True):
+            with psycopg.connect(url_for(settings, "owner"), autocommit=True) as conn:
+                for t in (*TRIGGERS, "establishments_history_trunc"):
+                    conn.execute(f"ALTER TABLE twin.establishments DISABLE TRIGGER {t}")
+                conn.execute("TRUNCATE twin.establishments CASCADE")
+                conn.execute("TRUNCATE history.establishments_versions, history.permits_versions, "
+                             "history.inspections_versions")
+                for t in (*TRIGGERS, "establishments_history_trunc"):
+                    conn.execute(f"ALTER TABLE twin.establishments {'ENABLE' if on else 'DISABLE'} TRIGGER {t}")
+            try:
+                t0 = time.perf_counter()
+                r = load(settings, "establishments", original, crs="EPSG:28992", max_reject_rate=1)
+                times[on].append(time.perf_counter() - t0)
+                print(f"  triggers {'on ' if on else 'off'}: {times[on][-1]:.2f} s wall ({r.status}, "
+                      f"{r.rows_inserted} rows), stage+triggers {r.timings.get('stage', 0):.2f} s")
+            finally:
+                triggers(settings, True)
+                with psycopg.connect(url_for(settings, "owner"), autocommit=True) as conn:
+                    conn.execute("ALTER TABLE twin.establishments ENABLE TRIGGER establishments_history_trunc")
+    off, on_ = min(times[False]), min(times[True])
+    print(f"first load, best of {repeat}: off {off:.2f} s, on {on_:.2f} s: {on_ / off:.2f}x")
 
 
 def redelivery(settings: Settings, original: Path, changed: Path, repeat: int) -> None:
@@ -133,6 +168,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("/tmp/medium"))
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--first-load", action="store_true", help="also time a first load (not on a shared database)")
+    ap.add_argument("--no-redelivery", action="store_true")
+    ap.add_argument("--no-queries", action="store_true")
     args = ap.parse_args()
     settings = Settings()
     print(f"database {settings.database_name}, load average {os.getloadavg()[0]:.2f}")
@@ -140,9 +178,13 @@ def main() -> None:
         changed = Path(tmp) / "inrichtingen_1pct.csv"
         original = Path(tmp) / "inrichtingen.csv"
         original.write_bytes((args.data / "inrichtingen.csv").read_bytes())
-        print(f"{changed_copy(args.data / 'inrichtingen.csv', changed)} rows changed in the re-delivery")
-        redelivery(settings, original, changed, args.repeat)
-    queries(settings, args.repeat)
+        if args.first_load:
+            first_load(settings, original, args.repeat)
+        if not args.no_redelivery:
+            print(f"{changed_copy(args.data / 'inrichtingen.csv', changed)} rows changed in the re-delivery")
+            redelivery(settings, original, changed, args.repeat)
+    if not args.no_queries:
+        queries(settings, args.repeat)
     print(f"load average after {os.getloadavg()[0]:.2f}")
 
 

@@ -1,5 +1,6 @@
 """Public aggregates of restricted layers: counts per cell of a fixed RD New grid and per calendar year,
-published under the statistical disclosure control of :mod:`twin.disclosure`."""
+published under the statistical disclosure control of :mod:`twin.disclosure`, today or as of a date
+(``geldigOp`` / ``beschikbaarOp``: the same control on that state, against today's; docs/history.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from twin import disclosure
+from twin import disclosure, history
 from twin.access import natural_person_sql
 from twin.sql import fetch
 
@@ -43,7 +44,17 @@ FROM rec, r
 WHERE rec.cx IS NOT NULL AND rec.cy IS NOT NULL
   AND (r.cx0 IS NULL OR (rec.cx >= r.cx0 AND rec.cx < r.cx1 AND rec.cy >= r.cy0 AND rec.cy < r.cy1))
 GROUP BY 1, 2, 3, 4, 5, 6
-""".replace("{natural_person}", NATURAL_PERSON)
+"""
+
+# As of a date the advisors' row-level security on history.inspections_versions (migration 0015) hides the
+# inspections of every establishment that is or ever was registered as a natural person; the audiences of
+# twin.disclosure mirror that.
+EVER_NATURAL_PERSON = (
+    "(" + NATURAL_PERSON + " OR EXISTS (SELECT 1 FROM history.establishments_versions ev "
+    "WHERE ev.establishment_id = i.establishment_id "
+    "AND twin.is_natural_person(ev.sole_proprietor, ev.natural_person_owner, ev.legal_form)))")
+INSPECTION_CONTRIBUTIONS_AS_OF_SQL = INSPECTION_CONTRIBUTIONS_SQL.replace("{natural_person}", EVER_NATURAL_PERSON)
+INSPECTION_CONTRIBUTIONS_SQL = INSPECTION_CONTRIBUTIONS_SQL.replace("{natural_person}", NATURAL_PERSON)
 
 CELL_GEOMETRY_SQL = """
 SELECT c.cx, c.cy, ST_AsGeoJSON(ST_Transform(ST_MakeEnvelope(c.cx * %(cell)s, c.cy * %(cell)s,
@@ -62,13 +73,21 @@ class GridCell:
 
 
 async def inspection_grid(conn: psycopg.AsyncConnection, *, cell: int, k: int, wkb: bytes | None, srid: int,
-                          year: int | None) -> list[GridCell]:
+                          year: int | None, when: history.AsOf | None = None) -> list[GridCell]:
     """The published cells of the inspection grid, ordered south to north, west to east: per cell and
     calendar year under :func:`twin.disclosure.publish`; without ``year`` a cell's count is the sum of
-    its published years (:func:`twin.disclosure.period_totals`)."""
-    rows = await disclosure.fetch_unrestricted(
-        conn, INSPECTION_CONTRIBUTIONS_SQL, {"wkb": wkb, "srid": srid, "cell": cell, "year": year})
-    published = disclosure.publish(disclosure.cells_from_rows(rows), k)
+    its published years (:func:`twin.disclosure.period_totals`). ``when``: the inspections as of that
+    state, under :func:`twin.disclosure.publish_as_of` (that state against today's)."""
+    params = {"wkb": wkb, "srid": srid, "cell": cell, "year": year}
+    now = disclosure.cells_from_rows(
+        await disclosure.fetch_unrestricted(conn, INSPECTION_CONTRIBUTIONS_SQL, params))
+    if when is None:
+        published = disclosure.publish(now, k)
+    else:
+        async with history.as_of(conn, when):
+            then = disclosure.cells_from_rows(
+                await disclosure.fetch_unrestricted(conn, INSPECTION_CONTRIBUTIONS_AS_OF_SQL, params))
+        published = disclosure.publish_as_of(then, now, k)
     totals = disclosure.period_totals({((cx, cy), yr): n for (cx, cy, yr), n in published.items()})
     order = sorted(totals, key=lambda c: (c[1], c[0]))
     geoms = {(cx, cy): json.loads(g) for cx, cy, g in await fetch(

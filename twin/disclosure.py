@@ -15,6 +15,11 @@ frequency table (Hundepool et al., *Statistical Disclosure Control*, Wiley 2012,
   every role, (published count - what the role can list there) is 0 or a safe count of at least ``k``;
 - fixed periods: a count over several periods is the sum of the published periods only, so no published
   total minus published parts reveals a suppressed part. Nothing else is published (no margins).
+- as of a date (``geldigOp`` / ``beschikbaarOp``, docs/history.md): a cell as it was then is published only
+  when it passes the same rule then, its current state passes it too (or is empty: a cell suppressed today
+  stays suppressed in every as-of answer), and what changed between then and now (per contributor and
+  organisation, records added or ended) is empty or passes it as well (:func:`publish_as_of`). So the
+  difference between an as-of count and today's count of a cell is 0 or a safe count.
 
 Every aggregate that publishes counts of restricted records to callers who may not list them (the
 inspection grid today; KPIs, dashboards and as-of figures later) builds its cells as
@@ -32,6 +37,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql as pgsql
 
+from twin import history
 from twin.access import DB_ROLES
 from twin.sql import TIMEOUT, Params, Query, database_errors
 
@@ -104,6 +110,35 @@ def publish(cells: Mapping[C, Iterable[Contribution]], k: int) -> dict[C, int]:
     return out
 
 
+def changes(then: Iterable[Contribution], now: Iterable[Contribution]) -> list[Contribution]:
+    """What changed in a cell between two states: per contributor and organisation the records added or
+    ended (the absolute difference), a natural person's when either state says so."""
+    delta: dict[tuple[str, str | None], int] = defaultdict(int)
+    sole: dict[tuple[str, str | None], bool] = defaultdict(bool)
+    for sign, cell in ((1, then), (-1, now)):
+        for c in cell:
+            delta[(c.contributor, c.org_code)] += sign * c.records
+            sole[(c.contributor, c.org_code)] |= c.sole_proprietor
+    return [Contribution(who, sole[(who, org)], org, abs(n)) for (who, org), n in sorted(
+        delta.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")) if n]
+
+
+def publish_as_of(then: Mapping[C, Iterable[Contribution]], now: Mapping[C, Iterable[Contribution]],
+                  k: int) -> dict[C, int]:
+    """The record count of each cell as it was then (``then``), published only when that state is
+    publishable, the current state (``now``) is publishable or empty, and the change between them is empty or
+    publishable: differencing an as-of answer with today's reveals no suppressed figure."""
+    out: dict[C, int] = {}
+    for key, cell in then.items():
+        items = list(cell)
+        current = list(now.get(key, ()))
+        delta = changes(items, current)
+        if (publishable(items, k) and (not current or publishable(current, k))
+                and (not delta or publishable(delta, k))):
+            out[key] = sum(c.records for c in items)
+    return out
+
+
 def period_totals(published: Mapping[tuple[C, P], int]) -> dict[C, tuple[int, list[P]]]:
     """A count over all periods: per cell the sum of its *published* periods, and which they are. A
     suppressed period is in no total, so no total minus published periods reveals it."""
@@ -130,7 +165,9 @@ async def fetch_unrestricted(conn: psycopg.AsyncConnection, query: Query, params
                              timeout: str = TIMEOUT) -> list[tuple[Any, ...]]:
     """Rows read past row-level security, for :func:`publish` only: in a savepoint switched to the admin
     database role and rolled back afterwards, so the caller's role holds again for the rest of the
-    request. The rows must leave the process through :func:`publish` alone."""
+    request. The rows must leave the process through :func:`publish` alone. Inside
+    :func:`twin.history.as_of` the register tables are read as of its dates."""
+    query = history.render(conn, query)
     async with database_errors(timeout), conn.transaction(force_rollback=True):
         await conn.execute(pgsql.SQL("SET LOCAL ROLE {}").format(pgsql.Identifier(DB_ROLES["admin"])))
         async with conn.cursor() as cur:

@@ -4,6 +4,12 @@ GeoJSON) and ``/quality/signals`` (the cross-source signals as GeoJSON with thei
 The rules and their SQL are :mod:`twin.quality`'s; this module only runs them on the request's connection
 (the caller's database role, so row-level security decides which rows count) and serves the answers.
 
+As of a date (``geldigOp`` / ``beschikbaarOp``, docs/history.md "Quality as of a date"): the rules of the layers
+with history are measured again over the versions valid on ``geldigOp`` as known at ``beschikbaarOp``, with
+``geldigOp`` as the rules' reference date (the same SQL through :func:`twin.history.as_of`; layers they read
+without history, such as municipalities, in their current state); the rules of other layers show the
+recorded measurement that was current at ``beschikbaarOp``, if there was one.
+
 Who sees what: a rule is shown to a caller who may read its layer and every layer it reads
 (``depends_on``); the failing records are served with the layer's fields masked as
 ``/collections/{id}/items`` masks them. Recorded results (``twin.quality_results``, written by ``twin
@@ -34,12 +40,13 @@ from api.columns import Binder, Columns, columns_for, output_geometry_sql, table
 from api.deps import ConnDep
 from api.geojson import GEOJSON, features, geojson_response, number_matched, paging_links, timestamp
 from api.links import base_url, wants_json
-from api.params import ITEMS_OPENAPI, ItemsQuery, qparam
+from api.params import ITEMS_OPENAPI, AsOfDep, ItemsQuery, qparam
 from api.query import feature_columns, selected_fields, where_sql
 from layers.registry import LAYERS, LayerSpec
-from twin import quality
+from twin import history, quality
 from twin.errors import InvalidParameter, NotFound, QueryTimeout
 from twin.quality import audience
+from twin.settings import Settings
 from twin.sql import fetch
 
 log = logging.getLogger("twin.api.quality")
@@ -52,9 +59,34 @@ SIGNAL_PARAMETERS = (*PAGE_PARAMETERS, "signal")
 # -- the rules' SQL and whether a rule applies ----------------------------------------------------------------
 # The rules' SQL never contains ``%`` (twin.quality guarantees it), so it sits unchanged in statements with
 # bound parameters. Thresholds and the reference date come from the app's settings (TWIN_QUALITY_...).
-def failing(request: Request, rule: quality.QualityRule, principal: Principal) -> sql.Composable:
+def rule_settings(request: Request, when: history.AsOf | None = None) -> Settings:
+    """The thresholds and reference date of the rules: the app's, with ``geldigOp`` as the reference date
+    (``@today``) when answering as of a date."""
+    settings: Settings = request.app.state.settings
+    if when is None or when.valid_on is None:
+        return settings
+    return settings.model_copy(update={"quality_as_of": when.valid_on})
+
+
+def failing(request: Request, rule: quality.QualityRule, principal: Principal,
+            when: history.AsOf | None = None) -> sql.Composable:
     """The failing records of a rule as this caller may be told of them (twin.quality.audience)."""
-    return quality.failing_sql(rule, request.app.state.settings, principal)
+    return quality.failing_sql(rule, rule_settings(request, when), principal)
+
+
+def has_history(rule: quality.QualityRule) -> bool:
+    """Whether a rule can be measured again as of a date: its own layer keeps history (the layers it only
+    looks up, such as municipalities, are read in their current state)."""
+    return LAYERS[rule.layer].table in history.HISTORY_TABLES
+
+
+def require_history(rule: quality.QualityRule, when: history.AsOf | None) -> None:
+    """400 (parameter geldigOp) for the failing records of a layer without history as of a date."""
+    if when is not None and not has_history(rule):
+        raise InvalidParameter(
+            f"{history.VALID_PARAM} and {history.KNOWN_PARAM} need a layer with history "
+            f"({', '.join(history.HISTORY_TABLES)}); {rule.layer} keeps only its current state.",
+            parameter=history.VALID_PARAM if when.valid_on is not None else history.KNOWN_PARAM)
 
 
 SCHEMA_SQL = ("SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -177,6 +209,9 @@ class QualitySummary(BaseModel):
     refresh: bool = Field(description="True when every rule was measured live (?refresh=true).")
     layers: list[LayerSummary]
     signals: list[str] = Field(description="Ids of the cross-source signal rules among the rules.")
+    history: dict[str, str | None] | None = Field(
+        None, description="As of a date (geldigOp / beschikbaarOp, docs/history.md): both dates (None: today / "
+        "now); null for the current state.")
     links: list[dict[str, str]]
 
 
@@ -200,11 +235,12 @@ SUMMARY_EXAMPLE = {
 }
 
 
-async def _recorded(conn: psycopg.AsyncConnection) -> dict[str, dict[str, Any]]:
-    """The latest recorded result per rule id (empty when nothing was recorded or the table is missing)."""
+async def _recorded(conn: psycopg.AsyncConnection, known_on: datetime | None = None) -> dict[str, dict[str, Any]]:
+    """The latest recorded result per rule id (empty when nothing was recorded or the table is missing);
+    with ``known_on``, the latest one measured up to then."""
     try:
         async with conn.transaction():
-            cur = await conn.execute(quality.latest_results_sql(), prepare=False)
+            cur = await conn.execute(quality.latest_results_sql(known_on), prepare=False)
             names = [d.name for d in cur.description or ()]
             return {row[names.index("rule_id")]: dict(zip(names, row, strict=True)) for row in await cur.fetchall()}
     except psycopg.errors.UndefinedTable:
@@ -229,11 +265,12 @@ def _change(previous_run: Any, previous_checked: Any, previous_failed: Any, prev
 
 
 async def measure(request: Request, conn: psycopg.AsyncConnection, principal: Principal,
-                  rules: Sequence[quality.QualityRule]) -> dict[str, tuple[int, int] | str]:
+                  rules: Sequence[quality.QualityRule],
+                  when: history.AsOf | None = None) -> dict[str, tuple[int, int] | str]:
     """(checked, failed) per rule id measured now, or why not: the simple rules of a layer in one scan
     (``shared_count_sql``), the others one by one, each in its own subtransaction under the statement
-    timeout."""
-    settings = request.app.state.settings
+    timeout. ``when``: over the register layers as of then (the caller runs this inside history.as_of)."""
+    settings = rule_settings(request, when)
     out: dict[str, tuple[int, int] | str] = {}
     slow = "the rule took too long to measure; `twin quality report` records it."
     groups: dict[str, list[quality.QualityRule]] = {}
@@ -253,17 +290,21 @@ async def measure(request: Request, conn: psycopg.AsyncConnection, principal: Pr
 
 
 async def measure_cached(request: Request, conn: psycopg.AsyncConnection, principal: Principal,
-                         rules: Sequence[quality.QualityRule]) -> dict[str, tuple[int, int] | str]:
+                         rules: Sequence[quality.QualityRule],
+                         when: history.AsOf | None = None) -> dict[str, tuple[int, int] | str]:
     """:func:`measure`, kept per audience (database role, API role, organisation) in the analysis cache
-    keyed by the versions of the tables the rules read, so repeated calls cost one version lookup."""
+    keyed by the versions of the tables the rules read (and the as-of dates), so repeated calls cost one
+    version lookup."""
     if not rules:
         return {}
     tables = sorted({LAYERS[x].table for r in rules for x in (r.layer, *r.depends_on)})
+    dates = tuple(str(v) for v in when.describe().values()) if when is not None else ()
     cached = await lookup(request, conn, "analysis_cache_mb", tables, principal, "quality-live",
-                          tuple(r.id for r in rules))
+                          tuple(r.id for r in rules), *dates)
     if cached.data is not None:
         return {k: tuple(v) if isinstance(v, list) else v for k, v in orjson.loads(cached.data).items()}
-    out = await measure(request, conn, principal, rules)
+    async with history.as_of(conn, when):
+        out = await measure(request, conn, principal, rules, when)
     if all(not isinstance(v, str) for v in out.values()):
         cached.store(orjson.dumps(out))
     return out
@@ -298,16 +339,27 @@ def rule_summary(base: str, rule: quality.QualityRule, recorded: dict[str, Any] 
 
 
 async def summary(request: Request, conn: psycopg.AsyncConnection, principal: Principal,
-                  refresh: bool) -> QualitySummary:
+                  refresh: bool, when: history.AsOf | None = None) -> QualitySummary:
     """The quality summary of the layers the caller may read: recorded counts where they apply to this
-    caller (see :func:`recorded_counts_apply`) and ``refresh`` is off, the rest measured now."""
+    caller (see :func:`recorded_counts_apply`) and ``refresh`` is off, the rest measured now. As of a date
+    (``when``): the rules of layers with history measured over that state, the others the recorded
+    measurement that was current at ``beschikbaarOp`` (or why there is none)."""
     base = base_url(request)
     rules = visible_rules(principal)
-    notes = await not_applicable(conn, rules)
-    recorded = {k: v for k, v in (await _recorded(conn)).items()
+    async with history.as_of(conn, when):
+        notes = await not_applicable(conn, rules)
+    recorded = {k: v for k, v in (await _recorded(conn, when.known_on if when else None)).items()
                 if k in {r.id for r in rules} and recorded_counts_apply(principal, quality.get_rule(k))}
-    live = await measure_cached(request, conn, principal,
-                                [r for r in rules if r.id not in notes and (refresh or r.id not in recorded)])
+    if when is None:
+        wanted = [r for r in rules if r.id not in notes and (refresh or r.id not in recorded)]
+    else:
+        wanted = [r for r in rules if r.id not in notes and has_history(r)]
+        recorded = {k: v for k, v in recorded.items() if not has_history(quality.get_rule(k))}
+        for r in rules:
+            if r.id not in notes and not has_history(r) and r.id not in recorded:
+                notes[r.id] = (f"{r.layer} keeps no history and no measurement of this rule was recorded by "
+                               f"{when.known_on.isoformat() if when.known_on else 'now'}")
+    live = await measure_cached(request, conn, principal, wanted, when)
     by_layer: dict[str, list[RuleSummary]] = {}
     for rule in rules:
         by_layer.setdefault(rule.layer, []).append(
@@ -320,6 +372,7 @@ async def summary(request: Request, conn: psycopg.AsyncConnection, principal: Pr
                                    score=_score(checked, failed), rules=items))
     return QualitySummary(
         measured_at=datetime.now(UTC), refresh=refresh, layers=layers,
+        history=None if when is None else when.describe(),
         signals=[r.id for r in rules if r.kind == "signal"],
         links=[{"href": f"{base}/quality", "rel": "self", "type": "application/json", "title": "This document"},
                {"href": f"{base}/quality?f=html", "rel": "alternate", "type": "text/html", "title": "As a page"},
@@ -374,17 +427,17 @@ def summary_html(doc: QualitySummary, admin: bool = False) -> str:
     responses={200: {"content": {"application/json": {"example": SUMMARY_EXAMPLE}, "text/html": {}}}},
 )
 async def quality_summary(
-    request: Request, conn: ConnDep, principal: PrincipalDep,
+    request: Request, conn: ConnDep, principal: PrincipalDep, when: AsOfDep,
     refresh: bool = Query(False, description="Measure every rule now instead of reading the recorded results "
                           "(admins only: 401/403 for other callers)."),
     f: str | None = Query(None, description="json or html (default: by the Accept header)."),
 ) -> Any:
-    params.check_known(request.query_params, ("f", "refresh"))
+    params.check_known(request.query_params, ("f", "refresh", history.VALID_PARAM, history.KNOWN_PARAM))
     if refresh:
         require_admin(principal)  # measuring every rule now costs seconds of database work
     if f is not None and f.lower() not in ("json", "html"):
         raise InvalidParameter(f"f={f!r} is not supported here; use json or html.", parameter="f")
-    doc = await summary(request, conn, principal, refresh)
+    doc = await summary(request, conn, principal, refresh, when)
     if not wants_json(request, f):
         return HTMLResponse(summary_html(doc, principal.role == "admin"))
     return doc
@@ -401,8 +454,9 @@ def _page_query(request: Request, columns: Columns, allowed: Sequence[str]) -> I
     return q
 
 
-def _failing_join(request: Request, rule: quality.QualityRule, principal: Principal) -> sql.Composable:
-    return sql.SQL("JOIN ({failing}) f ON f.id = t.id").format(failing=failing(request, rule, principal))
+def _failing_join(request: Request, rule: quality.QualityRule, principal: Principal,
+                  when: history.AsOf | None = None) -> sql.Composable:
+    return sql.SQL("JOIN ({failing}) f ON f.id = t.id").format(failing=failing(request, rule, principal, when))
 
 
 async def require_applicable(conn: psycopg.AsyncConnection, rule: quality.QualityRule) -> None:
@@ -413,7 +467,7 @@ async def require_applicable(conn: psycopg.AsyncConnection, rule: quality.Qualit
 
 
 async def issues_of(request: Request, conn: psycopg.AsyncConnection, principal: Principal, spec: LayerSpec,
-                    ids: list[int]) -> dict[int, list[dict[str, str]]]:
+                    ids: list[int], when: history.AsOf | None = None) -> dict[int, list[dict[str, str]]]:
     """Every rule of the layer (that the caller may see) each record of ``ids`` fails, with its reason: the
     open issues of a record. Each rule is evaluated for these ids only (``f.id = ANY(ids)``)."""
     if not ids:
@@ -425,7 +479,7 @@ async def issues_of(request: Request, conn: psycopg.AsyncConnection, principal: 
     wanted = binder.bind(ids)
     union = sql.SQL(" UNION ALL ").join(
         sql.SQL("SELECT {rid} AS rule_id, f.id, f.reason FROM ({failing}) f WHERE f.id = ANY({ids})").format(
-            rid=sql.Literal(r.id), failing=failing(request, r, principal), ids=wanted)
+            rid=sql.Literal(r.id), failing=failing(request, r, principal, when), ids=wanted)
         for r in rules
     )
     rows = await fetch(conn, sql.SQL("SELECT rule_id, id, reason FROM ({}) u ORDER BY rule_id").format(union),
@@ -497,24 +551,32 @@ SIGNALS_EXAMPLE = {
     responses={200: {"content": {GEOJSON: {"example": SIGNALS_EXAMPLE}}},
                404: {"description": "Unknown signal."}},
 )
-async def signals(request: Request, conn: ConnDep, principal: PrincipalDep) -> Response:
+async def signals(request: Request, conn: ConnDep, principal: PrincipalDep, when: AsOfDep) -> Response:
+    async with history.as_of(conn, when):
+        return await _signals(request, conn, principal, when)
+
+
+async def _signals(request: Request, conn: psycopg.AsyncConnection, principal: Principal,
+                   when: history.AsOf | None) -> Response:
     wanted = request.query_params.get("signal")
     if wanted is not None:
         rule = rule_for(principal, wanted.strip())
         if rule.kind != "signal":
             raise InvalidParameter(f"signal={wanted!r} is a {rule.kind} rule, not a signal; GET /quality lists "
                                    "the signals.", parameter="signal")
+        require_history(rule, when)
         await require_applicable(conn, rule)
         rules: tuple[quality.QualityRule, ...] = (rule,)
     else:
-        rules = visible_rules(principal, kind="signal")
+        rules = tuple(r for r in visible_rules(principal, kind="signal") if when is None or has_history(r))
         notes = await not_applicable(conn, rules)
         rules = tuple(r for r in rules if r.id not in notes)
         for rule in rules:
             for spec in rule_layers(rule):
                 require_read(principal, spec)  # passes (visible); notes restricted layers for the audit log
     # the columns do not matter here: _page_query lets no property filter through
-    q = _page_query(request, columns_for(LAYERS["establishments"], principal), SIGNAL_PARAMETERS)
+    q = _page_query(request, columns_for(LAYERS["establishments"], principal),
+                    (*SIGNAL_PARAMETERS, history.VALID_PARAM, history.KNOWN_PARAM))
     if not rules:
         return _geojson(request, q, [], 0)
     assert q.crs is not None
@@ -528,7 +590,7 @@ async def signals(request: Request, conn: ConnDep, principal: PrincipalDep) -> R
             "f.reason FROM {table} t {failing} WHERE {where}"
         ).format(rid=sql.Literal(rule.id), key=sql.Identifier(spec.key), geom=output_geometry_sql(q.crs),
                  decimals=sql.Literal(q.crs.decimals), table=table_sql(spec),
-                 failing=_failing_join(request, rule, principal),
+                 failing=_failing_join(request, rule, principal, when),
                  where=where_sql(columns, q, binder, None)))
     union = sql.SQL(" UNION ALL ").join(parts)
     page = sql.SQL("SELECT * FROM ({}) s ORDER BY rule_id, record LIMIT {} OFFSET {}").format(
@@ -560,11 +622,19 @@ async def signals(request: Request, conn: ConnDep, principal: PrincipalDep) -> R
                404: {"description": "Unknown rule."}, 401: {"description": "Restricted layer, no key."},
                403: {"description": "Restricted layer, the key's role may not read it."}},
 )
-async def failing_records(request: Request, rule_id: str, conn: ConnDep, principal: PrincipalDep) -> Response:
+async def failing_records(request: Request, rule_id: str, conn: ConnDep, principal: PrincipalDep,
+                          when: AsOfDep) -> Response:
     rule = rule_for(principal, rule_id)
+    require_history(rule, when)
+    async with history.as_of(conn, when):
+        return await _failing_records(request, rule, conn, principal, when)
+
+
+async def _failing_records(request: Request, rule: quality.QualityRule, conn: psycopg.AsyncConnection,
+                           principal: Principal, when: history.AsOf | None) -> Response:
     spec = LAYERS[rule.layer]
     columns = columns_for(spec, principal)
-    q = _page_query(request, columns, PAGE_PARAMETERS)
+    q = _page_query(request, columns, (*PAGE_PARAMETERS, history.VALID_PARAM, history.KNOWN_PARAM))
     await require_applicable(conn, rule)
     assert q.crs is not None
     binder = Binder()
@@ -574,21 +644,24 @@ async def failing_records(request: Request, rule_id: str, conn: ConnDep, princip
         "SELECT {cols}, f.reason AS quality_reason, t.id FROM {table} t {failing} WHERE {where} "
         "ORDER BY t.{key} LIMIT {limit} OFFSET {offset}"
     ).format(cols=feature_columns(columns, names, q.crs), table=table_sql(spec),
-             failing=_failing_join(request, rule, principal),
+             failing=_failing_join(request, rule, principal, when),
              where=where, key=sql.Identifier(spec.key), limit=binder.bind(q.limit), offset=binder.bind(q.offset))
     rows = await fetch(conn, page, binder.params, isolated=True)
     matched = number_matched(len(rows), q)
     if matched is None:
         count = sql.SQL("SELECT count(*) FROM {table} t {failing} WHERE {where}").format(
-            table=table_sql(spec), failing=_failing_join(request, rule, principal), where=where)
+            table=table_sql(spec), failing=_failing_join(request, rule, principal, when), where=where)
         matched = int((await fetch(conn, count, binder.params, isolated=True))[0][0])
     ids = [int(r[-1]) for r in rows]
     feats = features([r[:-1] for r in rows], (*names, "quality_reason"))
-    issues = await issues_of(request, conn, principal, spec, ids)
+    issues = await issues_of(request, conn, principal, spec, ids, when)
     for feat, row_id in zip(feats, ids, strict=True):
         listed = issues.get(row_id) or [{"rule": rule.id, "title": rule.title,
                                          "reason": feat["properties"]["quality_reason"]}]
         feat["properties"]["quality_rule"] = rule.id
         feat["properties"]["quality_issues"] = len(listed)
         feat["properties"]["quality_issue_list"] = listed
-    return _geojson(request, q, feats, matched, {"rule": rule.id, "layer": spec.id, "title": rule.title})
+    extra: dict[str, Any] = {"rule": rule.id, "layer": spec.id, "title": rule.title}
+    if when is not None:
+        extra["history"] = when.describe()
+    return _geojson(request, q, feats, matched, extra)

@@ -19,7 +19,7 @@ from shapely.geometry.base import BaseGeometry
 
 from layers.messages import DEFAULT_LANGUAGE, number, text, unit
 from layers.registry import ENVIRONMENTAL_CATEGORIES, LAYERS
-from twin import coverage
+from twin import coverage, history
 from twin.analyses.common import HEX_YEAR_SQL, fetch
 from twin.settings import Settings
 
@@ -40,6 +40,12 @@ FROM b JOIN twin.housing_sites s ON s.geom && b.geom AND ST_Intersects(s.geom, b
 SOURCES_SQL = """
 SELECT DISTINCT ON (layer) layer, source, status, rows_read, coalesce(finished_at, started_at) AS loaded_at
 FROM twin.ingest_runs WHERE status IN ('succeeded', 'unchanged')
+ORDER BY layer, coalesce(finished_at, started_at) DESC
+"""
+# The same as the twin knew it at beschikbaarOp (docs/history.md): the latest load finished by then.
+SOURCES_AS_OF_SQL = """
+SELECT DISTINCT ON (layer) layer, source, status, rows_read, coalesce(finished_at, started_at) AS loaded_at
+FROM twin.ingest_runs WHERE status IN ('succeeded', 'unchanged') AND coalesce(finished_at, started_at) <= %(known)s
 ORDER BY layer, coalesce(finished_at, started_at) DESC
 """
 
@@ -83,10 +89,29 @@ BUILDINGS_MAX_HALF_M = 2500.0
 MAP_PX = 600
 
 
+def result_as_of(result: dict[str, Any]) -> history.AsOf | None:
+    """The as-of of an analysis answer (its ``history``: geldigOp / beschikbaarOp, None: today / now), so that
+    the report's map and sources read the state the analysis read."""
+    dates = result.get("history") or {}
+    valid, known = dates.get(history.VALID_PARAM), dates.get(history.KNOWN_PARAM)
+    if valid is None and known is None:
+        return None
+    return history.AsOf(history.parse_valid(valid) if valid else None,
+                        history.parse_known(known) if known else None)
+
+
 async def report_inputs(conn: psycopg.AsyncConnection, result: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """What the report needs besides the analysis: the map geometries around the circle (municipal boundaries,
     habitats, housing sites, buildings, the deposition hexagons of the current year, the raster, the other
-    establishments) and the data sources with their load dates (from ``twin.ingest_runs``)."""
+    establishments) and the data sources with their load dates (from ``twin.ingest_runs``), all as of the
+    analysis's geldigOp / beschikbaarOp (the register layers' versions then, the loads finished by then)."""
+    when = result_as_of(result)
+    async with history.as_of(conn, when):
+        return await _report_inputs(conn, result, settings, when)
+
+
+async def _report_inputs(conn: psycopg.AsyncConnection, result: dict[str, Any], settings: Settings,
+                         when: history.AsOf | None) -> dict[str, Any]:
     x, y, r = result["centre"]["x"], result["centre"]["y"], result["radius_m"]
     site_id = result["centre"].get("site_id")
     site_geom = None
@@ -133,7 +158,7 @@ async def report_inputs(conn: psycopg.AsyncConnection, result: dict[str, Any], s
             values = coverage.sample(pieces, gx, gy)
             if np.isfinite(values).any():
                 raster = {"year": raster_year, "values": values}
-    sources = await fetch(conn, SOURCES_SQL)
+    sources = await report_sources(conn, when)
     return {"geoms": geoms, "extent": (box_["x0"], box_["y0"], box_["x1"], box_["y1"]), "sources": sources,
             "generated_at": datetime.now(UTC), "site_geom": site_geom, "ring": ring, "hexagons": hexagons,
             "buildings": buildings, "others": others, "raster": raster}
@@ -419,6 +444,22 @@ def _shell(title: str, body: str, lang: str, nonce: str | None, script_url: str 
 """
 
 
+async def report_sources(conn: psycopg.AsyncConnection, when: history.AsOf | None) -> list[dict[str, Any]]:
+    """The latest load per layer, as known at ``when.known_on`` (all loads: now)."""
+    if when is None or when.known_on is None:
+        return await fetch(conn, SOURCES_SQL)
+    return await fetch(conn, SOURCES_AS_OF_SQL, {"known": when.known_on})
+
+
+def history_line(result: dict[str, Any], lang: str) -> str:
+    """Both dates of the state a report shows (docs/history.md): valid on (geldigOp, default today) and as
+    registered at (beschikbaarOp, default now)."""
+    when = result_as_of(result)
+    valid = long_date(when.valid_on, lang) if when and when.valid_on else text(lang, "report.today")
+    known = long_date(when.known_on.astimezone(UTC), lang) if when and when.known_on else text(lang, "report.now")
+    return text(lang, "report.state", valid=valid, known=known)
+
+
 def _sources_footer(extras: dict[str, Any], as_of: str, lang: str) -> str:
     sources = {s["layer"]: s for s in extras["sources"]}
     src_rows = []
@@ -546,7 +587,8 @@ def render_context_report(result: dict[str, Any], extras: dict[str, Any], lang: 
                  y=number(c["y"], lang), radius=number(result["radius_m"], lang),
                  as_of=long_date(result["as_of"], lang), municipalities=munis)
     parts = [f'<p class="meta">{meta} {html.escape(reader_line(*reader, lang))} '
-             f"{t('report.scope', scope=scope_text(*reader, lang))}</p>"]
+             f"{t('report.scope', scope=scope_text(*reader, lang))}</p>",
+             f'<p class="meta state">{html.escape(history_line(result, lang))}</p>']
     site = result.get("housing_site")
     if site is not None:
         parts.append(f"<h2>{t('report.verdict')}</h2>\n{verdict_block(site, housing_parameters, lang)}")
@@ -600,6 +642,7 @@ def render_housing_report(result: dict[str, Any], extras: dict[str, Any], lang: 
     scope = t("housing.report_scope", sites=len(features), dwellings=dwellings, municipality=where, verdicts=verdicts,
               year=str(result["reference_year"]))
     parts = [f'<p class="meta">{scope} {html.escape(reader_line(*reader, lang))}</p>',
+             f'<p class="meta state">{html.escape(history_line(result, lang))}</p>',
              f'<p class="note">{t("housing.indicative_note")}</p>']
     p = result["parameters"]
     parts.append('<p class="note">' + t("housing.thresholds", near=number(p["conflict_habitat_distance_m"], lang),

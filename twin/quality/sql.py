@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from psycopg import sql
@@ -150,9 +151,13 @@ WHERE l.n = 1
 """
 
 
-def latest_results_sql() -> sql.Composed:
+def latest_results_sql(known_on: datetime | None = None) -> sql.Composed:
     """SELECT over twin.quality_results: per rule the latest measurement and the previous one (the latest
     made on an earlier delivery): rule_id, layer, kind, checked, failed, score, run_id, measured_at,
     previous_checked, previous_failed, previous_score, previous_run_id. Reads no examples column, so the API
-    roles may run it."""
-    return sql.Composed([sql.SQL(_LATEST)])
+    roles may run it. ``known_on`` (beschikbaarOp, docs/history.md): the measurements made up to then only,
+    i.e. the one that was current at that moment."""
+    if known_on is None:
+        return sql.Composed([sql.SQL(_LATEST)])
+    text = _LATEST.replace("FROM twin.quality_results\n", "FROM twin.quality_results WHERE measured_at <= {}\n")
+    return sql.SQL(text).format(sql.Literal(known_on))
