@@ -1,5 +1,6 @@
-"""Monitoring KPIs: ``/monitoring/kpis`` (the definitions) and ``/monitoring/kpis/{id}`` (the values of the
-latest ``twin monitor compute`` run) as JSON or CSV.
+"""Monitoring KPIs: ``/monitoring/kpis`` (the definitions), ``/monitoring/runs`` (the stored runs with both their
+times) and ``/monitoring/kpis/{id}`` (the values of one run: the latest, ``run=``, or the one chosen by
+``geldigOp``/``beschikbaarOp``) as JSON or CSV.
 
 Who sees what is decided by row-level security on twin.kpi_values (migration 0013) under the caller's database
 role: everyone the public figures (which passed the disclosure control), inspectors also their own
@@ -10,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,11 +20,14 @@ from fastapi.responses import JSONResponse, Response
 from api.deps import ConnDep
 from api.params import qparam
 from twin.errors import InvalidParameter, NotFound
+from twin.history import KNOWN_PARAM, VALID_PARAM, parse_known, parse_valid
 from twin.monitoring.definitions import ALL_DIMENSIONS, BY_ID, KPIS, PERIOD_TYPES
 from twin.sql import fetch
 
 router = APIRouter(tags=["monitoring"])
-ALLOWED = {"period", "by", "from", "to", "org", "f"}
+ALLOWED = {"period", "by", "from", "to", "org", "f", "run", VALID_PARAM, KNOWN_PARAM}
+RUN_COLUMNS = ("id", "as_of", "known_on", "computed_at", "from_history", "data_version", "k", "seconds",
+               "values_count")
 COLUMNS = ("period_type", "period_start", "period_end", "dimension", "dimension_value", "scope_org", "numerator",
            "denominator", "value", "ci_low", "ci_high", "change", "change_q", "audience")
 
@@ -36,6 +40,9 @@ class KpiQuery:
     end: date | None
     org: str | None
     format: str
+    run: int | None = None
+    valid_on: date | None = None  # geldigOp: the run with this reference date
+    known_on: datetime | None = None  # beschikbaarOp: the latest run computed at or before this moment
 
 
 def parse_kpi_query(request: Request) -> KpiQuery:
@@ -64,7 +71,49 @@ def parse_kpi_query(request: Request) -> KpiQuery:
     org = qp.get("org") or None
     if org is not None and (len(org) > 64 or not org.replace("-", "").replace("_", "").replace(".", "").isalnum()):
         raise InvalidParameter(f"org={org!r} is not an organisation code", parameter="org")
-    return KpiQuery(period, by, dates["from"], dates["to"], org, fmt)
+    run_raw = qp.get("run")
+    run: int | None = None
+    if run_raw is not None:
+        if not run_raw.isdigit() or len(run_raw) > 18:
+            raise InvalidParameter(f"run={run_raw!r} is not a run id; GET /monitoring/runs lists them",
+                                   parameter="run")
+        run = int(run_raw)
+    valid = parse_valid(qp[VALID_PARAM]) if qp.get(VALID_PARAM) is not None else None
+    known = parse_known(qp[KNOWN_PARAM]) if qp.get(KNOWN_PARAM) is not None else None
+    if run is not None and (valid is not None or known is not None):
+        raise InvalidParameter(f"give run= or {VALID_PARAM}/{KNOWN_PARAM}, not both: a run id names one run",
+                               parameter="run")
+    return KpiQuery(period, by, dates["from"], dates["to"], org, fmt, run, valid, known)
+
+
+def _run_json(run: tuple[Any, ...]) -> dict[str, Any]:
+    out = dict(zip(RUN_COLUMNS, run, strict=True))
+    for key in ("as_of", "known_on", "computed_at"):
+        out[key] = out[key].isoformat()
+    out[VALID_PARAM], out[KNOWN_PARAM] = out["as_of"], out["known_on"]
+    return out
+
+
+async def choose_run(conn: Any, q: KpiQuery) -> tuple[Any, ...] | None:
+    """The run to serve: ``run=``; else the latest run with reference date ``geldigOp`` (if given) computed at
+    or before ``beschikbaarOp`` (if given); else the latest run. None: no run stored yet (404 when one was
+    asked for)."""
+    cols = ", ".join(RUN_COLUMNS)
+    if q.run is not None:
+        rows = await fetch(conn, f"SELECT {cols} FROM twin.kpi_runs WHERE id = %s", (q.run,))
+        if not rows:
+            raise NotFound(f"there is no KPI run {q.run}; GET /monitoring/runs lists them.")
+        return rows[0]
+    rows = await fetch(
+        conn, f"SELECT {cols} FROM twin.kpi_runs WHERE (%s::date IS NULL OR as_of = %s) "
+        "AND (%s::timestamptz IS NULL OR computed_at <= %s) ORDER BY computed_at DESC, id DESC LIMIT 1",
+        (q.valid_on, q.valid_on, q.known_on, q.known_on))
+    if not rows and (q.valid_on is not None or q.known_on is not None):
+        asked = ", ".join(f"{n}={v.isoformat()}" for n, v in ((VALID_PARAM, q.valid_on), (KNOWN_PARAM, q.known_on))
+                          if v is not None)
+        raise NotFound(f"no KPI run matches {asked}; compute one with `twin monitor compute --as-of DATE` "
+                       "or see GET /monitoring/runs.")
+    return rows[0] if rows else None
 
 
 def _definition(request: Request, kpi: Any) -> dict[str, Any]:
@@ -80,9 +129,19 @@ async def kpis(request: Request) -> JSONResponse:
                          "documentation": "docs/monitoring.md"})
 
 
+@router.get("/monitoring/runs", summary="The stored KPI runs with their reference date and registration time")
+async def runs(conn: ConnDep) -> JSONResponse:
+    rows = await fetch(conn, f"SELECT {', '.join(RUN_COLUMNS)} FROM twin.kpi_runs ORDER BY id DESC")
+    return JSONResponse({"runs": [_run_json(r) for r in rows],
+                         "note": f"as_of ({VALID_PARAM}) is the day the figures describe, known_on ({KNOWN_PARAM}) "
+                                 "what the twin knew when the run read its data."})
+
+
 @router.get(
     "/monitoring/kpis/{kpi_id}", name="monitoring_kpi", summary="One KPI's values per period and dimension",
-    description="Values of the latest `twin monitor compute` run: `period` (month, quarter, year), `by` (all, "
+    description="Values of one `twin monitor compute` run (default the latest; `run=` an id of /monitoring/runs; "
+    "`geldigOp` the latest run with that reference date, `beschikbaarOp` the latest computed at or before that "
+    "moment): `period` (month, quarter, year), `by` (all, "
     "organisation, municipality, sector, environmental_category, and the KPI's own dimensions), `from`/`to` "
     "(period start dates), `org` (an organisation's own figures: its inspectors and admins), `f=csv`. Public "
     "figures of restricted KPIs are published under the disclosure control (suppressed ones are absent).",
@@ -93,8 +152,13 @@ async def kpis(request: Request) -> JSONResponse:
         qparam("to", "last period start (YYYY-MM-DD)", {"type": "string", "format": "date"}),
         qparam("org", "an organisation's own figures", {"type": "string"}),
         qparam("f", "json or csv", {"type": "string", "enum": ["json", "csv"]}),
+        qparam("run", "a run id (GET /monitoring/runs)", {"type": "integer"}),
+        qparam(VALID_PARAM, "the latest run with this reference date (YYYY-MM-DD)",
+               {"type": "string", "format": "date"}),
+        qparam(KNOWN_PARAM, "the latest run computed at or before this moment (RFC 3339 date-time or a date)",
+               {"type": "string"}),
     ]},
-    responses={404: {"description": "Unknown KPI."}},
+    responses={404: {"description": "Unknown KPI, or no run as asked."}},
 )
 async def kpi_values(request: Request, kpi_id: str, conn: ConnDep) -> Response:
     kpi = BY_ID.get(kpi_id)
@@ -104,7 +168,7 @@ async def kpi_values(request: Request, kpi_id: str, conn: ConnDep) -> Response:
     if q.by not in kpi.dimensions:
         raise InvalidParameter(f"by={q.by!r}: {kpi.id} has {', '.join(kpi.dimensions)}", parameter="by")
     dimension = "organisation" if (q.org and q.by == "all") else q.by
-    run = await fetch(conn, "SELECT id, as_of, computed_at, data_version FROM twin.kpi_runs ORDER BY id DESC LIMIT 1")
+    run = await choose_run(conn, q)
     rows: list[tuple[Any, ...]] = []
     if run:
         rows = await fetch(
@@ -115,7 +179,7 @@ async def kpi_values(request: Request, kpi_id: str, conn: ConnDep) -> Response:
             "AND ((dimension = 'organisation' AND %s::text IS NULL) OR scope_org IS NOT DISTINCT FROM %s) "
             "AND (%s::date IS NULL OR period_start >= %s) "
             "AND (%s::date IS NULL OR period_start <= %s) ORDER BY dimension_value, period_start",
-            (run[0][0], kpi.id, q.period, dimension, q.org, q.org, q.start, q.start, q.end, q.end))
+            (run[0], kpi.id, q.period, dimension, q.org, q.org, q.start, q.start, q.end, q.end))
     if q.format == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -129,7 +193,6 @@ async def kpi_values(request: Request, kpi_id: str, conn: ConnDep) -> Response:
         v["period_start"], v["period_end"] = v["period_start"].isoformat(), v["period_end"].isoformat()
     return JSONResponse({
         "kpi": _definition(request, kpi),
-        "run": None if not run else {"id": run[0][0], "as_of": run[0][1].isoformat(),
-                                     "computed_at": run[0][2].isoformat(), "data_version": run[0][3]},
+        "run": None if not run else _run_json(run),
         "period": q.period, "by": q.by, "org": q.org, "values": values,
     })

@@ -7,22 +7,22 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from layers.registry import INTERVENTIONS, LHS_CELLS
+from twin import history
 from twin.monitoring import sdc, stats
 from twin.monitoring.definitions import KPIS, Kpi
-from twin.monitoring.families import FAMILIES, N2K
+from twin.monitoring.families import CUMULATIVE, FAMILIES, N2K
 
 LHS_MATRIX_FILE = Path(__file__).resolve().parents[2] / "layers" / "data" / "lhs_matrix.csv"
 FIRST_DAY = date(2000, 1, 1)
@@ -34,7 +34,7 @@ DIM_OF_COL = {"municipality_code": "municipality", "sector": "sector", "category
 UNKNOWN = "(unknown)"
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     kpi: str
     ptype: str
@@ -117,99 +117,248 @@ def _decode(g: int, cols: list[str], values: tuple[Any, ...]) -> tuple[str, str,
     return dim, UNKNOWN if v is None else str(v), org
 
 
-def disclosure_control(conn: psycopg.Connection, base: str, params: dict[str, Any], kpis: list[Kpi],
-                       cols: list[str], extra_cols: list[str], public_periods: list[str],
-                       k: int) -> dict[str, set[Any]]:
-    """The public cells of each restricted KPI that pass :mod:`twin.monitoring.sdc`: the records behind each
-    figure (its denominator) summarised per cell in the database, decided in Python."""
-    pc = cols[1:]
-    dims = ", ".join(pc)
-    key = f"kpi, ptype, pstart, g, {dims}"
-    pivot = ", ".join(f"('{kp.id}', b.d_{kp.id})" for kp in kpis)
-    conn.execute("DROP TABLE IF EXISTS mon_c, mon_pc")
-    conn.execute(
-        f"CREATE TEMP TABLE mon_c ON COMMIT DROP AS SELECT s.*, concat_ws('|', {key}) AS ck FROM ("
-        f"SELECT x.kpi, b.ptype, b.pstart, GROUPING({dims})::int AS g, "
-        f"{dims}, b.contributor, b.org_code, coalesce(b.sole, true) AS sole, sum(x.n)::int AS n "
-        f"FROM ({base}) b CROSS JOIN LATERAL (VALUES {pivot}) x(kpi, n) "
-        f"WHERE b.ptype = ANY(%(public_periods)s) AND x.n > 0 "
-        f"GROUP BY x.kpi, b.ptype, b.pstart, b.contributor, b.org_code, b.sole, "
-        f"GROUPING SETS ({_grouping_sets(extra_cols, with_org=False)})) s",
-        {**params, "public_periods": public_periods})
-    conn.execute("CREATE INDEX ON mon_c (ck)")
-    conn.execute(
-        f"CREATE TEMP TABLE mon_pc ON COMMIT DROP AS SELECT {key}, contributor, sum(n)::int AS tot, "
-        f"array_agg(DISTINCT org_code) AS orgs, array_agg(DISTINCT org_code) FILTER (WHERE sole) AS sorgs, "
-        f"coalesce(sum(n) FILTER (WHERE sole), 0)::int AS stot FROM mon_c GROUP BY {key}, contributor")
-    stats: dict[tuple[Any, ...], sdc.CellStats] = {}
-    for r in conn.execute(
-        f"SELECT {key}, sum(tot)::int, count(*)::int, "
-        f"(SELECT sum(t)::int FROM unnest((array_agg(tot ORDER BY tot DESC))[1:{sdc.DOMINANCE_N}]) t), "
-        f"sum(stot)::int, (count(*) FILTER (WHERE sorgs IS NOT NULL))::int "
-        f"FROM mon_pc GROUP BY {key}"
-    ).fetchall():
-        stats[tuple(r[:4 + len(pc)])] = sdc.CellStats(r[-5], r[-4], r[-3], r[-2], r[-1], {})
-    for r in conn.execute(
-        f"SELECT {key}, org_code, sum(n)::int, coalesce(sum(n) FILTER (WHERE sole), 0)::int FROM mon_c "
-        f"GROUP BY {key}, org_code"
-    ).fetchall():
-        stats[tuple(r[:4 + len(pc)])].orgs[r[-3]] = sdc.OrgPart(records=r[-2], sole_records=r[-1])
-    for column, attr in (("orgs", "only"), ("sorgs", "sole_only")):
-        for r in conn.execute(
-            f"SELECT {key}, {column}[1], count(*)::int FROM mon_pc WHERE cardinality({column}) = 1 "
-            f"GROUP BY {key}, {column}[1]"
-        ).fetchall():
-            part = stats[tuple(r[:4 + len(pc)])].orgs.setdefault(r[-2], sdc.OrgPart())
-            setattr(part, attr, r[-1])
+def _cell_of(g: int, cols: tuple[str, ...], values: Sequence[Any]) -> tuple[tuple[str, str], bool]:
+    """((dimension, value) of the cell without the organisation, whether org_code is grouped) of an aggregate row."""
+    dim, idx, with_org = _decode_shape(g, cols)
+    if idx < 0:
+        return ("all", "all"), with_org
+    v = values[idx]
+    return (dim, UNKNOWN if v is None else str(v)), with_org
 
-    def cell_key(raw: tuple[Any, ...]) -> tuple[Any, ...]:
-        dim, val, _ = _decode(raw[3] | (1 << (len(cols) - 1)), cols, (None, *raw[4:]))
-        return raw[1], raw[2], dim, val
 
-    def read(raw_keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], list[sdc.Contribution]]:
-        out: dict[tuple[Any, ...], list[sdc.Contribution]] = defaultdict(list)
-        if not raw_keys:
+def _threshold(m: int, k: int) -> int:
+    """The fewest records a part must have so that, with no contributor holding more than ``m`` of them, it is
+    safe whatever they are: ``k`` records, more than ``m·(k-1)`` (so at least ``k`` contributors), and the
+    ``DOMINANCE_N`` largest (at most ``DOMINANCE_N·m``) within the dominance share."""
+    n = max(k, m * (k - 1) + 1)
+    while sdc.DOMINANCE_N * m > sdc.DOMINANCE_SHARE * n:
+        n += 1
+    return n
+
+
+def bounded_decision(records: int, sole: int, orgs: Iterable[tuple[int, int]], m: int, k: int) -> bool | None:
+    """:func:`twin.disclosure.publishable` of a cell decided from its record counts alone (the whole, the sole
+    proprietors', and per organisation its own and its sole proprietors') and ``m``, an upper bound of any
+    contributor's records in it: False when a part the rule tests has fewer than ``k`` records (exactly what
+    :func:`sdc.decide` rejects), True when every part is safe whoever holds its records, else None (read them)."""
+    parts = [records, sole]
+    for own, own_sole in orgs:
+        parts += [records - own, sole - own_sole]
+    if records < k or any(0 < n < k for n in parts):
+        return False
+    t = _threshold(m, k)
+    if all(n == 0 or n >= t for n in parts):
+        return True
+    return None
+
+
+def disclosure_control(conn: psycopg.Connection, agg: Sequence[tuple[Any, ...]], kpis: list[Kpi],
+                       restricted: list[Kpi], cols: list[str], public_periods: list[str], k: int,
+                       timings: dict[str, float], family: str) -> dict[str, set[Any]]:
+    """The public cells of each restricted KPI that pass :mod:`twin.monitoring.sdc`, exactly as if every cell's
+    records were read and tested (tests/monitoring/test_sdc.py checks it).
+
+    The family's aggregate already holds, per cell, its records and its sole proprietors' records, per
+    organisation too (the grouping sets with org_code). With ``m``, the most records one contributor has in a
+    period (one query), most cells are decided from these counts (:func:`bounded_decision`); the records of the
+    rest, and of the small cells that secondary suppression may need, are read in one query (mon_base, unpivoted
+    onto the wanted cells) and tested exactly; a cell secondary suppression needs beyond those is read then."""
+    t0 = time.perf_counter()
+    ctup = tuple(cols)
+    nc = len(cols)
+    col_of = {kp.id: 3 + nc + 2 * i + 1 for i, kp in enumerate(kpis)}
+    sole_of = {kp.id: 3 + nc + 2 * len(kpis) + i for i, kp in enumerate(restricted)}
+    records: dict[str, dict[tuple[Any, ...], int]] = {kp.id: {} for kp in restricted}
+    sole: dict[str, dict[tuple[Any, ...], int]] = {kp.id: {} for kp in restricted}
+    orgs: dict[str, dict[tuple[Any, ...], list[tuple[int, int]]]] = {kp.id: defaultdict(list) for kp in restricted}
+    for r in agg:
+        if r[0] not in public_periods:
+            continue
+        (dim, val), with_org = _cell_of(r[2], ctup, r[3:3 + nc])
+        key = (r[0], r[1], dim, val)
+        if with_org and r[3] is None:
+            continue
+        for kp in restricted:
+            d = r[col_of[kp.id]]
+            if not d:
+                continue
+            s = int(r[sole_of[kp.id]] or 0)
+            if with_org:
+                orgs[kp.id][key].append((int(d), s))
+            else:
+                records[kp.id][key], sole[kp.id][key] = int(d), s
+    most = ", ".join(f"max(m_{kp.id})" for kp in restricted)
+    per = ", ".join(f"sum(d_{kp.id}) AS m_{kp.id}" for kp in restricted)
+    bound = {(r[0], r[1]): r[2:] for r in conn.execute(
+        f"SELECT ptype, pstart, {most} FROM (SELECT ptype, pstart, contributor, {per} FROM mon_base "
+        f"WHERE ptype = ANY(%s) GROUP BY ptype, pstart, contributor) c GROUP BY ptype, pstart",
+        (public_periods,)).fetchall()}
+    primary: dict[str, dict[tuple[Any, ...], bool | None]] = {}
+    wanted: list[tuple[str, tuple[Any, ...]]] = []
+    for i, kp in enumerate(restricted):
+        decided = primary[kp.id] = {}
+        for key, n in records[kp.id].items():
+            m = int(bound[(key[0], key[1])][i] or 0)
+            decided[key] = bounded_decision(n, sole[kp.id][key], orgs[kp.id].get(key, ()), m, k)
+            if decided[key] is not True or n <= _threshold(m, k):
+                wanted.append((kp.id, key))
+    timings[f"{family}: disclosure control, counts"] = time.perf_counter() - t0
+
+    records_of = "CASE w.kpi " + " ".join(f"WHEN '{kp.id}' THEN b.d_{kp.id}" for kp in restricted) + " END"
+    dim_cols = {"all": "", **{DIM_OF_COL[c]: c for c in cols[1:]}}
+
+    def per_dim(dims: set[str]) -> str:
+        """One join of the base rows per dimension wanted with the cells wanted of it."""
+        return " UNION ALL ".join(
+            f"SELECT w.kpi, b.ptype, b.pstart, w.dim, w.val, b.contributor, coalesce(b.sole, true) AS sole, "
+            f"b.org_code, {records_of} AS n FROM mon_base b JOIN mon_want w ON w.ptype = b.ptype "
+            f"AND w.pstart = b.pstart AND w.dim = '{dim}'"
+            + ("" if dim == "all" else f" AND w.val = coalesce(b.{col}::text, '{UNKNOWN}')")
+            for dim, col in dim_cols.items() if dim in dims)
+
+    conn.execute("DROP TABLE IF EXISTS mon_want")
+    conn.execute("CREATE TEMP TABLE mon_want (kpi text, ptype text, pstart date, dim text, val text) ON COMMIT DROP")
+    reads = [0]
+
+    def read(keys: Sequence[tuple[str, tuple[Any, ...]]]) -> dict[tuple[str, tuple[Any, ...]], list[sdc.Contribution]]:
+        out: dict[tuple[str, tuple[Any, ...]], list[sdc.Contribution]] = {key: [] for key in keys}
+        if not keys:
             return out
-        wanted = ["|".join(str(x) for x in rk if x is not None) for rk in raw_keys]
-        for r in conn.execute(f"SELECT {key}, contributor, sole, org_code, n FROM mon_c WHERE ck = ANY(%s)",
-                              (wanted,)):
-            out[tuple(r[:4 + len(pc)])].append(sdc.Contribution(r[-4], bool(r[-3]), r[-2], int(r[-1])))
+        reads[0] += 1
+        conn.execute("TRUNCATE mon_want")
+        with conn.cursor().copy("COPY mon_want FROM STDIN") as cp:
+            for kpi, (ptype, pstart, dim, val) in keys:
+                cp.write_row((kpi, ptype, pstart, dim, val))
+        conn.execute("ANALYZE mon_want")
+        for r in conn.execute(
+            f"SELECT kpi, ptype, pstart, dim, val, contributor, sole, org_code, sum(n)::int "
+            f"FROM ({per_dim({key[2] for _, key in keys})}) x "
+            f"WHERE n > 0 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
+        ).fetchall():
+            out[(r[0], (r[1], r[2], r[3], r[4]))].append(sdc.Contribution(r[5], bool(r[6]), r[7], int(r[8])))
         return out
 
+    t1 = time.perf_counter()
+    known = read(wanted)
+    exacts: dict[str, dict[tuple[Any, ...], bool]] = {}
+    more: list[tuple[str, tuple[Any, ...]]] = []
+    for kp in restricted:
+        exact = exacts[kp.id] = {key: sdc.fast_publishable(known[(kp.id, key)], k) if v is None else v
+                                 for key, v in primary[kp.id].items()}
+        # the parts secondary suppression will most likely reach: in every relation with a suppressed part, the
+        # three smallest published parts (read now, in the same query for all; any other is read when asked for)
+        sizes = records[kp.id]
+        for total, parts in sdc.partitions(list(sizes)):
+            if exact[total] and not all(exact[part] for part in parts):
+                shown = sorted((part for part in parts if exact[part]), key=lambda x: (sizes[x], str(x)))
+                more += [(kp.id, part) for part in shown[:3] if (kp.id, part) not in known]
+    known.update(read(sorted(set(more), key=str)))
     result: dict[str, set[Any]] = {}
-    for kp in kpis:
-        raw = {cell_key(rk): rk for rk in stats if rk[0] == kp.id}
-        cells = {ck: stats[rk] for ck, rk in raw.items()}
-        def reader(rk: tuple[Any, ...]) -> Callable[[], Sequence[sdc.Contribution]]:
-            return lambda: read([rk]).get(rk, [])
+    for kp in restricted:
+        exact = exacts[kp.id]
+        cells = {key: sdc.CellStats(n, 0, 0, 0, 0, {}, exact=False) for key, n in records[kp.id].items()}
 
-        primary = {ck: sdc.decide(s, k, reader(raw[ck])) for ck, s in cells.items()}
+        # Secondary suppression asks for one more cell at a time (the smallest published part of a relation); with
+        # it, the cells of its period and dimension up to four times its size are read too, which the next
+        # requests mostly are.
+        neighbours: dict[tuple[Any, ...], list[tuple[int, tuple[Any, ...]]]] = defaultdict(list)
+        for key, n in records[kp.id].items():
+            neighbours[key[:3]].append((n, key))
+        for group in neighbours.values():
+            group.sort(key=lambda x: x[0])
 
-        def contributions_of(keys: Sequence[tuple[Any, ...]], raw: dict[Any, Any] = raw) -> dict[Any, Any]:
-            got = read([raw[ck] for ck in keys])
-            return {cell_key(rk): v for rk, v in got.items()}
+        def contributions_of(keys: Sequence[tuple[Any, ...]], kpi: str = kp.id,
+                             sizes: dict[tuple[Any, ...], int] = records[kp.id],
+                             near: dict[tuple[Any, ...], list[tuple[int, tuple[Any, ...]]]] = neighbours
+                             ) -> dict[Any, Any]:
+            missing = [key for key in keys if (kpi, key) not in known]
+            if missing:
+                batch = set(missing)
+                for key in missing:
+                    limit = 4 * sizes.get(key, 0)
+                    for n, other in near[key[:3]]:
+                        if n > limit:
+                            break
+                        if (kpi, other) not in known:
+                            batch.add(other)
+                known.update(read([(kpi, key) for key in sorted(batch, key=str)]))
+            return {key: known[(kpi, key)] for key in keys}
 
-        result[kp.id] = sdc.protect(cells, k, contributions_of, primary)
+        result[kp.id] = sdc.protect(cells, k, contributions_of, exact)
+    timings[f"{family}: disclosure control, exact ({len(wanted):,} cells read, {reads[0]} queries)"] = \
+        time.perf_counter() - t1
     return result
 
 
+def run_up(rows: Sequence[tuple[Any, ...]], width: int, starts: dict[str, list[date]]) -> list[tuple[Any, ...]]:
+    """The rows of a cumulative family (changes per period start, :data:`families.CUMULATIVE`) as the sums up to
+    each period: every series (period type, grouping, dimension values) from its first change to the last
+    period. ``width``: the leading columns that name a row (ptype, pstart, g, dimensions); sums of None stay None."""
+    series: dict[tuple[Any, ...], dict[date, tuple[Any, ...]]] = defaultdict(dict)
+    for r in rows:
+        series[(r[0], *r[2:width])][r[1]] = r[width:]
+    out = []
+    for (ptype, *name), changes in series.items():
+        first = min(changes)
+        acc: list[Any] = [None] * len(next(iter(changes.values())))
+        for pstart in starts[ptype]:
+            if pstart < first:
+                continue
+            change = changes.get(pstart)
+            if change is not None:
+                acc = [a if c is None else (a or 0.0) + c for a, c in zip(acc, change, strict=True)]
+            out.append((ptype, pstart, name[0], *name[1:], *acc))
+    return out
+
+
+def aggregate_sql(source: str, kpis: Sequence[Kpi], restricted: Sequence[Kpi], cols: Sequence[str],
+                  extra_cols: Sequence[str]) -> str:
+    """The family aggregate: per period and grouping set each KPI's numerator and denominator sums, then the
+    sole proprietors' denominator of each restricted KPI (for :func:`disclosure_control`). The base rows are
+    summed to the finest cell first and rolled up from there (integer sums, so the same figures as summing the
+    base rows per grouping set, at a fraction of the work)."""
+    dims = ", ".join(cols)
+    inner = (f"SELECT ptype, pstart, {dims}, "
+             + ", ".join(f"sum(n_{kp.id}) AS n_{kp.id}, sum(d_{kp.id}) AS d_{kp.id}" for kp in kpis)
+             + "".join(f", sum(d_{kp.id}) FILTER (WHERE coalesce(sole, true)) AS s_{kp.id}" for kp in restricted)
+             + f" FROM {source} b GROUP BY ptype, pstart, {dims}")
+    return (f"SELECT ptype, pstart, GROUPING({dims})::int AS g, {dims}, "
+            + ", ".join(f"sum(n_{kp.id})::float8, sum(d_{kp.id})::float8" for kp in kpis)
+            + "".join(f", sum(s_{kp.id})::float8" for kp in restricted)
+            + f" FROM ({inner}) f GROUP BY ptype, pstart, GROUPING SETS ({_grouping_sets(extra_cols)})")
+
+
 def compute_family(conn: psycopg.Connection, family: str, kpis: list[Kpi], as_of: date, k: int,
-                   timings: dict[str, float]) -> list[Row]:
-    """Aggregate one family's base rows over the grouping sets; the public cells of its restricted KPIs
-    through the disclosure control."""
+                   timings: dict[str, float], when: history.AsOf | None = None) -> list[Row]:
+    """Aggregate one family's base rows over the grouping sets (first to the finest cell, then rolled up); the
+    public cells of its restricted KPIs through the disclosure control. ``when``: read the register tables as of
+    it (the history)."""
     t0 = time.perf_counter()
-    base = FAMILIES[family]
+    base = FAMILIES[family] if when is None else history.rewrite(FAMILIES[family], when)
     extra = sorted({d for kp in kpis for d in kp.extra_dimensions})
     extra_cols: list[str] = [c for c in ("intervention", "lhs_cell") if c in extra]
-    params = {"as_of": as_of, "ranks": list(INTERVENTIONS), "heaviest": INTERVENTIONS[-1]}
+    params: dict[str, Any] | None = {"as_of": as_of, "ranks": list(INTERVENTIONS), "heaviest": INTERVENTIONS[-1]}
     cols = [*GROUP_COLS[:4], *extra_cols]
     nc = len(cols)
-    sums = ", ".join(f"sum(n_{kp.id})::float8, sum(d_{kp.id})::float8" for kp in kpis)
-    agg = (f"SELECT ptype, pstart, GROUPING({', '.join(cols)})::int AS g, {', '.join(cols)}, {sums} "
-           f"FROM ({base}) b GROUP BY ptype, pstart, GROUPING SETS ({_grouping_sets(extra_cols)})")
-    ends = {(p, s): e for p, s, e in conn.execute("SELECT ptype, pstart, pend FROM mon_periods").fetchall()}
+    restricted = [kp for kp in kpis if kp.restricted]
+    public_periods = sorted({p for kp in restricted for p in kp.periods if p != "month"})
+    source = f"({base})"
+    if restricted:  # read again by the disclosure control
+        conn.execute("DROP TABLE IF EXISTS mon_base")
+        conn.execute(f"CREATE TEMP TABLE mon_base ON COMMIT DROP AS {base}", params)
+        source, params = "mon_base", None
+        timings[f"{family}: base rows"] = time.perf_counter() - t0
+    agg = aggregate_sql(source, kpis, restricted, cols, extra_cols)
+    periods_rows = conn.execute("SELECT ptype, pstart, pend FROM mon_periods ORDER BY ptype, pstart").fetchall()
+    ends = {(p, s): e for p, s, e in periods_rows}
+    result = conn.execute(agg, params).fetchall()
+    if family in CUMULATIVE:
+        starts: dict[str, list[date]] = defaultdict(list)
+        for p, s, _ in periods_rows:
+            starts[p].append(s)
+        result = run_up(result, 3 + nc, starts)
     rows: list[Row] = []
-    for r in conn.execute(agg, params).fetchall():
+    for r in result:
         ptype, pstart, g = r[0], r[1], r[2]
         dim, val, org = _decode(g, cols, r[3:3 + nc])
         for i, kp in enumerate(kpis):
@@ -223,11 +372,9 @@ def compute_family(conn: psycopg.Connection, family: str, kpis: list[Kpi], as_of
             rows.append(Row(kp.id, ptype, pstart, ends[(ptype, pstart)], dim, val, org, num, den,
                             audience="org" if org is not None else "public"))
     timings[f"{family}: aggregate"] = time.perf_counter() - t0
-    restricted = [kp for kp in kpis if kp.restricted]
     if restricted:
         t1 = time.perf_counter()
-        public_periods = sorted({p for kp in restricted for p in kp.periods if p != "month"})
-        published = disclosure_control(conn, base, params, restricted, cols, extra_cols, public_periods, k)
+        published = disclosure_control(conn, result, kpis, restricted, cols, public_periods, k, timings, family)
         for row in rows:
             if row.kpi in published and row.scope_org is None and row.dimension != "organisation" \
                     and (row.ptype, row.pstart, row.dimension, row.value_key) not in published[row.kpi]:
@@ -236,19 +383,21 @@ def compute_family(conn: psycopg.Connection, family: str, kpis: list[Kpi], as_of
     return rows
 
 
-def compute_quality(conn: psycopg.Connection, kpi: Kpi) -> list[Row]:
-    """data_quality from twin.quality_results: the latest measurement of each rule per period (and layer)."""
+def compute_quality(conn: psycopg.Connection, kpi: Kpi, known_on: datetime | None = None) -> list[Row]:
+    """data_quality from twin.quality_results: the latest measurement of each rule per period (and layer);
+    ``known_on``: only the measurements taken by then (a run as of a date)."""
     q = """
     WITH latest AS (
       SELECT DISTINCT ON (mp.ptype, mp.pstart, r.rule_id) mp.ptype, mp.pstart, mp.pend, r.layer, r.checked, r.failed
       FROM twin.quality_results r JOIN mon_periods mp ON r.measured_at::date BETWEEN mp.pstart AND mp.pend
+      WHERE %(known_on)s::timestamptz IS NULL OR r.measured_at <= %(known_on)s
       ORDER BY mp.ptype, mp.pstart, r.rule_id, r.measured_at DESC
     )
     SELECT ptype, pstart, pend, GROUPING(layer)::int, layer, sum(checked - failed)::float8, sum(checked)::float8
     FROM latest GROUP BY ptype, pstart, pend, GROUPING SETS ((), (layer))
     """
     out = []
-    for ptype, pstart, pend, g, layer, num, den in conn.execute(q).fetchall():
+    for ptype, pstart, pend, g, layer, num, den in conn.execute(q, {"known_on": known_on}).fetchall():
         if den:
             dim, val = ("all", "all") if g else ("layer", layer)
             out.append(Row(kpi.id, ptype, pstart, pend, dim, val, None, num, den))
@@ -283,21 +432,35 @@ def finish(rows: list[Row], kpis: dict[str, Kpi]) -> None:
             r.change = "up" if (r.z or 0) > 0 else "down"
 
 
-def store(conn: psycopg.Connection, run_id: int, rows: list[Row]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    for r in rows:
-        w.writerow([run_id, r.kpi, r.ptype, r.pstart, r.pend, r.dimension, r.value_key,
-                    "\\N" if r.scope_org is None else r.scope_org, *(_n(x) for x in (r.num, r.den, r.value)),
-                    *(_n(x) for x in (r.ci or (None, None))), r.audience, _n(r.z), _n(r.q), r.change or "\\N"])
-    # COPY cannot write a table under row-level security: through a temporary table of the same shape.
+def _t(text: str | None) -> str:
+    """A text field in COPY's text format."""
+    if text is None:
+        return "\\N"
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
+def store(conn: psycopg.Connection, run_id: int, rows: list[Row], chunk: int = 50_000) -> None:
+    """The values into twin.kpi_values: COPY (text format, written in chunks) into a temporary table of the same
+    shape, then one INSERT (COPY cannot write a table under row-level security)."""
     conn.execute("CREATE TEMP TABLE mon_values (LIKE twin.kpi_values) ON COMMIT DROP")
+    rid = str(run_id)
+    none = (None, None)
     with conn.cursor().copy(
         "COPY mon_values (run_id, kpi, period_type, period_start, period_end, dimension, dimension_value, "
         "scope_org, numerator, denominator, value, ci_low, ci_high, audience, change_z, change_q, change) "
         "FROM STDIN WITH (FORMAT text)"
     ) as cp:
-        cp.write(buf.getvalue())
+        for i in range(0, len(rows), chunk):
+            lines = []
+            for r in rows[i:i + chunk]:
+                ci = r.ci or none
+                lines.append("\t".join((
+                    rid, r.kpi, r.ptype, r.pstart.isoformat(), r.pend.isoformat(), r.dimension, _t(r.value_key),
+                    _t(r.scope_org), _n(r.num), _n(r.den), _n(r.value), _n(ci[0]), _n(ci[1]), r.audience, _n(r.z),
+                    _n(r.q), r.change or "\\N")))
+            cp.write("\n".join(lines) + "\n")
     conn.execute("INSERT INTO twin.kpi_values SELECT * FROM mon_values")
 
 
@@ -309,6 +472,8 @@ def _n(x: float | None) -> str:
 class RunSummary:
     run_id: int
     as_of: date
+    known_on: datetime
+    from_history: bool
     values: int
     public: int
     suppressed: int
@@ -319,10 +484,30 @@ class RunSummary:
 
 
 def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi_ids: Iterable[str] | None = None,
-            lhs_matrix: Path | None = None) -> RunSummary:
-    """Compute and store one run (as the writer or owner, who read every row); commits nothing itself."""
+            lhs_matrix: Path | None = None, known_on: datetime | None = None,
+            from_history: bool | None = None) -> RunSummary:
+    """Compute and store one run (as the writer or owner, who read every row); commits nothing itself.
+
+    ``as_of``: the reference date (default today). With a reference date or ``known_on`` given (or
+    ``from_history``), the register tables are read from the history as valid on ``as_of`` and as registered at
+    ``known_on`` (default: the moment of this run), so a later correction does not change a recomputation as of
+    the same two times (issue 20). Without them the current state is read (as fast as ever); the run records
+    both times either way."""
     t0 = time.perf_counter()
+    if from_history is None:
+        from_history = as_of is not None or known_on is not None
     as_of = as_of or date.today()
+    now_row = conn.execute("SELECT now()").fetchone()
+    assert now_row is not None
+    read_at: datetime = known_on or now_row[0]
+    if read_at > now_row[0]:
+        raise ValueError(f"known-on {read_at.isoformat()} lies in the future: the twin cannot know yet what it "
+                         "will know.")
+    when = history.AsOf(as_of, read_at) if from_history else None
+
+    def q(text: str) -> str:
+        return text if when is None else history.rewrite(text, when)
+
     wanted = [kp for kp in KPIS if kpi_ids is None or kp.id in set(kpi_ids)]
     matrix = read_lhs_matrix(lhs_matrix)
     source = str(lhs_matrix or "layers/data/lhs_matrix.csv (the twin's configurable default)")
@@ -339,16 +524,17 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
             "restricted = EXCLUDED.restricted, dimensions = EXCLUDED.dimensions, periods = EXCLUDED.periods",
             [(kp.id, kp.title, kp.question, kp.formula, kp.unit, kp.kind, kp.restricted, list(kp.dimensions),
               list(kp.periods)) for kp in KPIS])
-    first = conn.execute("SELECT least((SELECT min(inspected_on) FROM twin.inspections), "
-                         "(SELECT min(measured_at)::date FROM twin.quality_results))").fetchone()
+    first = conn.execute(q("SELECT least((SELECT min(inspected_on) FROM twin.inspections), "
+                           "(SELECT min(measured_at)::date FROM twin.quality_results))")).fetchone()
     first_day = max(first[0] if first and first[0] else as_of, FIRST_DAY)
+    conn.execute("DROP TABLE IF EXISTS mon_periods, mon_n2k, mon_values")  # an earlier run in this transaction
     conn.execute("CREATE TEMP TABLE mon_periods (ptype text, pstart date, pend date, PRIMARY KEY (ptype, pstart)) "
                  "ON COMMIT DROP")
     with conn.cursor().copy("COPY mon_periods FROM STDIN") as cp:
         for p in periods(first_day, as_of):
             cp.write_row(p)
     conn.execute("ANALYZE mon_periods")
-    conn.execute(N2K)
+    conn.execute(q(N2K))
     version_row = conn.execute("SELECT coalesce(jsonb_object_agg(table_name, version), '{}'::jsonb) "
                                "FROM twin.layer_versions").fetchone()
     data_version = version_row[0] if version_row else {}
@@ -360,21 +546,22 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
     for family, kpis in by_family.items():
         if family == "quality":
             t = time.perf_counter()
-            rows += compute_quality(conn, kpis[0])
+            rows += compute_quality(conn, kpis[0], read_at if when is not None else None)
             timings["quality"] = time.perf_counter() - t
         else:
-            rows += compute_family(conn, family, kpis, as_of, k, timings)
+            rows += compute_family(conn, family, kpis, as_of, k, timings, when)
     t = time.perf_counter()
     finish(rows, {kp.id: kp for kp in KPIS})
     timings["values, intervals, trend tests"] = time.perf_counter() - t
-    run = conn.execute("INSERT INTO twin.kpi_runs (as_of, data_version, k) VALUES (%s, %s, %s) RETURNING id",
-                       (as_of, json.dumps(data_version), k)).fetchone()
+    run = conn.execute("INSERT INTO twin.kpi_runs (as_of, known_on, from_history, data_version, k) "
+                       "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                       (as_of, read_at, from_history, json.dumps(data_version), k)).fetchone()
     assert run is not None
     t = time.perf_counter()
     store(conn, int(run[0]), rows)
     timings["store"] = time.perf_counter() - t
     seconds = time.perf_counter() - t0
     conn.execute("UPDATE twin.kpi_runs SET seconds = %s, values_count = %s WHERE id = %s", (seconds, len(rows), run[0]))
-    return RunSummary(int(run[0]), as_of, len(rows), sum(r.audience == "public" for r in rows),
+    return RunSummary(int(run[0]), as_of, read_at, from_history, len(rows), sum(r.audience == "public" for r in rows),
                       sum(r.audience == "admin" for r in rows), sum(r.change is not None for r in rows), seconds,
                       dict(data_version), timings)

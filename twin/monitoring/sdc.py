@@ -23,7 +23,8 @@ from typing import Any
 
 from twin.disclosure import DOMINANCE_N, DOMINANCE_SHARE, Contribution, safe
 
-__all__ = ["DOMINANCE_N", "CellStats", "Contribution", "OrgPart", "decide", "fast_publishable", "protect", "stats_of"]
+__all__ = ["DOMINANCE_N", "CellStats", "Contribution", "OrgPart", "decide", "fast_publishable", "partitions", "protect",
+           "stats_of"]
 Key = tuple[Any, ...]  # (period type, period start, dimension, value)
 
 
@@ -115,7 +116,7 @@ def fast_publishable(cell: Sequence[Contribution], k: int) -> bool:
     return decide(stats_of(cell), k, lambda: cell)
 
 
-def _partitions(keys: Sequence[Key]) -> list[tuple[Key, list[Key]]]:
+def partitions(keys: Sequence[Key]) -> list[tuple[Key, list[Key]]]:
     """(total, parts) of every additive relation among the cells."""
     present = set(keys)
     by_period: dict[tuple[str, date], dict[str, list[Key]]] = defaultdict(lambda: defaultdict(list))
@@ -150,7 +151,7 @@ def protect(cells: Mapping[Key, CellStats], k: int,
     suppressed parts of a relation are pooled from their records (``contributions_of`` reads them, all
     primary-suppressed cells at once, later ones as they are suppressed) and tested exactly."""
     published = {key for key, s in cells.items() if (primary[key] if primary is not None else decide(s, k))}
-    relations = [(t, parts) for t, parts in _partitions(list(cells)) if t in published]
+    relations = [(t, parts) for t, parts in partitions(list(cells)) if t in published]
     known: dict[Key, Sequence[Contribution]] = dict(contributions_of(
         sorted({p for t, parts in relations for p in parts if p not in published}, key=str)))
 
