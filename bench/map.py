@@ -70,6 +70,15 @@ def wait_idle(page: Any, timeout_s: float = 60) -> None:
     raise SystemExit("the map did not settle")
 
 
+def poll(page: Any, expression: str, timeout_s: float) -> None:
+    """Until a JS expression is true (the page's CSP forbids the eval of Playwright's wait_for_function)."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {expression}")
+        page.wait_for_timeout(200)
+
+
 def cold_load(browser: Any, url: str) -> dict[str, Any]:
     """One cold load: bytes over the wire, requests, hosts, first render and first frame."""
     context = browser.new_context(viewport=VIEWPORT)
@@ -163,6 +172,66 @@ def screenshots(browser: Any, url: str, out: Path) -> None:
           f"(establishment {est_id})")
 
 
+@contextmanager
+def admin_key() -> Iterator[str | None]:
+    """A key of one hour for the screenshots of restricted views (priority colouring, inspection history),
+    made in the served twin and revoked afterwards; None when the database cannot be reached as the owner."""
+    from twin import access, database
+    from twin.settings import get_settings
+
+    settings = get_settings()
+    try:
+        with database.connect(database.url_for(settings, "owner"), autocommit=True) as conn:
+            meta, key = access.create_key(conn, "admin", None, access.parse_expiry("1h"), "bench/map screenshots")
+    except Exception as exc:  # noqa: BLE001 - the public screenshots are made anyway
+        print(f"no key for the restricted screenshots: {exc}")
+        yield None
+        return
+    try:
+        yield key
+    finally:
+        with database.connect(database.url_for(settings, "owner"), autocommit=True) as conn:
+            access.revoke_key(conn, meta.key_id)
+
+
+def restricted_screenshots(browser: Any, url: str, out: Path, key: str) -> None:
+    """With a key: establishments coloured by inspection priority with the top one's panel (rank and reasons),
+    and the data-quality view with every signal on the map."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(f"try {{ sessionStorage.setItem('twin-api-key', {key!r}); }} catch (e) {{}}")
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("body[data-first-frame]", state="attached", timeout=120_000)
+    page.wait_for_selector("input[name=est-color][value=priority]", state="attached", timeout=60_000)
+    page.check("input[name=est-color][value=priority]")
+    poll(page, "!!window.twinMap.state.priorityInfo", 180)
+    top = page.evaluate("Object.entries(window.twinMap.state.priorityRows).sort((a, b) => a[1].rank - b[1].rank)[0]")
+    est_id = top[0]
+    item = page.evaluate(f"fetch('/collections/establishments/items/{est_id}', "
+                         f"{{headers: {{'X-API-Key': {key!r}}}}}).then(r => r.json())")
+    lon, lat = item["geometry"]["coordinates"]
+    page.evaluate(f"window.twinMap.flyTo({{longitude: {lon} + 0.03, latitude: {lat}, zoom: 11.2, pitch: 40, "
+                  f"bearing: 0, transitionDuration: 0}})")
+    page.evaluate(f"window.twinMap.openEstablishment({est_id!r}, [{lon}, {lat}], null)")
+    page.wait_for_selector("#priority-rank", timeout=60_000)
+    page.evaluate("document.getElementById('priority-box').scrollIntoView({block: 'start'})")
+    wait_idle(page, 120)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(out / "map-priority.png"))
+    page.keyboard.press("Escape")
+    page.click("#tab-quality")
+    page.wait_for_selector("#quality-signals button[data-rule='signals']", timeout=120_000)
+    page.click("#quality-signals button[data-rule='signals']")
+    page.wait_for_selector("#quality-records ul.records", timeout=120_000)
+    page.evaluate("window.twinMap.flyTo({longitude: 5.55, latitude: 52.12, zoom: 9.3, pitch: 30, bearing: 0, "
+                  "transitionDuration: 0})")
+    wait_idle(page, 120)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(out / "map-quality.png"))
+    context.close()
+    print(f"screenshots: map-priority.png (establishment {est_id}, rank {top[1]['rank']}), map-quality.png")
+
+
 def hexagon_view(browser: Any, url: str) -> dict[str, Any]:
     """Bytes of the 1 ha hexagon tiles of one zoom-12 view over the Veluwe (the budget: under 1.5 MB)."""
     context = browser.new_context(viewport=VIEWPORT)
@@ -182,8 +251,9 @@ def hexagon_view(browser: Any, url: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="a running server; by default the app is served here")
-    parser.add_argument("--runs", type=int, default=3, help="cold loads to measure (median reported)")
-    parser.add_argument("--screenshots", type=Path, help="write map-national.png and map-panel.png here")
+    parser.add_argument("--runs", type=int, default=3, help="cold loads to measure (median reported; 0: none)")
+    parser.add_argument("--screenshots", type=Path, help="write the docs' screenshots here (map-national, map-panel, "
+                        "map-phone, map-phone-panel and, with a key made for the run, map-priority and map-quality)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print when each layer had loaded")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -196,22 +266,26 @@ def main() -> None:
             print(f"run {i}: first frame {r['first_frame_ms']:.0f} ms (first render {r['first_render_ms']:.0f} ms), "
                   f"{r['requests']} requests, {r['bytes'] / 1e6:.2f} MB over the wire ({kinds}); "
                   f"hosts {r['hosts']}; console errors {len(r['console_errors'])}")
-        ff = statistics.median(r["first_frame_ms"] for r in results)
-        weight = statistics.median(r["bytes"] for r in results)
-        print(f"median: first frame {ff:.0f} ms, page weight {weight / 1e6:.2f} MB "
-              f"({'within' if ff <= 3000 else 'OVER'} the 3 s goal)")
-        hexes = hexagon_view(browser, url)
-        print(f"zoom-12 view over the Veluwe: {hexes['tiles']} hexagon tiles, {hexes['bytes'] / 1e6:.2f} MB over the "
-              f"wire, largest {hexes['largest'] / 1e3:.0f} kB ({'within' if hexes['bytes'] <= 1.5e6 else 'OVER'} "
-              "the 1.5 MB budget)")
+        if results:  # --runs 0: only the screenshots
+            ff = statistics.median(r["first_frame_ms"] for r in results)
+            weight = statistics.median(r["bytes"] for r in results)
+            print(f"median: first frame {ff:.0f} ms, page weight {weight / 1e6:.2f} MB "
+                  f"({'within' if ff <= 3000 else 'OVER'} the 3 s goal)")
+            hexes = hexagon_view(browser, url)
+            print(f"zoom-12 view over the Veluwe: {hexes['tiles']} hexagon tiles, {hexes['bytes'] / 1e6:.2f} MB over "
+                  f"the wire, largest {hexes['largest'] / 1e3:.0f} kB "
+                  f"({'within' if hexes['bytes'] <= 1.5e6 else 'OVER'} the 1.5 MB budget)")
         if args.screenshots:
             screenshots(browser, url, args.screenshots)
+            with (admin_key() if not args.url else _given(None)) as key:  # type: ignore[arg-type]
+                if key:
+                    restricted_screenshots(browser, url, args.screenshots, key)
         browser.close()
 
 
 @contextmanager
-def _given(url: str) -> Iterator[str]:
-    yield url.rstrip("/")
+def _given(url: str | None) -> Iterator[Any]:
+    yield url.rstrip("/") if url else None
 
 
 if __name__ == "__main__":

@@ -110,7 +110,8 @@ def render_dashboard(lang: str = DEFAULT_LANGUAGE) -> str:
                      label=html.escape(text(lang, "dashboard.chart_label", title=catalogue(lang)[key])),
                      desc=f'<p class="hint">{m["dashboard.trend_desc"]}</p>' if kind == "trend" else "")
         for cid, key, by, kind in CHARTS)
-    messages = {k: v for k, v in catalogue(lang).items() if k.startswith(("dashboard.", "access.", "lang."))}
+    messages = {k: v for k, v in catalogue(lang).items()
+                if k.startswith(("dashboard.", "access.", "lang.", "kpi.", "value.", "verdict.", "role."))}
     config = {"lang": lang, "messages": messages, "defaultKpi": DEFAULT_KPI,
               "charts": [{"id": c, "by": by, "kind": kind} for c, _, by, kind in CHARTS]}
     scripts = "\n".join(f'<script src="{asset_url(name)}"></script>'

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 import pydeck as pdk
 
 from frontend import theme
-from layers.messages import DEFAULT_LANGUAGE, field_label, number, text, unit
+from layers.messages import DEFAULT_LANGUAGE, catalogue, field_label, number, text, unit
 from layers.registry import LAYERS, LayerSpec
 
 # A pitched view over the middle of the Netherlands.
@@ -103,6 +103,12 @@ def tile_url(base_url: str, collection: str, **params: object) -> str:
     return f"{url}?{urlencode(query)}" if query else url
 
 
+def _description(spec: LayerSpec, lang: str) -> str:
+    """A layer's description in the language (``desc.<id>`` in the catalogue), else the registry's own."""
+    key = f"desc.{spec.id}"
+    return text(lang, key) if key in catalogue(lang) else spec.description
+
+
 def _mvt(layer_id: str, spec: LayerSpec, url: str, visible: bool, base_url: str, **props: Any) -> pdk.Layer:
     """An MVTLayer of a registry layer: zoom limits, picking and the registry's colours."""
     style = spec.style
@@ -142,7 +148,7 @@ def _municipalities(base_url: str, lang: str) -> MapLayer:
                     theme.Legend(text(lang, "legend.municipalities"),
                                  (theme.Swatch(spec.style.line, text(lang, "legend.municipal_boundary"), "line"),),
                                  note="Bron: CBS, Kadaster (CC-BY 4.0)"),
-                    _tooltip(spec, ["name", "code", "province_name"], lang), description=spec.description)
+                    _tooltip(spec, ["name", "code", "province_name"], lang), description=_description(spec, lang))
 
 
 def _hexagons(base_url: str, resolution: str, year: int | None, lang: str) -> MapLayer:
@@ -176,7 +182,7 @@ def _hexagons(base_url: str, resolution: str, year: int | None, lang: str) -> Ma
              else text(lang, "layer.deposition-1ha", zoom=str(HEX_SWITCH_ZOOM)))
     return MapLayer(layer, title, "nitrogen", spec.id, True, theme.exceedance_legend(note, lang),
                     _tooltip(spec, ["deposition", "lowest_kdw", "exceedance", "year", "receptor_id"], lang),
-                    params={"year": "deposition"}, description=spec.description)
+                    params={"year": "deposition"}, description=_description(spec, lang))
 
 
 def _habitats(base_url: str, lang: str) -> MapLayer:
@@ -185,7 +191,8 @@ def _habitats(base_url: str, lang: str) -> MapLayer:
     legend = theme.Legend(text(lang, "legend.habitats"),
                           (theme.Swatch(spec.style.fill, text(lang, "legend.habitat_polygon")),))
     return MapLayer(layer, text(lang, "layer.natura2000-habitats"), "nitrogen", spec.id, True, legend,
-                    _tooltip(spec, ["area_name", "habitat_type", "kdw", "quality"], lang), description=spec.description)
+                    _tooltip(spec, ["area_name", "habitat_type", "kdw", "quality"], lang),
+                    description=_description(spec, lang))
 
 
 def _natura2000_areas(base_url: str, lang: str) -> MapLayer:
@@ -195,7 +202,8 @@ def _natura2000_areas(base_url: str, lang: str) -> MapLayer:
     legend = theme.Legend(text(lang, "legend.areas"), (theme.Swatch(spec.style.line, text(lang, "legend.area_boundary"),
                                                                     "line"),), note="Bron: RVO, PDOK")
     return MapLayer(layer, text(lang, "layer.natura2000-areas"), "nitrogen", spec.id, True, legend,
-                    _tooltip(spec, ["name", "number", "protection", "status"], lang), description=spec.description)
+                    _tooltip(spec, ["name", "number", "protection", "status"], lang),
+                    description=_description(spec, lang))
 
 
 def _housing(base_url: str, lang: str) -> MapLayer:
@@ -211,7 +219,7 @@ def _housing(base_url: str, lang: str) -> MapLayer:
                {"field": "verdict", "label": text(lang, "field.housing_verdict"), "unit": None}]
     return MapLayer(layer, text(lang, "layer.housing-sites"), "planning", spec.id, True, theme.verdict_legend(lang),
                     tooltip,
-                    description=spec.description)
+                    description=_description(spec, lang))
 
 
 def _buildings(base_url: str, lang: str) -> MapLayer:
@@ -225,7 +233,7 @@ def _buildings(base_url: str, lang: str) -> MapLayer:
                                         "column"),), unit="m")
     return MapLayer(layer, text(lang, "layer.buildings"), "background", spec.id, True, legend,
                     _tooltip(spec, ["construction_year", "use", "height_m", "building_id"], lang),
-                    description=spec.description)
+                    description=_description(spec, lang))
 
 
 def _addresses(base_url: str, lang: str) -> MapLayer:
@@ -241,7 +249,7 @@ def _addresses(base_url: str, lang: str) -> MapLayer:
     return MapLayer(layer, text(lang, "layer.addresses"), "background", spec.id, False, legend,
                     _tooltip(spec, ["street", "house_number", "house_letter", "house_number_addition", "postcode",
                                     "city", "address_id"], lang),
-                    description=spec.description)
+                    description=_description(spec, lang))
 
 
 def _establishments(base_url: str, lang: str) -> MapLayer:
@@ -257,7 +265,7 @@ def _establishments(base_url: str, lang: str) -> MapLayer:
                     _tooltip(spec, ["establishment_id", "sbi_code", "sbi_description", "environmental_category",
                                     "activiteitenbesluit_type", "bal_regime", "brzo", "visit_frequency_years",
                                     "city"], lang),
-                    description=spec.description)
+                    description=_description(spec, lang))
 
 
 def inspection_year_expression(year: int | None, radius: float = 5) -> str | float:
@@ -278,7 +286,7 @@ def _inspections(base_url: str, inspection_year: int | None, lang: str) -> MapLa
     return MapLayer(layer, text(lang, "layer.inspections"), "supervision", spec.id, False, theme.result_legend(lang),
                     _tooltip(spec, ["inspected_on", "kind", "result", "lhs_cell", "intervention"], lang),
                     params={"inspectionYear": "getPointRadius"}, restricted=spec.access == "restricted",
-                    description=spec.description)
+                    description=_description(spec, lang))
 
 
 def _permits(base_url: str, lang: str) -> MapLayer:
@@ -291,7 +299,7 @@ def _permits(base_url: str, lang: str) -> MapLayer:
                                                                        "circle"),))
     return MapLayer(layer, text(lang, "layer.permits"), "supervision", spec.id, False, legend,
                     _tooltip(spec, ["permit_type", "status", "decided_on", "nh3_kg_per_year"], lang),
-                    description=spec.description)
+                    description=_description(spec, lang))
 
 
 def _deposition_raster(base_url: str, year: int | None, lang: str) -> MapLayer:

@@ -161,7 +161,7 @@ def priority_legend(lang: str = DEFAULT_LANGUAGE) -> Legend:
     return Legend(
         text(lang, "legend.priority"),
         tuple(Swatch(c, text(lang, f"legend.priority.{i}"), "circle") for i, (_, c, _) in enumerate(PRIORITY_CLASSES)),
-        note=text(lang, "legend.priority_note"),
+        note=text(lang, "legend.priority_note_plain"),
     )
 
 

@@ -69,6 +69,13 @@ def field_label(lang: str, name: str, fallback: str | None = None) -> str:
     return str(found) if found is not None else (fallback or name)
 
 
+def rule_title(lang: str, rule_id: str, fallback: str | None = None) -> str:
+    """The title of a data-quality rule (``quality.rule.<id>.title``) in the language; ``fallback`` (the
+    rule's own English title) or the id when the catalogue has none."""
+    found = catalogue(lang).get(f"quality.rule.{rule_id}.title")
+    return str(found) if found is not None else (fallback or rule_id)
+
+
 def unit(lang: str, value: str | None) -> str | None:
     """A unit in the language (``mol N/ha/yr`` -> ``mol N/ha/jaar``)."""
     if value is None:

@@ -51,6 +51,12 @@ class QualityRule:
     # whose schema lacks one (an older migration) gets "not applicable" instead of an error.
     requires: tuple[str, ...] = ()
 
+    @property
+    def title_key(self) -> str:
+        """The catalogue key of the title in the user's language (layers/data/messages; ``title`` is the
+        English one the API and the command line keep)."""
+        return f"quality.rule.{self.id}.title"
+
 
 def flagged(table: str, alias: str, condition: str) -> str:
     """A ``joins`` fragment: the records of ``twin.{table}`` (alias ``x`` in ``condition``) that meet

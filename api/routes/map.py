@@ -46,17 +46,32 @@ SELECT year FROM twin.nitrogen_deposition_years
 ORDER BY 1
 """
 INSPECTION_RANGE_SQL = "SELECT min(inspected_on), max(inspected_on) FROM twin.inspections"
+# The methods of the stored visit plans (the plans' headers: no establishment in them), for the map's
+# priority colouring: it asks for the plan of the settings' method only when one is stored.
+PLAN_METHODS_SQL = "SELECT method FROM twin.visit_plans GROUP BY method ORDER BY method"
+RANKING_ROLES = ("advisor", "inspector", "admin")  # who may see inspection priorities (api/routes/analyses.py)
+
+
+async def _plan_methods(conn: psycopg.AsyncConnection) -> list[str]:
+    try:
+        cur = await conn.execute(PLAN_METHODS_SQL)
+        return [str(row[0]) for row in await cur.fetchall()]
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege):
+        await conn.rollback()  # an older schema or a deployment that hides the plans: the live ranking then
+        return []
 
 
 @router.get("/map/config.json")
 async def map_config(conn: ConnDep, principal: PrincipalDep) -> dict[str, Any]:
     """What the map page needs from the data at start: the deposition years and the inspection years
-    (only for callers who may read inspections: for others row-level security would scan them all)."""
+    (only for callers who may read inspections: for others row-level security would scan them all), and for
+    callers who may see inspection priorities the methods of the stored visit plans (``plan_methods``)."""
     cur = await conn.execute(YEARS_SQL)
     deposition_years = [int(row[0]) for row in await cur.fetchall()]
     inspection_years: list[int] = []
     if not can_read(principal, LAYERS["inspections"]):
         return {"deposition_years": deposition_years, "inspection_years": inspection_years}
+    plan_methods = await _plan_methods(conn) if principal.role in RANKING_ROLES else []
     try:
         cur = await conn.execute(INSPECTION_RANGE_SQL)
         first, last = await cur.fetchone() or (None, None)
@@ -64,7 +79,7 @@ async def map_config(conn: ConnDep, principal: PrincipalDep) -> dict[str, Any]:
             inspection_years = list(range(first.year, last.year + 1))
     except psycopg.errors.InsufficientPrivilege:
         await conn.rollback()  # a deployment may hide inspections from the map's role: no selector then
-    return {"deposition_years": deposition_years, "inspection_years": inspection_years}
+    return {"deposition_years": deposition_years, "inspection_years": inspection_years, "plan_methods": plan_methods}
 
 
 # Place names for the map's labels: each municipality at a point on its surface, and each BAG place

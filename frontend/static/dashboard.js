@@ -138,7 +138,7 @@
     });
   }
   function trendSpec(rows, width) {
-    var y = yEncoding(state.kpi ? state.kpi.title : "");
+    var y = yEncoding(state.kpi ? kpiText(state.kpi, "title") : "");
     var layers = [];
     if (isShare()) {
       layers.push({mark: {type: "area", opacity: 0.25, color: "#1f6fb2"},
@@ -184,7 +184,7 @@
   function barSpec(rows, width, highlight) {
     var data = rows.filter(function (r) { return r.value !== null; });
     var y = {field: "group", type: "nominal", title: t("dashboard.col.group"), sort: "-x"};
-    var x = yEncoding(state.kpi ? state.kpi.title : "");
+    var x = yEncoding(state.kpi ? kpiText(state.kpi, "title") : "");
     var color = highlight ? {condition: {test: {field: "group", equal: highlight}, value: "#b35806"},
                              value: "#1f6fb2"} : {value: "#1f6fb2"};
     var layers = [{mark: {type: "bar"}, encoding: {y: y, x: x, color: color}}];
@@ -319,6 +319,11 @@
       document.body.setAttribute("data-charts-drawn", String(state.draws));
     });
   }
+  /* a KPI's words in the page's language (kpi.<id>.<field> in the catalogue), else the API's */
+  function kpiText(k, field) {
+    var own = M["kpi." + k.id + "." + field];
+    return own !== undefined ? own : (k[field] || (field === "title" ? k.id : ""));
+  }
   function setStatus(msg) { $("status").textContent = msg; }
   function runNote(run) {
     if (!run || !run.as_of) return;
@@ -329,15 +334,15 @@
     var k = state.kpi, box = $("definition");
     box.textContent = "";
     if (!k) return;
-    var items = [["dashboard.question", k.question], ["dashboard.formula", k.formula], ["dashboard.unit", k.unit],
-                 ["dashboard.caveats", k.caveats]];
+    var items = [["dashboard.question", kpiText(k, "question")], ["dashboard.formula", kpiText(k, "formula")],
+                 ["dashboard.unit", kpiText(k, "unit")], ["dashboard.caveats", kpiText(k, "caveats")]];
     var dl = el("dl", {}, []);
     items.forEach(function (it) {
       if (!it[1]) return;
       dl.appendChild(el("dt", {text: t(it[0])}));
       dl.appendChild(el("dd", {text: it[1]}));
     });
-    box.appendChild(el("h3", {text: t("dashboard.definition") + ": " + (k.title || k.id)}));
+    box.appendChild(el("h3", {text: t("dashboard.definition") + ": " + kpiText(k, "title")}));
     box.appendChild(dl);
     if (k.restricted) box.appendChild(el("p", {className: "note", text: t("dashboard.restricted")}));
     $("audience-note").textContent = state.apiKey ? "" : t("dashboard.public_note");
@@ -371,7 +376,7 @@
     if (params.get("period")) $("f-period").value = params.get("period");
     getJson("/monitoring/kpis").then(function (doc) {
       state.kpis = Array.isArray(doc) ? doc : (doc.kpis || doc.items || []);
-      fillSelect($("f-kpi"), state.kpis.map(function (k) { return [k.id, k.title || k.id]; }), false);
+      fillSelect($("f-kpi"), state.kpis.map(function (k) { return [k.id, kpiText(k, "title")]; }), false);
       $("f-kpi").value = params.get("kpi") || C.defaultKpi;
       if (!$("f-kpi").value && state.kpis.length) $("f-kpi").value = state.kpis[0].id;
       var wantedOrg = params.get("org"), wantedSector = params.get("sector");

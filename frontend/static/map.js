@@ -88,6 +88,8 @@
     var text;
     if (typeof value === "number") {
       text = field && PLAIN_NUMBER.test(field) ? String(value) : num(value);
+    } else if (typeof value === "string" && field && M["value." + field + "." + value] !== undefined) {
+      text = t("value." + field + "." + value);  // a code in the page's words (an inspection's kind)
     } else if (typeof value === "string" && /^\d{4}-\d{2}-\d{2}(T|$)/.test(value)) {
       text = fmtDate(value);
     } else if (typeof value === "boolean") {
@@ -100,6 +102,11 @@
       text = String(value);
     }
     return unit ? text + " " + unit : text;
+  }
+
+  /* a code the API sends (a status, a kind) in the page's words: the catalogue's ``prefix + code``, else the code */
+  function codeLabel(prefix, code) {
+    return M[prefix + code] !== undefined ? t(prefix + code) : String(code);
   }
 
   function escapeHtml(s) {
@@ -131,7 +138,14 @@
       if (state.apiKey) sessionStorage.setItem("twin-api-key", state.apiKey); else sessionStorage.removeItem("twin-api-key");
     } catch (err) { /* private mode: keep it in memory */ }
   }
+  var rankedFor = "anonymous/";
   function renderWho() {
+    var caller = who.role + "/" + (who.org_code || "");
+    if (caller !== rankedFor) {  // another caller: the ranking (and whether there is one) is theirs
+      rankedFor = caller;
+      forgetPriority();
+      if (typeof deckgl !== "undefined") refresh();
+    }
     var label = t("role." + who.role) + (who.org_code ? t("role.org", {org: who.org_code}) : "");
     Array.prototype.forEach.call(document.querySelectorAll("[data-who]"), function (n) { n.textContent = label; });
     var badge = $("who");
@@ -220,10 +234,22 @@
     });
   }
 
+  /* why a request failed, in the page's language: the API describes errors in English, so a Dutch page
+   * says it in its own words by the status (the API's description stays for English) */
+  function errorText(err) {
+    var status = err && err.status;
+    if (cfg.lang !== "en") {
+      if (status && M["error.http." + status] !== undefined) return t("error.http." + status);
+      if (status && status >= 500) return t("error.http.500");
+      if (!status) return t("error.network");
+    }
+    return err && err.message ? err.message : String(err);
+  }
+
   function describeError(what, err) {
     if (err && err.status === 401) return t("status.restricted_key", {what: what});
-    if (err && err.status === 404) return t("status.not_available", {what: what, message: err.message});
-    return t("status.failed", {what: what, message: err && err.message ? err.message : String(err)});
+    if (err && err.status === 404) return t("status.not_available", {what: what, message: errorText(err)});
+    return t("status.failed", {what: what, message: errorText(err)});
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -306,7 +332,7 @@
       extra.data = state.housing ? {type: "FeatureCollection", features: housingShown()} :
         {type: "FeatureCollection", features: []};
     }
-    if (id === "establishments" && state.establishmentColor === "priority" && state.priority) {
+    if (id === "establishments" && state.establishmentColor === "priority" && state.priority && mayRank()) {
       extra.getFillColor = priorityColor;
       extra.updateTriggers = {getFillColor: state.priorityVersion};
     }
@@ -521,6 +547,19 @@
     return el("table", {className: "data"}, [thead, tbody]);
   }
 
+  /* a section whose table is wider than the panel scrolls sideways: it takes the focus, so that the
+   * arrow keys scroll it (WCAG 2.1.1; axe: scrollable-region-focusable) */
+  function keyboardScroll(root) {
+    Array.prototype.forEach.call(root.querySelectorAll(".ctx"), function (s) {
+      if (s.scrollWidth > s.clientWidth + 1 && !s.hasAttribute("tabindex")) {
+        s.setAttribute("tabindex", "0");
+        s.setAttribute("role", "region");
+        var h = s.querySelector("h3");
+        if (h) s.setAttribute("aria-label", h.textContent);
+      }
+    });
+  }
+
   function section(title, content) {
     return el("section", {className: "ctx"}, [el("h3", {text: title})].concat(content));
   }
@@ -541,6 +580,7 @@
     parts.push(el("p", null, [reportLink]));
     signLink(reportLink);
     if (ctx.query && ctx.query.establishment) parts.push(historySection(ctx.query.establishment));
+    if (ctx.query && ctx.query.establishment && mayRank()) parts.push(prioritySection(ctx.query.establishment));
 
     var dep = ctx.deposition || {};
     var molUnit = t("unit.mol N/ha/yr");
@@ -587,17 +627,19 @@
     var habitats = ctx.habitats || [];
     parts.push(section(t("panel.habitats"), habitats.length ? [table(habitats.slice(0, 15), [
       ["area_name", t("panel.col.area")], ["habitat_type", t("panel.col.type")], ["kdw", t("panel.col.kdw")],
-      ["exceedance", t("panel.col.exceedance")], ["status", t("panel.col.status")], ["distance_m", t("panel.col.distance"), "m"]
+      ["exceedance", t("panel.col.exceedance")],
+      [function (h) { return h.status ? codeLabel("report.status.", h.status) : null; }, t("panel.col.status")], ["distance_m", t("panel.col.distance"), "m"]
     ])] : [el("p", {className: "muted", text: t("panel.no_habitats")})]));
     var housing = ctx.housing_within_guide_distance || [];
     parts.push(section(t("panel.housing"), housing.length ? [table(housing, [
       ["name", t("panel.col.site")], ["planned_dwellings", t("panel.col.dwellings")], ["phase", t("panel.col.phase")],
       [function (h) { return (h.establishments || []).map(function (e) {
-        return (e.name || e.establishment_id) + " (" + e.severity + ", " + fmt(e.distance_m, "m") + ")"; }).join("; "); },
+        return (e.name || e.establishment_id) + " (" + verdictLabel(e.severity) + ", " + fmt(e.distance_m, "m") + ")"; }).join("; "); },
       t("panel.establishments")]
     ])] : [el("p", {className: "muted", text: t("panel.no_housing")})]));
     if (heading) $("panel-title").textContent = heading;
     body.replaceChildren.apply(body, parts);
+    keyboardScroll(body);
     $("panel-title").focus();
   }
 
@@ -648,7 +690,7 @@
       if (b.expires) a.setAttribute("data-expires", String(Date.parse(b.expires)));
       return a;
     }).catch(function (err) {
-      say(t("access.link_failed", {message: err && err.message ? err.message : String(err)}), "warning");
+      say(t("access.link_failed", {message: errorText(err)}), "warning");
       return a;
     });
   }
@@ -1046,30 +1088,165 @@
   }
 
   // ---------------------------------------------------------------------------------------------------
-  // establishments coloured by inspection priority (top N of /analysis/inspection-priority)
-  function loadPriority() {
-    var url = "/analysis/inspection-priority?limit=" + cfg.priorityLimit;
-    return getJson(url).then(function (body) {
-      var rows = Array.isArray(body) ? body : (body.features || body.items || body.establishments || body.ranking || []);
-      var ranks = {};
+  // inspection priority (issue 21): for the roles that may see it (advisor: the rule-based ranking; inspector
+  // and admin: the stored visit plan of the method the settings choose), the establishments coloured by their
+  // rank and, in the panel, the rank with its reasons in words. Anonymous and public callers get neither.
+  var RANKING_ROLES = {advisor: true, inspector: true, admin: true};
+  function mayRank() { return !!RANKING_ROLES[who.role]; }
+  function priorityMethod() {
+    var m = cfg.priorityMethod || "blend";
+    return who.role === "advisor" ? "rules" : m;  // the model's plan is for inspectors and admins
+  }
+  var priorityLoad = null;
+  /* the ranking: the stored plan of the method, else the stored rules plan, else the live rule-based ranking */
+  function fetchRanking() {
+    var base = "/analysis/inspection-priority?limit=" + cfg.priorityLimit;
+    // only methods with a stored plan (/map/config.json): no request is made to be refused
+    var stored = state.planMethods || [];
+    var methods = who.role === "advisor" ? [] : [priorityMethod(), "rules"].filter(function (m, i, all) {
+      return all.indexOf(m) === i && stored.indexOf(m) >= 0;
+    });
+    function attempt(i) {
+      if (i >= methods.length) return getJson(base);
+      return getJson(base + "&method=" + methods[i]).then(function (body) {
+        return body && body.ranking && body.ranking.length ? body : attempt(i + 1);
+      }, function (err) {
+        if (err && err.status === 404) return attempt(i + 1);
+        throw err;
+      });
+    }
+    return attempt(0);
+  }
+  function loadPriority(quiet) {
+    if (!mayRank()) return Promise.resolve(null);
+    if (priorityLoad) return priorityLoad;
+    var caller = rankedFor;
+    priorityLoad = (configLoad || Promise.resolve(null)).then(fetchRanking).then(function (body) {
+      if (caller !== rankedFor) return null;  // the key changed meanwhile: this ranking is not the caller's
+      var rows = (body && body.ranking) || [];
+      var ranks = {}, byId = {};
       var n = rows.length;
       rows.forEach(function (r, i) {
-        var p = r.properties || r;
-        var id = p.establishment_id || r.id;
-        var rank = Number(p.rank || p.effective_rank || i + 1);
-        ranks[id] = rank / Math.max(n, 1);
+        var rank = Number(r.rank || i + 1);
+        ranks[r.establishment_id] = rank / Math.max(n, 1);
+        byId[r.establishment_id] = r;
       });
       state.priority = ranks;
+      state.priorityRows = byId;
+      state.priorityInfo = {method: body.method || "live", plan: body.plan || null, as_of: body.as_of || null,
+        matched: body.numberMatched !== undefined ? body.numberMatched : n, shown: n};
       state.priorityVersion += 1;
       refresh();
-      say(t("status.priority_on", {n: n}), "info");
+      fillPrioritySections();
+      if (!quiet) say(t("status.priority_on", {n: n}), "info");
+      return state.priorityInfo;
     }).catch(function (err) {
-      state.establishmentColor = "category";
-      var radio = document.querySelector('input[name="est-color"][value="category"]');
-      if (radio) radio.checked = true;
+      priorityLoad = null;
+      if (state.establishmentColor === "priority") {
+        state.establishmentColor = "category";
+        var radio = document.querySelector('input[name="est-color"][value="category"]');
+        if (radio) radio.checked = true;
+      }
       say(describeError(t("status.priority"), err), "error");
       refresh();
+      return null;
     });
+    return priorityLoad;
+  }
+  function forgetPriority() {
+    priorityLoad = null;
+    state.priority = null;
+    state.priorityRows = null;
+    state.priorityInfo = null;
+    if (!mayRank()) state.establishmentColor = "category";
+    state.priorityVersion += 1;
+  }
+  function prioritySource() {
+    var info = state.priorityInfo;
+    if (!info) return "";
+    if (info.plan) {
+      return t("priority.source_plan", {year: String(info.plan.plan_year), method: t("priority.method." + info.method),
+        cutoff: fmtDate(info.plan.data_cutoff)});
+    }
+    return t("priority.source_live", {date: info.as_of ? fmtDate(info.as_of) : "–"});
+  }
+  function priorityLegend() {
+    var legend = cfg.theme.priorityLegend;
+    return {title: legend.title, unit: legend.unit,
+      swatches: legend.swatches.concat([{color: cfg.theme.unknown, label: t("priority.not_in_plan"), shape: "circle"}]),
+      note: state.priorityInfo ? t("legend.priority_note", {source: prioritySource()}) : legend.note};
+  }
+  /* one reason in words for an inspector: the model's (feature and value) or the rules' (factor and points) */
+  function modelReason(r) {
+    var label = M["priority.feature." + r.feature] !== undefined ? t("priority.feature." + r.feature) : (r.label || r.feature);
+    return t("priority.reason.model", {label: label, value: String(r.value)});
+  }
+  function factorReason(f) {
+    var name = f.factor || f.feature;
+    var factor = M["priority.factor." + name] !== undefined ? t("priority.factor." + name) : name;
+    var points = Number(f.score !== undefined ? f.score : (f.contribution !== undefined ? f.contribution : f.value));
+    var i = f.inputs;
+    if (i && name === "relevance") {
+      return t("priority.reason.relevance", {factor: factor, category: i.environmental_category || t("legend.unknown"),
+        brzo: i.brzo ? t("value.yes") : t("value.no"), type: i.activiteitenbesluit_type || t("legend.unknown"), points: points});
+    }
+    if (i && name === "compliance") {
+      return t("priority.reason.compliance", {factor: factor,
+        violations: t("priority.reason.violations", {n: (i.violations || []).length}), points: points});
+    }
+    if (i && name === "overdue") {
+      if (!i.last_inspection) return t("priority.reason.never", {factor: factor, points: points});
+      return t("priority.reason.overdue", {factor: factor, date: fmtDate(i.last_inspection),
+        cycles: DECIMAL.format(i.overdue_cycles || 0), points: points});
+    }
+    if (i && name === "surroundings") {
+      return t("priority.reason.surroundings", {factor: factor, nh3: Number(i.nh3_kg_per_year) || 0,
+        dwellings: Number(i.dwellings_within_guide_distance) || 0, sites: Number(i.housing_sites_within_guide_distance) || 0,
+        points: points});
+    }
+    return t("priority.reason.points", {factor: factor, points: points});
+  }
+  /* the panel's section of an establishment: its rank, its reasons, where they come from */
+  function prioritySection(id) {
+    var box = el("div", {className: "priority", id: "priority-box", "data-establishment": id});
+    var wrap = section(t("priority.heading"), [box]);
+    fillPriority(box);
+    if (!state.priorityInfo) loadPriority(true);
+    return wrap;
+  }
+  function fillPrioritySections() {
+    var box = $("priority-box");
+    if (box) fillPriority(box);
+  }
+  function fillPriority(box) {
+    var id = box.getAttribute("data-establishment");
+    var info = state.priorityInfo;
+    if (!info) { box.replaceChildren(el("p", {className: "muted", text: t("priority.loading")})); return; }
+    var r = state.priorityRows[id];
+    var parts = [];
+    if (!r) {
+      parts.push(el("p", {id: "priority-rank", text: t("priority.not_ranked", {n: info.shown})}));
+    } else {
+      parts.push(el("p", {id: "priority-rank"}, [el("strong", {text: t(info.plan ? "priority.rank" : "priority.rank_live",
+        {rank: String(r.rank), n: num(info.matched)})})]));
+      if (r.probability !== null && r.probability !== undefined) {
+        parts.push(el("p", {text: t("priority.probability", {p: PERCENT.format(r.probability)})}));
+      }
+      var model = info.method === "model" || info.method === "blend" ? (r.reasons || []) : [];
+      var rules = r.factors ? r.factors.filter(function (f) { return f.score > 0; }) : (r.rules_reasons || []);
+      if (model.length) {
+        parts.push(el("h4", {text: t("priority.reasons_model")}));
+        parts.push(el("ul", {className: "reasons", id: "priority-model-reasons"}, model.map(function (x) { return el("li", {text: modelReason(x)}); })));
+      }
+      if (rules.length) {
+        parts.push(el("h4", {text: t("priority.reasons_rules")}));
+        parts.push(el("ul", {className: "reasons", id: "priority-rule-reasons"}, rules.map(function (x) { return el("li", {text: factorReason(x)}); })));
+      }
+      if (r.selection === "random") parts.push(el("p", {text: t("priority.random")}));
+      if (r.override) parts.push(el("p", {text: t("priority.override", {reason: r.override.reason || ""})}));
+    }
+    parts.push(el("p", {className: "muted", text: prioritySource() + ". " + t("priority.advice")}));
+    box.replaceChildren.apply(box, parts);
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -1104,14 +1281,14 @@
     cfg.layers.slice().reverse().forEach(function (m) {
       if (!state.visible[m.id] || !m.legend) return;
       var legend = m.legend;
-      if (m.id === "establishments" && state.establishmentColor === "priority" && state.priority) legend = cfg.theme.priorityLegend;
+      if (m.id === "establishments" && state.establishmentColor === "priority" && state.priority) legend = priorityLegend();
       if (m.id === "deposition-1ha" && state.visible["deposition-national"]) return;  // same legend
       var items = legend.swatches.map(function (s) { return el("li", null, [swatch(s), s.label]); });
       var block = [el("h3", {text: legend.title})];
       if (legend.unit) block.push(el("p", {className: "unit", text: legend.unit}));
       block.push(el("ul", null, items));
       if (legend.note) block.push(el("p", {className: "unit", text: legend.note}));
-      if (m.id === "establishments") {
+      if (m.id === "establishments" && mayRank()) {
         block.push(el("fieldset", {className: "inline"}, [el("legend", {text: t("legend.colour_by")}),
           radio("est-color", "category", t("legend.by_category")), radio("est-color", "priority", t("legend.by_priority"))]));
       }
@@ -1126,7 +1303,7 @@
       checked: state.establishmentColor === value ? "checked" : null,
       onchange: function () {
         state.establishmentColor = value;
-        if (value === "priority" && !state.priority) loadPriority(); else refresh();
+        if (value === "priority" && !state.priority) loadPriority(false); else refresh();
       }});
     return el("span", {className: "radio"}, [input, el("label", {"for": id, text: label})]);
   }
@@ -1210,8 +1387,10 @@
     $("sidebar-toggle").setAttribute("aria-expanded", open ? "true" : "false");
   }
 
+  var configLoad = null;
   function loadConfig() {
-    return getJson("/map/config.json").then(function (c) {
+    configLoad = getJson("/map/config.json").then(function (c) {
+      state.planMethods = c.plan_methods || [];
       var years = c.deposition_years || [];
       state.year = years.length ? years[years.length - 1] : null;
       fillYears($("year-select"), years, state.year);
@@ -1225,6 +1404,7 @@
       say(describeError(t("status.config"), err), "warning");
       return null;
     });
+    return configLoad;
   }
 
   // ---------------------------------------------------------------------------------------------------

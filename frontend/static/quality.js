@@ -22,6 +22,87 @@
     return chosen;
   }
 
+  /* a rule's words in the page's language: the catalogue's (quality.rule.<id>.title), else the API's English */
+  function ruleTitle(id, fallback) {
+    var own = map.cfg.messages["quality.rule." + id + ".title"];
+    return own !== undefined ? own : (fallback || id);
+  }
+  function ruleExplanation(id, fallback) {
+    var own = map.cfg.messages["quality.rule." + id + ".explanation"];
+    return own !== undefined ? own : (fallback || "");
+  }
+  function layerTitle(l) {
+    var own = map.cfg.messages["layer." + l.layer];
+    return own !== undefined ? t("layer." + l.layer, {zoom: ""}).replace(/ \(zoom \+\)$/, "") : (l.title || l.layer);
+  }
+  /* why a rule was not measured, as the API words it (twin.quality / api.routes.quality), in the page's language */
+  function noteText(note) {
+    if (!note) return "";
+    var m = /^(.+) holds no records$/.exec(note);
+    if (m) return t("quality.note.empty", {layers: layerNames(m[1])});
+    m = /^needs (.+), which holds no records$/.exec(note);
+    if (m) return t("quality.note.needs", {layers: layerNames(m[1])});
+    m = /^the database lacks (.+) \(an older schema/.exec(note);
+    if (m) return t("quality.note.schema", {what: m[1]});
+    return note;
+  }
+  function layerNames(list) {
+    return list.split(", ").map(function (id) {
+      return map.cfg.messages["layer." + id] !== undefined ? layerTitle({layer: id}) : id;
+    }).join(", ");
+  }
+
+  /* A record's reason as the rule's SQL writes it (English, layers/quality_rules.py, twin/quality/generic.py),
+   * in the page's words for the signals and the common generic rules; other reasons stay as written. */
+  var DATE = "(\\d{4}-\\d{2}-\\d{2})";
+  function field(name) { return map.cfg.messages["field." + name] !== undefined ? t("field." + name) : name; }
+  function day(iso) { return h.fmt(iso); }
+  function lastPermit(text) {
+    if (text === "no permit at all") return t("quality.reason.no_permit");
+    var m = new RegExp("^latest permit (.+) is '(.+?)'(?: until " + DATE + ")?$").exec(text);
+    if (!m) return text;
+    return t("quality.reason.latest_permit", {id: m[1], status: m[2], until: m[3] ? t("quality.reason.until", {date: day(m[3])}) : ""});
+  }
+  var REASONS = [
+    [/^SBI (\S+) \((livestock|industrial)\): no permit with status 'verleend' valid today; (.*)$/, function (m) {
+      return t("quality.reason.without_permit", {sbi: m[1], sector: t("quality.reason.sector." + m[2]), last: lastPermit(m[3])});
+    }],
+    [/^the same KvK number is registered for (\S+) at ([\d.]+) km$/, function (m) {
+      return t("quality.reason.kvk_far", {id: m[1], km: Number(m[2])});
+    }],
+    [/^lies (\d+) m from its address \(the BAG address with its postcode and house number\)$/, function (m) {
+      return t("quality.reason.address_far", {m: Number(m[1])});
+    }],
+    [new RegExp("^status 'verleend' (without end date|until " + DATE + ") but establishment (\\S+) ended on " + DATE + "$"), function (m) {
+      return t("quality.reason.ended_permit", {term: m[2] ? t("quality.reason.until_plain", {date: day(m[2])}) : t("quality.reason.no_end"),
+        id: m[3], date: day(m[4])});
+    }],
+    [new RegExp("^violation of " + DATE + ", repair deadline " + DATE + ": no inspection since and (no enforcement measure|the measure '(.+)' was withdrawn)$"), function (m) {
+      return t("quality.reason.no_follow_up", {date: day(m[1]), deadline: day(m[2]),
+        measure: m[4] ? t("quality.reason.withdrawn", {measure: m[4]}) : t("quality.reason.no_measure")});
+    }],
+    [/^(\w+) is empty$/, function (m) { return t("quality.reason.empty", {field: field(m[1])}); }],
+    [/^(\w+) '(.*)' is not in the code list$/, function (m) { return t("quality.reason.not_in_list", {field: field(m[1]), value: m[2]}); }],
+    [/^the geometry is empty$/, function () { return t("quality.reason.geometry_empty"); }],
+    [/^invalid geometry: (.*)$/, function (m) { return t("quality.reason.geometry_invalid", {why: m[1]}); }],
+    [/^lies outside every municipality \(at (-?\d+), (-?\d+) in RD New\)$/, function (m) { return t("quality.reason.outside", {x: m[1], y: m[2]}); }],
+    [/^loaded outside a recorded ingest run$/, function () { return t("quality.reason.no_run"); }],
+    [new RegExp("^latest delivery of (.+) on " + DATE + ", (\\d+) days ago$"), function (m) {
+      return t("quality.reason.delivery", {source: m[1], date: day(m[2]), days: Number(m[3])});
+    }],
+    [/^lies (\d+) m from its establishment (\S+)$/, function (m) { return t("quality.reason.from_establishment", {m: Number(m[1]), id: m[2]}); }],
+    [/^no building within (\d+) m$/, function (m) { return t("quality.reason.no_building", {m: Number(m[1])}); }],
+    [/^lies in no building$/, function () { return t("quality.reason.in_no_building"); }]
+  ];
+  function reasonText(reason) {
+    if (!reason || map.cfg.lang === "en") return reason || "";
+    for (var i = 0; i < REASONS.length; i++) {
+      var m = REASONS[i][0].exec(reason);
+      if (m) return REASONS[i][1](m);
+    }
+    return reason;
+  }
+
   function issuesOf(f) { return Number((f.properties || {}).quality_issues) || 1; }
 
   function recordId(f) {
@@ -45,8 +126,8 @@
     }
     map.state.selection = {position: centreOf(f), radius: 60};  // the map's selection ring marks the record
     map.refresh();
-    var reasons = (f.properties.quality_issue_list || []).map(function (i) { return i.reason; });
-    h.say(recordId(f) + ": " + (reasons.join("; ") || f.properties.quality_reason || ""), "info");
+    var reasons = (f.properties.quality_issue_list || []).map(function (i) { return reasonText(i.reason); });
+    h.say(recordId(f) + ": " + (reasons.join("; ") || reasonText(f.properties.quality_reason) || ""), "info");
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -69,10 +150,10 @@
     var f = info.object;
     var p = f.properties || {};
     var list = p.quality_issue_list || [];
-    var html = "<strong>" + h.escapeHtml(recordId(f)) + "</strong> <span>(" + h.escapeHtml(p.layer || view.layer || "") +
+    var html = "<strong>" + h.escapeHtml(recordId(f)) + "</strong> <span>(" + h.escapeHtml(layerTitle({layer: p.layer || view.layer || ""})) +
       ")</span><br>" + h.escapeHtml(t("quality.open_issues", {n: list.length})) + "<ul>" +
       list.map(function (i) {
-        return "<li><b>" + h.escapeHtml(i.title) + "</b>: " + h.escapeHtml(i.reason) + "</li>";
+        return "<li><b>" + h.escapeHtml(ruleTitle(i.rule, i.title)) + "</b>: " + h.escapeHtml(reasonText(i.reason)) + "</li>";
       }).join("") + "</ul><em>" + h.escapeHtml(t("quality.click")) + "</em>";
     return {html: html, className: "twin-tooltip", style: {}};
   }
@@ -110,7 +191,7 @@
   /* "9 of 374 fail (2.4%)": the count and share that fail (not the share that passes) */
   function countText(r) {
     if (r.failed === null || r.failed === undefined) {
-      return t(r.applicable === false ? "quality.not_applicable" : "quality.not_measured", {error: r.error || ""});
+      return t(r.applicable === false ? "quality.not_applicable" : "quality.not_measured", {error: noteText(r.error || "")});
     }
     return t("quality.fail", {failed: r.failed, checked: r.checked, share: pct(r.checked ? r.failed / r.checked : null)});
   }
@@ -126,9 +207,9 @@
     var chosen = view.chosen === r.id;
     return el("li", null, [el("button", {
       type: "button", className: "site rule " + severity, "data-rule": r.id,
-      "aria-pressed": chosen ? "true" : "false", title: r.explanation,
-      onclick: function () { choose(r.id, r.title, "/quality/" + encodeURIComponent(r.id) + "?limit=" + LIMIT); }
-    }, [el("span", {className: "rule-title", text: r.title}),
+      "aria-pressed": chosen ? "true" : "false", title: ruleExplanation(r.id, r.explanation),
+      onclick: function () { choose(r.id, ruleTitle(r.id, r.title), "/quality/" + encodeURIComponent(r.id) + "?limit=" + LIMIT); }
+    }, [el("span", {className: "rule-title", text: ruleTitle(r.id, r.title)}),
       el("span", {className: "rule-count", text: countText(r) + change})]), chosen ? recordsBox() : null]);
   }
 
@@ -164,7 +245,7 @@
     s.layers.forEach(function (l) {
       var own = l.rules.filter(function (r) { return r.kind !== "signal"; });
       if (!own.length) return;
-      parts.push(el("h3", {text: t("quality.layer_score", {title: l.title, share: pct(l.score)})}));
+      parts.push(el("h3", {text: t("quality.layer_score", {title: layerTitle(l), share: pct(l.score)})}));
       parts.push(el("ul", {className: "rules", "data-layer": l.layer}, own.map(ruleButton)));
     });
     box.replaceChildren.apply(box, parts);
@@ -192,7 +273,8 @@
     parts.push(el("ul", {className: "records"}, feats.slice(0, LISTED).map(function (f) {
       var p = f.properties;
       // this rule's reason (a signal group: all of its reasons); the other issues are in the tooltip
-      var reason = p.quality_reason || (p.quality_issue_list || []).map(function (i) { return i.reason; }).join("; ");
+      var reason = p.quality_reason ? reasonText(p.quality_reason)
+        : (p.quality_issue_list || []).map(function (i) { return reasonText(i.reason); }).join("; ");
       return el("li", null, [el("button", {type: "button", className: "site", "data-record": recordId(f),
         onclick: function () { flyToRecord(f); }},
       [el("strong", {text: String(recordId(f))}), " · " + plural(issuesOf(f), "quality.open_issues") + " · " + reason])]);
