@@ -24,6 +24,7 @@ from layers.messages import language
 from twin import history
 from twin.analyses.common import Disclosure, disclosure_for, fetch, today
 from twin.analyses.context import area_context
+from twin.analyses.housing import TABLES as HOUSING_TABLES
 from twin.analyses.housing import housing_csv, housing_nitrogen
 from twin.analyses.priority import DEFAULT_LIMIT, inspection_priority
 from twin.analyses.summary import area_summary, polygon_from_geojson
@@ -34,9 +35,8 @@ from twin.settings import Settings
 
 router = APIRouter(prefix="/analysis", tags=["analyses"])
 
-# The tables twin.analyses.housing reads (SITES_SQL, with the raster's latest year and weighted mean): its
-# cached answers are keyed by their versions.
-HOUSING_TABLES = ("housing_sites", "municipalities", "deposition_hexagons", "establishments", "nitrogen_deposition")
+# The tables twin.analyses.housing reads (housing.TABLES: SITES_SQL, with the raster's latest year and weighted
+# mean, and the Natura 2000 habitats and areas it names): its cached answers are keyed by their versions.
 
 
 def disclosure(principal: Principal) -> Disclosure:

@@ -8,21 +8,26 @@ settings they use are in docs/analyses.md.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from datetime import date
+from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import psycopg
 
 from layers.messages import DEFAULT_LANGUAGE, number, text
 from layers.registry import GUIDE_DISTANCES_M
-from twin import coverage
+from twin import coverage, database, history
 from twin.access import natural_person_sql
 from twin.analyses.common import (
     FULL,
     GUIDE_JSON,
     HEX_YEAR_SQL,
     Disclosure,
+    act_as,
     fetch,
     municipality,
     redact_establishment,
@@ -124,6 +129,122 @@ ORDER BY s.site_id
     "{weighted}", coverage.WEIGHTED_SQL.format(year="dy.year", geom="s.geom")).replace("{hex_year}", HEX_YEAR_SQL)
 
 
+# --- Every site, kept per data version (migration 0019) -----------------------------------------------------
+# The tables SITES_SQL reads: the rows for every site are stored (twin.analysis_results) under their versions, the
+# reference year and the settings, so that the map's request of all sites reads them instead of computing them.
+# No restricted table among them: what a caller is shown is decided by _site, as for live rows.
+TABLES = ("housing_sites", "municipalities", "deposition_hexagons", "establishments", "nitrogen_deposition",
+          "natura2000_habitats", "natura2000_areas")
+ANALYSIS = "housing-nitrogen"
+ROWS_FORMAT = "1"  # raised when SITES_SQL changes what a stored row holds
+REFRESH_TIMEOUT = "600s"  # every national site at once is batch work, not a request's statement
+VERSIONS_SQL = """
+SELECT to_regclass('twin.analysis_results') IS NOT NULL AS stored,
+       (SELECT jsonb_object_agg(v.table_name, v.version) FROM twin.layer_versions v
+        WHERE v.table_name = ANY(%(tables)s)) AS versions
+"""
+STORED_SQL = """
+SELECT a.rows, a.computed_at, a.versions, a.seconds FROM twin.analysis_results a
+WHERE a.analysis = %(analysis)s AND a.key = %(key)s
+"""
+STORE_SQL = """
+SELECT twin.analysis_result_store(%(analysis)s::text, %(key)s::text, %(versions)s::jsonb, %(seconds)s::float8,
+                                  %(rows)s::jsonb)
+"""
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _key(versions: dict[str, Any], params: dict[str, Any]) -> str:
+    """What decides the rows of every site: the tables' versions, the reference year and the settings."""
+    settings_part = json.dumps({k: params[k] for k in ("year", "margin", "hex_r", "guide", "max_guide")},
+                               sort_keys=True)
+    return "|".join([ROWS_FORMAT, ",".join(f"{t}={versions[t]}" for t in TABLES),
+                     hashlib.sha256(settings_part.encode()).hexdigest()[:16]])
+
+
+async def _versions(conn: psycopg.AsyncConnection) -> dict[str, Any] | None:
+    rows = await fetch(conn, VERSIONS_SQL, {"tables": list(TABLES)})
+    versions = (rows[0]["versions"] or {}) if rows and rows[0]["stored"] else None
+    if versions is None or any(t not in versions for t in TABLES):
+        return None
+    return dict(versions)
+
+
+async def refresh_sites(settings: Settings, params: dict[str, Any]) -> dict[str, Any] | None:
+    """Compute the rows of every site for the current data and store them (twin.analysis_results), unless they
+    are stored already; the stored entry (rows, computed_at, versions), or None on a database that cannot store.
+
+    On a connection of its own: one REPEATABLE READ snapshot reads the versions and the rows, then a short
+    READ WRITE transaction calls the store function (the reader role writes no table itself)."""
+    t0 = time.perf_counter()
+    async with await psycopg.AsyncConnection.connect(database.url_for(settings, "reader"), autocommit=True) as c:
+        await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
+        await act_as(c, FULL)
+        versions = await _versions(c)
+        if versions is None:
+            await c.execute("ROLLBACK")
+            return None
+        key = _key(versions, params)
+        # One computation per key at a time, across requests and processes: the others wait here, then find it.
+        await c.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        await c.execute("ROLLBACK")  # a snapshot taken after the lock sees what the one before us stored
+        await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
+        await act_as(c, FULL)
+        if await _versions(c) != versions:
+            await c.execute("ROLLBACK")
+            return None
+        found = await fetch(c, STORED_SQL, {"analysis": ANALYSIS, "key": key})
+        if found:
+            await c.execute("ROLLBACK")
+            return found[0]
+        rows = await fetch(c, SITES_SQL.replace("{area}", "NULL::geometry"), {**params, "muni": None, "area": None,
+                                                                               "sites": None})
+        await c.execute("ROLLBACK")
+        body = json.dumps(rows, default=_json_value)
+        await c.execute("BEGIN READ WRITE")
+        await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
+        await c.execute(STORE_SQL, {"analysis": ANALYSIS, "key": key, "versions": json.dumps(versions),
+                                    "seconds": time.perf_counter() - t0, "rows": body})
+        await c.execute("COMMIT")
+        stored = await fetch(c, STORED_SQL, {"analysis": ANALYSIS, "key": key})
+    return stored[0] if stored else None
+
+
+async def _stored_rows(conn: psycopg.AsyncConnection, settings: Settings, params: dict[str, Any],
+                       ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+    """The rows of every site for the current data, stored (computed and stored first when missing); None when
+    the database cannot store them."""
+    versions = await _versions(conn)
+    if versions is None:
+        return None
+    key = _key(versions, params)
+    found = await fetch(conn, STORED_SQL, {"analysis": ANALYSIS, "key": key})
+    if not found:
+        stored = await refresh_sites(settings, params)
+        if stored is None or stored["versions"] != versions:
+            return None
+        found = [stored]
+    entry = found[0]
+    rows = entry["rows"]
+    return (json.loads(rows) if isinstance(rows, str) else rows), entry
+
+
+@lru_cache(maxsize=4096)
+def _label(lang: str, key: str, *params: tuple[str, str]) -> str:
+    """A message whose parameters repeat from site to site (labels, thresholds, sources), formatted once: every
+    site of a national answer has a dozen of them."""
+    return text(lang, key, **dict(params))
+
+
 def _m(value: float | None, lang: str) -> str:
     """A distance in whole metres as the language writes it (``5.000`` / ``5,000``)."""
     return number(value or 0, lang, 0)
@@ -177,21 +298,22 @@ def criteria_for(site: dict[str, Any], settings: Settings, lang: str = "en") -> 
         params = {"who": who, "cat": e["environmental_category"], "guide": _m(guide, lang),
                   "distance": _m(e["distance_m"], lang), "mixed": _m(mixed, lang)}
         rows.append({
-            "criterion": "zoning", "driver": "zoning", "label": text(lang, "criterion.zoning"),
+            "criterion": "zoning", "driver": "zoning", "label": _label(lang, "criterion.zoning"),
             "subject": who, "establishment_id": e["establishment_id"],
             "value": e["distance_m"], "unit": "m",
             "thresholds": {"attention": guide, "conflict": mixed},
-            "threshold_text": text(lang, "criterion.threshold_zoning", guide=_m(guide, lang), mixed=_m(mixed, lang)),
+            "threshold_text": _label(lang, "criterion.threshold_zoning", ("guide", _m(guide, lang)),
+                                     ("mixed", _m(mixed, lang))),
             "triggered": True, "effect": "conflict" if conflict else "attention",
-            "source": text(lang, "criterion.source_zoning", cat=e["environmental_category"]),
+            "source": _label(lang, "criterion.source_zoning", ("cat", e["environmental_category"])),
             "reason": text(lang, "reason.zoning_conflict" if conflict else "reason.zoning_attention", **params),
         })
     if not site["establishments"]:
         rows.append({
-            "criterion": "zoning", "driver": "zoning", "label": text(lang, "criterion.zoning"),
-            "subject": text(lang, "criterion.subject_none"), "establishment_id": None, "value": None, "unit": "m",
-            "thresholds": {}, "threshold_text": text(lang, "criterion.threshold_zoning_any"),
-            "triggered": False, "effect": None, "source": text(lang, "criterion.source_zoning_any"), "reason": None,
+            "criterion": "zoning", "driver": "zoning", "label": _label(lang, "criterion.zoning"),
+            "subject": _label(lang, "criterion.subject_none"), "establishment_id": None, "value": None, "unit": "m",
+            "thresholds": {}, "threshold_text": _label(lang, "criterion.threshold_zoning_any"),
+            "triggered": False, "effect": None, "source": _label(lang, "criterion.source_zoning_any"), "reason": None,
         })
     named = _habitat_named(hx, lang)
     year = hx.get("year")
@@ -204,14 +326,15 @@ def criteria_for(site: dict[str, Any], settings: Settings, lang: str = "en") -> 
                           distance=_m(nearest, lang), named=named,
                           exceedance=_m(hx["worst_exceedance"], lang))
     rows.append({
-        "criterion": "habitat-distance", "driver": "nitrogen", "label": text(lang, "criterion.habitat_distance"),
+        "criterion": "habitat-distance", "driver": "nitrogen", "label": _label(lang, "criterion.habitat_distance"),
         "subject": habitat_label(hx) if hx["overloaded_hexagons"] else None,
         "value": nearest, "unit": "m", "thresholds": {"conflict": near},
-        "threshold_text": text(lang, "criterion.threshold_habitat", near=_m(near, lang)),
+        "threshold_text": _label(lang, "criterion.threshold_habitat", ("near", _m(near, lang))),
         "triggered": over_near, "effect": "conflict" if over_near else None,
-        "source": text(lang, "criterion.source_habitat", year=str(year) if year else "–"),
+        "source": _label(lang, "criterion.source_habitat", ("year", str(year) if year else "–")),
         "reason": text(lang, "reason.overloaded_near", what=overloaded, near=_m(near, lang)) if over_near else None,
-        "none_text": None if nearest is not None else text(lang, "criterion.none_within", radius=_m(radius, lang)),
+        "none_text": None if nearest is not None else _label(lang, "criterion.none_within",
+                                                              ("radius", _m(radius, lang))),
     })
     worst = hx.get("max_exceedance")
     headroom = None if worst is None else rounded(-worst)
@@ -226,15 +349,17 @@ def criteria_for(site: dict[str, Any], settings: Settings, lang: str = "en") -> 
                             margin=_m(margin, lang), distance=_m(hx["nearest_approaching_m"], lang),
                             named=named if not hx["overloaded_hexagons"] else ""))
     rows.append({
-        "criterion": "nitrogen-headroom", "driver": "nitrogen", "label": text(lang, "criterion.headroom"),
+        "criterion": "nitrogen-headroom", "driver": "nitrogen", "label": _label(lang, "criterion.headroom"),
         "subject": habitat_label(hx) if tight else None,
         "value": headroom, "unit": "mol N/ha/yr", "thresholds": {"attention": margin},
-        "threshold_text": text(lang, "criterion.threshold_headroom", margin=_m(margin, lang), radius=_m(radius, lang)),
+        "threshold_text": _label(lang, "criterion.threshold_headroom", ("margin", _m(margin, lang)),
+                                     ("radius", _m(radius, lang))),
         "triggered": tight, "effect": "attention" if tight else None,
-        "source": text(lang, "criterion.source_headroom", year=str(year) if year else "–"),
+        "source": _label(lang, "criterion.source_headroom", ("year", str(year) if year else "–")),
         "reason": "; ".join(r for r in reasons if r) or None,
         "reasons": [r for r in reasons if r],
-        "none_text": None if headroom is not None else text(lang, "criterion.no_hexagons", radius=_m(radius, lang)),
+        "none_text": None if headroom is not None else _label(lang, "criterion.no_hexagons",
+                                                               ("radius", _m(radius, lang))),
     })
     return rows
 
@@ -330,7 +455,7 @@ def _site(row: dict[str, Any], settings: Settings, disclosure: Disclosure, lang:
         "establishments": establishments,
     }
     props["verdict"], props["reasons"], props["criteria"], props["drivers"] = judge(props, settings, lang)
-    props["verdict_label"] = text(lang, f"verdict.{props['verdict']}")
+    props["verdict_label"] = _label(lang, f"verdict.{props['verdict']}")
     props["indicative"] = True  # a first signal from the twin's data, not a legal test (docs/analyses.md)
     return {"type": "Feature", "id": row["site_id"], "geometry": json.loads(row["geometry"]), "properties": props}
 
@@ -347,6 +472,7 @@ async def housing_nitrogen(
     site_ids: list[str] | None = None,
     verdicts: list[str] | None = None,
     lang: str = DEFAULT_LANGUAGE,
+    stored: bool = True,
 ) -> dict[str, Any]:
     """Every housing site (or those overlapping a municipality or an RD polygon) with its deposition,
     nearby overloaded habitat, guide-distance conflicts and verdict, as a GeoJSON FeatureCollection.
@@ -354,6 +480,10 @@ async def housing_nitrogen(
     ``year``: the reference year (default the year of ``as_of``, default today): per site the latest
     deposition year not after it is used. ``site_ids`` and ``verdicts`` keep only those sites and verdicts;
     ``lang`` is the language of the reasons and labels.
+
+    ``stored``: for every site (no municipality or area), read the rows kept for the current data and reference
+    year (twin.analysis_results; computed and stored on the first request after the data changed). As of a past
+    state (:func:`twin.history.as_of`) always live.
     """
     if verdicts is not None:
         unknown = [v for v in verdicts if v not in VERDICTS]
@@ -369,12 +499,20 @@ async def housing_nitrogen(
         area_sql = "ST_GeomFromWKB(%(area)s, 28992)"
     else:
         area_sql = "NULL::geometry"
-    params = {
-        "muni": muni["code"] if muni else None, "area": area_wkb, "year": ref_year,
-        "margin": settings.analysis_approach_margin, "hex_r": settings.analysis_housing_habitat_radius_m,
-        "guide": GUIDE_JSON, "max_guide": max(GUIDE_DISTANCES_M.values()), "sites": site_ids,
-    }
-    rows = await fetch(conn, SITES_SQL.replace("{area}", area_sql), params)
+    params = {**sites_params(settings, ref_year), "muni": muni["code"] if muni else None, "area": area_wkb,
+              "sites": site_ids}
+    kept = None
+    if stored and muni is None and area_wkb is None and history.active() is None:
+        kept = await _stored_rows(conn, settings, params)
+    if kept is not None:
+        wanted = None if site_ids is None else set(site_ids)
+        rows = kept[0] if wanted is None else [r for r in kept[0] if r["site_id"] in wanted]
+        source = {"stored": True, "computed_at": kept[1]["computed_at"].isoformat(),
+                  "data_versions": kept[1]["versions"],
+                  "compute_seconds": None if kept[1]["seconds"] is None else round(kept[1]["seconds"], 1)}
+    else:
+        rows = await fetch(conn, SITES_SQL.replace("{area}", area_sql), params)
+        source = {"stored": False}
     features = [_site(row, settings, disclosure, lang) for row in rows]
     if verdicts is not None:
         features = [f for f in features if f["properties"]["verdict"] in verdicts]
@@ -389,6 +527,8 @@ async def housing_nitrogen(
         "verdict_filter": verdicts,
         "indicative": True,
         "lang": lang,
+        # the figures of every site stored per data version: when they were computed and from which versions
+        "analysis_source": source,
         "parameters": {
             "habitat_radius_m": settings.analysis_housing_habitat_radius_m,
             "conflict_habitat_distance_m": settings.analysis_housing_conflict_habitat_m,
@@ -396,6 +536,21 @@ async def housing_nitrogen(
             "guide_distances_m": GUIDE_DISTANCES_M,
         },
     }
+
+
+def sites_params(settings: Settings, year: int) -> dict[str, Any]:
+    """The parameters of SITES_SQL that decide every site's figures: the reference year and the settings."""
+    return {"year": year, "margin": settings.analysis_approach_margin,
+            "hex_r": settings.analysis_housing_habitat_radius_m, "guide": GUIDE_JSON,
+            "max_guide": max(GUIDE_DISTANCES_M.values())}
+
+
+def refresh_sites_sync(settings: Settings, *, year: int | None = None) -> dict[str, Any] | None:
+    """Store the rows of every site for the current data (default: this year's), e.g. right after a load, so that
+    the first request finds them; see :func:`refresh_sites`."""
+    import asyncio
+
+    return asyncio.run(refresh_sites(settings, sites_params(settings, year if year is not None else today(None).year)))
 
 
 def housing_nitrogen_sync(settings: Settings, **kwargs: Any) -> dict[str, Any]:

@@ -9,8 +9,10 @@ documented in docs/analyses.md in the manner of the Dutch algorithm register.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
-from datetime import date
+import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,15 @@ import psycopg
 import yaml
 
 from layers.registry import GUIDE_DISTANCES_M
+from twin import database, history
+from twin import sql as twin_sql
 from twin.access import natural_person_sql
 from twin.analyses.common import (
     FULL,
     GUIDE_JSON,
     HEX_YEAR_SQL,
     Disclosure,
+    act_as,
     fetch,
     municipality,
     redact_establishment,
@@ -51,7 +56,7 @@ WITH ins AS (
          json_agg(json_build_array(i.inspection_id, i.inspected_on, coalesce(i.gedrag, left(i.lhs_cell, 1)),
                                    coalesce(i.gevolg, right(i.lhs_cell, 1)))
                   ORDER BY i.inspected_on, i.inspection_id)
-           FILTER (WHERE i.result = 'voorschriften overtreden') AS violations
+           FILTER (WHERE i.result = 'voorschriften overtreden') AS violations{own_inspections}
   FROM twin.inspections i JOIN twin.establishments e ON e.establishment_id = i.establishment_id
   WHERE i.inspected_on <= %(as_of)s AND {inspections} AND {in_area} AND {establishments}
   GROUP BY i.establishment_id
@@ -67,12 +72,13 @@ hs AS (  -- from the few housing sites to the establishments around them, not th
   FROM twin.housing_sites s
   JOIN twin.establishments e ON ST_DWithin(e.geom, s.geom, %(max_guide)s)
    AND ST_Distance(e.geom, s.geom) < (%(guide)s::jsonb ->> e.environmental_category)::float
+  WHERE {in_area} AND {establishments}  -- (a page of ids: from those establishments to the sites instead)
   GROUP BY e.establishment_id
 )
 SELECT e.establishment_id, e.environmental_category, e.activiteitenbesluit_type, e.brzo, e.visit_frequency_years,
        (%(guide)s::jsonb ->> e.environmental_category)::float AS guide,
        ins.last_on, ins.violations, nh3.kg AS nh3_kg, hab.n AS overloaded_hexagons,
-       dw.n AS dwellings, hs.n AS housing_sites
+       dw.n AS dwellings, hs.n AS housing_sites{own_columns}
 FROM twin.establishments e
 LEFT JOIN ins ON ins.establishment_id = e.establishment_id
 LEFT JOIN nh3 ON nh3.establishment_id = e.establishment_id
@@ -90,6 +96,18 @@ LEFT JOIN LATERAL (
 LEFT JOIN hs ON hs.establishment_id = e.establishment_id
 WHERE {in_area} AND {establishments}
 """.replace("{hex_year}", HEX_YEAR_SQL)
+
+# For a stored ranking (every establishment, read as an admin): also the inputs as an inspector of the
+# establishment's own organisation sees them (only the inspections of that organisation), and what decides
+# who may see the score.
+OWN_INSPECTIONS_SQL = """,
+         max(i.inspected_on) FILTER (WHERE i.org_code = e.org_code) AS last_on_own,
+         json_agg(json_build_array(i.inspection_id, i.inspected_on, coalesce(i.gedrag, left(i.lhs_cell, 1)),
+                                   coalesce(i.gevolg, right(i.lhs_cell, 1)))
+                  ORDER BY i.inspected_on, i.inspection_id)
+           FILTER (WHERE i.result = 'voorschriften overtreden' AND i.org_code = e.org_code) AS violations_own"""
+OWN_COLUMNS_SQL = (", ins.last_on_own, ins.violations_own, e.org_code, "
+                   + NATURAL_PERSON + " AS natural_person")
 
 # What the ranking shows of an establishment besides its score (only for the ones returned).
 DETAILS_SQL = """
@@ -301,6 +319,205 @@ def apply_overrides(ranked: list[dict[str, Any]], overrides: list[dict[str, Any]
     return order
 
 
+# --- The ranking kept per data version (migration 0019) ------------------------------------------------------
+# The tables the ranking reads (INPUTS_SQL): a stored ranking is keyed by their versions in twin.layer_versions.
+# The overrides are not among them: they are laid over the ranking when it is read.
+RANKING_TABLES = ("establishments", "inspections", "permits", "deposition_hexagons", "buildings", "housing_sites")
+RANKING_FORMAT = "1"  # raised when the scoring code changes what a stored score means
+REFRESH_TIMEOUT = "600s"  # computing the whole national ranking is batch work, not a request's statement
+VERSIONS_SQL = """
+SELECT to_regclass('twin.priority_rankings') IS NOT NULL AS stored,
+       (SELECT jsonb_object_agg(v.table_name, v.version) FROM twin.layer_versions v
+        WHERE v.table_name = ANY(%(tables)s)) AS versions
+"""
+STORED_SQL = """
+SELECT r.ranking_id, r.computed_at, r.versions, r.seconds FROM twin.priority_rankings r WHERE r.key = %(key)s
+"""
+# The stored scores the caller may see, best first (ties by id in code-point order, as Python sorts them):
+# the first %(n)s, how many there are, and the computed rank of given ids (the overridden ones).
+ITEMS_SQL = """
+SELECT p.establishment_id, {score} AS score FROM twin.priority_ranking_items p
+WHERE p.ranking_id = %(ranking)s AND {visible} AND {in_area}
+ORDER BY {score} DESC, p.establishment_id COLLATE "C" LIMIT %(n)s
+"""
+COUNT_SQL = """
+SELECT count(*) AS n FROM twin.priority_ranking_items p WHERE p.ranking_id = %(ranking)s AND {visible} AND {in_area}
+"""
+RANKS_SQL = """
+SELECT o.establishment_id, o.score,
+       (SELECT count(*) FROM twin.priority_ranking_items p
+        WHERE p.ranking_id = %(ranking)s AND {visible} AND {in_area}
+          AND ({score} > o.score OR ({score} = o.score AND p.establishment_id COLLATE "C" < o.establishment_id)))
+         + 1 AS computed_rank
+FROM (SELECT p.establishment_id, {score} AS score FROM twin.priority_ranking_items p
+      WHERE p.ranking_id = %(ranking)s AND {visible} AND {in_area} AND p.establishment_id = ANY(%(ids)s)) o
+"""
+ACTIVE_OVERRIDES_SQL = """
+SELECT o.establishment_id, o.rank, o.reason, o.author, o.created_at
+FROM twin.priority_overrides o WHERE o.active ORDER BY o.rank, o.created_at
+"""
+STORE_SQL = """
+SELECT twin.priority_ranking_store(%(key)s::text, %(as_of)s::date, %(year)s::integer, %(weights_hash)s::text,
+                                   %(versions)s::jsonb, %(seconds)s::float8, %(ids)s::text[], %(orgs)s::text[],
+                                   %(natural)s::boolean[], %(scores)s::float8[], %(own)s::float8[])
+"""
+
+
+def _weights_hash(weights: dict[str, Any]) -> str:
+    plain = {k: v for k, v in weights.items() if k != "source"}
+    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def ranking_key(versions: dict[str, Any], as_of: date, year: int | None, weights: dict[str, Any]) -> str:
+    """The key of a stored ranking: what decides every score (the tables' versions, the reference date, the
+    hexagon year asked for, the weights, the guide distances and the scoring code)."""
+    parts = [RANKING_FORMAT, ",".join(f"{t}={versions[t]}" for t in RANKING_TABLES), as_of.isoformat(),
+             "" if year is None else str(year), _weights_hash(weights),
+             hashlib.sha256(GUIDE_JSON.encode()).hexdigest()[:8]]
+    return "|".join(parts)
+
+
+def _params(ref: date, year: int | None, weights: dict[str, Any], disclosure: Disclosure,
+            muni: str | None = None) -> dict[str, Any]:
+    return {"muni": muni, "as_of": ref, "year": year if year is not None else ref.year, "guide": GUIDE_JSON,
+            "nh3_r": weights["surroundings"]["nh3_habitat_radius_m"], "disclosure_org": disclosure.org_code,
+            "max_guide": max(GUIDE_DISTANCES_M.values())}
+
+
+def _inputs_sql(in_area: str, disclosure: Disclosure, own: bool = False) -> str:
+    return (INPUTS_SQL.replace("{in_area}", in_area)
+            .replace("{inspections}", disclosure.inspection_sql("i", "e"))
+            .replace("{establishments}", disclosure.establishment_sql("e"))
+            .replace("{active_permit}", ACTIVE_PERMIT_SQL)
+            .replace("{own_inspections}", OWN_INSPECTIONS_SQL if own else "")
+            .replace("{own_columns}", OWN_COLUMNS_SQL if own else ""))
+
+
+async def _versions(conn: psycopg.AsyncConnection) -> dict[str, Any] | None:
+    """The versions of :data:`RANKING_TABLES`, or None when no ranking can be stored (a database before
+    migration 0019, or a table without a version row)."""
+    rows = await fetch(conn, VERSIONS_SQL, {"tables": list(RANKING_TABLES)})
+    versions = rows[0]["versions"] or {} if rows and rows[0]["stored"] else None
+    if versions is None or any(t not in versions for t in RANKING_TABLES):
+        return None
+    return dict(versions)
+
+
+async def refresh_ranking(settings: Settings, *, as_of: date | None = None, year: int | None = None,
+                          ) -> dict[str, Any] | None:
+    """Compute the whole ranking (every establishment, as admins and as each establishment's own organisation's
+    inspectors see it) for the current data and store it (twin.priority_rankings), unless it is stored already.
+    Returns the stored ranking's row, or None on a database that cannot store it.
+
+    On a connection of its own: one REPEATABLE READ snapshot reads the versions and the inputs (so the key names
+    exactly the data scored), then a short READ WRITE transaction calls the store function (the reader role
+    writes no table itself)."""
+    weights = load_weights(settings)
+    ref = today(as_of)
+    t0 = time.perf_counter()
+    async with await psycopg.AsyncConnection.connect(database.url_for(settings, "reader"), autocommit=True) as c:
+        await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
+        await act_as(c, FULL)
+        versions = await _versions(c)
+        if versions is None:
+            await c.execute("ROLLBACK")
+            return None
+        key = ranking_key(versions, ref, year, weights)
+        # One computation per key at a time, across requests and processes: the others wait here, then find it.
+        await c.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        await c.execute("ROLLBACK")  # a snapshot taken after the lock sees what the one before us stored
+        await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
+        await act_as(c, FULL)
+        if await _versions(c) != versions:
+            await c.execute("ROLLBACK")
+            return None
+        found = await fetch(c, STORED_SQL, {"key": key})
+        if found:
+            await c.execute("ROLLBACK")
+            return found[0]
+        rows = await fetch(c, _inputs_sql("true", FULL, own=True), _params(ref, year, weights, FULL))
+        await c.execute("ROLLBACK")
+        ids, orgs, natural, scores, own = [], [], [], [], []
+        for row in rows:
+            total = total_points(row, ref, weights)
+            if row["last_on_own"] == row["last_on"] and row["violations_own"] == row["violations"]:
+                mine = total
+            else:
+                mine = total_points({**row, "last_on": row["last_on_own"], "violations": row["violations_own"]},
+                                    ref, weights)
+            ids.append(row["establishment_id"])
+            orgs.append(row["org_code"])
+            natural.append(bool(row["natural_person"]))
+            scores.append(total)
+            own.append(mine)
+        await c.execute("BEGIN READ WRITE")
+        await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
+        await c.execute(STORE_SQL, {"key": key, "as_of": ref, "year": year, "weights_hash": _weights_hash(weights),
+                                    "versions": json.dumps(versions), "seconds": time.perf_counter() - t0,
+                                    "ids": ids, "orgs": orgs, "natural": natural, "scores": scores, "own": own})
+        await c.execute("COMMIT")
+        stored = await fetch(c, STORED_SQL, {"key": key})
+    return stored[0] if stored else None
+
+
+def refresh_ranking_sync(settings: Settings, **kwargs: Any) -> dict[str, Any] | None:
+    """:func:`refresh_ranking` from plain Python (after a load: the first request then finds it stored)."""
+    import asyncio
+
+    return asyncio.run(refresh_ranking(settings, **kwargs))
+
+
+async def _stored_ranking(conn: psycopg.AsyncConnection, settings: Settings, ref: date, year: int | None,
+                          weights: dict[str, Any], disclosure: Disclosure, in_area: str, muni: str | None,
+                          limit: int | None, refresh: bool) -> dict[str, Any] | None:
+    """The caller's ranking read from the one stored for the current data (computed and stored first when
+    ``refresh``): the items up to ``limit`` after the overrides (with their computed ranks), how many there are,
+    and the overrides; None when there is none to read (then the ranking is computed live)."""
+    versions = await _versions(conn)
+    if versions is None:
+        return None
+    key = ranking_key(versions, ref, year, weights)
+    found = await fetch(conn, STORED_SQL, {"key": key})
+    if not found and refresh:
+        stored = await refresh_ranking(settings, as_of=ref, year=year)
+        if stored is not None and stored["versions"] == versions:
+            found = [stored]
+    if not found:
+        return None
+    kept = found[0]
+    if disclosure.role == "admin":
+        score_sql, visible = "p.score", "true"
+    elif disclosure.role == "inspector":
+        score_sql, visible = "p.score_own", ("p.org_code = %(disclosure_org)s" if disclosure.org_code else "false")
+    elif disclosure.role == "advisor":
+        score_sql, visible = "p.score", "NOT p.natural_person"
+    else:
+        score_sql, visible = "p.score", "false"
+    area = in_area if in_area == "true" else (
+        f"p.establishment_id IN (SELECT e.establishment_id FROM twin.establishments e WHERE {in_area})")
+
+    def sql(text: str) -> str:
+        return text.replace("{score}", score_sql).replace("{visible}", visible).replace("{in_area}", area)
+
+    params = {"ranking": kept["ranking_id"], "disclosure_org": disclosure.org_code, "muni": muni}
+    overrides = await fetch(conn, ACTIVE_OVERRIDES_SQL)
+    pinned = {r["establishment_id"]: r for r in await fetch(
+        conn, sql(RANKS_SQL), params | {"ids": [o["establishment_id"] for o in overrides]})} if overrides else {}
+    overrides = [o for o in overrides if o["establishment_id"] in pinned]  # those in the caller's ranking
+    # Enough of the top for ``limit`` items besides the pinned ones: the overrides place those among them.
+    n = None if limit is None else limit + len(pinned)
+    top = await twin_sql.fetch(conn, sql(ITEMS_SQL), params | {"n": n}, timeout=twin_sql.ANALYSIS_TIMEOUT)
+    total = len(top) if n is None or len(top) < n else (
+        await twin_sql.fetch(conn, sql(COUNT_SQL), params, timeout=twin_sql.ANALYSIS_TIMEOUT))[0][0]
+    items = [{"establishment_id": eid, "computed_rank": rank} for rank, (eid, _) in enumerate(top, start=1)]
+    listed = {i["establishment_id"] for i in items}
+    items += [{"establishment_id": eid, "computed_rank": r["computed_rank"]} for eid, r in pinned.items()
+              if eid not in listed]
+    return {"items": items, "total": int(total), "overrides": overrides, "kept": kept}
+
+
 async def inspection_priority(
     conn: psycopg.AsyncConnection,
     settings: Settings,
@@ -310,10 +527,15 @@ async def inspection_priority(
     as_of: date | None = None,
     year: int | None = None,
     disclosure: Disclosure = FULL,
+    stored: bool = True,
 ) -> dict[str, Any]:
     """The ranking of establishments (of a municipality, or all the caller may plan) by risk score,
     with the factors one by one and the coordinators' overrides. ``year``: the reference year of the
-    deposition hexagons (default the year of ``as_of``)."""
+    deposition hexagons (default the year of ``as_of``).
+
+    ``stored``: read the scores from the ranking kept for the current data (twin.priority_rankings, computed
+    and stored on the first request of all establishments after the data changed); a municipality is read from
+    it when it is there, else computed live. As of a past state (:func:`twin.history.as_of`) always live."""
     if not disclosure.inspections:
         raise Unauthorized(
             "the inspection priority is built on restricted inspection data: send an API key of an advisor, "
@@ -328,32 +550,43 @@ async def inspection_priority(
     if municipality_code is not None:
         muni = await municipality(conn, municipality_code)
         in_area = ("ST_Intersects(e.geom, (SELECT m.geom FROM twin.municipalities m WHERE m.code = %(muni)s))")
-    sql = (INPUTS_SQL.replace("{in_area}", in_area)
-           .replace("{inspections}", disclosure.inspection_sql("i", "e"))
-           .replace("{establishments}", disclosure.establishment_sql("e"))
-           .replace("{active_permit}", ACTIVE_PERMIT_SQL))
-    params = {"muni": muni["code"] if muni else None, "as_of": ref, "year": year if year is not None else ref.year,
-              "guide": GUIDE_JSON,
-              "nh3_r": weights["surroundings"]["nh3_habitat_radius_m"], "disclosure_org": disclosure.org_code,
-              "max_guide": max(GUIDE_DISTANCES_M.values())}
-    rows = await fetch(conn, sql, params)
-    # Score everything (numbers only), rank, then explain the establishments that are shown.
-    scored = sorted(((total_points(row, ref, weights), row["establishment_id"], row) for row in rows),
-                    key=lambda t: (-t[0], t[1]))
-    items = [{"establishment_id": eid, "computed_rank": n, "_row": row}
-             for n, (_, eid, row) in enumerate(scored, start=1)]
-    overrides = await fetch(conn, OVERRIDES_SQL, {"ids": [i["establishment_id"] for i in items]})
+    params = _params(ref, year, weights, disclosure, muni["code"] if muni else None)
+    found = None
+    if stored and history.active() is None:
+        found = await _stored_ranking(conn, settings, ref, year, weights, disclosure, in_area, params["muni"],
+                                      limit, refresh=muni is None)
+    rows_by_id: dict[str, dict[str, Any]] = {}
+    if found is not None:
+        items, matched, overrides, kept = found["items"], found["total"], found["overrides"], found["kept"]
+        source = {"stored": True, "computed_at": kept["computed_at"].isoformat(), "data_versions": kept["versions"],
+                  "compute_seconds": None if kept["seconds"] is None else round(kept["seconds"], 1)}
+    else:
+        rows = await fetch(conn, _inputs_sql(in_area, disclosure), params)
+        # Score everything (numbers only), rank, then explain the establishments that are shown.
+        scored = sorted(((total_points(row, ref, weights), row["establishment_id"]) for row in rows),
+                        key=lambda t: (-t[0], t[1]))
+        rows_by_id = {row["establishment_id"]: row for row in rows}
+        source = {"stored": False, "computed_at": datetime.now(UTC).isoformat(), "data_versions": None,
+                  "compute_seconds": None}
+        items = [{"establishment_id": eid, "computed_rank": n} for n, (_, eid) in enumerate(scored, start=1)]
+        matched = len(items)
+        overrides = await fetch(conn, OVERRIDES_SQL, {"ids": [i["establishment_id"] for i in items]})
     by_id = {o["establishment_id"]: o for o in overrides}
     final = apply_overrides(items, overrides)
     for n, item in enumerate(final, start=1):
         item["rank"] = n
     shown = final if limit is None else final[:limit]
-    details = {d["establishment_id"]: d for d in
-               await fetch(conn, DETAILS_SQL, {"ids": [i["establishment_id"] for i in shown]})}
+    shown_ids = [i["establishment_id"] for i in shown]
+    if found is not None:  # the inputs of the shown establishments only, as the caller sees them
+        rows_by_id = {row["establishment_id"]: row for row in await fetch(
+            conn, _inputs_sql("e.establishment_id = ANY(%(ids)s)", disclosure), params | {"ids": shown_ids})}
+    details = {d["establishment_id"]: d for d in await fetch(conn, DETAILS_SQL, {"ids": shown_ids})}
     ranking = []
     for item in shown:
-        row = item["_row"]
-        d = details[item["establishment_id"]]
+        row = rows_by_id.get(item["establishment_id"])
+        d = details.get(item["establishment_id"])
+        if row is None or d is None:  # removed since the scores were read: not shown
+            continue
         total, factors = score(row, ref, weights)
         o = by_id.get(item["establishment_id"])
         ranking.append(redact_establishment({
@@ -368,10 +601,13 @@ async def inspection_priority(
         }, disclosure, d["org_code"]))
     return {
         "as_of": ref.isoformat(),
+        # when the scores were computed and from which data (a stored ranking: the versions of the tables it read)
+        "ranking_as_of": source["computed_at"],
+        "ranking_source": source,
         "municipality": None if muni is None else {"code": muni["code"], "name": muni["name"]},
         "scope": disclosure.scope,
-        "numberMatched": len(final),
-        "numberReturned": len(shown),
+        "numberMatched": matched,
+        "numberReturned": len(ranking),
         "weights": weights,
         "guide_distances_m": GUIDE_DISTANCES_M,
         "ranking": ranking,
