@@ -316,12 +316,22 @@ def rejects_cmd(
 def derive_cmd(
     national_size: Annotated[float, typer.Option(help="Width (across the flats) of the national hexagons, m")]
     = 2000.0,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Compute the blocks on a running Dask scheduler (tcp://host:8786); its workers need vth-twin "
+             "installed and must reach the database")] = None,
+    dask_workers: Annotated[int | None, typer.Option(
+        min=1, help="Compute the blocks on a local Dask cluster of N worker processes")] = None,
 ) -> None:
-    """Recompute deposition-hexagons from the deposition raster and the Natura 2000 habitats."""
+    """Recompute deposition-hexagons from the deposition raster and the Natura 2000 habitats (on Dask with
+    --scheduler or --dask-workers; same result, one merge transaction)."""
     from ingest import hexagons
 
     with twin_errors():
-        result = hexagons.derive(read_settings(), national_size_m=national_size)
+        if scheduler or dask_workers:
+            with hexagons.dask_client(scheduler, dask_workers) as client:
+                result = hexagons.derive(read_settings(), national_size_m=national_size, client=client)
+        else:
+            result = hexagons.derive(read_settings(), national_size_m=national_size)
     console.print(summary_table([result]))
     report(result)
     if not result.ok:
@@ -366,6 +376,28 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
     return results
 
 
+def keep_analyses_for(settings: Settings) -> None:
+    """The analyses kept per data version (migration 0019), computed now rather than on the first request."""
+    import time
+
+    import psycopg
+
+    from twin.analyses import housing, priority
+
+    for name, refresh in (("inspection-priority ranking", priority.refresh_ranking_sync),
+                          ("housing-nitrogen of all sites", housing.refresh_sites_sync)):
+        t0 = time.perf_counter()
+        try:
+            with err.status(f"keeping the {name} for the new data ..."):
+                kept = refresh(settings)
+        except (psycopg.Error, TwinError) as exc:  # the load stands; the first request computes it instead
+            console.print(f"[yellow]the {name} was not kept ({str(exc).splitlines()[0]}); the first request "
+                          "computes it[/yellow]")
+            continue
+        if kept is not None:
+            console.print(f"kept the {name} for the new data in {time.perf_counter() - t0:.1f} s")
+
+
 def ingest_all_cmd(
     folder: Annotated[Path, typer.Argument(help="Folder with manifest.json (as 'twin demo-data' writes it)")],
     mode: Annotated[str, typer.Option(help="upsert or replace, for every file")] = "upsert",
@@ -373,11 +405,17 @@ def ingest_all_cmd(
     derive: Annotated[bool, typer.Option(help="Derive deposition-hexagons after the raster/habitats")] = True,
     quality: Annotated[bool, typer.Option(help="Then measure and record the data-quality rules of the loaded "
                                                "layers")] = True,
+    keep_analyses: Annotated[bool, typer.Option(help="Then compute and keep the full inspection-priority ranking "
+                                                     "and housing-nitrogen of all sites for the new data, so that "
+                                                     "the first request finds them (docs/architecture.md)")] = True,
 ) -> None:
     """Load every file of a folder's manifest.json in dependency order, then derive the hexagons."""
+    settings = read_settings()
     with twin_errors():
-        results = ingest_all(read_settings(), folder, mode, max_reject_rate, derive, quality)
+        results = ingest_all(settings, folder, mode, max_reject_rate, derive, quality)
     console.print(summary_table(results))
+    if keep_analyses and any(r.status == "succeeded" for r in results):
+        keep_analyses_for(settings)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 

@@ -229,7 +229,10 @@ async def _stored_rows(conn: psycopg.AsyncConnection, settings: Settings, params
     key = _key(versions, params)
     found = await fetch(conn, STORED_SQL, {"analysis": ANALYSIS, "key": key})
     if not found:
-        stored = await refresh_sites(settings, params)
+        try:
+            stored = await refresh_sites(settings, params)
+        except psycopg.OperationalError:  # the primary (where it is stored) is unreachable: computed live
+            stored = None
         if stored is None or stored["versions"] != versions:
             return None
         found = [stored]

@@ -481,7 +481,10 @@ async def _stored_ranking(conn: psycopg.AsyncConnection, settings: Settings, ref
     key = ranking_key(versions, ref, year, weights)
     found = await fetch(conn, STORED_SQL, {"key": key})
     if not found and refresh:
-        stored = await refresh_ranking(settings, as_of=ref, year=year)
+        try:
+            stored = await refresh_ranking(settings, as_of=ref, year=year)
+        except psycopg.OperationalError:  # the primary (where it is stored) is unreachable: computed live
+            stored = None
         if stored is not None and stored["versions"] == versions:
             found = [stored]
     if not found:
