@@ -52,7 +52,9 @@ def create_app(settings: Settings) -> FastAPI:
             max_size=settings.pool_max_size,
             open=False,
             check=AsyncConnectionPool.check_connection,
-            kwargs={"connect_timeout": 3, "application_name": "vth-twin-api"},
+            kwargs={"connect_timeout": 3, "application_name": "vth-twin-api",
+                    # PgBouncer (transaction mode) moves each transaction to any server connection
+                    **({"prepare_threshold": None} if settings.pgbouncer else {})},
             reconnect_timeout=settings.pool_reconnect_timeout_s,
         )
         await pool.open(wait=False)

@@ -205,7 +205,9 @@ async def auditor_pool(app: Any, settings: Settings) -> AsyncIterator[None]:
     transactions are read-only, so the audit log is written on a connection of its own)."""
     pool = AsyncConnectionPool(
         auditor_url(settings), min_size=0, max_size=2, open=False, check=AsyncConnectionPool.check_connection,
-        kwargs={"connect_timeout": 3, "application_name": "vth-twin-audit", "autocommit": True},
+        kwargs={"connect_timeout": 3, "application_name": "vth-twin-audit", "autocommit": True,
+                # PgBouncer (transaction mode) moves each statement to any server connection
+                **({"prepare_threshold": None} if settings.pgbouncer else {})},
         reconnect_timeout=settings.pool_reconnect_timeout_s,
     )
     await pool.open(wait=False)

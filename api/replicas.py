@@ -87,7 +87,9 @@ class Readers:
             pool = AsyncConnectionPool(
                 full, min_size=1, max_size=settings.pool_max_size, open=False,
                 check=AsyncConnectionPool.check_connection,
-                kwargs={"connect_timeout": 2, "application_name": "vth-twin-api"},
+                kwargs={"connect_timeout": 2, "application_name": "vth-twin-api",
+                        # PgBouncer (transaction mode) moves each transaction to any server connection
+                        **({"prepare_threshold": None} if settings.pgbouncer else {})},
                 reconnect_timeout=settings.pool_reconnect_timeout_s)
             replicas.append(Reader(_label(full, i), full, pool))
         return cls(settings, primary, replicas)

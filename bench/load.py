@@ -26,6 +26,15 @@ Prepare the medium-scale twin once::
 Run (60 s, 8 clients)::
 
     TWIN_DATABASE_NAME=twin_load .venv/bin/python bench/load.py --serve --seconds 60 --concurrency 8
+
+Faults under load (issue 23): ``--topology`` starts scripts/scale.py (a replica, PgBouncer, two API processes,
+nginx) around the local cluster and loads it through nginx; ``--faults`` stops the replica at 20% of the run,
+starts it at 40%, stops the primary at 55% and starts it at 80%, and reports every answer per phase (status
+counts and the slowest). Give it a cluster of its own, since it stops the primary::
+
+    export TWIN_DATA_DIR=/tmp/twin-faults TWIN_PG_PORT=54400 && .venv/bin/twin db up && .venv/bin/twin db migrate
+    .venv/bin/twin demo-data --scale small --out /tmp/small && .venv/bin/twin ingest-all /tmp/small
+    .venv/bin/python bench/load.py --topology --faults --seconds 60 --concurrency 8 --json bench/results/faults.json
 """
 
 from __future__ import annotations
@@ -62,6 +71,15 @@ class Stats:
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     samples: list[str] = field(default_factory=list)
     sent: int = 0
+    phase: str = "steady"  # --faults: what is down now
+    by_phase: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def note(self, ok: bool, status: str, elapsed: float) -> None:
+        """Per phase of a --faults run: answers by status, the slowest, and whether a 200 was well-formed."""
+        p = self.by_phase.setdefault(self.phase, {"requests": 0, "status": defaultdict(int), "max_ms": 0.0})
+        p["requests"] += 1
+        p["status"][status] += 1
+        p["max_ms"] = max(p["max_ms"], round(elapsed * 1000, 1))
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -115,9 +133,17 @@ async def worker(client: httpx.AsyncClient, stats: Stats, rng: random.Random, de
             await r.aread()
             ok = 200 <= r.status_code < 300 or r.status_code == 304
             status = str(r.status_code)
+            if r.status_code == 200 and r.headers.get("content-type", "").startswith(("application/json",
+                                                                                    "application/geo+json")):
+                body = r.json()  # a wrong answer would be a 200 that is not what was asked for
+                if kind in ("items", "inspections") and body.get("type") != "FeatureCollection":
+                    ok, status = False, "200 but not a FeatureCollection"
         except httpx.HTTPError as exc:
             ok, status = False, type(exc).__name__
+        except ValueError:
+            ok, status = False, "200 with a broken body"
         elapsed = time.perf_counter() - started
+        stats.note(ok, status, elapsed)
         if ok:
             stats.latencies[kind].append(elapsed)
         else:
@@ -139,8 +165,26 @@ async def places_from(client: httpx.AsyncClient, n: int) -> list[Place]:
     return out
 
 
+async def faults(stats: Stats, seconds: float, settings: Any, events: list[dict[str, Any]]) -> None:
+    """--faults: stop the replica, start it again, stop the primary, start it again, at fixed shares of the run."""
+    from twin import cluster, replication
+
+    rep = replication.replicas(settings)[0]
+    plan = ((0.2, "replica down", lambda: replication.stop(settings, rep)),
+            (0.4, "steady again", lambda: replication.start(settings, rep)),
+            (0.55, "primary down", lambda: cluster.down(settings)),
+            (0.8, "primary back", lambda: cluster.up(settings)))
+    started = time.monotonic()
+    for share, phase, action in plan:
+        await asyncio.sleep(max(0.0, started + share * seconds - time.monotonic()))
+        t0 = time.monotonic()
+        await asyncio.to_thread(action)
+        stats.phase = phase
+        events.append({"at_s": round(t0 - started, 1), "event": phase, "took_s": round(time.monotonic() - t0, 1)})
+
+
 async def run(base_url: str, seconds: float, concurrency: int, max_requests: int, seed: int, key: str | None,
-              org: str | None, warmup: float) -> dict[str, Any]:
+              org: str | None, warmup: float, fault_settings: Any = None) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
         places = await places_from(client, 5000)
@@ -150,10 +194,12 @@ async def run(base_url: str, seconds: float, concurrency: int, max_requests: int
             await asyncio.gather(*(worker(client, warm, random.Random(seed + 1000 + i), end, 10**9, places, key, org)
                                    for i in range(concurrency)))
         stats = Stats()
+        events: list[dict[str, Any]] = []
         started = time.monotonic()
         deadline = started + seconds
+        chaos = [faults(stats, seconds, fault_settings, events)] if fault_settings is not None else []
         await asyncio.gather(*(worker(client, stats, random.Random(seed + i), deadline, max_requests, places, key, org)
-                               for i in range(concurrency)))
+                               for i in range(concurrency)), *chaos)
         wall = time.monotonic() - started
     all_latencies = [v for values in stats.latencies.values() for v in values]
     ok = len(all_latencies)
@@ -168,6 +214,9 @@ async def run(base_url: str, seconds: float, concurrency: int, max_requests: int
         "p99_ms": round(percentile(all_latencies, 99) * ms, 1),
         "per_kind": {k: {"n": len(v), "p50_ms": round(percentile(v, 50) * ms, 1),
                          "p95_ms": round(percentile(v, 95) * ms, 1)} for k, v in sorted(stats.latencies.items())},
+        **({"fault_events": events,
+            "phases": {k: {**v, "status": dict(v["status"])} for k, v in stats.by_phase.items()}}
+           if fault_settings is not None else {}),
     }
 
 
@@ -209,7 +258,14 @@ def main() -> None:
                     "with --serve, or the inspections share is sent anonymously and counted as errors)")
     ap.add_argument("--org", default="ODUTR", help="Organisation of the inspector key created with --serve")
     ap.add_argument("--json", type=Path, help="Also write the result here")
+    ap.add_argument("--topology", action="store_true", help="Start the scale-out topology (scripts/scale.py: a "
+                    "replica, PgBouncer, two API processes, nginx) around the local cluster and load it through nginx")
+    ap.add_argument("--faults", action="store_true", help="With --topology: stop the replica, then the primary, "
+                    "during the run (and start them again); report every answer per phase. Use a cluster of its "
+                    "own (TWIN_DATA_DIR, TWIN_PG_PORT): this one is stopped for a while")
     args = ap.parse_args()
+    if args.faults and not args.topology:
+        raise SystemExit("--faults needs --topology")
     if not args.url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")) and not args.serve:
         raise SystemExit("the load test runs on loopback only: use --serve or a 127.0.0.1 URL")
     proc = None
@@ -228,19 +284,36 @@ def main() -> None:
             port = _free_port()
             proc = serve(port)
             args.url = f"http://127.0.0.1:{port}"
+        fault_settings = None
+        if args.topology:
+            from twin import access, database
+            from twin.settings import get_settings
+
+            settings = get_settings()
+            if key is None:
+                with database.connect(database.url_for(settings, "owner"), autocommit=True) as conn:
+                    meta, key = access.create_key(conn, "inspector", args.org, access.parse_expiry("1h"), "bench/load")
+                    key_id = meta.key_id
+            up = subprocess.run([sys.executable, str(ROOT / "scripts" / "scale.py"), "up", "--port", str(_free_port())],
+                                capture_output=True, text=True, check=True,
+                                env={**os.environ, "TWIN_RATE_LIMIT_RPS": "0"})  # one client sends everything
+            args.url = up.stdout.split("up: ", 1)[1].split()[0]
+            fault_settings = settings if args.faults else None
         result = asyncio.run(run(args.url, args.seconds, args.concurrency, args.max_requests, args.seed, key,
-                                 args.org, args.warmup))
+                                 args.org, args.warmup, fault_settings))
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=20)
+        if args.topology:
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "scale.py"), "down"], capture_output=True)
         if key_id is not None:
             with database.connect(database.url_for(settings, "owner"), autocommit=True) as conn:
                 access.revoke_key(conn, key_id)
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
-    sys.exit(1 if result["errors"] else 0)
+    sys.exit(1 if result["errors"] and not args.faults else 0)
 
 
 if __name__ == "__main__":

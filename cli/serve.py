@@ -20,7 +20,7 @@ def serve(
     s = read_settings()
     uvicorn.run(
         "api.app:app_from_env", factory=True, host=host or s.host, port=port or s.port, workers=workers,
-        log_level="info", proxy_headers=False,
+        log_level="info", proxy_headers=bool(s.trusted_proxies), forwarded_allow_ips=s.trusted_proxies or None,
     )
 
 

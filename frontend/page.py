@@ -21,8 +21,7 @@ from twin.settings import Settings
 GROUPS = ("planning", "nitrogen", "supervision", "background")
 CONTEXT_RADIUS_M = 500
 PRIORITY_LIMIT = 1000
-# The visit plan the map colours by: model, rules or blend (``TWIN_PRIORITY_METHOD`` when the settings have it).
-DEFAULT_PRIORITY_METHOD = "blend"
+# The visit plan the map colours by: model, rules or blend, as ``TWIN_PRIORITY_METHOD`` says.
 
 
 def page_config(settings: Settings | None, base_url: str = "", lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
@@ -46,7 +45,7 @@ def page_config(settings: Settings | None, base_url: str = "", lang: str = DEFAU
         "placesUrl": PLACES_URL,
         "contextRadius": CONTEXT_RADIUS_M,
         "priorityLimit": PRIORITY_LIMIT,
-        "priorityMethod": str(getattr(settings, "priority_method", None) or DEFAULT_PRIORITY_METHOD),
+        "priorityMethod": settings.priority_method if settings else Settings.model_fields["priority_method"].default,
         "theme": {
             "unknown": list(theme.UNKNOWN),
             "verdicts": [[v, list(c), text(lang, f"verdict.{v}")] for v, c, _ in theme.VERDICTS],

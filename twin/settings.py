@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     pool_min_size: int = 1
     pool_max_size: int = 8
     pool_timeout_s: float = Field(default=2.0, description="Wait for a pooled connection before 503.")
+    pgbouncer: bool = Field(default=False, description="The API's database URLs lead to PgBouncer in transaction mode: "
+                            "psycopg prepares no statements (a prepared statement lives on one server connection; "
+                            "costs ~0.3 ms of planning per request, docs/scaling.md).")
     reader_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Read replicas (hot standbys: libpq URLs separated by commas or a JSON "
         "list, e.g. from `twin db replica add`): the API reads from a healthy one and falls back to the primary; "
@@ -74,6 +77,10 @@ class Settings(BaseSettings):
     port: int = 8000
     basemap_url: str | None = Field(default=None, description="XYZ basemap template for the map.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: off.")
+    trusted_proxies: str | None = Field(
+        default=None, description="Addresses of reverse proxies (nginx, a load balancer) whose X-Forwarded-For and "
+        "X-Forwarded-Proto the API believes (comma-separated, e.g. 127.0.0.1); unset: none, so the rate limit per "
+        "address sees the proxy's address. `twin serve` passes it to uvicorn's forwarded_allow_ips.")
     tile_cache_mb: float = Field(default=64.0, ge=0, description="Memory for cut vector tiles per API process "
                                  "(kept until their table changes); 0: no cache.")
     analysis_cache_mb: float = Field(default=32.0, ge=0, description="Memory per API process for answers of "
@@ -119,6 +126,14 @@ class Settings(BaseSettings):
         "a fresh one, so service resumes within seconds of the database coming back.")
     rate_limit_rps: float = Field(default=50.0, ge=0, description="Requests/s per key (or IP); 0: no limit.")
     rate_limit_burst: int = Field(default=500, ge=1, description="Token-bucket size per key (or IP).")
+    rate_limit_shared: bool = Field(default=True, description="Share the rate limits of all API processes and "
+                                    "machines through the primary (an unlogged table, written once per "
+                                    "TWIN_RATE_LIMIT_SYNC requests per key); off or unreachable: per process.")
+    rate_limit_sync: int = Field(default=20, ge=1, description="Requests a process serves per key between two "
+                                 "updates of the shared bucket (the overshoot bound per process).")
+    revocation_check_s: float = Field(default=1.0, ge=0, description="How often each API process reads the key "
+                                      "revocation epoch (a one-row read on the primary); a revoked or changed key "
+                                      "is refused by every process within this (0: no check, key_cache_s only).")
     # --- end of security settings ----------------------------------------------------------------------
 
     # --- Analyses (twin.analyses; see docs/analyses.md) --------------------------------------------------
@@ -139,6 +154,10 @@ class Settings(BaseSettings):
     analysis_max_area_km2: float = Field(
         default=5000.0, description="Area summary: largest posted polygon accepted (km2)."
     )
+    priority_method: Literal["model", "rules", "blend"] = Field(
+        default="rules", description="The ranking of the visit plan (`twin priority plan`) and of the map's priority "
+        "colouring: the hand-set rules, the predictive model (after `twin model train`), or a blend of both "
+        "(docs/algorithm-register.md).")
     priority_weights: Path | None = Field(
         default=None, description="YAML file with the inspection-priority weights (default: twin/priority.yaml)."
     )
