@@ -104,6 +104,9 @@ def pgbouncer_conf(settings: Settings, d: Path, port: int, rep: replication.Repl
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = scram-sha-256\nauth_file = {users}\n"
         "pool_mode = transaction\nmax_client_conn = 400\ndefault_pool_size = 20\n"
+        # A database that is down answers within seconds, not after PgBouncer's default waits (120 s, 15 s): the
+        # API then takes the replica out or answers 503 within its own pool timeout.
+        "query_wait_timeout = 3\nserver_connect_timeout = 2\nserver_login_retry = 1\n"
         # The API sets its role and settings with SET LOCAL / set_config(..., true): they end with the transaction.
         "server_reset_query =\nignore_startup_parameters = extra_float_digits,options\n"
         f"logfile = {d / 'pgbouncer.log'}\npidfile = {d / 'pgbouncer.pid'}\n")

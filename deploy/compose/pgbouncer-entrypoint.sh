@@ -19,6 +19,9 @@ auth_file = $dir/userlist.txt
 pool_mode = transaction
 max_client_conn = 400
 default_pool_size = 20
+query_wait_timeout = 3
+server_connect_timeout = 2
+server_login_retry = 1
 server_reset_query =
 ignore_startup_parameters = extra_float_digits,options
 INI
