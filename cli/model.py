@@ -23,6 +23,12 @@ model_app = typer.Typer(
 console = Console()
 
 
+def _cache(s: Any) -> Path:
+    from twin.model.registry import cache_folder
+
+    return cache_folder(s.data_dir)
+
+
 def _ci(m: dict[str, Any]) -> str:
     return f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
 
@@ -78,7 +84,8 @@ def backtest_cmd(
     started = time.perf_counter()
     with twin_errors():
         with database.connect(database.url_for(s, "writer")) as conn:
-            years = backtest.load_years(conn, progress=lambda msg: console.print(f"  {msg}"))
+            years = backtest.load_years(conn, progress=lambda msg: console.print(f"  {msg}"),
+                                           cache_dir=_cache(s))
         if len(years) < 2:
             from twin.errors import InvalidParameter
 
@@ -108,7 +115,8 @@ def train_cmd(
     s = read_settings()
     with twin_errors():
         with database.connect(database.url_for(s, "writer")) as conn:
-            years = backtest.load_years(conn, progress=lambda msg: console.print(f"  {msg}"))
+            years = backtest.load_years(conn, progress=lambda msg: console.print(f"  {msg}"),
+                                           cache_dir=_cache(s))
         if as_of:
             cut = date.fromisoformat(as_of)
             years = [y for y in years if y.cutoff < cut - timedelta(days=364)]
@@ -140,7 +148,8 @@ def train_and_store(data_dir: Path, years: list[Any], *, k: int, seed: int, forc
                                    k_fixed=k, bootstrap=100, seed=seed)
     selected = np.zeros(len(p), bool)
     selected[np.argsort(-p, kind="stable")[:k]] = True
-    audit = fairness.audit(test.frame, p, selected, test.inspected, test.y, test.weight)
+    audit = fairness.audit(test.frame, p, selected, test.inspected, test.y, test.weight,
+                           policy=fairness.FairnessPolicy())
     if audit["failures"] and not force:
         raise fairness.FairnessError("the fairness audit failed, the model is not stored: "
                                      + "; ".join(audit["failures"]))
@@ -180,42 +189,116 @@ def list_cmd() -> None:
     console.print(t)
 
 
+PLAN_SQL = """
+SELECT plan_id, created_at, created_by, method, plan_year, data_cutoff, model_id, model_version, capacity,
+       random_share, seed, rules_source, n_candidates, note
+FROM twin.visit_plans WHERE plan_id = %s
+"""
+PLAN_ITEMS_SQL = """
+SELECT rank, establishment_id, selection, probability, rules_score, score, reasons
+FROM twin.visit_plan_items WHERE plan_id = %s AND (%s::text IS NULL OR establishment_id = %s) ORDER BY rank
+"""
+
+
+def _print_card(model: Any) -> None:
+    meta = model.meta
+    console.print(f"[bold]{meta['id']}[/bold] created {meta['created_at']}, data cut-off {meta['cutoff']}, "
+                  f"{meta['training_rows']:,} training rows, data sha256 {meta['training_data_sha256'][:16]}...")
+    console.print("versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
+    metrics = (meta.get("holdout") or {}).get("metrics") or {}
+    for name in ("precision_k_fixed_model", "precision_k_fixed_rules", "lift_vs_rules_k_fixed",
+                 "lift_vs_random_k_fixed", "pr_auc", "brier"):
+        if name in metrics:
+            console.print(f"  held-out {name}: {_ci(metrics[name])}")
+    fails = meta["fairness"]["failures"]
+    console.print("fairness audit: " + ("passed" if not fails else "FAILED (stored with --force): "
+                                        + "; ".join(fails)))
+    th = meta["fairness"].get("thresholds") or {}
+    if th:
+        console.print(f"  policy: gap {th.get('calibration_gap')}, hit-rate ratio {th.get('hit_rate_ratio')}, "
+                      f"family-wise alpha {th.get('family_alpha', '-')} over {th.get('tests', '-')} tests"
+                      + (f"; deviates from the pre-registered policy: {th['deviates_from_preregistered']}"
+                         if th.get("deviates_from_preregistered") else ""))
+
+
+def _print_reasons(why: list[dict[str, Any]], indent: str = "  ") -> None:
+    for r in why:
+        console.print(f"{indent}+ {r['text']}")
+
+
 @model_app.command("explain")
 def explain_cmd(
-    model_id: Annotated[str, typer.Argument(help="The model's id (see 'twin model list')")],
-    establishment: Annotated[str | None, typer.Option(help="Also the reasons for this establishment now")] = None,
+    ident: Annotated[str, typer.Argument(metavar="ID", help="A model's id (see 'twin model list') or a visit "
+                                         "plan's number (see 'twin priority plan')")],
+    establishment: Annotated[str | None, typer.Option(help="Also the reasons for this establishment")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="With a model id and --establishment: data cut-off "
+                                              "YYYY-MM-DD (default: the day after the last inspection)")] = None,
+    show: Annotated[int, typer.Option(help="With a plan: how many of its visits to print")] = 10,
 ) -> None:
     """What a stored model is (its card: cut-off, features, metrics, fairness, versions) and, with
-    --establishment, why it ranks that establishment as it does."""
+    --establishment, why it ranks that establishment as it does. With a plan's number: the plan (method,
+    data cut-off, model id and version, capacity, random share), the card of its model and the reasons
+    stored with its visits; with --establishment, the reasons recomputed from the records dated before the
+    plan's cut-off by the model the plan names, next to the stored ones."""
+    from twin.errors import InvalidParameter, NotFound
     from twin.model import backtest, estimator, features, registry
 
     s = read_settings()
     with twin_errors():
-        model = registry.load(s.data_dir, model_id)
-        meta = model.meta
-        console.print(f"[bold]{meta['id']}[/bold] created {meta['created_at']}, data cut-off {meta['cutoff']}, "
-                      f"{meta['training_rows']:,} training rows, data sha256 {meta['training_data_sha256'][:16]}...")
-        console.print("versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
-        metrics = (meta.get("holdout") or {}).get("metrics") or {}
-        for name in ("precision_k_fixed_model", "precision_k_fixed_rules", "lift_vs_rules_k_fixed",
-                     "lift_vs_random_k_fixed", "pr_auc", "brier"):
-            if name in metrics:
-                console.print(f"  held-out {name}: {_ci(metrics[name])}")
-        fails = meta["fairness"]["failures"]
-        console.print("fairness audit: " + ("passed" if not fails else "FAILED: " + "; ".join(fails)))
-        if establishment:
+        if ident.isdigit():
             with database.connect(database.url_for(s, "writer")) as conn:
-                cuts, end = backtest.cutoffs(conn)
-                frame = features.features_at(conn, end)
+                head = conn.execute(PLAN_SQL, (int(ident),)).fetchone()
+                if head is None:
+                    raise NotFound(f"visit plan {ident} is not stored; 'twin priority plan' makes one")
+                items = conn.execute(PLAN_ITEMS_SQL, (int(ident), establishment, establishment)).fetchall()
+            (plan_id, created, by, method, year, cutoff, mid, version, capacity, share, seed, rules_source,
+             n_cand, note) = head
+            console.print(f"[bold]visit plan {plan_id}[/bold] for {year}: method {method}, data before {cutoff}, "
+                          f"capacity {capacity} ({share:.0%} drawn at random, seed {seed}) of {n_cand:,} "
+                          f"establishments; made {created:%Y-%m-%d %H:%M} by {by}; rule weights {rules_source}"
+                          + (f"; note: {note}" if note else ""))
+            model = None
+            if mid:
+                model = registry.load(s.data_dir, mid)
+                _print_card(model)
+                stored = json.loads(version) if version else {}
+                if stored.get("training_data_sha256") != model.meta.get("training_data_sha256"):
+                    console.print("[red]the stored model's training-data hash differs from the plan's[/red]")
+            if establishment and not items:
+                raise NotFound(f"establishment {establishment!r} is not in visit plan {plan_id}")
+            for rank, eid, selection, prob, rules_score, _score, why in items[: None if establishment else show]:
+                why = why if isinstance(why, dict) else json.loads(why)
+                chance = "" if prob is None else f", chance {prob:.0%}"
+                console.print(f"{rank}. {eid} ({selection}{chance}, rules {rules_score:.1f})")
+                _print_reasons(why.get("model") or why.get("rules") or [], "   ")
+            if establishment and model is not None:
+                with database.connect(database.url_for(s, "writer")) as conn:
+                    row = features.features_at(conn, cutoff, cache_dir=_cache(s))
+                row = row[row["establishment_id"] == establishment]
+                if not row.empty:
+                    p = model.predict(row)[0]
+                    console.print(f"recomputed from the records dated before {cutoff} by {mid}: chance {p:.0%} "
+                                  + ("(as stored)" if items[0][3] is not None and abs(p - items[0][3]) < 5e-4
+                                     else "(differs from the stored one: records before the cut-off changed)"))
+                    _print_reasons(estimator.reasons(model, row, top=5)[0], "   ")
+            return
+        model = registry.load(s.data_dir, ident)
+        _print_card(model)
+        if establishment:
+            try:
+                ref = date.fromisoformat(as_of) if as_of else None
+            except ValueError as exc:
+                raise InvalidParameter(f"--as-of {as_of!r} is not a date YYYY-MM-DD", parameter="as_of") from exc
+            with database.connect(database.url_for(s, "writer")) as conn:
+                if ref is None:
+                    _, ref = backtest.cutoffs(conn)
+                frame = features.features_at(conn, ref, cache_dir=_cache(s))
             row = frame[frame["establishment_id"] == establishment]
             if row.empty:
-                from twin.errors import NotFound
-
-                raise NotFound(f"establishment {establishment!r} is not active in the twin on {end}")
+                raise NotFound(f"establishment {establishment!r} is not active in the twin on {ref}")
             p = model.predict(row)[0]
-            console.print(f"{establishment} on {end}: chance of a violation at the next inspection {p:.0%}")
-            for r in estimator.reasons(model, row, top=5)[0]:
-                console.print(f"  + {r['text']}")
+            console.print(f"{establishment} on {ref}: chance of a violation at the next inspection {p:.0%}")
+            _print_reasons(estimator.reasons(model, row, top=5)[0])
 
 
 def register(app: typer.Typer) -> None:

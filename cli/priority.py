@@ -138,13 +138,11 @@ def plan(
 ) -> None:
     """Next year's visit plan, stored dated and versioned (method, model id and version, data cut-off);
     /analysis/inspection-priority?method=... reads it. Advice: the coordinators' overrides stay on top."""
-    import os
-
     from twin.model import registry
     from twin.model.plan import make_plan
 
     s = read_settings()
-    chosen = method or os.environ.get("TWIN_PRIORITY_METHOD") or "rules"
+    chosen = method or s.priority_method
     try:
         cutoff = date.fromisoformat(as_of) if as_of else date.today()
     except ValueError:

@@ -134,3 +134,19 @@ def test_labels_are_the_first_inspection_after_the_cutoff(world: str) -> None:
         lab = F.labels(conn, T, date(2025, 1, 1))
     lab = lab[lab["establishment_id"].str.startswith("MD-")].set_index("establishment_id")
     assert list(lab.index) == ["MD-1"] and not lab.loc["MD-1", "y"]
+
+
+def test_context_cache_is_read_back_until_a_table_it_reads_changes(world: str, tmp_path: Any) -> None:
+    with psycopg.connect(world) as conn:
+        key = F.context_key(conn)
+        cold = F.context(conn, tmp_path)
+        assert [p.name for p in tmp_path.iterdir()] == [f"context-{key}.parquet"]
+        warm = F.context(conn, tmp_path)
+        uncached = F.context(conn)
+    pd.testing.assert_frame_equal(cold, warm, check_dtype=False)
+    pd.testing.assert_frame_equal(cold, uncached, check_dtype=False)
+    run(world, [est("MD-6", 30500, kvk=None)])  # a new establishment: the context must be computed again
+    with psycopg.connect(world) as conn:
+        assert F.context_key(conn) != key
+        again = F.context(conn, tmp_path)
+    assert "MD-6" in set(again["establishment_id"]) and "MD-6" not in set(cold["establishment_id"])

@@ -80,3 +80,16 @@ def test_plan_random_share(share: float) -> None:
     assert drawn.sum() == n_random
     assert set(idx[~drawn].tolist()) == set(range(99, 99 - (20 - n_random), -1))  # the risk part: the top scores
     assert all(i < 100 - (20 - n_random) for i in idx[drawn])  # the random part: from the rest
+
+
+def test_plan_ties_follow_the_trees_not_the_table_order() -> None:
+    """The calibrated chance is a step function: on a step, the plan follows the trees' own score (the
+    calibration is monotone), not the row order (establishment id, and so municipality)."""
+    from twin.model.plan import select
+
+    score = np.array([0.5, 0.3, 0.3, 0.3, 0.3, 0.1])
+    raw = np.array([2.0, 0.1, 0.4, 0.2, 0.3, -1.0])
+    idx, _ = select(score, 3, 0.0, seed=0, tiebreak=raw)
+    assert idx.tolist() == [0, 2, 4]
+    idx, _ = select(score, 3, 0.0, seed=0)
+    assert idx.tolist() == [0, 1, 2]  # without a tiebreak: the row order, as before

@@ -26,6 +26,7 @@ import pandas as pd
 
 from twin.analyses import priority as rules
 from twin.model import estimator
+from twin.model.features import FEATURES
 
 BOOTSTRAP = 300
 
@@ -65,7 +66,11 @@ def make_year(frame: pd.DataFrame, lab: pd.DataFrame, cutoff: date) -> Year:
     merged = frame[["establishment_id"]].merge(lab[["establishment_id", "y"]], on="establishment_id", how="left")
     inspected = merged["y"].notna().to_numpy()
     y = merged["y"].fillna(False).astype(bool).to_numpy().astype(int)
-    return Year(cutoff, frame, inspected, y, propensity_weights(frame, inspected), rules_scores(frame, cutoff))
+    rules_score = rules_scores(frame, cutoff)
+    # The rule inputs (a dict per row) are not needed once scored: dropped, so that the years of a national
+    # twin fit in memory.
+    frame = frame.drop(columns="_rules_row")
+    return Year(cutoff, frame, inspected, y, propensity_weights(frame, inspected), rules_score)
 
 
 def _rank_pct(x: np.ndarray) -> np.ndarray:
@@ -79,7 +84,8 @@ def blend(model_p: np.ndarray, rules_s: np.ndarray) -> np.ndarray:
 
 def train_on(years: list[Year], seed: int = 0, **kw: Any) -> estimator.Model:
     """The model trained on the inspected rows of ``years`` with their propensity weights."""
-    frame = pd.concat([yr.frame[yr.inspected] for yr in years], ignore_index=True)
+    # Only the feature columns are stacked (not the ids and audit columns): the national years stay small.
+    frame = pd.concat([yr.frame.loc[yr.inspected, list(FEATURES)] for yr in years], ignore_index=True)
     y = np.concatenate([yr.y[yr.inspected] for yr in years])
     w = np.concatenate([yr.weight[yr.inspected] for yr in years])
     return estimator.fit(frame, y, w / w.mean(), seed=seed, **kw)
@@ -156,6 +162,9 @@ def evaluate(scored: list[Scored], *, k_fixed: int, bootstrap: int = BOOTSTRAP, 
             out[f"rules_lift_vs_random_{kk}"] = out[f"precision_{kk}_rules"] / out["random"]
             if "blend" in methods:
                 out[f"blend_lift_vs_rules_{kk}"] = out[f"precision_{kk}_blend"] / out[f"precision_{kk}_rules"]
+            for meth in methods:
+                if meth not in ("model", "rules", "blend"):  # a reference ranking (e.g. bench/model.py --oracle)
+                    out[f"{meth}_lift_vs_random_{kk}"] = out[f"precision_{kk}_{meth}"] / out["random"]
         bs = sum((m * pt["w"] * (pt["p"] - pt["y"]) ** 2).sum(axis=1) for m, pt in zip(mult, parts, strict=True))
         out["brier"] = bs / base_den
         return out
@@ -196,8 +205,11 @@ def evaluate(scored: list[Scored], *, k_fixed: int, bootstrap: int = BOOTSTRAP, 
 
 
 def run(years: list[Year], *, first_test: int = 1, k_fixed: int = 1000, bootstrap: int = BOOTSTRAP,
-        seed: int = 0, progress: Callable[[str], None] | None = None, **fit_kw: Any) -> dict[str, Any]:
-    """Rolling splits: for every year index i >= first_test, train on years[:i], test on years[i]."""
+        seed: int = 0, progress: Callable[[str], None] | None = None,
+        reference: Callable[[Year], dict[str, np.ndarray]] | None = None, **fit_kw: Any) -> dict[str, Any]:
+    """Rolling splits: for every year index i >= first_test, train on years[:i], test on years[i].
+    ``reference`` adds rankings scored alike (name -> score per row of the test year), e.g. the ceiling
+    of a ranking by the demo generator's true chances; the model never sees them."""
     scored = []
     importances = []
     started = time.perf_counter()
@@ -209,6 +221,8 @@ def run(years: list[Year], *, first_test: int = 1, k_fixed: int = 1000, bootstra
         if imp is not None:
             importances.append(imp)
         scores = {"model": p, "rules": test.rules_score, "blend": blend(p, test.rules_score)}
+        if reference is not None:
+            scores |= reference(test)
         scored.append(Scored(test.cutoff, scores, p, test.inspected, test.y, test.weight))
         if progress:
             progress(f"test year {test.cutoff.year}: trained on {i} cut-off(s)")
@@ -236,12 +250,13 @@ def cutoffs(conn: Any) -> tuple[list[date], date]:
     return [date(y, 1, 1) for y in range(start_year, end.year + 1) if date(y, 1, 1) < end], end
 
 
-def load_years(conn: Any, progress: Callable[[str], None] | None = None) -> list[Year]:
-    """Features and labels at every cut-off of :func:`cutoffs` (the location context read once)."""
+def load_years(conn: Any, progress: Callable[[str], None] | None = None, cache_dir: Any = None) -> list[Year]:
+    """Features and labels at every cut-off of :func:`cutoffs` (the location context read once, from
+    ``cache_dir`` when it is cached there: twin.model.features.context)."""
     from twin.model import features as F
 
     cuts, end = cutoffs(conn)
-    ctx = F.context(conn)
+    ctx = F.context(conn, cache_dir)
     years = []
     for n, c in enumerate(cuts):
         horizon = cuts[n + 1] if n + 1 < len(cuts) else end

@@ -28,14 +28,22 @@ def rules_reasons(row: dict[str, Any], cutoff: date, weights: dict[str, Any]) ->
              "text": f"{f['factor']}: {f['explanation']}"} for f in factors if f["score"] > 0]
 
 
-def select(score: np.ndarray, capacity: int, random_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def plan_year(cutoff: date) -> int:
+    """The year a plan made with data before ``cutoff`` is for: that year when the cut-off is 1 January,
+    else the next one (a plan made in November is next year's)."""
+    return cutoff.year if (cutoff.month, cutoff.day) == (1, 1) else cutoff.year + 1
+
+
+def select(score: np.ndarray, capacity: int, random_share: float, seed: int,
+           tiebreak: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the plan (the risk part by score, then the random part drawn from the rest) and whether
-    each was drawn at random."""
+    each was drawn at random. Equal scores are ordered by ``tiebreak`` (higher first), then by position."""
     n = len(score)
     capacity = min(capacity, n)
     n_random = int(round(capacity * random_share))
     n_risk = capacity - n_random
-    order = np.lexsort((np.arange(n), -score))
+    second = np.zeros(n) if tiebreak is None else -np.asarray(tiebreak, dtype=float)
+    order = np.lexsort((np.arange(n), second, -score))
     risk = order[:n_risk]
     rest = order[n_risk:]
     rng = np.random.default_rng(seed)
@@ -54,7 +62,9 @@ def make_plan(conn: psycopg.Connection, settings: Settings, *, method: str, capa
         raise InvalidParameter(f"--capacity must be 1 or more, not {capacity}", parameter="capacity")
     if not 0 <= random_share <= 1:
         raise InvalidParameter(f"--random-share must be between 0 and 1, not {random_share}", parameter="random_share")
-    frame = features.features_at(conn, cutoff)
+    from twin.model.registry import cache_folder
+
+    frame = features.features_at(conn, cutoff, cache_dir=cache_folder(settings.data_dir))
     weights = rules.load_weights(settings)
     rules_s = np.array([rules.total_points(r, cutoff, weights) for r in frame["_rules_row"]], dtype=float)
     prob = model.predict(frame) if model is not None and method != "rules" else None
@@ -66,7 +76,11 @@ def make_plan(conn: psycopg.Connection, settings: Settings, *, method: str, capa
         score = backtest.blend(prob, rules_s)
     else:
         score = rules_s
-    idx, drawn = select(score, capacity, random_share, seed)
+    # The isotonic calibration is a step function (some 80 distinct chances): establishments on one step are
+    # ordered by the trees' own score (the calibration is monotone, so this never contradicts the chance),
+    # not by their position in the table, which follows the establishment id (and so the municipality).
+    tiebreak = model.booster.predict(features.matrix(frame), raw_score=True) if prob is not None and model else None
+    idx, drawn = select(score, capacity, random_share, seed, tiebreak if method == "model" else None)
     chosen = frame.iloc[idx].reset_index(drop=True)
     why = reasons(model, chosen) if prob is not None and model is not None else [[] for _ in idx]
     rule_why = [rules_reasons(r, cutoff, weights) for r in chosen["_rules_row"]]
@@ -76,7 +90,7 @@ def make_plan(conn: psycopg.Connection, settings: Settings, *, method: str, capa
             "INSERT INTO twin.visit_plans (method, plan_year, data_cutoff, model_id, model_version, capacity, "
             "random_share, seed, rules_source, n_candidates, note) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "RETURNING plan_id",
-            (method, cutoff.year, cutoff, meta.get("id"),
+            (method, plan_year(cutoff), cutoff, meta.get("id"),
              json.dumps({"versions": meta.get("versions"), "training_data_sha256": meta.get("training_data_sha256"),
                          "cutoff": meta.get("cutoff")}) if meta else None,
              capacity, random_share, seed, weights["source"], len(frame), note),

@@ -24,6 +24,11 @@ def folder(data_dir: Path) -> Path:
     return Path(data_dir) / "models"
 
 
+def cache_folder(data_dir: Path) -> Path:
+    """Where the location context of the features is cached (twin.model.features.context)."""
+    return folder(data_dir) / "cache"
+
+
 def versions() -> dict[str, str]:
     """The versions of Python and the libraries that make the model."""
     out = {"python": platform.python_version()}
