@@ -117,11 +117,15 @@ def request_for(kind: str, rng: random.Random, places: list[Place], own: list[Pl
     return "/collections/inspections/items", {"bbox": bbox, "limit": 100}
 
 
+ONLY: list[str] = []  # --only: one kind of request (the capacity model's requests per second per kind)
+
+
 async def worker(client: httpx.AsyncClient, stats: Stats, rng: random.Random, deadline: float, max_requests: int,
                  places: list[Place], key: str | None, org: str | None) -> None:
     own = [p for p in places if p[2] == org]
-    kinds = [k for k, _ in MIX]
-    weights = [w for _, w in MIX]
+    mix = [(k, w) for k, w in MIX if not ONLY or k in ONLY]
+    kinds = [k for k, _ in mix]
+    weights = [w for _, w in mix]
     while time.monotonic() < deadline and stats.sent < max_requests:
         kind = rng.choices(kinds, weights)[0]
         path, params = request_for(kind, rng, places, own)
@@ -263,7 +267,10 @@ def main() -> None:
     ap.add_argument("--faults", action="store_true", help="With --topology: stop the replica, then the primary, "
                     "during the run (and start them again); report every answer per phase. Use a cluster of its "
                     "own (TWIN_DATA_DIR, TWIN_PG_PORT): this one is stopped for a while")
+    ap.add_argument("--only", choices=[k for k, _ in MIX], action="append",
+                    help="Only this kind of request (repeatable); default the whole mix")
     args = ap.parse_args()
+    ONLY[:] = args.only or []
     if args.faults and not args.topology:
         raise SystemExit("--faults needs --topology")
     if not args.url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")) and not args.serve:
