@@ -42,10 +42,11 @@ from api.geojson import GEOJSON, features, geojson_response, number_matched, pag
 from api.links import base_url, wants_json
 from api.params import ITEMS_OPENAPI, AsOfDep, ItemsQuery, qparam
 from api.query import feature_columns, selected_fields, where_sql
+from layers.messages import DEFAULT_LANGUAGE, catalogue, language, rule_title, text
 from layers.registry import LAYERS, LayerSpec
 from twin import history, quality
 from twin.errors import InvalidParameter, NotFound, QueryTimeout
-from twin.quality import audience
+from twin.quality import audience, render
 from twin.settings import Settings
 from twin.sql import fetch
 
@@ -381,39 +382,51 @@ async def summary(request: Request, conn: psycopg.AsyncConnection, principal: Pr
     )
 
 
-def _fmt(value: float | int | None, percent: bool = False) -> str:
-    if value is None:
-        return "–"
-    return f"{value * 100:.1f}%" if percent else f"{value:,}"
-
-
-def summary_html(doc: QualitySummary, admin: bool = False) -> str:
-    """The summary as a plain page (no script, no inline style: the page CSP allows neither)."""
-    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>vth-twin: data quality</title>"
-             "</head><body><h1>Data quality</h1>",
-             f"<p>Measured {html.escape(doc.measured_at.strftime('%Y-%m-%d %H:%M UTC'))}. "
-             "<a href='?f=json'>JSON</a> · "
-             + ("<a href='?refresh=true&amp;f=html'>measure now</a> · " if admin else "") +
-             "<a href='/quality/signals'>signals (GeoJSON)</a> · <a href='/'>the map</a></p>"]
+def summary_html(doc: QualitySummary, admin: bool = False, lang: str = DEFAULT_LANGUAGE) -> str:
+    """The summary as a plain page in the reader's language (Dutch by default, ``?lang=en``), every word from
+    the catalogue (no script, no inline style: the page CSP allows neither). The JSON keeps its codes."""
+    lang = language(lang)
+    e = html.escape
+    t = lambda key, **kw: e(text(lang, key, **kw))  # noqa: E731
+    own = f"lang={lang}"
+    measured = render.long_date(doc.measured_at, lang)
+    parts = [f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'>"
+             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+             f"<title>{t('quality.page.doc_title')}</title></head><body><main><h1>{t('quality.heading')}</h1>",
+             f"<p>{t('quality.page.measured_at', date=measured)}</p>"]
+    if doc.history is not None:
+        parts.append(f"<p>{e(render.as_of_line(doc.history, lang))}</p>")
+    parts.append(f"<nav aria-label='{t('quality.page.nav')}'><p><a href='?f=json'>{t('quality.page.json')}</a> · "
+                 + (f"<a href='?refresh=true&amp;f=html&amp;{own}'>{t('quality.page.measure_now')}</a> · "
+                    if admin else "")
+                 + f"<a href='/quality/signals'>{t('quality.page.signals_link')}</a> · "
+                 f"<a href='/?{own}'>{t('quality.page.map_link')}</a></p></nav>")
+    cols = ("quality.col.rule", "quality.col.kind", "quality.col.severity", "quality.col.checked",
+            "quality.col.failed", "quality.col.score", "quality.col.change")
     for layer in doc.layers:
-        parts.append(f"<h2>{html.escape(layer.title)} <small>({html.escape(layer.layer)}): score "
-                     f"{_fmt(layer.score, True)}</small></h2><table><thead><tr><th scope='col'>Rule</th>"
-                     "<th scope='col'>Kind</th><th scope='col'>Severity</th><th scope='col'>Checked</th>"
-                     "<th scope='col'>Failed</th><th scope='col'>Score</th><th scope='col'>Change</th>"
-                     "</tr></thead><tbody>")
+        title = render.layer_title(layer.layer, lang) if f"layer.{layer.layer}" in catalogue(lang) else layer.title
+        parts.append(f"<h2>{t('quality.page.layer_score', title=title, score=render.percent(layer.score, lang))}"
+                     "</h2><table><thead><tr>" + "".join(f"<th scope='col'>{t(c)}</th>" for c in cols)
+                     + "</tr></thead><tbody>")
         for r in layer.rules:
-            change = "–"
+            change = text(lang, "quality.page.none")
             if r.change is not None and r.change.failed is not None:
-                change = f"{r.change.failed:+,} failed since run {r.change.previous_run}"
+                change = text(lang, "quality.page.change_failed", change=render.signed(r.change.failed, lang),
+                              run=str(r.change.previous_run))
+            if r.error is not None:
+                change = text(lang, "quality.not_applicable" if not r.applicable else "quality.not_measured",
+                              error=render.note_text(r.error, lang))
             parts.append(
-                f"<tr><td><a href='{html.escape(r.href)}'>{html.escape(r.title)}</a><br><small>"
-                f"{html.escape(r.explanation)}</small></td><td>{html.escape(r.kind)}</td>"
-                f"<td>{html.escape(r.severity)}</td><td>{_fmt(r.checked)}</td><td>{_fmt(r.failed)}</td>"
-                f"<td>{_fmt(r.score, True)}</td><td>{html.escape(r.error or change)}</td></tr>")
+                f"<tr><td><a href='{e(r.href)}'>{e(rule_title(lang, r.id, r.title))}</a><br><small>"
+                f"{e(render.rule_explanation(lang, r.id, r.explanation))}</small></td>"
+                f"<td>{e(render.kind_text(r.kind, lang))}</td><td>{e(render.severity_text(r.severity, lang))}</td>"
+                f"<td>{render.count(r.checked, lang)}</td><td>{render.count(r.failed, lang)}</td>"
+                f"<td>{render.percent(r.score, lang) if r.score is not None else t('quality.page.none')}</td>"
+                f"<td>{e(change)}</td></tr>")
         parts.append("</tbody></table>")
     if not doc.layers:
-        parts.append("<p>No quality rules for the layers you may read.</p>")
-    parts.append("</body></html>")
+        parts.append(f"<p>{t('quality.page.no_rules')}</p>")
+    parts.append("</main></body></html>")
     return "".join(parts)
 
 
@@ -431,15 +444,17 @@ async def quality_summary(
     refresh: bool = Query(False, description="Measure every rule now instead of reading the recorded results "
                           "(admins only: 401/403 for other callers)."),
     f: str | None = Query(None, description="json or html (default: by the Accept header)."),
+    lang: str | None = Query(None, description="Language of the page (f=html): nl (default) or en; the JSON "
+                             "keeps its codes and English titles."),
 ) -> Any:
-    params.check_known(request.query_params, ("f", "refresh", history.VALID_PARAM, history.KNOWN_PARAM))
+    params.check_known(request.query_params, ("f", "refresh", "lang", history.VALID_PARAM, history.KNOWN_PARAM))
     if refresh:
         require_admin(principal)  # measuring every rule now costs seconds of database work
     if f is not None and f.lower() not in ("json", "html"):
         raise InvalidParameter(f"f={f!r} is not supported here; use json or html.", parameter="f")
     doc = await summary(request, conn, principal, refresh, when)
     if not wants_json(request, f):
-        return HTMLResponse(summary_html(doc, principal.role == "admin"))
+        return HTMLResponse(summary_html(doc, principal.role == "admin", language(lang)))
     return doc
 
 

@@ -270,7 +270,7 @@ def test_signals_are_one_feature_collection_with_reasons(client: TestClient, key
 
 
 def test_summary_as_a_page_for_browsers(client: TestClient) -> None:
-    r = get(client, "/quality", Accept="text/html,application/xhtml+xml")
+    r = get(client, "/quality?lang=en", Accept="text/html,application/xhtml+xml")
     assert r.headers["content-type"].startswith("text/html")
     assert "<h1>Data quality</h1>" in r.text and "Establishments" in r.text
     assert "<script" not in r.text
@@ -330,5 +330,5 @@ def test_recorded_runs_and_the_change_since_the_previous_delivery(client: TestCl
     live = rules_of(get(client, "/quality?refresh=true", keys["admin"]))[livestock]
     assert live["source"] == "live" and live["failed"] == 3 and live["change"]["previous_run"] == second
     assert live["change"]["failed"] == 0
-    page = get(client, "/quality?f=html", Accept="text/html")
+    page = get(client, "/quality?f=html&lang=en", Accept="text/html")
     assert f"+1 failed since run {first}" in page.text

@@ -148,7 +148,6 @@ def test_no_english_in_the_dutch_map_panel_tabs_reports_and_dashboard(map_page: 
     assert mp.console_errors == []
 
 
-
 DOCUMENTS = (  # (path, a selector that is there once the page has drawn)
     ("/dashboard?lang=nl", "body[data-charts-drawn]"),
     ("/toegankelijkheid?lang=nl", "h1"),
@@ -183,11 +182,6 @@ def test_no_english_in_the_dutch_dashboard_and_statement(map_data: dict[str, Any
     check_documents(chromium, map_server, inspector_key, DOCUMENTS)
 
 
-REPORT_LAYER_IDS = ("twin/analyses/report.py (not the map's) names the layers by id in the sources table of its "
-                    "reports ('establishments', 'inspections'); it should write text(lang, f'layer.{id}')")
-
-
-@pytest.mark.xfail(reason=REPORT_LAYER_IDS, strict=False)
 def test_no_english_in_the_dutch_gebiedsrapport_and_printable_verdicts(map_data: dict[str, Any], map_server: str,
                                                                        inspector_key: str, chromium: Any) -> None:
     check_documents(chromium, map_server, inspector_key, REPORTS)

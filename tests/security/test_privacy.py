@@ -5,6 +5,7 @@ rules, never read back from the database."""
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from security_fixture import ODA, ODB, seed
 from testdb import throwaway_database
 
+from layers.messages import text
 from twin import access, database
 from twin.settings import Settings
 
@@ -280,7 +282,7 @@ def test_printable_report_shows_no_path_or_restricted_counts(client: TestClient,
     r = _get(client, priv_keys, who, f"/analysis/context?lon={lon}&lat={lat}&radius=1000&f=html")
     assert r.status_code == 200, r.text[:300]
     assert "/srv/vth" not in r.text and "inspecties_2024_export.csv" in r.text
-    row = r.text[r.text.index("<td>inspections</td>"):]
+    row = r.text[r.text.index(f"<td>{html.escape(text('nl', 'layer.inspections'))}</td>"):]  # the sources table
     row = row[:row.index("</tr>")]
     assert "15" not in row
     assert not _leaks(r.text, who)

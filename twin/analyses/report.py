@@ -17,7 +17,7 @@ import shapely
 from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
-from layers.messages import DEFAULT_LANGUAGE, number, text, unit
+from layers.messages import DEFAULT_LANGUAGE, catalogue, number, text, unit
 from layers.registry import ENVIRONMENTAL_CATEGORIES, LAYERS
 from twin import coverage, history
 from twin.analyses.common import HEX_YEAR_SQL, fetch
@@ -315,6 +315,18 @@ def source_name(source: str | None) -> str | None:
     return PurePath(source.rstrip("/\\")).name.rsplit("\\", 1)[-1] or source
 
 
+LAYER_NAME_ALIASES = {"nitrogen-deposition": "deposition-raster"}  # the raster coverage, named as on the map
+
+
+def layer_name(layer: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """A layer's name as the map shows it (``layer.<id>`` in the catalogue); the id when it has none."""
+    messages = catalogue(lang)
+    for key in (f"layer.{layer}", f"layer.{LAYER_NAME_ALIASES.get(layer, layer)}"):
+        if key in messages:
+            return text(lang, key)
+    return layer
+
+
 def public_rows(layer: str, source: dict[str, Any] | None) -> int | None:
     """Rows read of a delivery, for public layers only: the size of a restricted register (the inspections)
     is not published."""
@@ -465,11 +477,12 @@ def _sources_footer(extras: dict[str, Any], as_of: str, lang: str) -> str:
     src_rows = []
     for layer in REPORT_LAYERS:
         s = sources.get(layer)
-        src_rows.append([layer, source_name(s["source"]) if s else text(lang, "report.no_load"),
+        src_rows.append([layer_name(layer, lang), source_name(s["source"]) if s else text(lang, "report.no_load"),
                          long_date(s["loaded_at"], lang) if s else None, public_rows(layer, s)])
     for layer, s in sorted(sources.items()):
         if layer not in REPORT_LAYERS:
-            src_rows.append([layer, source_name(s["source"]), long_date(s["loaded_at"], lang), public_rows(layer, s)])
+            src_rows.append([layer_name(layer, lang), source_name(s["source"]), long_date(s["loaded_at"], lang),
+                             public_rows(layer, s)])
     t = lambda key, **kw: html.escape(text(lang, key, **kw))  # noqa: E731
     return f"""<footer>
 <h2>{t("report.sources")}</h2>
