@@ -9,6 +9,7 @@ The input caps live where the inputs are parsed: page size and offset in ``api.p
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -19,6 +20,8 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -36,9 +39,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.audit import AuditMiddleware
 from api.errors import error_response
 from api.paging import load_secret
-from api.replicas import read_connection
+from api.replicas import read_connection, readers
 from api.signed import SIGNED_PATHS, has_grant, verify
-from twin.access import ANONYMOUS, OidcVerifier, Principal, looks_like_api_key, resolve_api_key
+from twin.access import ANONYMOUS, OidcVerifier, Principal, key_epoch, looks_like_api_key, resolve_api_key
 from twin.errors import DatabaseUnavailable, TwinError, Unauthorized
 from twin.settings import Settings
 
@@ -76,6 +79,118 @@ class TokenBucket:
         return wait
 
 
+# Shared limits (issue 23, docs/scaling.md "Pooling and API processes"). Of the two ways to make the API
+# processes of several machines hold one limit, a shared bucket beats dividing the limit by the number of live
+# processes: a load balancer need not spread a caller evenly (ip_hash, keep-alive connections, one slow
+# process), and a divided limit would then refuse a caller who is within it. The bucket lives on the primary in
+# an UNLOGGED table (no WAL, not replicated: a crash only refills it) and each process writes it once per
+# ``rate_limit_sync`` requests of a caller, spending a local allowance of at most that many tokens between
+# writes: reads stay reads, and a burst over P processes overshoots the configured one by at most
+# P x rate_limit_sync. When the primary cannot be written (down, pool exhausted), each process falls back to
+# its own bucket for STORE_RETRY_S: the limit then holds per process, as before.
+STORE_TIMEOUT_S = 0.5
+STORE_RETRY_S = 5.0
+TAKE_SQL = """
+INSERT INTO twin.rate_buckets AS b (client, tokens, at) VALUES (%(client)s, %(burst)s - %(n)s, clock_timestamp())
+ON CONFLICT (client) DO UPDATE SET
+  tokens = least(%(burst)s, b.tokens + extract(epoch FROM clock_timestamp() - b.at) * %(rate)s) - %(n)s,
+  at = clock_timestamp()
+RETURNING tokens
+"""
+PRUNE_SQL = "DELETE FROM twin.rate_buckets WHERE at < clock_timestamp() - make_interval(secs => %s)"
+
+
+@dataclass
+class _Share:
+    """One caller's part of the shared bucket in this process."""
+
+    allowance: float  # tokens this process may spend before it must write the bucket again
+    pending: int = 0  # requests served since the last write
+    blocked_until: float = 0.0  # the bucket was empty: refuse locally until it has a token again
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class SharedLimits:
+    """Token buckets shared by every API process through the primary (see the comment above), falling back to
+    the process's own :class:`TokenBucket` while the primary cannot be written."""
+
+    def __init__(self, settings: Settings, max_clients: int = 50_000) -> None:
+        self.rate = settings.rate_limit_rps
+        self.burst = float(settings.rate_limit_burst)
+        self.sync_every = settings.rate_limit_sync
+        self.enabled = settings.rate_limit_shared and self.rate > 0
+        self.local = TokenBucket(settings.rate_limit_rps, settings.rate_limit_burst, max_clients)
+        self.max_clients = max_clients
+        self._shares: OrderedDict[str, _Share] = OrderedDict()
+        self._down_until = 0.0
+        self._pruned = 0.0
+
+    async def take(self, app: Any, client: str) -> float:
+        """0 when a request of ``client`` may go ahead, else the seconds until it may."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        # The process's own bucket is always kept, so that it is current when the shared store goes away.
+        local_wait = self.local.take(client, now)
+        pool = getattr(getattr(app, "state", None), "audit_pool", None)
+        if not self.enabled or pool is None or now < self._down_until:
+            return local_wait
+        share = self._shares.get(client)
+        if share is None:
+            share = self._shares[client] = _Share(allowance=min(float(self.sync_every), self.burst))
+            while len(self._shares) > self.max_clients:
+                self._shares.popitem(last=False)
+        else:
+            self._shares.move_to_end(client)
+        if now < share.blocked_until:
+            return share.blocked_until - now
+        if share.allowance < 1.0 and not await self._sync(pool, client, share):
+            return local_wait
+        if share.allowance < 1.0:
+            return max(share.blocked_until - time.monotonic(), 1.0 / self.rate)
+        share.allowance -= 1.0
+        share.pending += 1
+        if share.pending >= self.sync_every:
+            await self._sync(pool, client, share)  # already allowed; a failure only switches to local buckets
+        return 0.0
+
+    async def _sync(self, pool: Any, client: str, share: _Share) -> bool:
+        """Write this process's spending into the shared bucket and take a new allowance from what is left."""
+        async with share.lock:
+            if (share.allowance >= 1.0 and share.pending < self.sync_every) or time.monotonic() < share.blocked_until:
+                return True  # another request of this caller synced while we waited
+            n = share.pending
+            digest = hashlib.sha256(client.encode()).hexdigest()[:32]
+            try:
+                async with pool.connection(timeout=STORE_TIMEOUT_S) as conn:
+                    cur = await conn.execute(TAKE_SQL, {"client": digest, "burst": self.burst, "n": n,
+                                                        "rate": self.rate}, prepare=False)
+                    row = await cur.fetchone()
+                    now = time.monotonic()
+                    if now - self._pruned > 600:  # forget idle callers (a full bucket needs no row)
+                        self._pruned = now
+                        await conn.execute(PRUNE_SQL, (self.burst / self.rate + 60,), prepare=False)
+            except psycopg.errors.UndefinedTable:
+                log.warning("rate limits: twin.rate_buckets is missing (run 'twin db migrate'); per-process limits")
+                self.enabled = False
+                return False
+            except (PoolTimeout, psycopg.Error, OSError) as exc:
+                if time.monotonic() >= self._down_until:
+                    log.warning("rate limits: the shared store is unreachable (%s); per-process limits for %g s",
+                                type(exc).__name__, STORE_RETRY_S)
+                self._down_until = time.monotonic() + STORE_RETRY_S
+                return False
+            assert row is not None
+            tokens = float(row[0])
+            share.pending -= n
+            if tokens >= 1.0:
+                share.allowance, share.blocked_until = min(tokens, float(self.sync_every)), 0.0
+            else:
+                share.allowance = 0.0
+                share.blocked_until = time.monotonic() + (1.0 - tokens) / self.rate
+            return True
+
+
 # --- Authentication + rate limit ----------------------------------------------------------------------------
 class AuthMiddleware:
     """Resolves the caller from ``Authorization: Bearer`` (API key or OIDC token), ``Authorization: Basic``
@@ -86,9 +201,13 @@ class AuthMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        self.limiter = TokenBucket(settings.rate_limit_rps, settings.rate_limit_burst)
+        self.limits = SharedLimits(settings)
         self.oidc = OidcVerifier(settings) if OidcVerifier.configured(settings) else None
-        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        # digest of a credential -> (principal, monotonic time it expires, key epoch it was resolved at)
+        self._cache: OrderedDict[str, tuple[Principal, float, int | None]] = OrderedDict()
+        self._epoch: int | None = None  # the newest key epoch seen on the primary
+        self._epoch_checked = 0.0
+        self._epoch_lock = asyncio.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,14 +235,15 @@ class AuthMiddleware:
             principal = ANONYMOUS
         else:
             digest = hashlib.sha256(token.encode()).hexdigest()
+            await self._check_epoch(scope["app"])
             principal_or_none = self._cached(digest)
             if principal_or_none is None:
                 try:
-                    principal_or_none, ttl = await self._resolve(scope, token)
+                    principal_or_none, ttl, epoch = await self._resolve(scope, token)
                 except Unauthorized as exc:
                     # Failed credentials count against the address like anonymous requests, so guessing is
                     # throttled, while callers with valid keys are never charged for their neighbours.
-                    wait = self.limiter.take(f"ip:{client}")
+                    wait = await self.limits.take(scope["app"], f"ip:{client}")
                     if wait:
                         await self._too_many(scope, receive, send, wait, f"address {client}")
                     else:
@@ -133,12 +253,12 @@ class AuthMiddleware:
                     await error_response(exc.status_code, exc.code, exc.message,
                                          {"Retry-After": "5"} if exc.status_code == 503 else None)(scope, receive, send)
                     return
-                self._remember(digest, principal_or_none, ttl)
+                self._remember(digest, principal_or_none, ttl, epoch)
             principal = principal_or_none
         state["principal"] = principal
         if path not in UNMETERED_PATHS:
             who = f"key:{principal.name}" if principal.authenticated else f"ip:{client}"
-            wait = self.limiter.take(who)
+            wait = await self.limits.take(scope["app"], who)
             if wait:
                 label = f"key {principal.name}" if principal.authenticated else f"address {client}"
                 await self._too_many(scope, receive, send, wait, label)
@@ -149,26 +269,56 @@ class AuthMiddleware:
         hit = self._cache.get(digest)
         if hit is None:
             return None
-        principal, until = hit
-        if time.monotonic() >= until:
+        principal, until, epoch = hit
+        if time.monotonic() >= until or (epoch is not None and self._epoch is not None and epoch < self._epoch):
             self._cache.pop(digest, None)
             return None
         return principal
 
-    def _remember(self, digest: str, principal: Principal, ttl: float) -> None:
+    def _remember(self, digest: str, principal: Principal, ttl: float, epoch: int | None) -> None:
         if ttl <= 0:
             return
-        self._cache[digest] = (principal, time.monotonic() + ttl)
+        self._cache[digest] = (principal, time.monotonic() + ttl, epoch)
         while len(self._cache) > 10_000:
             self._cache.popitem(last=False)
 
-    async def _resolve(self, scope: Scope, token: str) -> tuple[Principal, float]:
-        """(principal, seconds it may be cached)."""
+    async def _check_epoch(self, app: Any) -> None:
+        """Every ``revocation_check_s``: read the key epoch on the primary (one row); cached keys resolved
+        before it moved are resolved again, so a revocation reaches every process and machine within that
+        bound. One request per process reads it; the others go on meanwhile. A failed read changes nothing
+        (the cache's own lifetime, ``key_cache_s``, still bounds the lag)."""
+        every = self.settings.revocation_check_s
+        now = time.monotonic()
+        if every <= 0 or not self._cache or now - self._epoch_checked < every or self._epoch_lock.locked():
+            return
+        async with self._epoch_lock:
+            self._epoch_checked = now
+            pool = getattr(app.state, "pool", None)
+            if pool is None:
+                return
+            try:
+                async with pool.connection(timeout=STORE_TIMEOUT_S) as conn:
+                    epoch = await key_epoch(conn)
+            except (PoolTimeout, psycopg.Error, OSError):
+                return
+            if epoch is not None and (self._epoch is None or epoch > self._epoch):
+                self._epoch = epoch
+
+    async def _resolve(self, scope: Scope, token: str) -> tuple[Principal, float, int | None]:
+        """(principal, seconds it may be cached, key epoch of the database that answered)."""
         ttl = self.settings.key_cache_s
         if looks_like_api_key(token):
+            app = scope["app"]
             try:
-                async with read_connection(scope["app"], self.settings.pool_timeout_s) as conn:
-                    return await resolve_api_key(conn, token), ttl
+                async with read_connection(app, self.settings.pool_timeout_s) as conn:
+                    epoch = await key_epoch(conn) if self.settings.revocation_check_s > 0 else None
+                    if epoch is not None and readers(app) is None:  # read on the primary: a fresh check
+                        self._epoch, self._epoch_checked = max(epoch, self._epoch or 0), time.monotonic()
+                    if epoch is None or self._epoch is None or epoch >= self._epoch:
+                        return await resolve_api_key(conn, token), ttl, epoch
+                # A replica behind the primary's key epoch may not know of a revocation yet: ask the primary.
+                async with app.state.pool.connection(timeout=self.settings.pool_timeout_s) as conn:
+                    return await resolve_api_key(conn, token), ttl, await key_epoch(conn)
             except (PoolTimeout, psycopg.OperationalError) as exc:
                 raise DatabaseUnavailable("the database is unavailable, so the API key cannot be checked; "
                                           "try again shortly (see /readyz).") from exc
@@ -177,7 +327,7 @@ class AuthMiddleware:
                                "accepts no OIDC tokens")
         oidc = self.oidc
         principal = await anyio.to_thread.run_sync(oidc.verify, token)
-        return principal, ttl
+        return principal, ttl, None
 
     async def _deny(self, scope: Scope, receive: Receive, send: Send, message: str) -> None:
         await error_response(401, "Unauthorized", message,
@@ -423,6 +573,9 @@ def content_security_policy(nonce: str, settings: Settings, path: str = "/") -> 
     )
 
 
+_PUBLIC = re.compile(r"\bpublic\b", re.IGNORECASE)
+
+
 class SecurityHeadersMiddleware:
     """Security headers on every response; a nonce-based CSP on HTML (the nonce is on
     ``request.state.csp_nonce`` for pages that need an inline script or style)."""
@@ -449,9 +602,20 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Cross-Origin-Resource-Policy", "same-site")
                 if credentialed:
-                    # An answer for a key holder may hold what others may not see: no shared cache may keep
-                    # it unless the route said it may (public tiles are the same for everyone).
-                    headers.setdefault("Cache-Control", "no-store")
+                    # An answer for a key holder may hold what others may not see: no shared cache may keep it.
+                    # Where a route allows caching (public tiles: the same for everyone) it stays private: the
+                    # browser may keep it, a shared cache (nginx, a CDN) never stores an answer to a credential;
+                    # it serves the anonymous copy of public tiles and downloads instead (docs/scaling.md).
+                    cache_control = headers.get("Cache-Control")
+                    if cache_control is None:
+                        headers["Cache-Control"] = "no-store"
+                    elif "public" in cache_control.lower():
+                        headers["Cache-Control"] = _PUBLIC.sub("private", cache_control)
+                    vary = headers.get("Vary", "")
+                    if "x-api-key" not in vary.lower():
+                        headers["Vary"] = ", ".join(v for v in (vary, "Authorization, X-API-Key") if v)
+                elif "Cache-Control" not in headers:
+                    # An anonymous answer a cache might keep by heuristics must not be served to a key holder
                     vary = headers.get("Vary", "")
                     if "x-api-key" not in vary.lower():
                         headers["Vary"] = ", ".join(v for v in (vary, "Authorization, X-API-Key") if v)

@@ -167,7 +167,8 @@ def up(settings: Settings, port: int | None) -> dict:
         **os.environ,
         # The same settings as the compose file's api service: the primary for the owner and the audit log, the
         # reads through PgBouncer from the standby, one signing secret for every API process.
-        "TWIN_DATABASE_URL": f"postgresql://{owner}:{pw[owner]}@127.0.0.1:{settings.pg_port}/{settings.database_name}",
+        # (the owner without its password: the API never connects as the owner)
+        "TWIN_DATABASE_URL": f"postgresql://{owner}@127.0.0.1:{settings.pg_port}/{settings.database_name}",
         "TWIN_READER_URL": f"postgresql://{cluster.READER}:{pw[cluster.READER]}@127.0.0.1:{pgb_port}/twin",
         "TWIN_READER_URLS": f"postgresql://{cluster.READER}:{pw[cluster.READER]}@127.0.0.1:{pgb_port}/twin_ro",
         "TWIN_AUDITOR_URL": f"postgresql://{cluster.AUDITOR}:{pw[cluster.AUDITOR]}@127.0.0.1:{pgb_port}/twin",

@@ -244,6 +244,19 @@ async def resolve_api_key(conn: psycopg.AsyncConnection, presented: str) -> Prin
     return Principal(role=role, org_code=org_code, key_id=key_id)
 
 
+async def key_epoch(conn: psycopg.AsyncConnection) -> int | None:
+    """The key table's revocation epoch (migration 0020: bumped by every revocation, expiry change or delete of a
+    key), as the database of ``conn`` sees it; None where the table is missing. API processes compare it to
+    forget cached keys (:class:`api.middleware.AuthMiddleware`)."""
+    try:
+        cur = await conn.execute("SELECT epoch FROM twin.key_epoch", prepare=False)
+        row = await cur.fetchone()
+    except psycopg.errors.UndefinedTable:
+        await conn.rollback()
+        return None
+    return int(row[0]) if row else None
+
+
 # --- OIDC -------------------------------------------------------------------------------------------------
 class OidcVerifier:
     """Validates OIDC bearer tokens (JWS) against the issuer's JWKS: signature, issuer, audience, expiry;

@@ -184,7 +184,8 @@ async def refresh_sites(settings: Settings, params: dict[str, Any]) -> dict[str,
     On a connection of its own: one REPEATABLE READ snapshot reads the versions and the rows, then a short
     READ WRITE transaction calls the store function (the reader role writes no table itself)."""
     t0 = time.perf_counter()
-    async with await psycopg.AsyncConnection.connect(database.url_for(settings, "reader"), autocommit=True) as c:
+    async with await psycopg.AsyncConnection.connect(database.url_for(settings, "reader"), autocommit=True,
+                                                     prepare_threshold=None if settings.pgbouncer else 5) as c:
         await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
         await act_as(c, FULL)
@@ -194,7 +195,9 @@ async def refresh_sites(settings: Settings, params: dict[str, Any]) -> dict[str,
             return None
         key = _key(versions, params)
         # One computation per key at a time, across requests and processes: the others wait here, then find it.
-        await c.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        if not settings.pgbouncer:  # a session lock would stay on PgBouncer's server connection; without it a
+            # concurrent first request computes too, and the store function keeps the first one stored
+            await c.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
         await c.execute("ROLLBACK")  # a snapshot taken after the lock sees what the one before us stored
         await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")

@@ -415,7 +415,8 @@ async def refresh_ranking(settings: Settings, *, as_of: date | None = None, year
     weights = load_weights(settings)
     ref = today(as_of)
     t0 = time.perf_counter()
-    async with await psycopg.AsyncConnection.connect(database.url_for(settings, "reader"), autocommit=True) as c:
+    async with await psycopg.AsyncConnection.connect(database.url_for(settings, "reader"), autocommit=True,
+                                                     prepare_threshold=None if settings.pgbouncer else 5) as c:
         await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
         await act_as(c, FULL)
@@ -425,7 +426,9 @@ async def refresh_ranking(settings: Settings, *, as_of: date | None = None, year
             return None
         key = ranking_key(versions, ref, year, weights)
         # One computation per key at a time, across requests and processes: the others wait here, then find it.
-        await c.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        if not settings.pgbouncer:  # a session lock would stay on PgBouncer's server connection; without it a
+            # concurrent first request computes too, and the store function keeps the first one stored
+            await c.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
         await c.execute("ROLLBACK")  # a snapshot taken after the lock sees what the one before us stored
         await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
