@@ -41,6 +41,8 @@ if [ "$WITH_TEST" = 1 ] && command -v dpkg-query >/dev/null; then
   have_pkg chromium || missing+=(chromium)
   # PgBouncer for the pooling test (tests/security/test_pgbouncer.py starts its own, on a free loopback port)
   have_pkg pgbouncer || missing+=(pgbouncer)
+  # nginx (load balancer and shared cache) for the scale-out topology test (tests/twin/test_scale_topology.py)
+  have_pkg nginx-light || have_pkg nginx || missing+=(nginx-light)
   # QGIS 3.22 (Debian's) headless for the GIS-client test (tests/api/test_gis_clients.py): ~3.5 min the first time
   have_pkg python3-qgis || missing+=(qgis python3-qgis)
 fi
