@@ -23,7 +23,9 @@ import math
 import struct
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -37,7 +39,7 @@ from ingest.merge import DEFER_INDEXES_MIN_ROWS, merge_staged, set_aside
 from ingest.runs import RunResult, finish_run, recorded_run
 from layers.registry import DEPOSITION_HEXAGONS
 from twin.database import connect, url_for
-from twin.errors import IngestError
+from twin.errors import ConfigurationError, IngestError
 from twin.settings import Settings
 
 # The AERIUS receptor grid.
@@ -307,8 +309,13 @@ class Habitats:
     tree: shapely.STRtree
 
     @classmethod
-    def load(cls, conn: psycopg.Connection) -> Habitats:
-        rows = conn.execute("SELECT ST_AsBinary(geom), kdw FROM twin.natura2000_habitats").fetchall()
+    def load(cls, conn: psycopg.Connection, box: Box | None = None) -> Habitats:
+        """Every habitat polygon, or those whose bounding box meets ``box`` (enough for the hexagons inside it)."""
+        if box is None:
+            rows = conn.execute("SELECT ST_AsBinary(geom), kdw FROM twin.natura2000_habitats").fetchall()
+        else:
+            rows = conn.execute("SELECT ST_AsBinary(geom), kdw FROM twin.natura2000_habitats "
+                                "WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 28992)", box).fetchall()
         geoms = shapely.from_wkb([r[0] for r in rows]) if rows else np.empty(0, dtype=object)
         kdw = np.array([np.nan if r[1] is None else float(r[1]) for r in rows], dtype=float)
         return cls(np.asarray(geoms, dtype=object), kdw, shapely.STRtree(geoms))
@@ -386,63 +393,128 @@ def _blocks(ids: np.ndarray, grid: HexGrid, size: float) -> Iterator[tuple[np.nd
                          float(cy[sel].max() + m))
 
 
+def block_size(resolution: str) -> float:
+    """Side (m) of the square blocks the hexagons are computed in: the unit of work and of raster reading."""
+    return 20000.0 if resolution == "1ha" else 60000.0
+
+
+def compute_block(conn: psycopg.Connection, grid: HexGrid, bids: np.ndarray, box: Box, resolution: str,
+                  years: list[int], habitats: Habitats) -> pa.Table | None:
+    """The hexagon rows of one block (hexagon ids ``bids`` within ``box``); None when the raster misses it."""
+    found = {year: m for year in years if (m := mosaic(conn, year, box)) is not None}
+    if not found:
+        return None
+    # Only hexagons that reach a raster of this block.
+    cx, cy = grid.centres(bids)
+    near = np.zeros(len(bids), dtype=bool)
+    for m in found.values():
+        near |= (cx + grid.r > m.x0) & (cx - grid.r < m.x0 + m.values.shape[1] * m.cell) & \
+            (cy + grid.r > m.y0 - m.values.shape[0] * m.cell) & (cy - grid.r < m.y0)
+    bids = bids[near]
+    if not len(bids):
+        return None
+    hexes = grid.polygons(bids)
+    kdw = habitats.lowest_kdw(hexes)
+    ewkb = geo.to_ewkb_hex(hexes)
+    by_lattice: dict[tuple[float, float, float], list[int]] = {}
+    for year, m in found.items():
+        by_lattice.setdefault(lattice(m), []).append(year)
+    parts: list[pa.Table] = []
+    for group in by_lattice.values():
+        means = weighted_means(grid, bids, [found[y] for y in group])
+        for year, dep in zip(group, means, strict=True):
+            have = ~np.isnan(dep)
+            if not have.any():
+                continue
+            exceed = (dep - kdw)[have]
+            n = int(have.sum())
+            parts.append(pa.table({
+                "hexagon_id": pa.array([f"{resolution}-{i}-{year}" for i in bids[have].tolist()]),
+                "resolution": pa.array([resolution] * n),
+                "receptor_id": pa.array(bids[have], pa.int64()),
+                "year": pa.array(np.full(n, year), pa.int64()),
+                "deposition": pa.array(dep[have]),
+                "lowest_kdw": pa.array(kdw[have], from_pandas=True),
+                "exceedance": pa.array(exceed, from_pandas=True),
+                "overloaded": pa.array(exceed > 0, mask=np.isnan(exceed)),
+                "approaching": pa.array(exceed > -APPROACHING_MARGIN, mask=np.isnan(exceed)),
+                "geom": ewkb.filter(pa.array(have)),
+            }))
+    return pa.concat_tables(parts) if parts else None
+
+
+def _concat(parts: list[pa.Table]) -> pa.Table:
+    if not parts:
+        return pa.table({c: pa.array([], pa.string()) for c in COLUMNS})
+    return pa.concat_tables(parts)
+
+
 def compute(conn: psycopg.Connection, grid: HexGrid, ids: np.ndarray, resolution: str, years: list[int],
             habitats: Habitats) -> pa.Table:
     """The hexagon rows (as the layer's columns) for these hexagon ids and years; hexagons the raster does
     not cover in a year are left out of that year."""
-    parts: list[pa.Table] = []
-    block = 20000.0 if resolution == "1ha" else 60000.0
-    for bids, box in _blocks(ids, grid, block):
-        found = {year: m for year in years if (m := mosaic(conn, year, box)) is not None}
-        if not found:
-            continue
-        # Only hexagons that reach a raster of this block.
-        cx, cy = grid.centres(bids)
-        near = np.zeros(len(bids), dtype=bool)
-        for m in found.values():
-            near |= (cx + grid.r > m.x0) & (cx - grid.r < m.x0 + m.values.shape[1] * m.cell) & \
-                (cy + grid.r > m.y0 - m.values.shape[0] * m.cell) & (cy - grid.r < m.y0)
-        bids = bids[near]
-        if not len(bids):
-            continue
-        hexes = grid.polygons(bids)
-        kdw = habitats.lowest_kdw(hexes)
-        ewkb = geo.to_ewkb_hex(hexes)
-        by_lattice: dict[tuple[float, float, float], list[int]] = {}
-        for year, m in found.items():
-            by_lattice.setdefault(lattice(m), []).append(year)
-        for group in by_lattice.values():
-            means = weighted_means(grid, bids, [found[y] for y in group])
-            for year, dep in zip(group, means, strict=True):
-                have = ~np.isnan(dep)
-                if not have.any():
-                    continue
-                exceed = (dep - kdw)[have]
-                n = int(have.sum())
-                parts.append(pa.table({
-                    "hexagon_id": pa.array([f"{resolution}-{i}-{year}" for i in bids[have].tolist()]),
-                    "resolution": pa.array([resolution] * n),
-                    "receptor_id": pa.array(bids[have], pa.int64()),
-                    "year": pa.array(np.full(n, year), pa.int64()),
-                    "deposition": pa.array(dep[have]),
-                    "lowest_kdw": pa.array(kdw[have], from_pandas=True),
-                    "exceedance": pa.array(exceed, from_pandas=True),
-                    "overloaded": pa.array(exceed > 0, mask=np.isnan(exceed)),
-                    "approaching": pa.array(exceed > -APPROACHING_MARGIN, mask=np.isnan(exceed)),
-                    "geom": ewkb.filter(pa.array(have)),
-                }))
-    if not parts:
-        return pa.table({c: pa.array([], pa.string()) for c in COLUMNS})
-    return pa.concat_tables(parts)
+    parts = [t for bids, box in _blocks(ids, grid, block_size(resolution))
+             if (t := compute_block(conn, grid, bids, box, resolution, years, habitats)) is not None]
+    return _concat(parts)
+
+
+# --- the same on Dask distributed -------------------------------------------------------------------------------
+
+
+def _block_task(url: str, snapshot: str | None, grid: HexGrid, bids: np.ndarray, box: Box, resolution: str,
+                years: list[int]) -> pa.Table | None:
+    """One block on a Dask worker: the worker reads its own raster tiles and habitats from the database (in
+    the deriving transaction's snapshot when given, so every block sees the same data) and returns rows."""
+    with connect(url) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if snapshot:
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+        habitats = Habitats.load(conn, box)
+        table = compute_block(conn, grid, bids, box, resolution, years, habitats)
+        conn.rollback()
+    return table
+
+
+def compute_distributed(client: Any, url: str, snapshot: str | None, grid: HexGrid, ids: np.ndarray,
+                        resolution: str, years: list[int]) -> pa.Table:
+    """:func:`compute` with one Dask task per block (the blocks partition the hexagons in space); the rows
+    are gathered here, so the merge stays one transaction. Equal to :func:`compute` up to row order."""
+    blocks = sorted(_blocks(ids, grid, block_size(resolution)), key=lambda b: -len(b[0]))  # largest first
+    futures = [client.submit(_block_task, url, snapshot, grid, bids, box, resolution, years, pure=False,
+                             key=f"hexagons-{resolution}-{i}") for i, (bids, box) in enumerate(blocks)]
+    parts = [t for t in client.gather(futures) if t is not None]
+    return _concat(parts)
+
+
+@contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None,
+                processes: bool = True) -> Iterator[Any]:
+    """A Dask client: connected to a running scheduler at ``scheduler`` (``tcp://host:8786``), else a local
+    cluster of ``workers`` single-threaded worker processes on this machine."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except OSError as exc:
+            raise ConfigurationError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start one with "
+                                     "'dask scheduler' and workers with 'dask worker ADDRESS'") from exc
+        with client:
+            yield client
+        return
+    with LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=processes,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
 
 
 COLUMNS = ["hexagon_id", "resolution", "receptor_id", "year", "deposition", "lowest_kdw", "exceedance",
            "overloaded", "approaching", "geom"]
 
 
-def derive(settings: Settings, national_size_m: float = NATIONAL_SIZE_M) -> RunResult:
+def derive(settings: Settings, national_size_m: float = NATIONAL_SIZE_M, client: Any = None) -> RunResult:
     """Recompute deposition-hexagons (both resolutions, every year of the raster) and merge them; the run
-    is ``unchanged`` when the inputs did not change."""
+    is ``unchanged`` when the inputs did not change. With a Dask ``client`` the blocks are computed on its
+    workers (see :func:`dask_client`); the result and the single merge transaction are the same."""
     spec = DEPOSITION_HEXAGONS
     started = time.perf_counter()
     with recorded_run(settings, spec.id, "twin.nitrogen_deposition + twin.natura2000_habitats", "replace",
@@ -460,8 +532,17 @@ def derive(settings: Settings, national_size_m: float = NATIONAL_SIZE_M) -> RunR
             coarse = land_ids(conn, national)
             result.timings["grid"] = time.perf_counter() - t0
             t1 = time.perf_counter()
-            tables = [compute(conn, RECEPTORS, fine, "1ha", years, habitats),
-                      compute(conn, national, coarse, "national", years, habitats)]
+            if client is None:
+                tables = [compute(conn, RECEPTORS, fine, "1ha", years, habitats),
+                          compute(conn, national, coarse, "national", years, habitats)]
+            else:
+                row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+                snapshot = row[0] if row else None
+                url = url_for(settings, "writer")
+                tables = [compute_distributed(client, url, snapshot, RECEPTORS, fine, "1ha", years),
+                          compute_distributed(client, url, snapshot, national, coarse, "national", years)]
+                result.notes.append(f"computed on Dask ({len(client.scheduler_info().get('workers', {}))} "
+                                    "worker(s))")
             result.timings["compute"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             conn.execute(sql.SQL(
