@@ -246,6 +246,8 @@ def make_file(settings: Settings, spec: LayerSpec, principal: Principal, fmt: st
             tmp = final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
             try:
                 count = _write(conn, columns, fmt, tmp)
+                if fmt == "gpkg":
+                    _stamp_gpkg(tmp, changed_at)
                 if version is not None:
                     meta_tmp = tmp.with_name(tmp.name + ".json")
                     meta_tmp.write_text(json.dumps({"version": version, "count": count,
@@ -260,6 +262,17 @@ def make_file(settings: Settings, spec: LayerSpec, principal: Principal, fmt: st
         _remove_older(final, spec, version, fmt)
     log.info("made %s for version %s (%d features)", final.name, version, count)
     return Download(final, version, changed_at, count)
+
+
+def _stamp_gpkg(path: Path, changed_at: datetime | None) -> None:
+    """GDAL writes the time of writing into gpkg_contents.last_change; the layer version's time instead, so that
+    every API process (and machine) makes the same bytes for the same strong ETag, and a shared cache may mix them.
+    """
+    import sqlite3
+
+    when = (changed_at or datetime(1970, 1, 1, tzinfo=UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE gpkg_contents SET last_change = ?", (when,))
 
 
 def _versioned(conn: psycopg.Connection[Any]) -> bool:

@@ -163,3 +163,18 @@ def test_two_first_requests_make_one_sound_file(dl_settings: Settings, api_data:
 def test_unknown_format_is_404(dl_client: TestClient) -> None:
     assert dl_client.get("/collections/establishments/download.shp").status_code == 404
     assert dl_client.get("/collections/nope/download.gpkg").status_code == 404
+
+
+@pytest.mark.parametrize("fmt", ["gpkg", "parquet", "csv"])
+def test_every_process_makes_the_same_bytes_for_one_etag(dl_settings: Settings, api_data: list[Establishment],
+                                                         tmp_path_factory: pytest.TempPathFactory, fmt: str) -> None:
+    """Two API processes (or machines) with their own download folders make byte-identical files for a layer
+    version, so the strong ETag holds for a shared cache that mixes their answers (GeoPackage: GDAL's write time
+    replaced by the version's)."""
+    spec = LAYERS["establishments"]
+    made = []
+    for name in ("a", "b"):
+        s = dl_settings.model_copy(update={"download_dir": tmp_path_factory.mktemp(f"process-{name}")})
+        made.append(downloads.make_file(s, spec, ANONYMOUS, fmt))
+    assert made[0].version == made[1].version
+    assert made[0].path.read_bytes() == made[1].path.read_bytes()
