@@ -1,6 +1,7 @@
 """Benchmark of the predictive violation model (issue 21) on a loaded twin (meant for the medium demo).
 
     .venv/bin/python bench/model.py --database twin_bench --json out.json [--no-backtest]
+    .venv/bin/python bench/model.py --database twin_national --score-only [--model ID]   # scoring only
 
 Measures, with the writer connection as the CLI uses it:
 - features: every cut-off's feature table (the location context read once), wall clock;
@@ -11,6 +12,8 @@ Measures, with the writer connection as the CLI uses it:
   or housing sites are loaded again; its cold cost is reported apart), and the TreeSHAP reasons of a
   1,000-visit plan;
 - the full backtest (every split, bootstrap 300), unless --no-backtest;
+- with --score-only, only the scoring, with a model from the registry (--model ID, default the newest): no
+  features of past cut-offs, no training, no backtest (for the national twin, where training is measured apart);
 - with --oracle-seed (the seed the loaded demo was generated with), a reference ranking in the backtest by
   the demo generator's own chance of a violation at a routine visit (sector rate x the hidden operator
   propensity x 1.3 after a recent violation, docs/demo-data.md): the ceiling any ranking from the twin's
@@ -33,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from twin import database
-from twin.model import backtest, estimator, features
+from twin.model import backtest, estimator, features, registry
 from twin.settings import Settings
 
 
@@ -64,6 +67,24 @@ def oracle(scale: str, seed: int) -> Any:
     return reference
 
 
+def score_all(conn: Any, model: Any) -> tuple[dict[str, Any], Any]:
+    """Features of every establishment active at the end of the data plus the calibrated probability; the
+    location context cold (computed and cached) and then read from the cache, as the CLI does."""
+    _, end = backtest.cutoffs(conn)
+    with tempfile.TemporaryDirectory() as cache:
+        t0 = time.perf_counter()
+        features.context(conn, Path(cache))  # cold: computed and cached
+        t1, c1 = time.perf_counter(), _cpu()
+        frame = features.features_at(conn, end, cache_dir=Path(cache))  # context read from the cache
+        t2, c2 = time.perf_counter(), _cpu()
+        p = model.predict(frame)
+        t3 = time.perf_counter()
+    return {"seconds": round(t3 - t1, 1), "context_cold_seconds": round(t1 - t0, 1),
+            "features_seconds": round(t2 - t1, 1), "features_cpu_seconds": round(c2 - c1, 1),
+            "model_seconds": round(t3 - t2, 2), "establishments": len(frame),
+            "mean_probability": round(float(p.mean()), 4), "load_average_after": os.getloadavg()}, frame
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--database", default=None)
@@ -73,10 +94,21 @@ def main() -> None:
     ap.add_argument("--oracle-seed", type=int, default=None, help="seed of the loaded demo: add the ceiling")
     ap.add_argument("--oracle-scale", default="medium")
     ap.add_argument("--threads", type=int, default=1, help="LightGBM threads for the final training (default 1)")
+    ap.add_argument("--score-only", action="store_true", help="only the scoring, with a stored model")
+    ap.add_argument("--model", default=None, help="with --score-only: the registry's model id (default newest)")
     args = ap.parse_args()
     s = Settings(**({"database_name": args.database} if args.database else {}))  # type: ignore[arg-type]
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                        "load_average": os.getloadavg()}}
+    if args.score_only:
+        with database.connect(database.url_for(s, "writer")) as conn:
+            out["score_all"], _ = score_all(conn, registry.load(s.data_dir, args.model))
+        out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 2)
+        print(json.dumps(out, indent=2))
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(out, f, indent=2)
+        return
     with database.connect(database.url_for(s, "writer")) as conn:
         t0, c0 = time.perf_counter(), _cpu()
         years = backtest.load_years(conn)
@@ -90,19 +122,7 @@ def main() -> None:
                             "rows": int(sum(y.inspected.sum() for y in years)), "threads": args.threads,
                             "peak_rss_gb_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                                                         / 1024 ** 2, 2)}
-            _, end = backtest.cutoffs(conn)
-            with tempfile.TemporaryDirectory() as cache:
-                t0 = time.perf_counter()
-                features.context(conn, Path(cache))  # cold: computed and cached
-                t1, c1 = time.perf_counter(), _cpu()
-                frame = features.features_at(conn, end, cache_dir=Path(cache))  # context read from the cache
-                t2, c2 = time.perf_counter(), _cpu()
-                p = model.predict(frame)
-                t3 = time.perf_counter()
-            out["score_all"] = {"seconds": round(t3 - t1, 1), "context_cold_seconds": round(t1 - t0, 1),
-                                "features_seconds": round(t2 - t1, 1), "features_cpu_seconds": round(c2 - c1, 1),
-                                "model_seconds": round(t3 - t2, 2), "establishments": len(frame),
-                                "mean_probability": round(float(p.mean()), 4)}
+            out["score_all"], frame = score_all(conn, model)
             t0 = time.perf_counter()
             estimator.reasons(model, frame.iloc[:1000])
             out["reasons_1000"] = {"seconds": round(time.perf_counter() - t0, 1)}

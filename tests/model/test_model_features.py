@@ -101,6 +101,18 @@ def test_values_counted_by_hand(world: str) -> None:
         assert name not in F.FEATURES
 
 
+def test_rule_inputs_keep_their_python_types_and_order(world: str) -> None:
+    """The as-of answer is read as CSV (for speed, issue 21); the rule-based score still gets what a row-wise
+    fetch gave: dates as dates, the violations oldest first as JSON arrays, booleans, floats, ints."""
+    one, three = at(world, T).loc["MD-1", "_rules_row"], at(world, T).loc["MD-3", "_rules_row"]
+    assert one["last_on"] == date(2023, 2, 1) and type(one["last_on"]) is date
+    assert one["violations"] == [["MD-I1", "2019-05-01", "A", "2"], ["MD-I3", "2023-02-01", "C", "3"]]
+    assert one["brzo"] is False and one["nh3_kg"] == 1200.0 and type(one["nh3_kg"]) is float
+    assert one["visit_frequency_years"] == 3 and one["environmental_category"] == "3.1"
+    assert one["activiteitenbesluit_type"] == "B" and one["guide"] == F.GUIDE_DISTANCES_M["3.1"]
+    assert three["violations"] == [] and three["nh3_kg"] == 0.0 and three["overloaded_hexagons"] == 0
+
+
 def test_no_leakage_from_later_records_or_corrections(world: str) -> None:
     before = at(world, T)
     run(world, [
