@@ -118,7 +118,11 @@ def main() -> None:
 
     s = get_settings()
     url = database.url_for(s, "writer")
-    out: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "database": s.database_name,
+    from psycopg.conninfo import conninfo_to_dict
+
+    # the database actually read (TWIN_DATABASE_URL, e.g. twin_bench, overrides the settings' database name)
+    dbname = str(conninfo_to_dict(url).get("dbname") or s.database_name)
+    out: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "database": dbname,
                            "cpus": os.cpu_count(), "load_before": [round(x, 1) for x in os.getloadavg()]}
     full = run_compute(url, s.k_anonymity)
     out["compute"] = full

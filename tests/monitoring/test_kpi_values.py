@@ -269,3 +269,19 @@ def test_known_on_in_the_future_is_refused(kpi_settings: Settings) -> None:
 
     with psycopg.connect(database.url_for(kpi_settings, "writer")) as conn, pytest.raises(ValueError):
         compute.compute(conn, as_of=D, known_on=datetime.now(UTC) + timedelta(days=2))
+
+
+def test_bi_feed_shows_the_newest_run_on_the_current_state(kpi_settings: Settings, run: int) -> None:
+    """bi.fact_kpi_values_v1 (migration 0021): the newest run computed from the current state, not a later
+    recomputation as of a date from the history (which has the highest run id)."""
+    with psycopg.connect(database.url_for(kpi_settings, "writer")) as conn:
+        current = compute.compute(conn, as_of=D, k=5, from_history=False)
+        conn.commit()
+        later = compute.compute(conn, as_of=D, k=5)
+        conn.commit()
+    assert not current.from_history and later.from_history and later.run_id > current.run_id
+    with psycopg.connect(database.url_for(kpi_settings, "owner")) as conn:
+        shown = {r[0] for r in conn.execute("SELECT DISTINCT run_id FROM bi.fact_kpi_values_v1").fetchall()}
+        newest = conn.execute("SELECT max(id) FROM twin.kpi_runs").fetchone()
+    assert shown == {current.run_id}
+    assert newest is not None and newest[0] == later.run_id

@@ -10,7 +10,7 @@ import functools
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -230,11 +230,17 @@ def disclosure_control(conn: psycopg.Connection, agg: Sequence[tuple[Any, ...]],
             for kpi, (ptype, pstart, dim, val) in keys:
                 cp.write_row((kpi, ptype, pstart, dim, val))
         conn.execute("ANALYZE mon_want")
-        for r in conn.execute(
+        # with a large work_mem the planner sorts all base rows on text keys for a merge join (seconds per
+        # dimension); hashing is several times faster
+        merge = conn.execute("SELECT current_setting('enable_mergejoin'), "
+                             "set_config('enable_mergejoin', 'off', true)").fetchone()
+        result = conn.execute(
             f"SELECT kpi, ptype, pstart, dim, val, contributor, sole, org_code, sum(n)::int "
             f"FROM ({per_dim({key[2] for _, key in keys})}) x "
             f"WHERE n > 0 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
-        ).fetchall():
+        ).fetchall()
+        conn.execute("SELECT set_config('enable_mergejoin', %s, true)", (merge[0] if merge else "on",))
+        for r in result:
             out[(r[0], (r[1], r[2], r[3], r[4]))].append(sdc.Contribution(r[5], bool(r[6]), r[7], int(r[8])))
         return out
 
@@ -318,9 +324,12 @@ def aggregate_sql(source: str, kpis: Sequence[Kpi], restricted: Sequence[Kpi], c
     summed to the finest cell first and rolled up from there (integer sums, so the same figures as summing the
     base rows per grouping set, at a fraction of the work)."""
     dims = ", ".join(cols)
+    # the base columns are integers: their sums are exact in float8 (far below 2^53) and rolling float8 up is
+    # much faster than the numeric that sum(bigint) returns
     inner = (f"SELECT ptype, pstart, {dims}, "
-             + ", ".join(f"sum(n_{kp.id}) AS n_{kp.id}, sum(d_{kp.id}) AS d_{kp.id}" for kp in kpis)
-             + "".join(f", sum(d_{kp.id}) FILTER (WHERE coalesce(sole, true)) AS s_{kp.id}" for kp in restricted)
+             + ", ".join(f"sum(n_{kp.id})::float8 AS n_{kp.id}, sum(d_{kp.id})::float8 AS d_{kp.id}" for kp in kpis)
+             + "".join(f", sum(d_{kp.id}) FILTER (WHERE coalesce(sole, true))::float8 AS s_{kp.id}"
+                       for kp in restricted)
              + f" FROM {source} b GROUP BY ptype, pstart, {dims}")
     return (f"SELECT ptype, pstart, GROUPING({dims})::int AS g, {dims}, "
             + ", ".join(f"sum(n_{kp.id})::float8, sum(d_{kp.id})::float8" for kp in kpis)
@@ -346,6 +355,10 @@ def compute_family(conn: psycopg.Connection, family: str, kpis: list[Kpi], as_of
     if restricted:  # read again by the disclosure control
         conn.execute("DROP TABLE IF EXISTS mon_base")
         conn.execute(f"CREATE TEMP TABLE mon_base ON COMMIT DROP AS {base}", params)
+        # the disclosure control reads the records of a few cells at a time: by period, not a scan of all
+        # (temporary tables are never analysed by autovacuum)
+        conn.execute("CREATE INDEX ON mon_base (pstart)")
+        conn.execute("ANALYZE mon_base")
         source, params = "mon_base", None
         timings[f"{family}: base rows"] = time.perf_counter() - t0
     agg = aggregate_sql(source, kpis, restricted, cols, extra_cols)
@@ -468,6 +481,30 @@ def _n(x: float | None) -> str:
     return "\\N" if x is None else repr(float(x))
 
 
+# Memory for the run's grouping sets and temporary tables (the medium twin's base rows spill at the defaults).
+WORK_MEM = "256MB"
+TEMP_BUFFERS = "512MB"
+
+
+def _tune(conn: psycopg.Connection) -> Callable[[], None]:
+    """Raise work_mem for this transaction and, if no temporary table was used yet in the session, temp_buffers
+    (a session setting PostgreSQL refuses to change later); returns what restores work_mem."""
+    row = conn.execute("SELECT current_setting('work_mem')").fetchone()
+    saved = row[0] if row else None
+    conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
+    try:
+        with conn.transaction():
+            conn.execute("SELECT set_config('temp_buffers', %s, false)", (TEMP_BUFFERS,))
+    except psycopg.errors.DatabaseError:
+        pass  # temporary tables were used before in this session: keep its temp_buffers
+
+    def restore() -> None:
+        if saved is not None:
+            conn.execute("SELECT set_config('work_mem', %s, true)", (saved,))
+
+    return restore
+
+
 @dataclass
 class RunSummary:
     run_id: int
@@ -504,6 +541,7 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
         raise ValueError(f"known-on {read_at.isoformat()} lies in the future: the twin cannot know yet what it "
                          "will know.")
     when = history.AsOf(as_of, read_at) if from_history else None
+    restore = _tune(conn)
 
     def q(text: str) -> str:
         return text if when is None else history.rewrite(text, when)
@@ -562,6 +600,7 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
     timings["store"] = time.perf_counter() - t
     seconds = time.perf_counter() - t0
     conn.execute("UPDATE twin.kpi_runs SET seconds = %s, values_count = %s WHERE id = %s", (seconds, len(rows), run[0]))
+    restore()
     return RunSummary(int(run[0]), as_of, read_at, from_history, len(rows), sum(r.audience == "public" for r in rows),
                       sum(r.audience == "admin" for r in rows), sum(r.change is not None for r in rows), seconds,
                       dict(data_version), timings)
