@@ -33,7 +33,8 @@ VIEWPORT = {"width": 1280, "height": 800}
 @pytest.fixture(scope="session")
 def map_settings(base_settings: Settings) -> Iterator[Settings]:
     """A fresh, migrated database holding the map fixture; dropped at the end of the session."""
-    with throwaway_database(base_settings, f"twin_map_{os.getpid()}") as s:
+    # The map colours by the blend plan (TWIN_PRIORITY_METHOD=blend), falling back to the rules plan.
+    with throwaway_database(base_settings, f"twin_map_{os.getpid()}", priority_method="blend") as s:
         yield s
 
 

@@ -104,7 +104,7 @@ def test_priority_colouring_legend_and_reasons_from_the_stored_plan(map_page: An
     option.check()
     wait_until(mp, "window.twinMap.state.priorityInfo !== null && window.twinMap.state.priorityInfo !== undefined", 20)
     asked = [u for u in mp.requests if "inspection-priority" in u]
-    assert asked and "method=blend" in asked[0], asked  # the method the settings choose (blend by default)
+    assert asked and "method=blend" in asked[0], asked  # the method the settings choose (blend here)
     legend = page.locator("#legend")
     expect(legend).to_contain_text(nl["legend.priority"])
     expect(legend).to_contain_text(nl["legend.priority.0"])
