@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import error_response
 from layers.registry import LAYERS
 from twin import database
 from twin.access import ANONYMOUS, Principal
@@ -138,7 +139,16 @@ class AuditMiddleware:
         if m:
             note.layers.add(m.group(1))
         note.layers.update(AUDITED_PATHS.get(path, ()))
-        scope.setdefault("state", {})["access"] = note
+        principal = scope.setdefault("state", {}).get("principal", ANONYMOUS)
+        readers = getattr(getattr(scope.get("app"), "state", None), "readers", None)
+        if note.layers and principal.role in AUDITED_ROLES and readers is not None and not readers.primary_healthy:
+            # Replicas could answer, but the audit log lives on the primary: restricted records are never served
+            # without their audit row (AVG accountability), so this waits for the primary.
+            await error_response(503, "ServiceUnavailable", "the primary database is down, so access to restricted "
+                                 "records cannot be recorded in the audit log; public layers are still served. Try "
+                                 "again shortly (see /readyz).", {"Retry-After": "5"})(scope, receive, send)
+            return
+        scope["state"]["access"] = note
         token = _current.set(note)
         status = 0
         content_type = ""

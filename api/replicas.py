@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from twin.replication import LAG_SQL
 from twin.settings import Settings
 
 PRIMARY = "primary"
+log = logging.getLogger("twin.replicas")
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Readers:
     primary: AsyncConnectionPool
     replicas: list[Reader] = field(default_factory=list)
     primary_served: int = 0
+    primary_healthy: bool = True  # checked with the replicas: while it is down, audited reads are refused
     _cycle: Any = None
     _task: asyncio.Task[None] | None = None
 
@@ -112,12 +115,25 @@ class Readers:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.settings.replica_check_s)
-            await self.check()
+            try:
+                await self.check()
+            except Exception:  # noqa: BLE001 - the watch must outlive any surprise; the next round checks again
+                log.exception("checking the replicas failed")
 
     async def check(self) -> None:
         """Health and lag of every replica, checked concurrently on a fresh connection (a pool that is backing
         off after an outage would report stale news)."""
-        await asyncio.gather(*(self._check_one(r) for r in self.replicas))
+        await asyncio.gather(self._check_primary(), *(self._check_one(r) for r in self.replicas))
+
+    async def _check_primary(self) -> None:
+        try:
+            async with asyncio.timeout(2.0):
+                async with await psycopg.AsyncConnection.connect(database.url_for(self.settings, "reader"),
+                                                                 connect_timeout=2, autocommit=True) as conn:
+                    await conn.execute("SELECT 1")
+            self.primary_healthy = True
+        except (TimeoutError, psycopg.Error, OSError):
+            self.primary_healthy = False
 
     async def _check_one(self, r: Reader) -> None:
         try:

@@ -70,6 +70,15 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
+def _ours(pid: int) -> bool:
+    """Whether a pid from our files is still one of ours (after a reboot the number may be someone else's)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return any(name in cmdline for name in ("nginx", "pgbouncer", "twin serve", "twin"))
+
+
 def _wait_port(port: int, seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -220,13 +229,13 @@ def down(settings: Settings, quiet: bool = False) -> None:
             except ValueError:
                 pass
     for pid in {p for p in pids if p}:
-        if _alive(pid):
+        if _alive(pid) and _ours(pid):
             try:
                 os.kill(pid, signal.SIGTERM)
             except OSError:
                 pass
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in pids if p):
+    while time.monotonic() < deadline and any(_alive(p) and _ours(p) for p in pids if p):
         time.sleep(0.1)
     _state_file(settings).unlink(missing_ok=True)
     if not quiet:

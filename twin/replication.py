@@ -15,12 +15,14 @@ the standby with the same pg_basebackup call (``--from URL``, a role with REPLIC
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from twin import cluster
 from twin.errors import ClusterError
@@ -75,6 +77,7 @@ def replicas(settings: Settings) -> list[Replica]:
 def _save(settings: Settings, items: list[Replica]) -> None:
     _root(settings).mkdir(parents=True, exist_ok=True)
     _registry(settings).write_text(json.dumps([asdict(r) for r in items], indent=2) + "\n", encoding="utf-8")
+    _registry(settings).chmod(0o600)
 
 
 def wal_level(settings: Settings) -> str:
@@ -157,16 +160,23 @@ def add(settings: Settings, name: str | None = None, port: int | None = None, so
         source = f"host={primary_sock} port={settings.pg_port} user={cluster.SUPERUSER}"
     else:
         source = source_url
+    # A password in the URL goes to pg_basebackup in its environment, never on its command line (ps shows that)
+    # nor into replicas.json; -R writes what the standby needs into its own postgresql.auto.conf (mode 0600).
+    parts = conninfo_to_dict(source)
+    password = parts.pop("password", None)
+    source = make_conninfo("", **parts)
     cmd = cluster._as_service([str(bindir / "pg_basebackup"), "-d", source, "-D", str(pgdata), "-X", "stream",
                                "-R", "-c", "fast", "--no-password"], user)
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    env = {**os.environ, "PGPASSWORD": str(password)} if password else None
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
         raise ClusterError(f"pg_basebackup failed: {res.stderr.strip() or res.stdout.strip()}")
     with (pgdata / "postgresql.auto.conf").open("a") as fh:
         fh.write(f"# vth-twin replica {name}\nunix_socket_directories = '{sock}'\nhot_standby = on\n"
-                 # A long read on the standby may delay replay this long before it is cancelled.
-                 "max_standby_streaming_delay = '30s'\n")
+                 # A long read on the standby may delay replay this long; with feedback the primary keeps the rows
+                 # such a read still needs, so replay rarely has to cancel it.
+                 "max_standby_streaming_delay = '30s'\nhot_standby_feedback = on\n")
     replica = Replica(name, port, str(pgdata), str(sock), source.replace(f"user={cluster.SUPERUSER}", "").strip())
     _save(settings, [*existing, replica])
     start(settings, replica)

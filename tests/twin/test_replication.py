@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from testdb import private_cluster
 
-from twin import cluster, database, replication
+from twin import access, cluster, database, replication
 from twin.settings import Settings
 
 INSERT = ("INSERT INTO twin.municipalities (code, name, geom) VALUES (%s, %s, "
@@ -70,6 +70,8 @@ def test_replica_add_streams_and_the_api_reads_from_it(primary: Settings) -> Non
     with psycopg.connect(replica_owner) as c, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         c.execute(INSERT, ("GM9002", "Nee"))
 
+    with psycopg.connect(database.url_for(primary, "owner"), autocommit=True) as conn:
+        _, key = access.create_key(conn, "inspector", "ODX", access.parse_expiry("1h"), "replication test")
     settings = primary.model_copy(update={"reader_urls": [replication.url(primary, rep)], "replica_check_s": 0.3,
                                           "key_cache_s": 0.0})
     with TestClient(create_app(settings)) as client:
@@ -108,6 +110,10 @@ def test_replica_add_streams_and_the_api_reads_from_it(primary: Settings) -> Non
             assert ready.status_code == 200 and ready.json()["status"] == "degraded"
             # The standby still reports itself healthy while its primary is away (nothing left to replay).
             assert ready.json()["databases"][1]["status"] == "up"
+            # Restricted records are not served while their audit row cannot be written on the primary.
+            assert _wait(lambda: client.get("/collections/inspections/items",
+                                            headers={"X-API-Key": key}).status_code == 503, 10)
+            assert _count(client) == 1  # public layers go on
         finally:
             cluster.up(primary)
         assert _wait(lambda: client.get("/readyz").json()["status"] == "ready", 15)

@@ -185,7 +185,8 @@ async def refresh_sites(settings: Settings, params: dict[str, Any]) -> dict[str,
     READ WRITE transaction calls the store function (the reader role writes no table itself)."""
     t0 = time.perf_counter()
     async with await psycopg.AsyncConnection.connect(database.url_for(settings, "reader"), autocommit=True,
-                                                     prepare_threshold=None if settings.pgbouncer else 5) as c:
+                                                     prepare_threshold=None if settings.pgbouncer else 5,
+                                                     connect_timeout=3) as c:
         await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
         await act_as(c, FULL)

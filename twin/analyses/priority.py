@@ -416,7 +416,8 @@ async def refresh_ranking(settings: Settings, *, as_of: date | None = None, year
     ref = today(as_of)
     t0 = time.perf_counter()
     async with await psycopg.AsyncConnection.connect(database.url_for(settings, "reader"), autocommit=True,
-                                                     prepare_threshold=None if settings.pgbouncer else 5) as c:
+                                                     prepare_threshold=None if settings.pgbouncer else 5,
+                                                     connect_timeout=3) as c:
         await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
         await act_as(c, FULL)
@@ -489,7 +490,9 @@ async def _stored_ranking(conn: psycopg.AsyncConnection, settings: Settings, ref
         except psycopg.OperationalError:  # the primary (where it is stored) is unreachable: computed live
             stored = None
         if stored is not None and stored["versions"] == versions:
-            found = [stored]
+            # Read back on the request's own connection: a replica that has not replayed the store yet would find
+            # no items for it, so then it is computed live this once.
+            found = await fetch(conn, STORED_SQL, {"key": key})
     if not found:
         return None
     kept = found[0]

@@ -415,7 +415,9 @@ def data_version(conn: psycopg.Connection) -> dict[str, Any]:
     run its KPI values come from."""
     row = conn.execute("SELECT coalesce(jsonb_object_agg(table_name, version), '{}'::jsonb) "
                        "FROM twin.layer_versions").fetchone()
-    run = conn.execute("SELECT id, as_of, computed_at FROM twin.kpi_runs ORDER BY id DESC LIMIT 1").fetchone()
+    # The run bi.fact_kpi_values_v1 shows (migration 0021): the newest computed from the current state.
+    run = conn.execute("SELECT id, as_of, computed_at FROM twin.kpi_runs WHERE NOT from_history "
+                       "ORDER BY known_on DESC, id DESC LIMIT 1").fetchone()
     return {"layer_versions": row[0] if row else {},
             "kpi_run": None if run is None else {"id": run[0], "as_of": run[1].isoformat(),
                                                   "computed_at": run[2].isoformat()}}
