@@ -10,6 +10,7 @@ import asyncio
 import json
 import math
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -257,3 +258,73 @@ def reduced_guide_distance(category: str | None) -> float | None:
         return None
     i = steps.index(GUIDE_DISTANCES_M[category])
     return float(steps[i - 1]) if i > 0 else 0.0
+
+
+# -- analyses kept per data version (migration 0019; priority.py and housing.py) ------------------------------
+KEEP_TIMEOUT = "600s"  # a whole national analysis at once is batch work, not a request's statement
+KEPT_VERSIONS_SQL = """
+SELECT to_regclass(%(store)s) IS NOT NULL AS stored,
+       (SELECT jsonb_object_agg(v.table_name, v.version) FROM twin.layer_versions v
+        WHERE v.table_name = ANY(%(tables)s)) AS versions
+"""
+Rows = list[dict[str, Any]]
+
+
+async def kept_versions(conn: psycopg.AsyncConnection, store: str, tables: Sequence[str]) -> dict[str, Any] | None:
+    """The versions of ``tables`` an analysis kept in ``store`` is keyed by, or None when none can be kept (a
+    database before migration 0019, or a table without a version row)."""
+    rows = await fetch(conn, KEPT_VERSIONS_SQL, {"store": store, "tables": list(tables)})
+    versions = (rows[0]["versions"] or {}) if rows and rows[0]["stored"] else None
+    if versions is None or any(t not in versions for t in tables):
+        return None
+    return dict(versions)
+
+
+async def keep(settings: Settings, *, store: str, tables: Sequence[str], key_of: Callable[[dict[str, Any]], str],
+               find: Callable[[psycopg.AsyncConnection, str], Awaitable[Rows]],
+               inputs: Callable[[psycopg.AsyncConnection], Awaitable[Rows]],
+               store_call: Callable[[Rows], tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:
+    """Compute an analysis for the current data and keep it, unless it is kept already; the kept entry (as
+    ``find`` reads it), or None on a database that cannot keep it.
+
+    On a connection of its own: one REPEATABLE READ snapshot reads the versions and the ``inputs`` (so the key
+    names exactly the data computed from), then a short READ WRITE transaction runs ``store_call(rows)``, the
+    store function's SQL and parameters, with the key, the versions and the seconds added (the reader role writes
+    no table itself)."""
+    t0 = time.perf_counter()
+    async with await psycopg.AsyncConnection.connect(database.url_for(settings, "reader"), autocommit=True,
+                                                     prepare_threshold=None if settings.pgbouncer else 5,
+                                                     connect_timeout=3) as c:
+        async def snapshot() -> dict[str, Any] | None:
+            await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            await c.execute(f"SET LOCAL statement_timeout = '{KEEP_TIMEOUT}'")
+            await act_as(c, FULL)
+            return await kept_versions(c, store, tables)
+
+        versions = await snapshot()
+        if versions is None:
+            await c.execute("ROLLBACK")
+            return None
+        key = key_of(versions)
+        # One computation per key at a time, across requests and processes: the others wait here, then find it.
+        if not settings.pgbouncer:  # a session lock would stay on PgBouncer's server connection; without it a
+            # concurrent first request computes too, and the store function keeps the first one stored
+            await c.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        await c.execute("ROLLBACK")  # a snapshot taken after the lock sees what the one before us stored
+        if await snapshot() != versions:
+            await c.execute("ROLLBACK")
+            return None
+        found = await find(c, key)
+        if found:
+            await c.execute("ROLLBACK")
+            return found[0]
+        rows = await inputs(c)
+        await c.execute("ROLLBACK")
+        store_sql, params = store_call(rows)
+        await c.execute("BEGIN READ WRITE")
+        await c.execute(f"SET LOCAL statement_timeout = '{KEEP_TIMEOUT}'")
+        await c.execute(store_sql, {**params, "key": key, "versions": json.dumps(versions),
+                                    "seconds": time.perf_counter() - t0})
+        await c.execute("COMMIT")
+        stored = await find(c, key)
+    return stored[0] if stored else None

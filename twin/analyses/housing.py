@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -20,15 +19,16 @@ import psycopg
 
 from layers.messages import DEFAULT_LANGUAGE, number, text
 from layers.registry import GUIDE_DISTANCES_M
-from twin import coverage, database, history
+from twin import coverage, history
 from twin.access import natural_person_sql
 from twin.analyses.common import (
     FULL,
     GUIDE_JSON,
     HEX_YEAR_SQL,
     Disclosure,
-    act_as,
     fetch,
+    keep,
+    kept_versions,
     municipality,
     redact_establishment,
     reduced_guide_distance,
@@ -137,12 +137,6 @@ TABLES = ("housing_sites", "municipalities", "deposition_hexagons", "establishme
           "natura2000_habitats", "natura2000_areas")
 ANALYSIS = "housing-nitrogen"
 ROWS_FORMAT = "1"  # raised when SITES_SQL changes what a stored row holds
-REFRESH_TIMEOUT = "600s"  # every national site at once is batch work, not a request's statement
-VERSIONS_SQL = """
-SELECT to_regclass('twin.analysis_results') IS NOT NULL AS stored,
-       (SELECT jsonb_object_agg(v.table_name, v.version) FROM twin.layer_versions v
-        WHERE v.table_name = ANY(%(tables)s)) AS versions
-"""
 STORED_SQL = """
 SELECT a.rows, a.computed_at, a.versions, a.seconds FROM twin.analysis_results a
 WHERE a.analysis = %(analysis)s AND a.key = %(key)s
@@ -170,57 +164,25 @@ def _key(versions: dict[str, Any], params: dict[str, Any]) -> str:
 
 
 async def _versions(conn: psycopg.AsyncConnection) -> dict[str, Any] | None:
-    rows = await fetch(conn, VERSIONS_SQL, {"tables": list(TABLES)})
-    versions = (rows[0]["versions"] or {}) if rows and rows[0]["stored"] else None
-    if versions is None or any(t not in versions for t in TABLES):
-        return None
-    return dict(versions)
+    return await kept_versions(conn, "twin.analysis_results", TABLES)
 
 
 async def refresh_sites(settings: Settings, params: dict[str, Any]) -> dict[str, Any] | None:
     """Compute the rows of every site for the current data and store them (twin.analysis_results), unless they
-    are stored already; the stored entry (rows, computed_at, versions), or None on a database that cannot store.
+    are stored already; the stored entry (rows, computed_at, versions), or None on a database that cannot store
+    (:func:`twin.analyses.common.keep`)."""
+    async def find(c: psycopg.AsyncConnection, key: str) -> list[dict[str, Any]]:
+        return await fetch(c, STORED_SQL, {"analysis": ANALYSIS, "key": key})
 
-    On a connection of its own: one REPEATABLE READ snapshot reads the versions and the rows, then a short
-    READ WRITE transaction calls the store function (the reader role writes no table itself)."""
-    t0 = time.perf_counter()
-    async with await psycopg.AsyncConnection.connect(database.url_for(settings, "reader"), autocommit=True,
-                                                     prepare_threshold=None if settings.pgbouncer else 5,
-                                                     connect_timeout=3) as c:
-        await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
-        await act_as(c, FULL)
-        versions = await _versions(c)
-        if versions is None:
-            await c.execute("ROLLBACK")
-            return None
-        key = _key(versions, params)
-        # One computation per key at a time, across requests and processes: the others wait here, then find it.
-        if not settings.pgbouncer:  # a session lock would stay on PgBouncer's server connection; without it a
-            # concurrent first request computes too, and the store function keeps the first one stored
-            await c.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
-        await c.execute("ROLLBACK")  # a snapshot taken after the lock sees what the one before us stored
-        await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
-        await act_as(c, FULL)
-        if await _versions(c) != versions:
-            await c.execute("ROLLBACK")
-            return None
-        found = await fetch(c, STORED_SQL, {"analysis": ANALYSIS, "key": key})
-        if found:
-            await c.execute("ROLLBACK")
-            return found[0]
-        rows = await fetch(c, SITES_SQL.replace("{area}", "NULL::geometry"), {**params, "muni": None, "area": None,
-                                                                               "sites": None})
-        await c.execute("ROLLBACK")
-        body = json.dumps(rows, default=_json_value)
-        await c.execute("BEGIN READ WRITE")
-        await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
-        await c.execute(STORE_SQL, {"analysis": ANALYSIS, "key": key, "versions": json.dumps(versions),
-                                    "seconds": time.perf_counter() - t0, "rows": body})
-        await c.execute("COMMIT")
-        stored = await fetch(c, STORED_SQL, {"analysis": ANALYSIS, "key": key})
-    return stored[0] if stored else None
+    async def inputs(c: psycopg.AsyncConnection) -> list[dict[str, Any]]:
+        return await fetch(c, SITES_SQL.replace("{area}", "NULL::geometry"),
+                           {**params, "muni": None, "area": None, "sites": None})
+
+    def store_call(rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        return STORE_SQL, {"analysis": ANALYSIS, "rows": json.dumps(rows, default=_json_value)}
+
+    return await keep(settings, store="twin.analysis_results", tables=TABLES, key_of=lambda v: _key(v, params),
+                      find=find, inputs=inputs, store_call=store_call)
 
 
 async def _stored_rows(conn: psycopg.AsyncConnection, settings: Settings, params: dict[str, Any],

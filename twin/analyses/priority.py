@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import psycopg
 import yaml
 
 from layers.registry import GUIDE_DISTANCES_M
-from twin import database, history
+from twin import history
 from twin import sql as twin_sql
 from twin.access import natural_person_sql
 from twin.analyses.common import (
@@ -28,8 +27,9 @@ from twin.analyses.common import (
     GUIDE_JSON,
     HEX_YEAR_SQL,
     Disclosure,
-    act_as,
     fetch,
+    keep,
+    kept_versions,
     municipality,
     redact_establishment,
     run_sync,
@@ -324,12 +324,6 @@ def apply_overrides(ranked: list[dict[str, Any]], overrides: list[dict[str, Any]
 # The overrides are not among them: they are laid over the ranking when it is read.
 RANKING_TABLES = ("establishments", "inspections", "permits", "deposition_hexagons", "buildings", "housing_sites")
 RANKING_FORMAT = "1"  # raised when the scoring code changes what a stored score means
-REFRESH_TIMEOUT = "600s"  # computing the whole national ranking is batch work, not a request's statement
-VERSIONS_SQL = """
-SELECT to_regclass('twin.priority_rankings') IS NOT NULL AS stored,
-       (SELECT jsonb_object_agg(v.table_name, v.version) FROM twin.layer_versions v
-        WHERE v.table_name = ANY(%(tables)s)) AS versions
-"""
 STORED_SQL = """
 SELECT r.ranking_id, r.computed_at, r.versions, r.seconds FROM twin.priority_rankings r WHERE r.key = %(key)s
 """
@@ -394,55 +388,25 @@ def _inputs_sql(in_area: str, disclosure: Disclosure, own: bool = False) -> str:
 
 
 async def _versions(conn: psycopg.AsyncConnection) -> dict[str, Any] | None:
-    """The versions of :data:`RANKING_TABLES`, or None when no ranking can be stored (a database before
-    migration 0019, or a table without a version row)."""
-    rows = await fetch(conn, VERSIONS_SQL, {"tables": list(RANKING_TABLES)})
-    versions = rows[0]["versions"] or {} if rows and rows[0]["stored"] else None
-    if versions is None or any(t not in versions for t in RANKING_TABLES):
-        return None
-    return dict(versions)
+    return await kept_versions(conn, "twin.priority_rankings", RANKING_TABLES)
 
 
 async def refresh_ranking(settings: Settings, *, as_of: date | None = None, year: int | None = None,
                           ) -> dict[str, Any] | None:
     """Compute the whole ranking (every establishment, as admins and as each establishment's own organisation's
     inspectors see it) for the current data and store it (twin.priority_rankings), unless it is stored already.
-    Returns the stored ranking's row, or None on a database that cannot store it.
-
-    On a connection of its own: one REPEATABLE READ snapshot reads the versions and the inputs (so the key names
-    exactly the data scored), then a short READ WRITE transaction calls the store function (the reader role
-    writes no table itself)."""
+    Returns the stored ranking's row, or None on a database that cannot store it (:func:`twin.analyses.common.keep`).
+    """
     weights = load_weights(settings)
     ref = today(as_of)
-    t0 = time.perf_counter()
-    async with await psycopg.AsyncConnection.connect(database.url_for(settings, "reader"), autocommit=True,
-                                                     prepare_threshold=None if settings.pgbouncer else 5,
-                                                     connect_timeout=3) as c:
-        await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
-        await act_as(c, FULL)
-        versions = await _versions(c)
-        if versions is None:
-            await c.execute("ROLLBACK")
-            return None
-        key = ranking_key(versions, ref, year, weights)
-        # One computation per key at a time, across requests and processes: the others wait here, then find it.
-        if not settings.pgbouncer:  # a session lock would stay on PgBouncer's server connection; without it a
-            # concurrent first request computes too, and the store function keeps the first one stored
-            await c.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
-        await c.execute("ROLLBACK")  # a snapshot taken after the lock sees what the one before us stored
-        await c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
-        await act_as(c, FULL)
-        if await _versions(c) != versions:
-            await c.execute("ROLLBACK")
-            return None
-        found = await fetch(c, STORED_SQL, {"key": key})
-        if found:
-            await c.execute("ROLLBACK")
-            return found[0]
-        rows = await fetch(c, _inputs_sql("true", FULL, own=True), _params(ref, year, weights, FULL))
-        await c.execute("ROLLBACK")
+
+    async def find(c: psycopg.AsyncConnection, key: str) -> list[dict[str, Any]]:
+        return await fetch(c, STORED_SQL, {"key": key})
+
+    async def inputs(c: psycopg.AsyncConnection) -> list[dict[str, Any]]:
+        return await fetch(c, _inputs_sql("true", FULL, own=True), _params(ref, year, weights, FULL))
+
+    def store_call(rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
         ids, orgs, natural, scores, own = [], [], [], [], []
         for row in rows:
             total = total_points(row, ref, weights)
@@ -456,14 +420,12 @@ async def refresh_ranking(settings: Settings, *, as_of: date | None = None, year
             natural.append(bool(row["natural_person"]))
             scores.append(total)
             own.append(mine)
-        await c.execute("BEGIN READ WRITE")
-        await c.execute(f"SET LOCAL statement_timeout = '{REFRESH_TIMEOUT}'")
-        await c.execute(STORE_SQL, {"key": key, "as_of": ref, "year": year, "weights_hash": _weights_hash(weights),
-                                    "versions": json.dumps(versions), "seconds": time.perf_counter() - t0,
-                                    "ids": ids, "orgs": orgs, "natural": natural, "scores": scores, "own": own})
-        await c.execute("COMMIT")
-        stored = await fetch(c, STORED_SQL, {"key": key})
-    return stored[0] if stored else None
+        return STORE_SQL, {"as_of": ref, "year": year, "weights_hash": _weights_hash(weights), "ids": ids,
+                           "orgs": orgs, "natural": natural, "scores": scores, "own": own}
+
+    return await keep(settings, store="twin.priority_rankings", tables=RANKING_TABLES,
+                      key_of=lambda v: ranking_key(v, ref, year, weights), find=find, inputs=inputs,
+                      store_call=store_call)
 
 
 def refresh_ranking_sync(settings: Settings, **kwargs: Any) -> dict[str, Any] | None:
