@@ -86,23 +86,6 @@ def as_json(report: QualityReport, when: dict[str, Any] | None = None) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1d1f;margin:2rem auto;
-max-width:1100px;padding:0 1rem}
-h1{font-size:1.5rem;margin:0 0 .25rem}h2{font-size:1.15rem;margin:2rem 0 .5rem;border-bottom:1px solid #ccc}
-.meta{color:#555}table{border-collapse:collapse;width:100%;margin:.5rem 0}
-th,td{border-bottom:1px solid #e3e3e3;padding:.3rem .45rem;text-align:left;vertical-align:top}
-th{background:#f4f5f7;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
-.worse{color:#b00020;font-weight:600}.better{color:#1b7f3a;font-weight:600}.same,.na{color:#777}
-.error{color:#b00020}.warning{color:#9a6700}.info{color:#555}
-.bar{display:inline-block;height:.6em;background:#2f6fb0;vertical-align:middle;margin-right:.3em}
-.expl{color:#444;font-size:.92em}ul.ex{margin:.2rem 0 0 1rem;padding:0;font-size:.9em}
-code{font-family:ui-monospace,Consolas,monospace;font-size:.92em}
-@media print{body{margin:0;max-width:none;font-size:11px}h2{break-after:avoid}tr{break-inside:avoid}
-th{background:#eee !important;-webkit-print-color-adjust:exact;print-color-adjust:exact}}
-"""
-
-
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
