@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,7 +79,7 @@ class Readers:
     replicas: list[Reader] = field(default_factory=list)
     primary_served: int = 0
     primary_healthy: bool = True  # checked with the replicas: while it is down, audited reads are refused
-    _cycle: Any = None
+    _cycle: Iterator[int] = field(default_factory=itertools.count)
     _task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -167,8 +167,6 @@ class Readers:
         healthy = [r for r in self.replicas if r.healthy]
         if not healthy:
             return [(PRIMARY, self.primary, None)]
-        if self._cycle is None:
-            self._cycle = itertools.count()
         start = next(self._cycle) % len(healthy)
         ordered = healthy[start:] + healthy[:start]
         return [*((r.name, r.pool, r) for r in ordered), (PRIMARY, self.primary, None)]
