@@ -90,12 +90,16 @@ CATEGORY_ORDER = {"1": 1.0, "2": 2.0, "3.1": 3.1, "3.2": 3.2, "4.1": 4.1, "4.2":
 # Never features: what they are kept for (the fairness audit groups, display).
 AUDIT_COLUMNS = ("establishment_id", "municipality_code", "org_code", "legal_form")
 
+# One range of establishment ids (lo <= id < hi; a None bound is open): raw_as_of reads two ranges at once, on
+# two connections that share one snapshot. The legal entity's record at its other sites (same KvK) and the
+# sector's rate cross the ranges, so they are summed apart (SECTOR_SQL, and in pandas).
 AS_OF_SQL = """
 WITH est AS (
   SELECT e.establishment_id, e.kvk_number, e.sbi_code, e.environmental_category, e.activiteitenbesluit_type,
          e.brzo, e.visit_frequency_years, e.started_on, e.postcode, e.municipality_code, e.org_code, e.legal_form
   FROM twin.establishments e
   WHERE (e.started_on IS NULL OR e.started_on < %(t)s) AND (e.ended_on IS NULL OR e.ended_on >= %(t)s)
+    AND (%(lo)s::text IS NULL OR e.establishment_id >= %(lo)s) AND (%(hi)s::text IS NULL OR e.establishment_id < %(hi)s)
 ),
 ins AS (
   -- One pass over the inspections before T in the order of the index on (establishment, date DESC): the
@@ -125,14 +129,11 @@ ins AS (
            i.result = 'voorschriften overtreden' AS viol,
            coalesce(i.gedrag, left(i.lhs_cell, 1)) AS g, coalesce(i.gevolg, right(i.lhs_cell, 1)) AS c
     FROM twin.inspections i WHERE i.inspected_on < %(t)s
+      AND (%(lo)s::text IS NULL OR i.establishment_id >= %(lo)s)
+      AND (%(hi)s::text IS NULL OR i.establishment_id < %(hi)s)
     ORDER BY i.establishment_id, i.inspected_on DESC, i.inspection_id DESC
   ) i0
   GROUP BY establishment_id
-),
-sector AS (
-  SELECT left(e.sbi_code, 2) AS division, avg((i.result = 'voorschriften overtreden')::int) AS rate
-  FROM twin.inspections i JOIN twin.establishments e ON e.establishment_id = i.establishment_id
-  WHERE i.inspected_on >= %(t3)s AND i.inspected_on < %(t)s GROUP BY 1
 ),
 perm AS (
   SELECT p.establishment_id,
@@ -153,30 +154,32 @@ perm AS (
   FROM (SELECT p.*, (p.decided_on < %(t)s AND p.status <> 'geweigerd'
                      AND (p.valid_from IS NULL OR p.valid_from < %(t)s)
                      AND (p.valid_until IS NULL OR p.valid_until >= %(t)s)) AS a
-        FROM twin.permits p WHERE p.decided_on < %(t)s OR p.applied_on < %(t)s) p
+        FROM twin.permits p WHERE (p.decided_on < %(t)s OR p.applied_on < %(t)s)
+          AND (%(lo)s::text IS NULL OR p.establishment_id >= %(lo)s)
+          AND (%(hi)s::text IS NULL OR p.establishment_id < %(hi)s)) p
   GROUP BY p.establishment_id
-),
-kvk AS (
-  SELECT est.kvk_number, count(*) AS sites, coalesce(sum(ins.n_violations_5y), 0) AS v5,
-         coalesce(sum(ins.n_inspections_5y), 0) AS n5
-  FROM est LEFT JOIN ins ON ins.establishment_id = est.establishment_id
-  WHERE est.kvk_number IS NOT NULL GROUP BY est.kvk_number
 )
 SELECT est.*, ins.n_inspections, ins.n_inspections_5y, ins.n_violations, ins.n_violations_5y, ins.n_violations_2y,
        ins.n_complaints_5y, ins.n_reinspections_5y, ins.last_on, ins.first_on, ins.last_viol_on,
        ins.last_was_violation, ins.last_g, ins.last_c, ins.last_repair_deadline, ins.worst_g_5y, ins.violations,
-       sector.rate AS sector_violation_rate_3y, perm.n_active_permits, perm.has_environmental_permit,
+       perm.n_active_permits, perm.has_environmental_permit,
        perm.has_tolerance, perm.n_custom_rules, perm.n_decisions_1y, perm.n_decisions_2y, perm.recent_revision,
-       perm.n_pending, perm.n_expiring_1y, perm.last_decision_on, perm.nh3_kg, perm.nox_kg,
-       kvk.sites - 1 AS other_sites,
-       kvk.v5 - coalesce(ins.n_violations_5y, 0) AS other_sites_violations_5y,
-       kvk.n5 - coalesce(ins.n_inspections_5y, 0) AS other_sites_inspections_5y
+       perm.n_pending, perm.n_expiring_1y, perm.last_decision_on, perm.nh3_kg, perm.nox_kg
 FROM est
 LEFT JOIN ins ON ins.establishment_id = est.establishment_id
-LEFT JOIN sector ON sector.division = left(est.sbi_code, 2)
 LEFT JOIN perm ON perm.establishment_id = est.establishment_id
-LEFT JOIN kvk ON kvk.kvk_number = est.kvk_number
 ORDER BY est.establishment_id
+"""
+# The violation rate of each SBI division over the 3 years before T (all establishments, active or not).
+SECTOR_SQL = """
+SELECT left(e.sbi_code, 2) AS division, avg((i.result = 'voorschriften overtreden')::int)::float8 AS rate
+FROM twin.inspections i JOIN twin.establishments e ON e.establishment_id = i.establishment_id
+WHERE i.inspected_on >= %(t3)s AND i.inspected_on < %(t)s GROUP BY 1
+"""
+# The id that splits the establishments in two about equal ranges (from the table's row estimate).
+SPLIT_SQL = """
+SELECT establishment_id FROM twin.establishments ORDER BY establishment_id
+OFFSET greatest(0, (SELECT reltuples FROM pg_class WHERE oid = 'twin.establishments'::regclass) / 2)::bigint LIMIT 1
 """
 
 # Location context of every establishment (not dated in the twin: see the module's docstring). The latest
@@ -221,57 +224,117 @@ def _rows(conn: psycopg.Connection, sql: str, params: dict[str, Any]) -> pd.Data
     return pd.DataFrame(cur.fetchall(), columns=cols)
 
 
-# raw_as_of reads the answer as CSV (COPY: parsed in C, 292,000 rows in about a second, where a row-wise fetch
-# took 8 s) and gives each column the Python type a row-wise fetch gives (dates, booleans, JSON, floats).
+# raw_as_of reads the answer as CSV (COPY) and parses it with Arrow's CSV reader: typed in C (dates, booleans,
+# counts, correctly rounded floats), where pandas' parser with per-value converters took 3 s of the national
+# 292,000 rows and a row-wise fetch 8 s. Dates stay datetime64 for the arithmetic of derive(); the two values the
+# rule-based score reads as Python objects (the last visit and the violations) are made in derive().
 _TEXT_COLUMNS = ("establishment_id", "kvk_number", "sbi_code", "environmental_category", "activiteitenbesluit_type",
-                 "postcode", "municipality_code", "org_code", "legal_form", "last_g", "last_c", "worst_g_5y")
+                 "postcode", "municipality_code", "org_code", "legal_form", "last_g", "last_c", "worst_g_5y",
+                 "violations")
 _DATE_COLUMNS = ("started_on", "last_on", "first_on", "last_viol_on", "last_repair_deadline", "last_decision_on")
 _BOOL_COLUMNS = ("brzo", "last_was_violation", "has_environmental_permit", "has_tolerance", "recent_revision")
-_FLOAT_COLUMNS = ("sector_violation_rate_3y", "nh3_kg", "nox_kg")  # Python's float(): correctly rounded
+_FLOAT_COLUMNS = ("nh3_kg", "nox_kg")
 _INT_COLUMNS = ("visit_frequency_years", "n_inspections", "n_inspections_5y", "n_violations", "n_violations_5y",
                 "n_violations_2y", "n_complaints_5y", "n_reinspections_5y", "n_active_permits", "n_custom_rules",
-                "n_decisions_1y", "n_decisions_2y", "n_pending", "n_expiring_1y", "other_sites",
-                "other_sites_violations_5y", "other_sites_inspections_5y")
+                "n_decisions_1y", "n_decisions_2y", "n_pending", "n_expiring_1y")
 # Sorting 1.7 M inspections and hashing 300,000 establishments spill to disk at the default 4-32 MB.
 AS_OF_WORK_MEM = "256MB"
 
 
-_BOOL = {"t": True, "f": False}
+def _arrow_types() -> dict[str, Any]:
+    import pyarrow as pa
+
+    return (dict.fromkeys(_TEXT_COLUMNS, pa.string()) | dict.fromkeys(_DATE_COLUMNS, pa.date32())
+            | dict.fromkeys(_BOOL_COLUMNS, pa.bool_()) | dict.fromkeys(_FLOAT_COLUMNS, pa.float64())
+            | dict.fromkeys(_INT_COLUMNS, pa.int64()))
 
 
-def _as_date(x: str) -> date | None:
-    return date.fromisoformat(x) if x else None
+def _copy(conn: psycopg.Connection, params: dict[str, Any]) -> Any:
+    """One range of AS_OF_SQL, read by COPY and parsed by Arrow (a table)."""
+    import io
+
+    from pyarrow import csv
+
+    buf = io.BytesIO()
+    with conn.cursor().copy(f"COPY ({AS_OF_SQL}) TO STDOUT WITH (FORMAT csv, HEADER)",  # type: ignore[arg-type]
+                            params) as cp:
+        for block in cp:
+            buf.write(block)
+    buf.seek(0)
+    # COPY writes NULL unquoted and an empty text quoted: only the unquoted empty field is a null.
+    return csv.read_csv(buf, convert_options=csv.ConvertOptions(
+        column_types=_arrow_types(), null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False,
+        true_values=["t"], false_values=["f"]))
+
+
+def _shared_snapshot(conn: psycopg.Connection) -> bool:
+    """Whether other sessions see what ``conn`` sees: it has written nothing uncommitted and reads each statement
+    at a fresh snapshot (READ COMMITTED), so a new session's snapshot is what its next statement would read."""
+    row = conn.execute("SELECT txid_current_if_assigned() IS NULL AND "
+                       "current_setting('transaction_isolation') = 'read committed'").fetchone()
+    return bool(row and row[0])
+
+
+def _ranges_in_parallel(conn: psycopg.Connection, params: dict[str, Any]) -> list[Any] | None:
+    """The two ranges of AS_OF_SQL at once, on two new sessions of the same login that share one snapshot
+    (``pg_export_snapshot``, as ``pg_dump -j`` does): the national twin's aggregates take half the time on two
+    cores. None when that can't be done (no second session); the caller then reads in one statement."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        a = psycopg.connect(conn.info.dsn, password=conn.info.password, connect_timeout=5)
+        b = psycopg.connect(conn.info.dsn, password=conn.info.password, connect_timeout=5)
+    except psycopg.OperationalError:
+        return None
+    with a, b:
+        from psycopg import sql
+
+        for c in (a, b):
+            c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        snapshot = a.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
+        b.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+        for c in (a, b):
+            c.execute("SELECT set_config('work_mem', %s, true)", (AS_OF_WORK_MEM,))
+        split = a.execute(SPLIT_SQL).fetchone()
+        if split is None:
+            return None
+        with ThreadPoolExecutor(2) as pool:  # psycopg and Arrow let go of the GIL while they wait and parse
+            first = pool.submit(_copy, a, params | {"lo": None, "hi": split[0]})
+            second = pool.submit(_copy, b, params | {"lo": split[0], "hi": None})
+            tables = [first.result(), second.result()]
+        tables.append(_rows(a, SECTOR_SQL, params))
+        for c in (a, b):
+            c.rollback()
+    return tables
 
 
 def raw_as_of(conn: psycopg.Connection, t: date) -> pd.DataFrame:
     """The as-of aggregates of every establishment active at ``t`` (one row each), before derivation."""
-    import io
+    import pyarrow as pa
 
     params = {"t": t, "t1": t - timedelta(days=365), "t2": t - timedelta(days=730),
               "t3": t - timedelta(days=1096), "t5": t - timedelta(days=FIVE_YEARS),
-              "t_next": t + timedelta(days=365)}
-    buf = io.BytesIO()
-    with conn.transaction():
-        conn.execute("SELECT set_config('work_mem', %s, true)", (AS_OF_WORK_MEM,))
-        with conn.cursor().copy(f"COPY ({AS_OF_SQL}) TO STDOUT WITH (FORMAT csv, HEADER)",  # type: ignore[arg-type]
-                                params) as cp:
-            for block in cp:
-                buf.write(block)
-    buf.seek(0)
-    # Counts are integers (parsed exactly by the C parser); everything else as text, typed below.
-    dtypes: dict[str, Any] = dict.fromkeys(_TEXT_COLUMNS, str) | dict.fromkeys(_INT_COLUMNS, "float64")
-    dtypes["visit_frequency_years"] = "Int64"
-    df = pd.read_csv(buf, dtype=dtypes,
-                     keep_default_na=False, na_values=[""], low_memory=False, converters={
-                         "violations": lambda x: orjson.loads(x)[::-1] if x else None,  # oldest first
-                         **dict.fromkeys(_DATE_COLUMNS, _as_date),
-                         **{c: (lambda x: float(x) if x else np.nan) for c in _FLOAT_COLUMNS},
-                         **dict.fromkeys(_BOOL_COLUMNS, _BOOL.get)})
+              "t_next": t + timedelta(days=365), "lo": None, "hi": None}
+    parts = _ranges_in_parallel(conn, params) if _shared_snapshot(conn) else None
+    if parts is None:  # one statement on the caller's session (it may hold uncommitted rows of its own)
+        with conn.transaction():
+            conn.execute("SELECT set_config('work_mem', %s, true)", (AS_OF_WORK_MEM,))
+            parts = [_copy(conn, params), _rows(conn, SECTOR_SQL, params)]
+    *tables, sector = parts
+    df = pa.concat_tables(tables).to_pandas(date_as_object=False)
     freq = df["visit_frequency_years"]
     df["visit_frequency_years"] = freq.astype("int64") if freq.notna().all() else freq.astype("float64")
-    for c in (*_DATE_COLUMNS, *_BOOL_COLUMNS, "violations"):
-        df[c] = df[c].astype(object).where(df[c].notna(), None)
-    for c in _FLOAT_COLUMNS:
+    df["violations"] = [orjson.loads(x)[::-1] if isinstance(x, str) else None  # oldest first
+                        for x in df["violations"].to_numpy(dtype=object, na_value=None)]
+    rate = dict(zip(sector["division"], sector["rate"], strict=True)) if len(sector) else {}
+    df["sector_violation_rate_3y"] = df["sbi_code"].str.slice(0, 2).map(rate).astype("float64")
+    # The legal entity's record at its other active sites (same KvK number); none without a number.
+    kvk = df["kvk_number"]
+    by = df.assign(v5=df["n_violations_5y"].fillna(0), n5=df["n_inspections_5y"].fillna(0)).groupby(kvk)
+    df["other_sites"] = by["establishment_id"].transform("size") - 1
+    df["other_sites_violations_5y"] = by["v5"].transform("sum") - df["n_violations_5y"].fillna(0)
+    df["other_sites_inspections_5y"] = by["n5"].transform("sum") - df["n_inspections_5y"].fillna(0)
+    for c in _INT_COLUMNS[1:]:
         df[c] = df[c].astype("float64")
     return df
 
@@ -394,7 +457,7 @@ def derive(raw: pd.DataFrame, ctx: pd.DataFrame | None, t: date) -> pd.DataFrame
     for c in ("municipality_code", "org_code", "legal_form"):
         out[c] = df[c]
     if n:
-        cols = [df[c].tolist() for c in RULES_INPUTS]  # Python values, as to_dict("records") gives them
+        cols = [_python_values(df[c]) for c in RULES_INPUTS]  # as to_dict("records") of a row-wise fetch
         gc_was = gc.isenabled()
         gc.disable()  # 292,000 small dicts: the collector would walk them again and again (4 s of 5)
         try:
@@ -405,6 +468,15 @@ def derive(raw: pd.DataFrame, ctx: pd.DataFrame | None, t: date) -> pd.DataFrame
     else:
         out["_rules_row"] = []
     return out
+
+
+def _python_values(col: pd.Series) -> list[Any]:
+    """A column as the Python values a row-wise fetch gives: dates as ``date``, missing values as None."""
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return list(col.to_numpy().astype("datetime64[D]").astype(object))  # NaT becomes None
+    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+        return col.tolist()
+    return list(col.to_numpy(dtype=object, na_value=None))
 
 
 RULES_INPUTS = ("environmental_category", "activiteitenbesluit_type", "brzo", "visit_frequency_years", "last_on",
