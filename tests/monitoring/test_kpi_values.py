@@ -285,3 +285,19 @@ def test_bi_feed_shows_the_newest_run_on_the_current_state(kpi_settings: Setting
         newest = conn.execute("SELECT max(id) FROM twin.kpi_runs").fetchone()
     assert shown == {current.run_id}
     assert newest is not None and newest[0] == later.run_id
+
+
+def test_two_sessions_and_one_give_the_same_run(kpi_settings: Settings, run: int) -> None:
+    """compute runs the establishment and permit families on a second session sharing the first one's snapshot
+    (when the caller's transaction has written nothing yet); a caller that has written takes one session, since
+    another could not see its rows. Both ways store the same values."""
+    with psycopg.connect(database.url_for(kpi_settings, "writer")) as conn:
+        parallel = compute.compute(conn, as_of=D, k=5)
+        conn.commit()
+        conn.execute("INSERT INTO twin.kpi_runs (as_of, known_on, from_history, data_version, k) "
+                     "VALUES (%s, now(), false, '{}', 5)", (D,))  # this transaction has now written
+        single = compute.compute(conn, as_of=D, k=5)
+        conn.commit()
+    assert (parallel.sessions, single.sessions) == (2, 1)
+    assert _values(kpi_settings, parallel.run_id) == _values(kpi_settings, single.run_id) \
+        == _values(kpi_settings, run)

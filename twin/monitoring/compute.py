@@ -505,6 +505,44 @@ def _tune(conn: psycopg.Connection) -> Callable[[], None]:
     return restore
 
 
+def _exported_snapshot(conn: psycopg.Connection) -> str | None:
+    """This transaction's snapshot for a second session (``pg_export_snapshot``, as ``pg_dump -j`` shares one),
+    when other sessions can see what this one sees: it has written nothing yet and reads at fresh snapshots (READ
+    COMMITTED, where the exported snapshot is what its next statement reads). None otherwise: one session then."""
+    row = conn.execute("SELECT CASE WHEN txid_current_if_assigned() IS NULL AND "
+                       "current_setting('transaction_isolation') = 'read committed' "
+                       "AND NOT pg_is_in_recovery() THEN pg_export_snapshot() END").fetchone()
+    return row[0] if row else None
+
+
+def _side_session(conn: psycopg.Connection, snapshot: str) -> psycopg.Connection | None:
+    """A second session of the same login, reading at ``snapshot``; None when none can be opened (a connection
+    limit): the run then takes one session."""
+    from psycopg import sql
+
+    try:
+        side = psycopg.connect(conn.info.dsn, password=conn.info.password, connect_timeout=5)
+    except psycopg.OperationalError:
+        return None
+    side.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    side.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+    return side
+
+
+def _session_tables(conn: psycopg.Connection, period_rows: list[tuple[str, date, date]],
+                    q: Callable[[str], str]) -> None:
+    """The run's temporary tables in a session: the periods and the livestock establishments near overloaded
+    habitats."""
+    conn.execute("DROP TABLE IF EXISTS mon_periods, mon_n2k, mon_values")  # an earlier run in this transaction
+    conn.execute("CREATE TEMP TABLE mon_periods (ptype text, pstart date, pend date, PRIMARY KEY (ptype, pstart)) "
+                 "ON COMMIT DROP")
+    with conn.cursor().copy("COPY mon_periods FROM STDIN") as cp:
+        for p in period_rows:
+            cp.write_row(p)
+    conn.execute("ANALYZE mon_periods")
+    conn.execute(q(N2K))
+
+
 @dataclass
 class RunSummary:
     run_id: int
@@ -518,6 +556,7 @@ class RunSummary:
     seconds: float
     data_version: dict[str, int]
     timings: dict[str, float]
+    sessions: int = 1  # 2 when a second session carried a share of the families
 
 
 def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi_ids: Iterable[str] | None = None,
@@ -541,6 +580,7 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
         raise ValueError(f"known-on {read_at.isoformat()} lies in the future: the twin cannot know yet what it "
                          "will know.")
     when = history.AsOf(as_of, read_at) if from_history else None
+    snapshot = _exported_snapshot(conn)
     restore = _tune(conn)
 
     def q(text: str) -> str:
@@ -565,29 +605,49 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
     first = conn.execute(q("SELECT least((SELECT min(inspected_on) FROM twin.inspections), "
                            "(SELECT min(measured_at)::date FROM twin.quality_results))")).fetchone()
     first_day = max(first[0] if first and first[0] else as_of, FIRST_DAY)
-    conn.execute("DROP TABLE IF EXISTS mon_periods, mon_n2k, mon_values")  # an earlier run in this transaction
-    conn.execute("CREATE TEMP TABLE mon_periods (ptype text, pstart date, pend date, PRIMARY KEY (ptype, pstart)) "
-                 "ON COMMIT DROP")
-    with conn.cursor().copy("COPY mon_periods FROM STDIN") as cp:
-        for p in periods(first_day, as_of):
-            cp.write_row(p)
-    conn.execute("ANALYZE mon_periods")
-    conn.execute(q(N2K))
+    period_rows = periods(first_day, as_of)
+    _session_tables(conn, period_rows, q)
     version_row = conn.execute("SELECT coalesce(jsonb_object_agg(table_name, version), '{}'::jsonb) "
                                "FROM twin.layer_versions").fetchone()
     data_version = version_row[0] if version_row else {}
     timings: dict[str, float] = {}
-    rows: list[Row] = []
     by_family: dict[str, list[Kpi]] = defaultdict(list)
     for kp in wanted:
         by_family[kp.family].append(kp)
-    for family, kpis in by_family.items():
-        if family == "quality":
-            t = time.perf_counter()
-            rows += compute_quality(conn, kpis[0], read_at if when is not None else None)
-            timings["quality"] = time.perf_counter() - t
-        else:
-            rows += compute_family(conn, family, kpis, as_of, k, timings, when)
+
+    def families_on(session: psycopg.Connection, families: list[str], spent: dict[str, float]
+                    ) -> dict[str, list[Row]]:
+        out: dict[str, list[Row]] = {}
+        for family in families:
+            if family == "quality":
+                t = time.perf_counter()
+                out[family] = compute_quality(session, by_family[family][0], read_at if when is not None else None)
+                spent["quality"] = time.perf_counter() - t
+            else:
+                out[family] = compute_family(session, family, by_family[family], as_of, k, spent, when)
+        return out
+
+    # The establishment snapshots (the heaviest family, which doesn't read the LHS matrix this run writes) and the
+    # permits run on a second session that shares this one's snapshot, while this one runs the rest: the two
+    # cores each carry a half.
+    aside: list[str] = [f for f in ("establishments", "permits") if f in by_family] if snapshot else []
+    here = [f for f in by_family if f not in aside]
+    results: dict[str, list[Row]] = {}
+    side_timings: dict[str, float] = {}
+    side = _side_session(conn, snapshot) if aside and snapshot else None
+    if side is None:
+        results.update(families_on(conn, list(by_family), timings))
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with side, ThreadPoolExecutor(1) as pool:
+            _tune(side)
+            _session_tables(side, period_rows, q)
+            later = pool.submit(families_on, side, aside, side_timings)
+            results.update(families_on(conn, here, timings))
+            results.update(later.result())
+    timings.update(side_timings)
+    rows: list[Row] = [r for family in by_family for r in results[family]]
     t = time.perf_counter()
     finish(rows, {kp.id: kp for kp in KPIS})
     timings["values, intervals, trend tests"] = time.perf_counter() - t
@@ -603,4 +663,4 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
     restore()
     return RunSummary(int(run[0]), as_of, read_at, from_history, len(rows), sum(r.audience == "public" for r in rows),
                       sum(r.audience == "admin" for r in rows), sum(r.change is not None for r in rows), seconds,
-                      dict(data_version), timings)
+                      dict(data_version), timings, 1 if side is None else 2)
