@@ -455,15 +455,20 @@ def _t(text: str | None) -> str:
 
 
 def store(conn: psycopg.Connection, run_id: int, rows: list[Row], chunk: int = 50_000) -> None:
-    """The values into twin.kpi_values: COPY (text format, written in chunks) into a temporary table of the same
-    shape, then one INSERT (COPY cannot write a table under row-level security)."""
-    conn.execute("CREATE TEMP TABLE mon_values (LIKE twin.kpi_values) ON COMMIT DROP")
+    """The values into twin.kpi_values: COPY (text format, written in chunks) into the run's own table, which is
+    then indexed and attached as the run's partition (migration 0022: no per-row foreign-key, row-security or
+    index work over earlier runs)."""
+    from psycopg import sql
+
+    part = conn.execute("SELECT twin.kpi_values_new_partition(%s)::text", (run_id,)).fetchone()
+    assert part is not None
+    schema, table = part[0].split(".", 1)
     rid = str(run_id)
     none = (None, None)
-    with conn.cursor().copy(
-        "COPY mon_values (run_id, kpi, period_type, period_start, period_end, dimension, dimension_value, "
+    with conn.cursor().copy(sql.SQL(
+        "COPY {} (run_id, kpi, period_type, period_start, period_end, dimension, dimension_value, "
         "scope_org, numerator, denominator, value, ci_low, ci_high, audience, change_z, change_q, change) "
-        "FROM STDIN WITH (FORMAT text)"
+        "FROM STDIN WITH (FORMAT text)").format(sql.Identifier(schema, table.strip('"')))
     ) as cp:
         for i in range(0, len(rows), chunk):
             lines = []
@@ -474,7 +479,7 @@ def store(conn: psycopg.Connection, run_id: int, rows: list[Row], chunk: int = 5
                     _t(r.scope_org), _n(r.num), _n(r.den), _n(r.value), _n(ci[0]), _n(ci[1]), r.audience, _n(r.z),
                     _n(r.q), r.change or "\\N")))
             cp.write("\n".join(lines) + "\n")
-    conn.execute("INSERT INTO twin.kpi_values SELECT * FROM mon_values")
+    conn.execute("SELECT twin.kpi_values_attach_partition(%s)", (run_id,))
 
 
 def _n(x: float | None) -> str:
