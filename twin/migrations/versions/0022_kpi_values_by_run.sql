@@ -94,6 +94,7 @@ BEGIN
   EXECUTE format('REVOKE ALL ON twin.%I FROM twin_writer', part);
   EXECUTE format('CREATE INDEX ON twin.%I (run_id, kpi, period_type, dimension, period_start)', part);
   EXECUTE format('ALTER TABLE twin.kpi_values ATTACH PARTITION twin.%I FOR VALUES IN (%s)', part, run);
+  EXECUTE format('ANALYZE twin.%I', part);  -- the API reads it next; autovacuum would come later
 END $$;
 REVOKE ALL ON FUNCTION twin.kpi_values_new_partition(bigint), twin.kpi_values_attach_partition(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION twin.kpi_values_new_partition(bigint), twin.kpi_values_attach_partition(bigint)
