@@ -4,7 +4,8 @@
   organisation, the disclosure control, the trend tests, stored): goal under 60 s on 2 cores. It stores a run
   (the KPI requests below read it).
 - ``kpi requests``: ``/monitoring/kpis/{id}`` as JSON and CSV from uvicorn on loopback (a process of its own, as
-  bench/api.py runs it), anonymous, at concurrency 1 and 4: goal p95 under 100 ms.
+  bench/api.py runs it), anonymous, at concurrency 1 and 4: goal p95 under 100 ms. The first request of each
+  (computed, then kept per process for the immutable run) is reported apart.
 - a named peer, side by side: the compliance rate per municipality and quarter computed with pandas ``groupby``
   from a read of the tables, against the twin computing (and storing) the compliance KPI for every period type,
   dimension and organisation with its disclosure control; the peer's figures are checked against the twin's.
@@ -12,7 +13,7 @@
 The dashboard's first chart is measured by bench/dashboard.py (Chromium).
 
     TWIN_DATABASE_NAME=twin_bench .venv/bin/python bench/monitoring.py
-        [--seconds 8] [--json bench/results/monitoring.json] [--skip-requests]
+        [--seconds 8] [--json bench/results/monitoring.json] [--skip-requests | --requests-only]
 """
 
 from __future__ import annotations
@@ -92,7 +93,16 @@ def kpi_requests(database: str, seconds: float) -> list[dict[str, Any]]:
     try:
         wait_ready(f"{base}/monitoring/kpis", proc)
         out = []
+        import httpx
+
         for name, path in WORKLOADS.items():
+            # the first request of a run's table computes it (a cache miss); the rest are served from the
+            # per-process cache of the run's answers, as a dashboard's users and a BI refresh meet them
+            t = time.perf_counter()
+            first = httpx.get(base + path, timeout=30)
+            out.append({"workload": name, "first_request_ms": round((time.perf_counter() - t) * 1000, 1),
+                        "cache": first.headers.get("x-analysis-cache")})
+            print(out[-1], flush=True)
             asyncio.run(measure([base + path], 1, 1.0))  # warm up
             for concurrency in (1, 4):
                 lat, errors, nbytes = asyncio.run(measure([base + path], concurrency, seconds))
@@ -112,6 +122,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="per workload and concurrency")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--skip-requests", action="store_true")
+    parser.add_argument("--requests-only", action="store_true", help="only the KPI requests, on the latest run")
     args = parser.parse_args()
     from twin import database
     from twin.settings import get_settings
@@ -124,17 +135,20 @@ def main() -> None:
     dbname = str(conninfo_to_dict(url).get("dbname") or s.database_name)
     out: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "database": dbname,
                            "cpus": os.cpu_count(), "load_before": [round(x, 1) for x in os.getloadavg()]}
-    full = run_compute(url, s.k_anonymity)
-    out["compute"] = full
-    print("compute", json.dumps(full, indent=1), flush=True)
-    compliance = run_compute(url, s.k_anonymity, ["compliance"])
-    peer = pandas_peer(url, compliance["run_id"])
-    out["compliance_vs_pandas"] = {"twin_compliance_kpi_s": compliance["seconds"], **peer,
-                                   "ratio_twin_over_pandas": round(compliance["seconds"] / peer["total_s"], 2)}
-    print("peer", out["compliance_vs_pandas"], flush=True)
+    if not args.requests_only:
+        full = run_compute(url, s.k_anonymity)
+        out["compute"] = full
+        print("compute", json.dumps(full, indent=1), flush=True)
+        compliance = run_compute(url, s.k_anonymity, ["compliance"])
+        peer = pandas_peer(url, compliance["run_id"])
+        out["compliance_vs_pandas"] = {"twin_compliance_kpi_s": compliance["seconds"], **peer,
+                                       "ratio_twin_over_pandas": round(compliance["seconds"] / peer["total_s"], 2)}
+        print("peer", out["compliance_vs_pandas"], flush=True)
     if not args.skip_requests:
         out["kpi_requests"] = kpi_requests(s.database_name, args.seconds)
-        out["kpi_request_p95_ms_max"] = max(r["p95_ms"] for r in out["kpi_requests"])
+        out["kpi_request_p95_ms_max"] = max(r["p95_ms"] for r in out["kpi_requests"] if "p95_ms" in r)
+        out["kpi_first_request_ms_max"] = max(r["first_request_ms"] for r in out["kpi_requests"]
+                                              if "first_request_ms" in r)
     out["load_after"] = [round(x, 1) for x in os.getloadavg()]
     print(json.dumps({k: v for k, v in out.items() if k != "kpi_requests"}, indent=1))
     if args.json:

@@ -164,3 +164,35 @@ def test_in_the_openapi(client: TestClient) -> None:
     assert "/monitoring/kpis" in paths and "/monitoring/runs" in paths
     names = {p["name"] for p in paths["/monitoring/kpis/{kpi_id}"]["get"]["parameters"]}
     assert {"period", "by", "from", "to", "f", "run", "geldigOp", "beschikbaarOp"} <= names
+
+
+def test_a_computed_run_is_kept_per_audience_a_hand_written_one_is_read_each_time(
+        client: TestClient, keys: dict[str, str], api_settings: Settings) -> None:
+    """A run of `twin monitor compute` is immutable (migration 0022), so its answers are kept per process, under
+    the caller's audience: an admin's kept answer never reaches an anonymous caller. A run written by hand (no
+    values_count) may still change and is read every time."""
+    path = "/monitoring/kpis/compliance"
+    params = {"period": "year", "by": "organisation", "from": "2001-01-01"}  # asked by no other test
+    first = client.get(path, params=params, headers={"X-API-Key": keys["admin"]})
+    again = client.get(path, params=params, headers={"X-API-Key": keys["admin"]})
+    public = client.get(path, params=params)
+    assert (first.headers["x-analysis-cache"], again.headers["x-analysis-cache"]) == ("miss", "hit")
+    assert public.headers["x-analysis-cache"] == "miss" and first.content == again.content
+    assert {v["audience"] for v in first.json()["values"]} - {v["audience"] for v in public.json()["values"]}
+    assert all(v["audience"] == "public" for v in public.json()["values"])
+    with psycopg.connect(database.url_for(api_settings, "writer")) as conn:
+        run = conn.execute("INSERT INTO twin.kpi_runs (as_of, data_version, k) VALUES (%s, '{}', 5) RETURNING id",
+                           (D,)).fetchone()
+        insert = ("INSERT INTO twin.kpi_values (run_id, kpi, period_type, period_start, period_end, dimension, "
+                  "dimension_value, numerator, denominator, value, audience) VALUES "
+                  "(%s, 'compliance', 'year', %s, %s, 'all', 'all', %s, 10, %s, 'public')")
+        conn.execute(insert, (run[0], D.replace(month=1, day=1), D, 1, 0.1))  # type: ignore[index]
+        conn.commit()
+        one = client.get(path, params={"run": run[0]})  # type: ignore[index]
+        conn.execute(insert, (run[0], D.replace(year=D.year - 1, month=1, day=1), D.replace(year=D.year - 1), 2, 0.2))  # type: ignore[index]
+        conn.commit()
+        two = client.get(path, params={"run": run[0]})  # type: ignore[index]
+        conn.execute("DELETE FROM twin.kpi_runs WHERE id = %s", (run[0],))  # type: ignore[index]
+        conn.commit()
+    assert "x-analysis-cache" not in one.headers
+    assert (len(one.json()["values"]), len(two.json()["values"])) == (1, 2)

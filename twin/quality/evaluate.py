@@ -4,18 +4,23 @@ previous delivery, and recording them in twin.quality_results."""
 from __future__ import annotations
 
 import json
+import re
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from layers.quality_spec import QualityRule
 from layers.registry import LAYERS, get_layer
 from twin.quality.registry import all_rules, rules_reading
-from twin.quality.sql import count_sql, examples_sql, shared_count_sql
+from twin.quality.sql import examples_sql, shared_count_sql
 from twin.settings import Settings
 
 JSON_FORMAT = "vth-twin-quality/1"
@@ -181,7 +186,112 @@ def _missing(rule: QualityRule, schema: set[str]) -> list[str]:
     return [n for n in needed if n not in schema]
 
 
+def _rows(conn: psycopg.Connection) -> dict[str, float]:
+    """The planner's row estimate of each twin table (pg_class.reltuples; -1 before the first ANALYZE)."""
+    rows = conn.execute("SELECT c.relname, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = 'twin' AND c.relkind IN ('r', 'p')").fetchall()
+    return {r[0]: float(r[1]) for r in rows}
+
+
 # --- measuring ------------------------------------------------------------------------------------------------
+
+_SUBQUERY = re.compile(r"\bselect\b", re.IGNORECASE)
+
+
+def _cost(group: Sequence[RuleResult], rows: dict[str, float]) -> float:
+    """A rough cost of a group's query, to start the longest first: the table's rows times one plus the
+    subqueries (each a probe or a join per row) in its joins and in the conditions of its rules."""
+    n = max(rows.get(get_layer(group[0].rule.layer).table, 0.0), 1.0)
+    s = group[0].rule.sql
+    probes = len(_SUBQUERY.findall(s.joins)) + sum(len(_SUBQUERY.findall(r.rule.sql.applies + r.rule.sql.fails))
+                                                  for r in group)
+    return n * (1 + probes)
+
+
+def _measure_group(conn: psycopg.Connection, group: Sequence[RuleResult], settings: Settings,
+                   n_examples: int) -> None:
+    """Count the rules of ``group`` (one layer, the same joins) in one query, then fetch the examples of those
+    that fail. Each rule's seconds: its share of the count plus its own examples."""
+    t0 = time.perf_counter()
+    row = conn.execute(shared_count_sql([r.rule for r in group], settings)).fetchone()
+    assert row is not None
+    share = (time.perf_counter() - t0) / len(group)
+    for i, r in enumerate(group):
+        r.checked, r.failed, r.seconds = int(row[2 * i]), int(row[2 * i + 1]), share
+    if n_examples <= 0:
+        return
+    for r in group:
+        if r.failed:
+            t0 = time.perf_counter()
+            rows = conn.execute(examples_sql(r.rule, n_examples, settings)).fetchall()
+            r.examples = [{"key": k, "reason": reason} for _, k, reason in rows]
+            r.seconds += time.perf_counter() - t0
+
+
+def _second_sessions(conn: psycopg.Connection) -> tuple[psycopg.Connection, psycopg.Connection] | None:
+    """Two new sessions of ``conn``'s login that share one snapshot (``pg_export_snapshot``, as ``pg_dump -j``
+    and twin.model.features do), when they would see what ``conn`` sees: a plain connection that has written
+    nothing uncommitted, reads each statement at a fresh snapshot and has not switched roles. None otherwise
+    (or when no session can be opened): the caller then measures on ``conn`` alone."""
+    if not isinstance(conn, psycopg.Connection):  # e.g. cli.quality's as-of wrapper
+        return None
+    row = conn.execute("SELECT txid_current_if_assigned() IS NULL AND current_user = session_user "
+                       "AND current_setting('transaction_isolation') = 'read committed'").fetchone()
+    if not (row and row[0]):
+        return None
+    opened: list[psycopg.Connection] = []
+    try:
+        for _ in range(2):
+            opened.append(psycopg.connect(conn.info.dsn, password=conn.info.password, connect_timeout=5))
+    except psycopg.OperationalError:
+        for c in opened:
+            c.close()
+        return None
+    a, b = opened
+    for c in (a, b):
+        c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        # hash joins of the national tables (addresses.unique) in memory instead of in batches on disk
+        c.execute("SET LOCAL work_mem = '128MB'")
+    snapshot = a.execute("SELECT pg_export_snapshot()").fetchone()
+    assert snapshot is not None
+    b.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot[0])))
+    return a, b
+
+
+def _run_jobs(conn: psycopg.Connection, jobs: Sequence[list[RuleResult]],
+              run: Callable[[psycopg.Connection, list[RuleResult]], None]) -> None:
+    """``run`` each job (in the given order) on two sessions sharing a snapshot, each taking the next job when
+    it is done, so that one long query (addresses.in-building) and the many short ones use both cores; on
+    ``conn`` one after the other when that can't be done."""
+    sessions = _second_sessions(conn) if len(jobs) > 1 else None
+    if sessions is None:
+        for job in jobs:
+            run(conn, job)
+        return
+    queue = deque(jobs)
+    lock = threading.Lock()
+
+    def work(c: psycopg.Connection) -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                job = queue.popleft()
+            try:
+                run(c, job)
+            except BaseException:
+                with lock:
+                    queue.clear()  # the other session stops after its current job
+                raise
+
+    a, b = sessions
+    with a, b, ThreadPoolExecutor(2) as pool:  # psycopg lets go of the GIL while the server works
+        done = [pool.submit(work, c) for c in (a, b)]
+        for f in done:
+            f.result()
+        for c in (a, b):
+            c.rollback()
+
 
 
 def evaluate(conn: psycopg.Connection, settings: Settings, rules: Iterable[QualityRule] | None = None,
@@ -194,6 +304,7 @@ def evaluate(conn: psycopg.Connection, settings: Settings, rules: Iterable[Quali
     schema = _schema(conn)
     latest = _latest_runs(conn)
     tables_needed = {x for r in chosen for x in (r.layer, *r.depends_on) if get_layer(x).table in schema}
+    schema_rows = _rows(conn)
     filled = {}
     for layer in sorted(tables_needed):
         row = conn.execute(f"SELECT EXISTS (SELECT 1 FROM twin.{get_layer(layer).table})").fetchone()  # noqa: S608
@@ -217,34 +328,14 @@ def evaluate(conn: psycopg.Connection, settings: Settings, rules: Iterable[Quali
                 res.applicable, res.note = False, f"needs {', '.join(empty)}, which holds no records"
         results.append(res)
 
-    # Simple rules of a layer share one scan; the others run one by one.
+    # Rules of a layer with the same joins (the simple rules: none) share one query; the queries run on two
+    # sessions at once where the connection allows it.
     todo = [r for r in results if r.applicable]
-    by_layer: dict[str, list[RuleResult]] = {}
+    groups: dict[tuple[str, str], list[RuleResult]] = {}
     for r in todo:
-        if r.rule.sql.simple:
-            by_layer.setdefault(r.rule.layer, []).append(r)
-    for group in by_layer.values():
-        t0 = time.perf_counter()
-        row = conn.execute(shared_count_sql([r.rule for r in group], settings)).fetchone()
-        assert row is not None
-        share = (time.perf_counter() - t0) / len(group)
-        for i, r in enumerate(group):
-            r.checked, r.failed, r.seconds = int(row[2 * i]), int(row[2 * i + 1]), share
-    for r in todo:
-        if r.rule.sql.simple:
-            continue
-        t0 = time.perf_counter()
-        row = conn.execute(count_sql(r.rule, settings)).fetchone()
-        assert row is not None
-        r.checked, r.failed = int(row[0]), int(row[1])
-        r.seconds = time.perf_counter() - t0
-    if n_examples > 0:
-        for r in todo:
-            if r.failed:
-                t0 = time.perf_counter()
-                rows = conn.execute(examples_sql(r.rule, n_examples, settings)).fetchall()
-                r.examples = [{"key": k, "reason": reason} for _, k, reason in rows]
-                r.seconds += time.perf_counter() - t0
+        groups.setdefault((r.rule.layer, r.rule.sql.joins.strip()), []).append(r)
+    jobs = sorted(groups.values(), key=lambda g: _cost(g, schema_rows), reverse=True)
+    _run_jobs(conn, jobs, lambda c, g: _measure_group(c, g, settings, n_examples))
 
     if compare and "quality_results.input_runs" in schema:
         found = _previous(conn, [r.rule.id for r in results])

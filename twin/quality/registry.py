@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from layers.quality_rules import layer_quality
+from layers.quality_rules import MUNICIPALITY_HINTS, layer_quality
 from layers.quality_spec import KINDS, QualityRule
 from layers.registry import LAYERS
 from twin.quality.generic import generic_rules
@@ -16,7 +16,7 @@ def _registry() -> dict[str, QualityRule]:
     rules: dict[str, QualityRule] = {}
     for spec in LAYERS.values():
         block = layer_quality(spec.id)
-        for rule in (*generic_rules(spec, block), *block.rules):
+        for rule in (*generic_rules(spec, block, MUNICIPALITY_HINTS.get(spec.id)), *block.rules):
             if rule.id in rules:
                 raise ValueError(f"two data-quality rules have the id {rule.id!r}")
             if rule.layer != spec.id:

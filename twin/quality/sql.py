@@ -107,16 +107,19 @@ def count_sql(rule: QualityRule, settings: Settings | None = None,
 
 def shared_count_sql(rules: Sequence[QualityRule], settings: Settings | None = None,
                      principal: Principal | None = None) -> sql.Composed:
-    """One scan of a layer's table counting several simple rules (no joins) at once: columns c0, f0, c1, f1,
-    ... (checked and failed per rule, in order). Same numbers as count_sql per rule, one pass over the rows."""
-    assert rules and all(r.sql.simple and r.layer == rules[0].layer for r in rules)
+    """One query counting several rules of a layer with the same ``joins`` (none, for the simple rules) at once:
+    columns c0, f0, c1, f1, ... (checked and failed per rule, in order). Same numbers as count_sql per rule (the
+    same FROM, each rule's own FILTER), one pass over the rows and one evaluation of the joins."""
+    joins = rules[0].sql.joins.strip() if rules else ""
+    assert rules and all(r.layer == rules[0].layer and r.sql.joins.strip() == joins for r in rules)
     cols = []
     for i, r in enumerate(rules):
         _, applies, fails, _ = _parts(r, settings, principal)
         cols.append(sql.SQL("count(*) FILTER (WHERE ({a}))::bigint AS {c}, "
                             "count(*) FILTER (WHERE ({a}) AND coalesce(({f}), false))::bigint AS {f_}").format(
             a=applies, f=fails, c=sql.Identifier(f"c{i}"), f_=sql.Identifier(f"f{i}")))
-    return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(cols), _table(rules[0]))
+    return sql.SQL("SELECT {} FROM {} {}").format(sql.SQL(", ").join(cols), _table(rules[0]),
+                                                  _parts(rules[0], settings, principal)[0])
 
 
 def examples_sql(rule: QualityRule, limit: int, settings: Settings | None = None) -> sql.Composed:
