@@ -35,6 +35,7 @@ _ACTIVE = "(t.ended_on IS NULL OR t.ended_on > @today)"
 # An establishment's postcode without spaces in capitals, and the leading number of its house number text.
 _POSTCODE = "upper(replace(t.postcode, ' ', ''))"
 _NUMBER = r"substring(t.house_number from '^\s*([0-9]{1,6})')::integer"
+_X_POSTCODE, _X_NUMBER = _POSTCODE.replace("t.", "x."), _NUMBER.replace("t.", "x.")
 # The latest permit of the establishment, in words: a scalar subquery in the reason, so it runs only for the
 # failing records.
 _LAST_PERMIT_TEXT = (
@@ -44,6 +45,12 @@ _LAST_PERMIT_TEXT = (
     "ORDER BY coalesce(p.valid_until, p.decided_on, p.applied_on) DESC NULLS LAST, p.id DESC LIMIT 1), "
     "'no permit at all')"
 )
+
+
+# The establishments without a permit in force today, flagged (an anti-join in parallel workers): both signals
+# below use this same join, so they are counted in one query.
+_NO_VALID_PERMIT = flagged("establishments", "no_valid_permit", "NOT EXISTS (SELECT 1 FROM twin.permits p "
+                           f"WHERE p.establishment_id = x.establishment_id AND {_VALID_PERMIT})")
 
 
 def _without_permit(rule_id: str, what: str, pattern: str, explanation: str) -> QualityRule:
@@ -57,9 +64,9 @@ def _without_permit(rule_id: str, what: str, pattern: str, explanation: str) -> 
         depends_on=("permits",),
         requires=("establishments.ended_on",),
         sql=RuleSQL(
+            joins=_NO_VALID_PERMIT,
             applies=f"t.sbi_code ~ '{pattern}' AND {_ACTIVE}",
-            fails=f"NOT EXISTS (SELECT 1 FROM twin.permits p WHERE p.establishment_id = t.establishment_id "
-            f"AND {_VALID_PERMIT})",
+            fails="no_valid_permit.id IS NOT NULL",
             reason=f"'SBI ' || t.sbi_code || ' ({what.lower()}): no permit with status ''verleend'' valid today; ' "
             f"|| {_LAST_PERMIT_TEXT}",
         ),
@@ -161,10 +168,12 @@ ESTABLISHMENTS = LayerQuality(
             depends_on=("addresses",),
             requires=("addresses",),
             sql=RuleSQL(
+                # flagged: the probe per establishment as an anti-join in parallel workers
+                joins=flagged("establishments", "no_address", "NOT EXISTS (SELECT 1 FROM twin.addresses a "
+                              f"WHERE a.postcode = {_X_POSTCODE} AND a.house_number = {_X_NUMBER})"),
                 applies="nullif(btrim(t.postcode), '') IS NOT NULL AND nullif(btrim(t.house_number), '') IS NOT NULL "
                 "AND t.municipality_code IN (SELECT DISTINCT a.municipality_code FROM twin.addresses a)",
-                fails=f"NOT EXISTS (SELECT 1 FROM twin.addresses a WHERE a.postcode = {_POSTCODE} "
-                f"AND a.house_number = {_NUMBER})",
+                fails="no_address.id IS NOT NULL",
                 # postcode only: the house number of a sole proprietor is personal data (the API serves reasons)
                 reason="'no BAG address with its house number in postcode ' || t.postcode",
             ),
@@ -179,11 +188,15 @@ ESTABLISHMENTS = LayerQuality(
             "misplaced. Elsewhere the rule does not apply.",
             severity="info",
             depends_on=("buildings",),
+            # As addresses.in-building: the near probe flagged, in parallel; the area probe only for the records
+            # it flags (a building within the near distance lies within the area distance when near <= area).
             sql=RuleSQL(
-                applies="EXISTS (SELECT 1 FROM twin.buildings b WHERE ST_DWithin(b.geom, t.geom, "
-                "@quality_building_area_m))",
-                fails="NOT EXISTS (SELECT 1 FROM twin.buildings b WHERE ST_DWithin(b.geom, t.geom, "
-                "@quality_building_near_m))",
+                joins=flagged("establishments", "no_building_near", "NOT EXISTS (SELECT 1 FROM twin.buildings b "
+                              "WHERE ST_DWithin(b.geom, x.geom, @quality_building_near_m))"),
+                applies="((no_building_near.id IS NULL AND @quality_building_near_m <= @quality_building_area_m) "
+                "OR EXISTS (SELECT 1 FROM twin.buildings b WHERE ST_DWithin(b.geom, t.geom, "
+                "@quality_building_area_m)))",
+                fails="no_building_near.id IS NOT NULL",
                 reason="'no building within ' || @quality_building_near_m::text || ' m'",
             ),
         ),
@@ -201,9 +214,10 @@ ESTABLISHMENTS = LayerQuality(
             sql=RuleSQL(
                 applies=f"t.visit_frequency_years IS NOT NULL AND {_ACTIVE} AND (t.started_on IS NULL OR "
                 "t.started_on <= @today - make_interval(years => t.visit_frequency_years))",
-                fails="NOT EXISTS (SELECT 1 FROM twin.inspections i WHERE i.establishment_id = t.establishment_id "
-                "AND i.inspected_on >= @today - make_interval(years => t.visit_frequency_years, "
-                "days => @quality_overdue_grace_days))",
+                joins=flagged("establishments", "not_inspected", "NOT EXISTS (SELECT 1 FROM twin.inspections i "
+                              "WHERE i.establishment_id = x.establishment_id AND i.inspected_on >= @today - "
+                              "make_interval(years => x.visit_frequency_years, days => @quality_overdue_grace_days))"),
+                fails="not_inspected.id IS NOT NULL",
                 reason="coalesce('last inspected on ' || (SELECT max(i.inspected_on) FROM twin.inspections i "
                 "WHERE i.establishment_id = t.establishment_id)::text, 'never inspected') "
                 "|| ', visit frequency every ' || t.visit_frequency_years::text || ' year(s)'",
@@ -595,10 +609,15 @@ ADDRESSES = LayerQuality(
             "that makes matching an establishment to its address ambiguous.",
             severity="warning",
             sql=RuleSQL(
+                # flagged: a parallel hash semi-join on postcode and number instead of a probe per address in the
+                # leader (7,836,455 addresses: one 6.7 s query instead of a serial shared scan)
+                joins=flagged("addresses", "duplicate", "x.postcode IS NOT NULL AND EXISTS (SELECT 1 FROM "
+                              "twin.addresses o WHERE o.postcode = x.postcode AND o.house_number = x.house_number "
+                              "AND o.house_letter IS NOT DISTINCT FROM x.house_letter "
+                              "AND o.house_number_addition IS NOT DISTINCT FROM x.house_number_addition "
+                              "AND o.id <> x.id)"),
                 applies="t.postcode IS NOT NULL",
-                fails="EXISTS (SELECT 1 FROM twin.addresses o WHERE o.postcode = t.postcode "
-                "AND o.house_number = t.house_number AND o.house_letter IS NOT DISTINCT FROM t.house_letter "
-                "AND o.house_number_addition IS NOT DISTINCT FROM t.house_number_addition AND o.id <> t.id)",
+                fails="duplicate.id IS NOT NULL",
                 reason="'the address ' || t.postcode || ' ' || t.house_number::text || coalesce(t.house_letter, '') "
                 "|| coalesce('-' || t.house_number_addition, '') || ' occurs more than once'",
             ),
@@ -644,6 +663,19 @@ QUALITY: dict[str, LayerQuality] = {
     "buildings": BUILDINGS,
     "addresses": ADDRESSES,
     "deposition-hexagons": DEPOSITION_HEXAGONS,
+}
+
+
+# Where a layer's record most likely lies: an SQL expression over the alias ``x`` giving a municipality code
+# (GM + four digits). The generic inside-the-Netherlands rule first tests the record against the pieces of that
+# municipality only (a hash join on the code), and probes every piece only for the records that lie outside it:
+# exactly the same records fail, at a fraction of the cost (7,836,455 addresses: 4.3 s instead of ~45 s). A BAG
+# identifier begins with the code of the municipality that issued it (a merged municipality's old code finds
+# no piece, and the full probe decides).
+MUNICIPALITY_HINTS: dict[str, str] = {
+    "establishments": "x.municipality_code",
+    "addresses": "x.municipality_code",
+    "buildings": "'GM' || left(x.building_id, 4)",
 }
 
 

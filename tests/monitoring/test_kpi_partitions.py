@@ -16,6 +16,7 @@ from twin import cluster, database
 from twin.monitoring import compute
 from twin.settings import Settings
 
+RUN = "INSERT INTO twin.kpi_runs (as_of, data_version, k) VALUES ('2024-12-31', '{}', 5) RETURNING id"
 VALUES = ("INSERT INTO twin.kpi_values (run_id, kpi, period_type, period_start, period_end, dimension, "
           "dimension_value, scope_org, numerator, denominator, value, audience) "
           "VALUES (%s, 'compliance', 'year', '2024-01-01', '2024-12-31', 'all', 'all', NULL, %s, 10, %s, 'public')")
@@ -59,7 +60,7 @@ def test_upgrade_and_downgrade_keep_the_values(scratch: Settings) -> None:
     command.upgrade(cfg, "0021")
     with psycopg.connect(owner) as conn:
         for n in (1, 2):
-            run = conn.execute("INSERT INTO twin.kpi_runs (as_of, data_version, k) VALUES ('2024-12-31', '{}', 5) RETURNING id").fetchone()
+            run = conn.execute(RUN).fetchone()
             conn.execute(VALUES, (run[0], n, n / 10))  # type: ignore[index]
     before = _values(owner)
     command.upgrade(cfg, "head")
@@ -99,7 +100,7 @@ def test_a_run_is_a_partition_the_writer_cannot_touch_afterwards(scratch: Settin
             conn.execute("SELECT twin.kpi_values_new_partition(-1)")
         conn.rollback()
         # a run written by hand still lands in the default partition
-        run = conn.execute("INSERT INTO twin.kpi_runs (as_of, data_version, k) VALUES ('2024-12-31', '{}', 5) RETURNING id").fetchone()
+        run = conn.execute(RUN).fetchone()
         conn.execute(VALUES, (run[0], 3, 0.3))  # type: ignore[index]
         conn.commit()
     with psycopg.connect(owner) as conn:
