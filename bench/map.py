@@ -114,6 +114,12 @@ def cold_load(browser: Any, url: str) -> dict[str, Any]:
     }
     if errors and "-v" in sys.argv:
         print("console errors:", errors)
+    if "-v" in sys.argv:  # the slowest requests: where the first frame waits
+        timed = sorted(((r.timing["responseEnd"], r.timing["startTime"], r.url) for r in finished
+                        if r.timing.get("responseEnd", -1) >= 0), reverse=True)
+        t0 = min((t[1] for t in timed), default=0.0)
+        for end, start, u in timed[:8]:
+            print(f"  {end:7.0f} ms, sent at {start - t0:6.0f} ms: {u.split('//', 1)[-1].split('/', 1)[-1][:110]}")
     context.close()
     return result
 

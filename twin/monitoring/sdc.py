@@ -160,6 +160,17 @@ def protect(cells: Mapping[Key, CellStats], k: int,
             known.update(contributions_of([p]))
         return known.get(p, ())
 
+    # A relation whose suppressed parts are the same as at its last test gets the same answer: the rounds after
+    # the first mostly re-test unchanged relations (tens of thousands of pooled cells on the medium twin).
+    tested: dict[tuple[Key, ...], bool] = {}
+
+    def pooled_ok(hidden: list[Key]) -> bool:
+        key = tuple(hidden)
+        ok = tested.get(key)
+        if ok is None:
+            ok = tested[key] = fast_publishable([c for p in hidden for c in records(p)], k)
+        return ok
+
     for _ in range(max_rounds):
         changed = False
         for total, parts in relations:
@@ -167,7 +178,7 @@ def protect(cells: Mapping[Key, CellStats], k: int,
                 continue
             while True:
                 hidden = [p for p in parts if p not in published]
-                if not hidden or fast_publishable([c for p in hidden for c in records(p)], k):
+                if not hidden or pooled_ok(hidden):
                     break
                 shown = [p for p in parts if p in published]
                 if not shown:
