@@ -420,19 +420,23 @@ def compute_quality(conn: psycopg.Connection, kpi: Kpi, known_on: datetime | Non
 
 def finish(rows: list[Row], kpis: dict[str, Kpi]) -> None:
     """Values, Wilson intervals and the trend tests (BH over all tests of the run)."""
+    kind_of = {kpi_id: kp.kind for kpi_id, kp in kpis.items()}
+    wilson = stats.wilson
+    proportions: list[Row] = []  # the rows with a trend test (a previous period is always of the same KPI)
     for r in rows:
-        kind = kpis[r.kpi].kind
+        kind = kind_of[r.kpi]
         if kind == "count":
             r.value = r.num
         elif r.den:
-            r.value = (r.num or 0) / r.den
-            if kind == "proportion" and 0 <= (r.num or 0) <= r.den:
-                r.ci = stats.wilson(r.num or 0, r.den)
-    index = {(r.kpi, r.ptype, r.dimension, r.value_key, r.scope_org, r.pstart): r for r in rows}
+            num = r.num or 0
+            r.value = num / r.den
+            if kind == "proportion" and 0 <= num <= r.den:
+                r.ci = wilson(num, r.den)
+        if kind == "proportion":
+            proportions.append(r)
+    index = {(r.kpi, r.ptype, r.dimension, r.value_key, r.scope_org, r.pstart): r for r in proportions}
     tested: list[Row] = []
-    for r in rows:
-        if kpis[r.kpi].kind != "proportion":
-            continue
+    for r in proportions:
         prev = index.get((r.kpi, r.ptype, r.dimension, r.value_key, r.scope_org, previous_start(r.ptype, r.pstart)))
         if prev is None or (r.audience == "public" and prev.audience != "public"):
             continue

@@ -250,8 +250,11 @@ def _second_sessions(conn: psycopg.Connection) -> tuple[psycopg.Connection, psyc
     a, b = opened
     for c in (a, b):
         c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        # hash joins of the national tables (addresses.unique) in memory instead of in batches on disk
+        # hash joins of the national tables (addresses.unique) in memory instead of in batches on disk; the
+        # leader of a parallel query only gathers: when it probes too, the join and the counts above the Gather
+        # wait for it and the workers stall (addresses.in-building)
         c.execute("SET LOCAL work_mem = '128MB'")
+        c.execute("SET LOCAL parallel_leader_participation = off")
     snapshot = a.execute("SELECT pg_export_snapshot()").fetchone()
     assert snapshot is not None
     b.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot[0])))
