@@ -141,6 +141,15 @@ STORED_SQL = """
 SELECT a.rows, a.computed_at, a.versions, a.seconds FROM twin.analysis_results a
 WHERE a.analysis = %(analysis)s AND a.key = %(key)s
 """
+# The stored rows of the sites overlapping one municipality (each row lists them), picked in the database: the
+# national answer is 24 MB of JSON, of which a municipality needs a few rows.
+STORED_MUNICIPALITY_SQL = """
+SELECT coalesce((SELECT jsonb_agg(r ORDER BY r->>'site_id') FROM jsonb_array_elements(a.rows) r
+                 WHERE r->'municipalities' @> jsonb_build_array(jsonb_build_object('code', %(muni)s::text))),
+                '[]'::jsonb) AS rows, a.computed_at, a.versions, a.seconds
+FROM twin.analysis_results a
+WHERE a.analysis = %(analysis)s AND a.key = %(key)s
+"""
 STORE_SQL = """
 SELECT twin.analysis_result_store(%(analysis)s::text, %(key)s::text, %(versions)s::jsonb, %(seconds)s::float8,
                                   %(rows)s::jsonb)
@@ -186,14 +195,18 @@ async def refresh_sites(settings: Settings, params: dict[str, Any]) -> dict[str,
 
 
 async def _stored_rows(conn: psycopg.AsyncConnection, settings: Settings, params: dict[str, Any],
-                       ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
-    """The rows of every site for the current data, stored (computed and stored first when missing); None when
-    the database cannot store them."""
+                       compute: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+    """The rows of every site for the current data, stored (computed and stored first when missing, unless not
+    ``compute``); None when the database cannot store them (or they are not stored and not ``compute``)."""
     versions = await _versions(conn)
     if versions is None:
         return None
     key = _key(versions, params)
-    found = await fetch(conn, STORED_SQL, {"analysis": ANALYSIS, "key": key})
+    muni = params.get("muni") if not compute else None
+    found = await fetch(conn, STORED_SQL if muni is None else STORED_MUNICIPALITY_SQL,
+                        {"analysis": ANALYSIS, "key": key, "muni": muni})
+    if not found and not compute:
+        return None
     if not found:
         try:
             stored = await refresh_sites(settings, params)
@@ -372,12 +385,15 @@ def judge(site: dict[str, Any], settings: Settings, lang: str = "en",
     return verdict, reasons, rows, drivers
 
 
-def _site(row: dict[str, Any], settings: Settings, disclosure: Disclosure, lang: str = "en") -> dict[str, Any]:
-    def load(value: Any) -> list[dict[str, Any]]:
-        if value is None:
-            return []
-        return json.loads(value) if isinstance(value, str) else list(value)
+def _listed(value: Any) -> list[dict[str, Any]]:
+    """A JSON list column of a site row (text when read from the stored rows of an older driver, else a list)."""
+    if value is None:
+        return []
+    return json.loads(value) if isinstance(value, str) else list(value)
 
+
+def _site(row: dict[str, Any], settings: Settings, disclosure: Disclosure, lang: str = "en") -> dict[str, Any]:
+    load = _listed
     munis = load(row["municipalities"])
     establishments = []
     for e in load(row["establishments"]):
@@ -471,11 +487,16 @@ async def housing_nitrogen(
     params = {**sites_params(settings, ref_year), "muni": muni["code"] if muni else None, "area": area_wkb,
               "sites": site_ids}
     kept = None
-    if stored and muni is None and area_wkb is None and history.active() is None:
-        kept = await _stored_rows(conn, settings, params)
+    if stored and area_wkb is None and history.active() is None:
+        # every site: stored (computed first when missing); a municipality: its sites among the stored rows when
+        # they are there (each row lists the municipalities its site overlaps by the same test as the live
+        # query's: intersecting, not only touching), else live (0.3-1.5 s on the national twin)
+        kept = await _stored_rows(conn, settings, params, compute=muni is None)
     if kept is not None:
         wanted = None if site_ids is None else set(site_ids)
         rows = kept[0] if wanted is None else [r for r in kept[0] if r["site_id"] in wanted]
+        if muni is not None:  # picked by STORED_MUNICIPALITY_SQL already; the same test once more, in Python
+            rows = [r for r in rows if any(m["code"] == muni["code"] for m in _listed(r["municipalities"]))]
         source = {"stored": True, "computed_at": kept[1]["computed_at"].isoformat(),
                   "data_versions": kept[1]["versions"],
                   "compute_seconds": None if kept[1]["seconds"] is None else round(kept[1]["seconds"], 1)}
