@@ -597,6 +597,35 @@ BUILDINGS = LayerQuality(
     ),
 )
 
+# The addresses with no building within 1 m, in two steps. First a hash join on a 25 m grid: each building is
+# listed in the cells its box (grown by 1 m) overlaps, if that is at most 2 x 2 cells, and an address is tested
+# (ST_DWithin) only against the buildings listed in its own cell; then the GiST probe over all buildings, only
+# for the addresses the first step leaves (those in no building, and those whose building was not listed).
+# The first step only drops addresses that do have a building within 1 m, so the result is exactly the probe's.
+# 7,836,455 addresses and 5,000,000 buildings: the first step ~32 s in one process and 298,679 left to probe,
+# instead of 7.8 million probes at 17-19 us each (~140 s of CPU). OFFSET 0 keeps the planner from turning the
+# cell join back into the probe.
+_BUILDING_CELLS = (
+    "SELECT c.geom, c.x0 + o.dx AS cx, c.y0 + o.dy AS cy FROM (SELECT b.geom, floor((ST_XMin(k) - 1) / 25) AS x0, "
+    "floor((ST_XMax(k) + 1) / 25) AS x1, floor((ST_YMin(k) - 1) / 25) AS y0, floor((ST_YMax(k) + 1) / 25) AS y1 "
+    "FROM twin.buildings b, Box2D(b.geom) k OFFSET 0) c CROSS JOIN (VALUES (0, 0), (0, 1), (1, 0), (1, 1)) o(dx, dy) "
+    "WHERE c.x0 + o.dx <= c.x1 AND c.y0 + o.dy <= c.y1 OFFSET 0"
+)
+_NO_BUILDING_1M = (
+    "LEFT JOIN (SELECT y.id FROM (SELECT x.id, x.geom FROM twin.addresses x WHERE NOT EXISTS (SELECT 1 FROM "
+    f"({_BUILDING_CELLS}) c WHERE c.cx = floor(ST_X(x.geom) / 25) AND c.cy = floor(ST_Y(x.geom) / 25) "
+    "AND ST_DWithin(c.geom, x.geom, 1)) OFFSET 0) y WHERE NOT EXISTS (SELECT 1 FROM twin.buildings b "
+    "WHERE ST_DWithin(b.geom, y.geom, 1))) no_building ON no_building.id = t.id"
+)
+
+# Joins that find the same records as a rule's own joins, for the queries that want a few failing records in
+# id order (failing_sql: the report's examples, the API's pages) rather than the counts: a probe per record,
+# which the planner runs for the first ids only, where the grid join above would be built in full each time.
+ROW_JOINS: dict[str, str] = {
+    "addresses.in-building": flagged("addresses", "no_building", "NOT EXISTS (SELECT 1 FROM twin.buildings b "
+                                     "WHERE ST_DWithin(b.geom, x.geom, 1))"),
+}
+
 ADDRESSES = LayerQuality(
     expected=("street", "postcode", "city", "municipality_code"),
     rules=(
@@ -632,12 +661,10 @@ ADDRESSES = LayerQuality(
             "TWIN_QUALITY_BUILDING_AREA_M). Elsewhere the rule does not apply.",
             severity="info",
             depends_on=("buildings",),
-            # The 1 m probe flagged, in parallel (7.4 s instead of 37 s for 786,906 addresses as two correlated
-            # probes per address); the 500 m probe only for the few addresses in no building (an address in a
-            # building has buildings around it).
+            # The addresses with no building within 1 m, flagged (_NO_BUILDING_1M); the 500 m probe only for
+            # those few (an address in a building has buildings around it).
             sql=RuleSQL(
-                joins=flagged("addresses", "no_building", "NOT EXISTS (SELECT 1 FROM twin.buildings b "
-                              "WHERE ST_DWithin(b.geom, x.geom, 1))"),
+                joins=_NO_BUILDING_1M,
                 applies="(no_building.id IS NULL OR EXISTS (SELECT 1 FROM twin.buildings b WHERE ST_DWithin(b.geom, "
                 "t.geom, @quality_building_area_m)))",
                 fails="no_building.id IS NOT NULL",

@@ -11,6 +11,7 @@ from typing import Any
 
 from psycopg import sql
 
+from layers.quality_rules import ROW_JOINS
 from layers.quality_spec import QualityRule
 from layers.registry import get_layer
 from twin.access import Principal
@@ -68,11 +69,13 @@ def _table(rule: QualityRule) -> sql.Composed:
 
 
 def _parts(rule: QualityRule, settings: Settings | None,
-           principal: Principal | None = None) -> tuple[sql.Composable, ...]:
+           principal: Principal | None = None, rows: bool = False) -> tuple[sql.Composable, ...]:
     """joins, applies, fails, reason; for a ``principal``, applies limited to the records the rule may count
-    for them and ``@visible(x)`` to the records whose personal fields they may see (twin.quality.audience)."""
+    for them and ``@visible(x)`` to the records whose personal fields they may see (twin.quality.audience).
+    ``rows``: for a query of failing records, with the rule's ROW_JOINS (layers.quality_rules) if it has them."""
     v = _values(settings)
     s = rule.sql
+    joins = ROW_JOINS.get(rule.id, s.joins) if rows else s.joins
 
     def visible(alias: str) -> sql.Composable:
         return visible_sql(rule, principal, alias)
@@ -81,7 +84,7 @@ def _parts(rule: QualityRule, settings: Settings | None,
     scope = scope_sql(rule, principal)
     if scope is not None:
         applies = sql.SQL("({}) AND {}").format(applies, scope)
-    return (fragment(s.joins, v, visible), applies, fragment(s.fails, v, visible), fragment(s.reason, v, visible))
+    return (fragment(joins, v, visible), applies, fragment(s.fails, v, visible), fragment(s.reason, v, visible))
 
 
 def failing_sql(rule: QualityRule, settings: Settings | None = None,
@@ -89,7 +92,7 @@ def failing_sql(rule: QualityRule, settings: Settings | None = None,
     """SELECT of the failing records: columns ``id`` (the layer table's id) and ``reason`` (plain words). No
     ORDER or LIMIT: the caller joins the layer table, pages and masks. Thresholds from ``settings`` (default:
     the defaults of the TWIN_QUALITY_ settings); for a ``principal``, only what that caller may be told."""
-    joins, applies, fails, reason = _parts(rule, settings, principal)
+    joins, applies, fails, reason = _parts(rule, settings, principal, rows=True)
     return sql.SQL(
         "SELECT t.id, ({reason})::text AS reason FROM {table} {joins} WHERE ({applies}) AND coalesce(({fails}), false)"
     ).format(reason=reason, table=_table(rule), joins=joins, applies=applies, fails=fails)
