@@ -594,6 +594,31 @@ async def _signals(request: Request, conn: psycopg.AsyncConnection, principal: P
                     (*SIGNAL_PARAMETERS, history.VALID_PARAM, history.KNOWN_PARAM))
     if not rules:
         return _geojson(request, q, [], 0)
+    # The signals join registers over whole layers (seconds on the national twin): a page is kept per process
+    # under the versions of the tables its rules read, the caller's audience and the query (as of a past state:
+    # computed each time).
+    cached = None
+    if when is None:
+        tables = sorted({LAYERS[x].table for r in rules for x in (r.layer, *r.depends_on)})
+        cached = await lookup(request, conn, "analysis_cache_mb", tables, principal, "signals",
+                              tuple(r.id for r in rules), str(request.url.query))
+        if cached.data is not None:
+            kept = orjson.loads(cached.data)
+            response = _geojson(request, q, kept["features"], kept["matched"])
+            response.headers["X-Analysis-Cache"] = "hit"
+            return response
+    feats, matched = await _signal_page(request, conn, principal, when, rules, q)
+    response = _geojson(request, q, feats, matched)
+    if cached is not None:
+        cached.store(orjson.dumps({"features": feats, "matched": matched}))
+        if cached.status:
+            response.headers["X-Analysis-Cache"] = cached.status
+    return response
+
+
+async def _signal_page(request: Request, conn: psycopg.AsyncConnection, principal: Principal,
+                       when: history.AsOf | None, rules: tuple[quality.QualityRule, ...],
+                       q: ItemsQuery) -> tuple[list[dict[str, Any]], int]:
     assert q.crs is not None
     binder = Binder()
     parts = []
@@ -621,7 +646,7 @@ async def _signals(request: Request, conn: psycopg.AsyncConnection, principal: P
                              "record": record, "severity": by_id[rule_id].severity, "reason": reason,
                              "explanation": by_id[rule_id].explanation}}
              for rule_id, record, geometry, reason in rows]
-    return _geojson(request, q, feats, matched)
+    return feats, matched
 
 
 @router.get(

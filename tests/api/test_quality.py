@@ -269,6 +269,26 @@ def test_signals_are_one_feature_collection_with_reasons(client: TestClient, key
     assert {f["properties"]["layer"] for f in doc["features"]} >= {"inspections", "establishments"}
 
 
+
+def test_a_signal_page_is_kept_per_audience_and_data_version(client: TestClient, keys: dict[str, str],
+                                                             q_settings: Settings) -> None:
+    """The signals join whole layers: a page is kept per process under the versions of the tables its rules read
+    and the caller's audience. An admin's kept page never reaches an anonymous caller, and a change to a table
+    makes the next request compute again."""
+    url = "/quality/signals?limit=999"  # asked by no other test
+    first = client.get(url, headers={"X-API-Key": keys["admin"]})
+    again = client.get(url, headers={"X-API-Key": keys["admin"]})
+    anon = client.get(url)
+    assert (first.headers["x-analysis-cache"], again.headers["x-analysis-cache"]) == ("miss", "hit")
+    assert anon.headers["x-analysis-cache"] == "miss"
+    assert again.json()["features"] == first.json()["features"]
+    assert again.json()["numberMatched"] == first.json()["numberMatched"]
+    assert "inspections" not in {f["properties"]["layer"] for f in anon.json()["features"]}
+    with psycopg.connect(database.url_for(q_settings, "owner")) as conn:  # a change raises the table's version
+        conn.execute("UPDATE twin.establishments SET name = name WHERE establishment_id = 'Q-E01'")
+    after = client.get(url, headers={"X-API-Key": keys["admin"]})
+    assert after.headers["x-analysis-cache"] == "miss" and after.json()["features"] == first.json()["features"]
+
 def test_summary_as_a_page_for_browsers(client: TestClient) -> None:
     r = get(client, "/quality?lang=en", Accept="text/html,application/xhtml+xml")
     assert r.headers["content-type"].startswith("text/html")
