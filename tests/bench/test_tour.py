@@ -54,7 +54,8 @@ def test_the_real_readme_tour_is_read_whole(tour: ModuleType) -> None:
     # the lines with a key send it, and only those
     keyed = [r for r in curl if r.needs_key]
     assert keyed and all(r.headers["X-API-Key"] == "$KEY" for r in keyed)
-    assert all(r.path.startswith(("/analysis/inspection-priority", "/quality/signals")) for r in keyed)
+    assert all(r.path.startswith(("/analysis/inspection-priority", "/quality/signals", "/quality?refresh"))
+               for r in keyed)
     # the POST carries its GeoJSON body
     post = [r for r in requests if r.method == "POST"]
     assert post and json.loads(post[0].body)["type"] == "Polygon"
