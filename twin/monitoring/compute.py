@@ -420,6 +420,12 @@ def compute_quality(conn: psycopg.Connection, kpi: Kpi, known_on: datetime | Non
 
 def finish(rows: list[Row], kpis: dict[str, Kpi]) -> None:
     """Values, Wilson intervals and the trend tests (BH over all tests of the run)."""
+    correct(values_and_tests(rows, kpis))
+
+
+def values_and_tests(rows: list[Row], kpis: dict[str, Kpi]) -> list[Row]:
+    """Values, Wilson intervals and the two-proportion z-test of each proportion against its previous period
+    (of the same KPI, so of the same family); the rows tested, for :func:`correct`."""
     kind_of = {kpi_id: kp.kind for kpi_id, kp in kpis.items()}
     wilson = stats.wilson
     proportions: list[Row] = []  # the rows with a trend test (a previous period is always of the same KPI)
@@ -444,6 +450,12 @@ def finish(rows: list[Row], kpis: dict[str, Kpi]) -> None:
         if res is not None:
             r.z, r.p = res
             tested.append(r)
+    return tested
+
+
+def correct(tested: list[Row]) -> None:
+    """The Benjamini-Hochberg correction over all tests of the run (the q-values do not depend on the order of
+    the tests); a change is flagged where q < ALPHA."""
     for r, q in zip(tested, stats.benjamini_hochberg([r.p or 1.0 for r in tested]), strict=True):
         r.q = q
         if q < ALPHA:
@@ -634,6 +646,9 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
     for kp in wanted:
         by_family[kp.family].append(kp)
 
+    kpi_of = {kp.id: kp for kp in KPIS}
+    tests: dict[str, list[Row]] = {}
+
     def families_on(session: psycopg.Connection, families: list[str], spent: dict[str, float]
                     ) -> dict[str, list[Row]]:
         out: dict[str, list[Row]] = {}
@@ -644,12 +659,17 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
                 spent["quality"] = time.perf_counter() - t
             else:
                 out[family] = compute_family(session, family, by_family[family], as_of, k, spent, when)
+            # the values and trend tests of a family's rows (its KPIs' previous periods are its own rows), here
+            # while the other session's queries run; only the correction over all tests waits for every family
+            t = time.perf_counter()
+            tests[family] = values_and_tests(out[family], kpi_of)
+            spent[f"{family}: values, intervals, trend tests"] = time.perf_counter() - t
         return out
 
-    # The establishment snapshots (the heaviest family, which doesn't read the LHS matrix this run writes) and the
-    # permits run on a second session that shares this one's snapshot, while this one runs the rest: the two
-    # cores each carry a half.
-    aside: list[str] = [f for f in ("establishments", "permits") if f in by_family] if snapshot else []
+    # The establishment snapshots (the heaviest family, which doesn't read the LHS matrix this run writes) run on a
+    # second session that shares this one's snapshot, while this one runs the rest: the two cores each carry
+    # about a half.
+    aside: list[str] = [f for f in ("establishments",) if f in by_family] if snapshot else []
     here = [f for f in by_family if f not in aside]
     results: dict[str, list[Row]] = {}
     side_timings: dict[str, float] = {}
@@ -668,8 +688,8 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
     timings.update(side_timings)
     rows: list[Row] = [r for family in by_family for r in results[family]]
     t = time.perf_counter()
-    finish(rows, {kp.id: kp for kp in KPIS})
-    timings["values, intervals, trend tests"] = time.perf_counter() - t
+    correct([r for family in by_family for r in tests[family]])
+    timings["trend test correction (Benjamini-Hochberg)"] = time.perf_counter() - t
     run = conn.execute("INSERT INTO twin.kpi_runs (as_of, known_on, from_history, data_version, k) "
                        "VALUES (%s, %s, %s, %s, %s) RETURNING id",
                        (as_of, read_at, from_history, json.dumps(data_version), k)).fetchone()
