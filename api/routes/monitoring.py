@@ -179,8 +179,8 @@ async def kpi_values(request: Request, kpi_id: str, conn: ConnDep, principal: Pr
     # run written by hand (no values_count) is read every time.
     cache = app_cache(request, "analysis_cache_mb") if run and run[-1] is not None else None
     key = None if cache is None or not run else (
-        "kpi-values", run[0], run[3], request_settings(principal), kpi.id, q.period, dimension, q.org, q.start,
-        q.end, q.format)
+        "kpi-values", run[0], run[3], request_settings(principal), str(request.base_url), kpi.id, q.period,
+        dimension, q.org, q.start, q.end, q.format)  # the base URL: the answer's links name the host asked
     if cache is not None and (hit := cache.get(key)) is not None:
         return _kpi_response(hit, q.format, kpi.id, "hit")
     body = await _kpi_body(request, conn, kpi, q, dimension, run)

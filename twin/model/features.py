@@ -289,8 +289,9 @@ def _ranges_in_parallel(conn: psycopg.Connection, params: dict[str, Any]) -> lis
     with a, b:
         from psycopg import sql
 
-        for c in (a, b):
-            c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        for c in (a, b):  # psycopg opens the transaction with these at the first statement
+            c.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            c.read_only = True
         snapshot = a.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
         b.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
         for c in (a, b):

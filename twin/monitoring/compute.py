@@ -555,7 +555,7 @@ def _side_session(conn: psycopg.Connection, snapshot: str) -> psycopg.Connection
         side = psycopg.connect(conn.info.dsn, password=conn.info.password, connect_timeout=5)
     except psycopg.OperationalError:
         return None
-    side.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    side.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # psycopg's BEGIN at the first statement
     side.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
     return side
 

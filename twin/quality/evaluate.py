@@ -249,7 +249,8 @@ def _second_sessions(conn: psycopg.Connection) -> tuple[psycopg.Connection, psyc
         return None
     a, b = opened
     for c in (a, b):
-        c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        c.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # psycopg's BEGIN at the first statement
+        c.read_only = True
         # hash joins of the national tables (addresses.unique) in memory instead of in batches on disk; the
         # leader of a parallel query only gathers: when it probes too, the join and the counts above the Gather
         # wait for it and the workers stall (addresses.in-building)
