@@ -88,6 +88,39 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
         ) from exc
 
 
+def snapshot_sessions(conn: psycopg.Connection, n: int, *, read_only: bool = True) -> list[psycopg.Connection] | None:
+    """``n`` new sessions of ``conn``'s login reading one shared snapshot, taken now (the first exports it with
+    ``pg_export_snapshot``, the others import it, as ``pg_dump -j`` does), each in a REPEATABLE READ transaction:
+    work split over them sees exactly the same data, and what ``conn``'s next statement would see. Only when that
+    holds: ``conn`` is a plain connection that has written nothing uncommitted, reads each statement at a fresh
+    snapshot (READ COMMITTED) and has not switched roles. None otherwise, or when a session can't be opened: the
+    caller then works on ``conn`` alone. The caller closes the sessions."""
+    from psycopg import sql
+
+    if not isinstance(conn, psycopg.Connection):  # e.g. a wrapper that reads a past state
+        return None
+    row = conn.execute("SELECT txid_current_if_assigned() IS NULL AND current_user = session_user "
+                       "AND current_setting('transaction_isolation') = 'read committed'").fetchone()
+    if not (row and row[0]):
+        return None
+    opened: list[psycopg.Connection] = []
+    try:
+        for _ in range(n):
+            c = psycopg.connect(conn.info.dsn, password=conn.info.password, connect_timeout=5)
+            opened.append(c)
+            c.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # psycopg's BEGIN at the first statement
+            c.read_only = read_only
+        exported = opened[0].execute("SELECT pg_export_snapshot()").fetchone()
+        assert exported is not None
+        for c in opened[1:]:
+            c.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(exported[0])))
+    except psycopg.Error:
+        for c in opened:
+            c.close()
+        return None
+    return opened
+
+
 def _where(url: str) -> str:
     """Where a local-cluster URL looked (its socket folder and data folder), for the error message."""
     try:

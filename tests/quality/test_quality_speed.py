@@ -25,18 +25,18 @@ def _counts(report: quality.QualityReport) -> dict[str, Any]:
 def test_two_sessions_measure_what_one_session_measures(quality_twin: Twin, monkeypatch: Any) -> None:
     s = quality_twin.settings
     opened: list[bool] = []
-    real = evaluate_module._second_sessions
+    real = evaluate_module.snapshot_sessions
 
-    def spy(conn: psycopg.Connection) -> Any:
-        sessions = real(conn)
+    def spy(conn: psycopg.Connection, n: int, **kwargs: Any) -> Any:
+        sessions = real(conn, n, **kwargs)
         opened.append(sessions is not None)
         return sessions
 
-    monkeypatch.setattr(evaluate_module, "_second_sessions", spy)
+    monkeypatch.setattr(evaluate_module, "snapshot_sessions", spy)
     with database.connect(database.url_for(s, "writer")) as conn:
         two = quality.evaluate(conn, s, examples=20)
     assert opened == [True], "a plain writer connection measures on two sessions"
-    monkeypatch.setattr(evaluate_module, "_second_sessions", lambda conn: None)
+    monkeypatch.setattr(evaluate_module, "snapshot_sessions", lambda conn, n, **kwargs: None)
     with database.connect(database.url_for(s, "writer")) as conn:
         one = quality.evaluate(conn, s, examples=20)
     assert _counts(two) == _counts(one)

@@ -267,33 +267,20 @@ def _copy(conn: psycopg.Connection, params: dict[str, Any]) -> Any:
         true_values=["t"], false_values=["f"]))
 
 
-def _shared_snapshot(conn: psycopg.Connection) -> bool:
-    """Whether other sessions see what ``conn`` sees: it has written nothing uncommitted and reads each statement
-    at a fresh snapshot (READ COMMITTED), so a new session's snapshot is what its next statement would read."""
-    row = conn.execute("SELECT txid_current_if_assigned() IS NULL AND "
-                       "current_setting('transaction_isolation') = 'read committed'").fetchone()
-    return bool(row and row[0])
-
-
 def _ranges_in_parallel(conn: psycopg.Connection, params: dict[str, Any]) -> list[Any] | None:
-    """The two ranges of AS_OF_SQL at once, on two new sessions of the same login that share one snapshot
-    (``pg_export_snapshot``, as ``pg_dump -j`` does): the national twin's aggregates take half the time on two
-    cores. None when that can't be done (no second session); the caller then reads in one statement."""
+    """The two ranges of AS_OF_SQL at once, on two new sessions that share one snapshot
+    (:func:`twin.database.snapshot_sessions`): the national twin's aggregates take half the time on two cores.
+    None when that can't be done (the caller's transaction has written, or no session opens); the caller then
+    reads in one statement on its own session."""
     from concurrent.futures import ThreadPoolExecutor
 
-    try:
-        a = psycopg.connect(conn.info.dsn, password=conn.info.password, connect_timeout=5)
-        b = psycopg.connect(conn.info.dsn, password=conn.info.password, connect_timeout=5)
-    except psycopg.OperationalError:
-        return None
-    with a, b:
-        from psycopg import sql
+    from twin.database import snapshot_sessions
 
-        for c in (a, b):  # psycopg opens the transaction with these at the first statement
-            c.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            c.read_only = True
-        snapshot = a.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
-        b.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+    sessions = snapshot_sessions(conn, 2)
+    if sessions is None:
+        return None
+    a, b = sessions
+    with a, b:
         for c in (a, b):
             c.execute("SELECT set_config('work_mem', %s, true)", (AS_OF_WORK_MEM,))
         split = a.execute(SPLIT_SQL).fetchone()
@@ -316,7 +303,7 @@ def raw_as_of(conn: psycopg.Connection, t: date) -> pd.DataFrame:
     params = {"t": t, "t1": t - timedelta(days=365), "t2": t - timedelta(days=730),
               "t3": t - timedelta(days=1096), "t5": t - timedelta(days=FIVE_YEARS),
               "t_next": t + timedelta(days=365), "lo": None, "hi": None}
-    parts = _ranges_in_parallel(conn, params) if _shared_snapshot(conn) else None
+    parts = _ranges_in_parallel(conn, params)
     if parts is None:  # one statement on the caller's session (it may hold uncommitted rows of its own)
         with conn.transaction():
             conn.execute("SELECT set_config('work_mem', %s, true)", (AS_OF_WORK_MEM,))

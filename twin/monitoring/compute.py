@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from layers.registry import INTERVENTIONS, LHS_CELLS
-from twin import history
+from twin import database, history
 from twin.monitoring import sdc, stats
 from twin.monitoring.definitions import KPIS, Kpi
 from twin.monitoring.families import CUMULATIVE, FAMILIES, N2K
@@ -536,30 +536,6 @@ def _tune(conn: psycopg.Connection) -> Callable[[], None]:
     return restore
 
 
-def _exported_snapshot(conn: psycopg.Connection) -> str | None:
-    """This transaction's snapshot for a second session (``pg_export_snapshot``, as ``pg_dump -j`` shares one),
-    when other sessions can see what this one sees: it has written nothing yet and reads at fresh snapshots (READ
-    COMMITTED, where the exported snapshot is what its next statement reads). None otherwise: one session then."""
-    row = conn.execute("SELECT CASE WHEN txid_current_if_assigned() IS NULL AND "
-                       "current_setting('transaction_isolation') = 'read committed' "
-                       "AND NOT pg_is_in_recovery() THEN pg_export_snapshot() END").fetchone()
-    return row[0] if row else None
-
-
-def _side_session(conn: psycopg.Connection, snapshot: str) -> psycopg.Connection | None:
-    """A second session of the same login, reading at ``snapshot``; None when none can be opened (a connection
-    limit): the run then takes one session."""
-    from psycopg import sql
-
-    try:
-        side = psycopg.connect(conn.info.dsn, password=conn.info.password, connect_timeout=5)
-    except psycopg.OperationalError:
-        return None
-    side.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # psycopg's BEGIN at the first statement
-    side.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-    return side
-
-
 def _session_tables(conn: psycopg.Connection, period_rows: list[tuple[str, date, date]],
                     q: Callable[[str], str]) -> None:
     """The run's temporary tables in a session: the periods and the livestock establishments near overloaded
@@ -610,8 +586,20 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
     if read_at > now_row[0]:
         raise ValueError(f"known-on {read_at.isoformat()} lies in the future: the twin cannot know yet what it "
                          "will know.")
+    # A second session reading the snapshot of this moment, opened before this run writes anything (a session
+    # opened later could not see the run's own rows, and only the establishments, which read none, go there).
+    sides = database.snapshot_sessions(conn, 1, read_only=False)
+    try:
+        return _compute(conn, as_of, k, kpi_ids, lhs_matrix, read_at, from_history, t0, sides[0] if sides else None)
+    finally:
+        if sides:
+            sides[0].close()
+
+
+def _compute(conn: psycopg.Connection, as_of: date, k: int, kpi_ids: Iterable[str] | None, lhs_matrix: Path | None,
+             read_at: datetime, from_history: bool, t0: float, side: psycopg.Connection | None) -> RunSummary:
+    """:func:`compute` after its checks: ``side`` a second session at this moment's snapshot, or None."""
     when = history.AsOf(as_of, read_at) if from_history else None
-    snapshot = _exported_snapshot(conn)
     restore = _tune(conn)
 
     def q(text: str) -> str:
@@ -669,17 +657,17 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
     # The establishment snapshots (the heaviest family, which doesn't read the LHS matrix this run writes) run on a
     # second session that shares this one's snapshot, while this one runs the rest: the two cores each carry
     # about a half.
-    aside: list[str] = [f for f in ("establishments",) if f in by_family] if snapshot else []
+    aside: list[str] = [f for f in ("establishments",) if f in by_family] if side is not None else []
     here = [f for f in by_family if f not in aside]
     results: dict[str, list[Row]] = {}
     side_timings: dict[str, float] = {}
-    side = _side_session(conn, snapshot) if aside and snapshot else None
-    if side is None:
+    if not aside:
         results.update(families_on(conn, list(by_family), timings))
     else:
+        assert side is not None
         from concurrent.futures import ThreadPoolExecutor
 
-        with side, ThreadPoolExecutor(1) as pool:
+        with ThreadPoolExecutor(1) as pool:
             _tune(side)
             _session_tables(side, period_rows, q)
             later = pool.submit(families_on, side, aside, side_timings)
@@ -702,4 +690,4 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
     restore()
     return RunSummary(int(run[0]), as_of, read_at, from_history, len(rows), sum(r.audience == "public" for r in rows),
                       sum(r.audience == "admin" for r in rows), sum(r.change is not None for r in rows), seconds,
-                      dict(data_version), timings, 1 if side is None else 2)
+                      dict(data_version), timings, 2 if aside else 1)

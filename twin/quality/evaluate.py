@@ -15,10 +15,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from layers.quality_spec import QualityRule
 from layers.registry import LAYERS, get_layer
+from twin.database import snapshot_sessions
 from twin.quality.registry import all_rules, rules_reading
 from twin.quality.sql import examples_sql, shared_count_sql
 from twin.settings import Settings
@@ -228,46 +228,12 @@ def _measure_group(conn: psycopg.Connection, group: Sequence[RuleResult], settin
             r.seconds += time.perf_counter() - t0
 
 
-def _second_sessions(conn: psycopg.Connection) -> tuple[psycopg.Connection, psycopg.Connection] | None:
-    """Two new sessions of ``conn``'s login that share one snapshot (``pg_export_snapshot``, as ``pg_dump -j``
-    and twin.model.features do), when they would see what ``conn`` sees: a plain connection that has written
-    nothing uncommitted, reads each statement at a fresh snapshot and has not switched roles. None otherwise
-    (or when no session can be opened): the caller then measures on ``conn`` alone."""
-    if not isinstance(conn, psycopg.Connection):  # e.g. cli.quality's as-of wrapper
-        return None
-    row = conn.execute("SELECT txid_current_if_assigned() IS NULL AND current_user = session_user "
-                       "AND current_setting('transaction_isolation') = 'read committed'").fetchone()
-    if not (row and row[0]):
-        return None
-    opened: list[psycopg.Connection] = []
-    try:
-        for _ in range(2):
-            opened.append(psycopg.connect(conn.info.dsn, password=conn.info.password, connect_timeout=5))
-    except psycopg.OperationalError:
-        for c in opened:
-            c.close()
-        return None
-    a, b = opened
-    for c in (a, b):
-        c.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # psycopg's BEGIN at the first statement
-        c.read_only = True
-        # hash joins of the national tables (addresses.unique) in memory instead of in batches on disk; the
-        # leader of a parallel query only gathers: when it probes too, the join and the counts above the Gather
-        # wait for it and the workers stall (addresses.in-building)
-        c.execute("SET LOCAL work_mem = '128MB'")
-        c.execute("SET LOCAL parallel_leader_participation = off")
-    snapshot = a.execute("SELECT pg_export_snapshot()").fetchone()
-    assert snapshot is not None
-    b.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot[0])))
-    return a, b
-
-
 def _run_jobs(conn: psycopg.Connection, jobs: Sequence[list[RuleResult]],
               run: Callable[[psycopg.Connection, list[RuleResult]], None]) -> None:
     """``run`` each job (in the given order) on two sessions sharing a snapshot, each taking the next job when
     it is done, so that one long query (addresses.in-building) and the many short ones use both cores; on
     ``conn`` one after the other when that can't be done."""
-    sessions = _second_sessions(conn) if len(jobs) > 1 else None
+    sessions = snapshot_sessions(conn, 2) if len(jobs) > 1 else None
     if sessions is None:
         for job in jobs:
             run(conn, job)
@@ -289,6 +255,12 @@ def _run_jobs(conn: psycopg.Connection, jobs: Sequence[list[RuleResult]],
                 raise
 
     a, b = sessions
+    for c in (a, b):
+        # hash joins of the national tables (addresses.unique) in memory instead of in batches on disk; the
+        # leader of a parallel query only gathers: when it probes too, the join and the counts above the Gather
+        # wait for it and the workers stall (addresses.in-building)
+        c.execute("SET LOCAL work_mem = '128MB'")
+        c.execute("SET LOCAL parallel_leader_participation = off")
     with a, b, ThreadPoolExecutor(2) as pool:  # psycopg lets go of the GIL while the server works
         done = [pool.submit(work, c) for c in (a, b)]
         for f in done:
