@@ -20,8 +20,9 @@ def _drop(base: Settings, name: str) -> None:
 
 
 @contextmanager
-def throwaway_database(base: Settings, name: str, **updates: Any) -> Iterator[Settings]:
-    """Settings of a fresh database ``name`` migrated by the real migrations; dropped afterwards."""
+def throwaway_database(base: Settings, name: str, *, migrated: bool = True, **updates: Any) -> Iterator[Settings]:
+    """Settings of a fresh database ``name`` migrated by the real migrations (empty when not ``migrated``, for
+    tests of the migrations themselves); dropped afterwards."""
     s = base.model_copy(update={"database_name": name, **updates})
     if s.local_cluster:
         cluster.up(s)
@@ -32,7 +33,8 @@ def throwaway_database(base: Settings, name: str, **updates: Any) -> Iterator[Se
         with psycopg.connect(database.url_for(base, "owner"), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
         s = s.model_copy(update={"database_url": database.url_for(base, "owner", name)})
-    database.migrate(s)
+    if migrated:
+        database.migrate(s)
     try:
         yield s
     finally:

@@ -8,29 +8,16 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from alembic import command
+from testdb import throwaway_database
 
-from twin import cluster, database
+from twin import database
 from twin.settings import Settings
 
 
 @pytest.fixture()
 def scratch(base_settings: Settings) -> Iterator[Settings]:
-    name = f"twin_secmig_{os.getpid()}"
-    s = base_settings.model_copy(update={"database_name": name})
-    if not s.local_cluster:
-        with psycopg.connect(database.url_for(base_settings, "owner"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {name}")
-        s = s.model_copy(update={"database_url": database.url_for(base_settings, "owner", name)})
-    else:
-        cluster.drop_database(s, name)
-        cluster.create_database(s, name)
-    yield s
-    if s.local_cluster:
-        cluster.drop_database(s, name)
-    else:
-        with psycopg.connect(database.url_for(base_settings, "owner"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with throwaway_database(base_settings, f"twin_secmig_{os.getpid()}", migrated=False) as s:
+        yield s
 
 
 def _policies(url: str) -> set[tuple[str, str]]:
