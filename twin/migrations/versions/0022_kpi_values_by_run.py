@@ -17,8 +17,16 @@ branch_labels = None
 depends_on = None
 
 
+HERE = Path(__file__).parent
+ACCESS = HERE / "0022_kpi_values_access.sql"
+BI_VIEW = HERE / "0021_bi_current_run.sql"  # CREATE OR REPLACE keeps the view's grants; rebinds it to the new table
+
+
 def upgrade() -> None:
-    op.execute((Path(__file__).with_suffix(".sql")).read_text())
+    op.execute((HERE / "0022_kpi_values_by_run.sql").read_text())
+    op.execute(ACCESS.read_text())
+    op.execute(BI_VIEW.read_text())
+    op.execute("DROP TABLE twin.kpi_values_0013")
 
 
 def downgrade() -> None:
@@ -32,17 +40,6 @@ def downgrade() -> None:
     op.execute("INSERT INTO twin.kpi_values SELECT * FROM twin.kpi_values_0022")
     op.execute("CREATE INDEX kpi_values_series_idx ON twin.kpi_values "
                "(run_id, kpi, period_type, dimension, period_start)")
-    op.execute("""
-REVOKE ALL ON twin.kpi_values FROM twin_reader, twin_api_public, twin_api_advisor, twin_api_inspector, twin_api_admin;
-GRANT SELECT ON twin.kpi_values TO twin_api_public, twin_api_advisor, twin_api_inspector, twin_api_admin;
-GRANT SELECT, INSERT, UPDATE, DELETE ON twin.kpi_values TO twin_writer;
-ALTER TABLE twin.kpi_values ENABLE ROW LEVEL SECURITY;
-CREATE POLICY kpi_values_writer ON twin.kpi_values FOR ALL TO twin_writer USING (true) WITH CHECK (true);
-CREATE POLICY kpi_values_admin ON twin.kpi_values FOR SELECT TO twin_api_admin USING (true);
-CREATE POLICY kpi_values_inspector ON twin.kpi_values FOR SELECT TO twin_api_inspector
-  USING (audience = 'public' OR (audience = 'org' AND scope_org = twin.request_org()));
-CREATE POLICY kpi_values_advisor ON twin.kpi_values FOR SELECT TO twin_api_advisor USING (audience = 'public');
-CREATE POLICY kpi_values_public ON twin.kpi_values FOR SELECT TO twin_api_public USING (audience = 'public');
-""")
-    op.execute((Path(__file__).with_name("0021_bi_current_run.sql")).read_text())
+    op.execute(ACCESS.read_text())
+    op.execute(BI_VIEW.read_text())
     op.execute("DROP TABLE twin.kpi_values_0022 CASCADE")

@@ -8,25 +8,10 @@
 ALTER TABLE twin.kpi_values RENAME TO kpi_values_0013;
 ALTER INDEX twin.kpi_values_series_idx RENAME TO kpi_values_0013_series_idx;
 
-CREATE TABLE twin.kpi_values (
-  run_id           bigint NOT NULL REFERENCES twin.kpi_runs (id) ON DELETE CASCADE,
-  kpi              text NOT NULL,
-  period_type      text NOT NULL CHECK (period_type IN ('month', 'quarter', 'year')),
-  period_start     date NOT NULL,
-  period_end       date NOT NULL,
-  dimension        text NOT NULL,
-  dimension_value  text NOT NULL,
-  scope_org        text,
-  numerator        double precision,
-  denominator      double precision,
-  value            double precision,
-  ci_low           double precision,
-  ci_high          double precision,
-  audience         text NOT NULL CHECK (audience IN ('public', 'org', 'admin')),
-  change_z         double precision,
-  change_q         double precision,
-  change           text CHECK (change IN ('up', 'down'))
-) PARTITION BY LIST (run_id);
+-- the columns and checks of 0013's table, partitioned (the foreign key is not copied by LIKE)
+CREATE TABLE twin.kpi_values (LIKE twin.kpi_values_0013 INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
+  PARTITION BY LIST (run_id);
+ALTER TABLE twin.kpi_values ADD FOREIGN KEY (run_id) REFERENCES twin.kpi_runs (id) ON DELETE CASCADE;
 CREATE INDEX kpi_values_series_idx ON twin.kpi_values (run_id, kpi, period_type, dimension, period_start);
 CREATE TABLE twin.kpi_values_default PARTITION OF twin.kpi_values DEFAULT;
 
@@ -39,29 +24,8 @@ BEGIN
 END $$;
 INSERT INTO twin.kpi_values SELECT * FROM twin.kpi_values_0013;
 
--- The same access as 0013: written by the writer, read by the API roles under row-level security (the policies of
--- the partitioned table apply to every read through it; the partitions themselves are granted to no one).
-REVOKE ALL ON twin.kpi_values FROM twin_reader, twin_api_public, twin_api_advisor, twin_api_inspector, twin_api_admin;
-GRANT SELECT ON twin.kpi_values TO twin_api_public, twin_api_advisor, twin_api_inspector, twin_api_admin;
-GRANT SELECT, INSERT, UPDATE, DELETE ON twin.kpi_values TO twin_writer;
-ALTER TABLE twin.kpi_values ENABLE ROW LEVEL SECURITY;
-CREATE POLICY kpi_values_writer ON twin.kpi_values FOR ALL TO twin_writer USING (true) WITH CHECK (true);
-CREATE POLICY kpi_values_admin ON twin.kpi_values FOR SELECT TO twin_api_admin USING (true);
-CREATE POLICY kpi_values_inspector ON twin.kpi_values FOR SELECT TO twin_api_inspector
-  USING (audience = 'public' OR (audience = 'org' AND scope_org = twin.request_org()));
-CREATE POLICY kpi_values_advisor ON twin.kpi_values FOR SELECT TO twin_api_advisor USING (audience = 'public');
-CREATE POLICY kpi_values_public ON twin.kpi_values FOR SELECT TO twin_api_public USING (audience = 'public');
-
--- The BI view of 0021, unchanged, now over the partitioned table (CREATE OR REPLACE keeps its grants).
-CREATE OR REPLACE VIEW bi.fact_kpi_values_v1 WITH (security_barrier) AS
-  SELECT v.run_id, r.as_of, r.computed_at, r.data_version, v.kpi, v.period_type, v.period_start, v.period_end,
-         v.dimension, v.dimension_value, v.scope_org, v.numerator, v.denominator, v.value, v.ci_low, v.ci_high,
-         v.audience, v.change_z, v.change_q, v.change
-  FROM twin.kpi_values v JOIN twin.kpi_runs r ON r.id = v.run_id
-  WHERE v.run_id = (SELECT c.id FROM twin.kpi_runs c WHERE NOT c.from_history
-                    ORDER BY c.known_on DESC, c.id DESC LIMIT 1)
-    AND (v.audience = 'public' OR (v.audience = 'org' AND v.scope_org = bi.viewer_org()));
-DROP TABLE twin.kpi_values_0013;
+-- The access of 0013 (0022_kpi_values_access.sql), the BI view of 0021 rebound to this table and the old table
+-- dropped follow in 0022_kpi_values_by_run.py.
 
 -- A new run's table, for the writer to COPY into: the columns and checks of twin.kpi_values and its run id.
 CREATE FUNCTION twin.kpi_values_new_partition(run bigint) RETURNS regclass
