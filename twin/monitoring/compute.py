@@ -488,7 +488,6 @@ def store(conn: psycopg.Connection, run_id: int, rows: list[Row], chunk: int = 5
         "FROM STDIN WITH (FORMAT text)").format(sql.Identifier(schema, table.strip('"')))
     ) as cp:
         # 2.2 million rows on the medium twin: the period columns (a few hundred distinct) are written once each
-        # and the numbers by float's own repr (what _n does, without a call per field)
         head: dict[tuple[str, str, date, date, str], str] = {}
         for i in range(0, len(rows), chunk):
             lines = []
@@ -500,10 +499,8 @@ def store(conn: psycopg.Connection, run_id: int, rows: list[Row], chunk: int = 5
                     prefix = head[key] = "\t".join((rid, r.kpi, r.ptype, r.pstart.isoformat(), r.pend.isoformat(),
                                                      r.dimension))
                 lines.append("\t".join((
-                    prefix, _t(r.value_key), _t(r.scope_org),
-                    *["\\N" if x is None else repr(float(x)) for x in (r.num, r.den, r.value, ci[0], ci[1])],
-                    r.audience, "\\N" if r.z is None else repr(float(r.z)),
-                    "\\N" if r.q is None else repr(float(r.q)), r.change or "\\N")))
+                    prefix, _t(r.value_key), _t(r.scope_org), _n(r.num), _n(r.den), _n(r.value), _n(ci[0]),
+                    _n(ci[1]), r.audience, _n(r.z), _n(r.q), r.change or "\\N")))
             cp.write("\n".join(lines) + "\n")
     conn.execute("SELECT twin.kpi_values_attach_partition(%s)", (run_id,))
 
