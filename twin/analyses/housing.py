@@ -195,17 +195,17 @@ async def refresh_sites(settings: Settings, params: dict[str, Any]) -> dict[str,
 
 
 async def _stored_rows(conn: psycopg.AsyncConnection, settings: Settings, params: dict[str, Any],
-                       compute: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
-    """The rows of every site for the current data, stored (computed and stored first when missing, unless not
-    ``compute``); None when the database cannot store them (or they are not stored and not ``compute``)."""
+                       municipality: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+    """The rows of every site for the current data, stored (computed and stored first when missing); None when
+    the database cannot store them. With ``municipality``: only the rows of its sites, and None when nothing is
+    stored yet (a municipality does not start the computation of every site)."""
     versions = await _versions(conn)
     if versions is None:
         return None
     key = _key(versions, params)
-    muni = params.get("muni") if not compute else None
-    found = await fetch(conn, STORED_SQL if muni is None else STORED_MUNICIPALITY_SQL,
-                        {"analysis": ANALYSIS, "key": key, "muni": muni})
-    if not found and not compute:
+    found = await fetch(conn, STORED_SQL if municipality is None else STORED_MUNICIPALITY_SQL,
+                        {"analysis": ANALYSIS, "key": key, "muni": municipality})
+    if not found and municipality is not None:
         return None
     if not found:
         try:
@@ -385,15 +385,12 @@ def judge(site: dict[str, Any], settings: Settings, lang: str = "en",
     return verdict, reasons, rows, drivers
 
 
-def _listed(value: Any) -> list[dict[str, Any]]:
-    """A JSON list column of a site row (text when read from the stored rows of an older driver, else a list)."""
-    if value is None:
-        return []
-    return json.loads(value) if isinstance(value, str) else list(value)
-
-
 def _site(row: dict[str, Any], settings: Settings, disclosure: Disclosure, lang: str = "en") -> dict[str, Any]:
-    load = _listed
+    def load(value: Any) -> list[dict[str, Any]]:
+        if value is None:
+            return []
+        return json.loads(value) if isinstance(value, str) else list(value)
+
     munis = load(row["municipalities"])
     establishments = []
     for e in load(row["establishments"]):
@@ -488,15 +485,13 @@ async def housing_nitrogen(
               "sites": site_ids}
     kept = None
     if stored and area_wkb is None and history.active() is None:
-        # every site: stored (computed first when missing); a municipality: its sites among the stored rows when
-        # they are there (each row lists the municipalities its site overlaps by the same test as the live
-        # query's: intersecting, not only touching), else live (0.3-1.5 s on the national twin)
-        kept = await _stored_rows(conn, settings, params, compute=muni is None)
+        # every site: stored (computed first when missing); a municipality: its sites picked from the stored rows
+        # in the database when they are there (STORED_MUNICIPALITY_SQL: each row lists the municipalities its site
+        # overlaps by the live query's own test, intersecting and not only touching), else live
+        kept = await _stored_rows(conn, settings, params, municipality=muni["code"] if muni else None)
     if kept is not None:
         wanted = None if site_ids is None else set(site_ids)
         rows = kept[0] if wanted is None else [r for r in kept[0] if r["site_id"] in wanted]
-        if muni is not None:  # picked by STORED_MUNICIPALITY_SQL already; the same test once more, in Python
-            rows = [r for r in rows if any(m["code"] == muni["code"] for m in _listed(r["municipalities"]))]
         source = {"stored": True, "computed_at": kept[1]["computed_at"].isoformat(),
                   "data_versions": kept[1]["versions"],
                   "compute_seconds": None if kept[1]["seconds"] is None else round(kept[1]["seconds"], 1)}
