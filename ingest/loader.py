@@ -301,6 +301,12 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
     result.checksum = summer.result()
     changed = result.rows_inserted + result.rows_updated + result.rows_deleted
     result.status = "succeeded" if changed else "unchanged"
+    if changed >= DEFER_INDEXES_MIN_ROWS:
+        # Statistics of the layer and its history now (migration 0023): the next load's history checks, the
+        # quality measurement and the kept analyses plan their queries right after this one.
+        t_analyze = time.perf_counter()
+        conn.execute("SELECT twin.ingest_analyze(%s)", (spec.table,))
+        result.timings["analyze"] = time.perf_counter() - t_analyze
     result.timings["total"] = time.perf_counter() - started
     _pause("commit")
     finish_run(conn, result)
