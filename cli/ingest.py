@@ -82,6 +82,41 @@ class LazyProgress:
             self.progress.stop()
 
 
+class ProgressBoard:
+    """One rich progress display for loads that run side by side (rich shows one live display at a time): each
+    load's bar appears when it has run for a second, as LazyProgress's does."""
+
+    def __init__(self, delay: float = 1.0) -> None:
+        import threading
+
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 RateColumn(), TimeElapsedColumn(), console=err, transient=False)
+        self.started = False
+
+    def bar(self, label: str) -> Any:
+        t0 = time.monotonic()
+        task: list[Any] = []
+
+        def update(done: int, total: int | None) -> None:
+            with self.lock:
+                if not task:
+                    if time.monotonic() - t0 < self.delay:
+                        return
+                    if not self.started:
+                        self.progress.start()
+                        self.started = True
+                    task.append(self.progress.add_task(label, total=total))
+                self.progress.update(task[0], completed=done, total=total)
+
+        return update
+
+    def close(self) -> None:
+        if self.started:
+            self.progress.stop()
+
+
 def summary_table(results: list[RunResult]) -> Table:
     """Read, inserted, updated, unchanged, deleted, rejected, read as NULL, warnings and time per run."""
     table = Table(title="ingest summary")
@@ -165,11 +200,15 @@ def _freeze_imports() -> None:
 _FROZEN: list[bool] = []
 
 
-def _run_load(settings: Settings, layer: str, path: str, **kwargs: Any) -> RunResult:
+def _run_load(settings: Settings, layer: str, path: str, board: ProgressBoard | None = None,
+              **kwargs: Any) -> RunResult:
     from ingest.loader import load
 
     _freeze_imports()
-    progress = LazyProgress(f"{layer} <- {Path(path).name}")
+    label = f"{layer} <- {Path(path).name}"
+    if board is not None:
+        return load(settings, layer, path, progress=board.bar(label), **kwargs)
+    progress = LazyProgress(label)
     try:
         return load(settings, layer, path, progress=progress, **kwargs)
     finally:
@@ -341,14 +380,28 @@ def derive_cmd(
 # --- ingest-all ---------------------------------------------------------------------------------------------
 
 
+def _depends(entry: dict[str, Any], entries: list[dict[str, Any]]) -> set[int]:
+    """The positions in ``entries`` (ordered by order_entries) of the loads ``entry`` must wait for: the layers it
+    depends on, and the municipalities, which the outside-the-Netherlands checks read."""
+    spec = LAYERS.get(entry["layer"])
+    needs = {*(spec.depends_on if spec else ()), "municipalities"} - {entry["layer"]}
+    return {i for i, e in enumerate(entries) if e["layer"] in needs and e is not entry}
+
+
 def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_reject_rate: float = 0.01,
-               derive: bool = True, quality: bool = False) -> list[RunResult]:
+               derive: bool = True, quality: bool = False, jobs: int = 1) -> list[RunResult]:
     """Load every file of a manifest in dependency order; derive the hexagons when the raster or the habitats
-    changed and both are present."""
+    changed and both are present. ``jobs``: loads that run side by side (each a transaction of its own; a load
+    starts when the loads it depends on have ended), and the hexagons are derived as soon as the raster and the
+    habitats are in, while other loads still run."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
     from ingest.runs import RunResult
 
-    results: list[RunResult] = []
-    for e in order_entries(manifest_entries(folder)):
+    entries = order_entries(manifest_entries(folder))
+    board = ProgressBoard() if jobs > 1 else None
+
+    def run(e: dict[str, Any]) -> RunResult:
         file = folder / (e.get("file") or e["path"])
         target = f"{file}:{e['layer_name']}" if e.get("layer_name") and file.suffix.lower() == ".gpkg" else str(file)
         extra: dict[str, Any] = {}
@@ -359,43 +412,92 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
             if bands and all(str(b)[:4].isdigit() for b in bands):
                 extra["years"] = [int(str(b)[:4]) for b in bands]  # used only for bands without a description
         try:
-            result = _run_load(settings, e["layer"], target, crs=e.get("crs"), mode=mode,
-                               max_reject_rate=max_reject_rate, **extra)
+            return _run_load(settings, e["layer"], target, board, crs=e.get("crs"), mode=mode,
+                             max_reject_rate=max_reject_rate, **extra)
         except TwinError as exc:
-            result = RunResult(None, e["layer"], str(file), mode, status="refused", message=exc.message)
-        results.append(result)
-        report(result, show=5)
-    changed = {r.layer for r in results if r.status == "succeeded"}
-    if derive and set(DERIVE_AFTER) & changed:
+            return RunResult(None, e["layer"], str(file), mode, status="refused", message=exc.message)
+
+    def derive_now() -> RunResult | None:
         from ingest import hexagons
 
-        if hexagons.ready(settings):
-            results.append(hexagons.derive(settings))
+        return hexagons.derive(settings) if hexagons.ready(settings) else None
+
+    # the derivation waits for the loads of its inputs; with one job it runs after every load, as it always did
+    inputs = {i for i, e in enumerate(entries) if e["layer"] in DERIVE_AFTER}
+    waits = {i: _depends(e, entries) for i, e in enumerate(entries)}
+    results: dict[int, RunResult] = {}
+    derived: list[RunResult] = []
+    pending = list(range(len(entries)))
+    running: dict[Future[Any], int] = {}  # position, or -1 for the derivation
+    derive_state = "waiting" if derive and inputs else "no"
+    try:
+        with ThreadPoolExecutor(max(1, jobs)) as pool:
+            while pending or running or derive_state == "ready":
+                if derive_state == "ready" and len(running) < max(1, jobs) and (jobs > 1 or not pending):
+                    running[pool.submit(derive_now)] = -1
+                    derive_state = "running"
+                for i in list(pending):
+                    if len(running) >= max(1, jobs):
+                        break
+                    if waits[i] <= results.keys():
+                        pending.remove(i)
+                        running[pool.submit(run, entries[i])] = i
+                if not running and pending:  # a cycle in the manifest's dependencies: manifest order, as before
+                    running[pool.submit(run, entries[pending[0]])] = pending.pop(0)
+                if not running:
+                    continue
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    i = running.pop(future)
+                    if i == -1:
+                        got = future.result()
+                        if got is not None:
+                            derived.append(got)
+                        derive_state = "done"
+                        continue
+                    results[i] = future.result()
+                    if board is not None:  # loads end out of order: say which one this is
+                        console.print(f"{results[i].layer}: {results[i].status} in {results[i].seconds:.1f} s")
+                    report(results[i], show=5)
+                if derive_state == "waiting" and inputs <= results.keys():
+                    changed = {results[i].layer for i in inputs if results[i].status == "succeeded"}
+                    derive_state = "ready" if changed & set(DERIVE_AFTER) else "no"
+    finally:
+        if board is not None:
+            board.close()
+    out = [results[i] for i in sorted(results)] + derived
     if quality:
-        measure_quality(settings, results)
-    return results
+        measure_quality(settings, out)
+    return out
 
 
 def keep_analyses_for(settings: Settings) -> None:
-    """The analyses kept per data version (migration 0019), computed now rather than on the first request."""
+    """The analyses kept per data version (migration 0019), computed now rather than on the first request: the
+    ranking and the housing answer side by side, each on its own session (both are mostly PostgreSQL's work)."""
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
     import psycopg
 
     from twin.analyses import housing, priority
 
-    for name, refresh in (("inspection-priority ranking", priority.refresh_ranking_sync),
-                          ("housing-nitrogen of all sites", housing.refresh_sites_sync)):
+    def keep(name: str, refresh: Any) -> str:
         t0 = time.perf_counter()
         try:
-            with err.status(f"keeping the {name} for the new data ..."):
-                kept = refresh(settings)
+            kept = refresh(settings)
         except (psycopg.Error, TwinError) as exc:  # the load stands; the first request computes it instead
-            console.print(f"[yellow]the {name} was not kept ({str(exc).splitlines()[0]}); the first request "
-                          "computes it[/yellow]")
-            continue
-        if kept is not None:
-            console.print(f"kept the {name} for the new data in {time.perf_counter() - t0:.1f} s")
+            return (f"[yellow]the {name} was not kept ({str(exc).splitlines()[0]}); the first request computes "
+                    "it[/yellow]")
+        return "" if kept is None else f"kept the {name} for the new data in {time.perf_counter() - t0:.1f} s"
+
+    jobs = (("inspection-priority ranking", priority.refresh_ranking_sync),
+            ("housing-nitrogen of all sites", housing.refresh_sites_sync))
+    with err.status("keeping the inspection-priority ranking and the housing-nitrogen of all sites for the new "
+                    "data ..."), ThreadPoolExecutor(len(jobs)) as pool:
+        said = list(pool.map(lambda job: keep(*job), jobs))
+    for line in said:
+        if line:
+            console.print(line)
 
 
 def ingest_all_cmd(
@@ -408,11 +510,13 @@ def ingest_all_cmd(
     keep_analyses: Annotated[bool, typer.Option(help="Then compute and keep the full inspection-priority ranking "
                                                      "and housing-nitrogen of all sites for the new data, so that "
                                                      "the first request finds them (docs/architecture.md)")] = True,
+    jobs: Annotated[int, typer.Option(min=1, max=8, help="Loads that run side by side (each its own transaction, "
+                                                         "after the loads it depends on)")] = 2,
 ) -> None:
     """Load every file of a folder's manifest.json in dependency order, then derive the hexagons."""
     settings = read_settings()
     with twin_errors():
-        results = ingest_all(settings, folder, mode, max_reject_rate, derive, quality)
+        results = ingest_all(settings, folder, mode, max_reject_rate, derive, quality, jobs)
     console.print(summary_table(results))
     if keep_analyses and any(r.status == "succeeded" for r in results):
         keep_analyses_for(settings)

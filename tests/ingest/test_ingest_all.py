@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 import shapely
 from ingest_fixtures import ESTABLISHMENTS, rows, run_cli, write_csv, write_raster
@@ -49,7 +50,7 @@ def _folder(tmp_path: Path) -> Path:
 
 def test_ingest_all_loads_in_order_and_derives(ingest_settings: Settings, ingest_owner: str, tmp_path: Path) -> None:
     folder = _folder(tmp_path)
-    proc = run_cli(ingest_settings, "ingest-all", str(folder))
+    proc = run_cli(ingest_settings, "ingest-all", str(folder), "--jobs", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     runs = rows(ingest_owner, "SELECT layer, status FROM twin.ingest_runs ORDER BY id DESC LIMIT 5")[::-1]
     assert runs == [("establishments", "succeeded"), ("inspections", "succeeded"),
@@ -73,3 +74,25 @@ def test_ingest_without_subcommand_loads_a_file(ingest_settings: Settings, inges
     assert rows(ingest_owner, "SELECT count(*) FROM twin.establishments") == [(12,)]
     help_text = run_cli(ingest_settings, "ingest", "--help").stdout
     assert "runs" in help_text and "derive-hexagons" in help_text
+
+
+def test_ingest_all_side_by_side_waits_for_what_a_load_depends_on(ingest_settings: Settings, ingest_owner: str,
+                                                                  tmp_path: Path) -> None:
+    """With two jobs (the default) loads run side by side, but a load starts only after the loads it depends on
+    have committed, and the hexagons are derived after both their inputs; the data is the same as one by one."""
+    folder = _folder(tmp_path)
+    with psycopg.connect(ingest_owner) as conn:  # start from empty layers, so that every load writes
+        conn.execute("TRUNCATE twin.inspections, twin.establishments, twin.natura2000_habitats, "
+                     "twin.deposition_hexagons CASCADE")
+    first = run_cli(ingest_settings, "ingest-all", str(folder))
+    assert first.returncode == 0, first.stdout + first.stderr
+    runs = {layer: (started, finished, status) for layer, started, finished, status in rows(
+        ingest_owner, "SELECT DISTINCT ON (layer) layer, started_at, finished_at, status FROM twin.ingest_runs "
+        "ORDER BY layer, id DESC")}
+    assert {layer: r[2] for layer, r in runs.items()}.items() >= {
+        "establishments": "succeeded", "inspections": "succeeded", "natura2000-habitats": "succeeded",
+        "deposition-hexagons": "succeeded"}.items()
+    assert runs["establishments"][1] <= runs["inspections"][0]
+    assert max(runs["natura2000-habitats"][1], runs["nitrogen-deposition"][1]) <= runs["deposition-hexagons"][0]
+    n = rows(ingest_owner, "SELECT count(*) FROM twin.deposition_hexagons WHERE resolution = '1ha'")[0][0]
+    assert 100 <= n <= 140
