@@ -144,6 +144,18 @@ def recorded_counts_apply(principal: Principal, rule: quality.QualityRule) -> bo
                                           and not audience.scoped(rule, principal))
 
 
+def public_recorded(principal: Principal, rule_id: str, row: dict[str, Any]) -> dict[str, Any] | None:
+    """The recorded measurement of an audience-scoped rule as anonymous callers, public keys and advisors get it:
+    the public counts recorded with it (migration 0024), which a live measurement under their role would give
+    (twin.quality.evaluate.public_counts_apply). None when there are none: then the rule is measured live. The
+    change against the previous measurement is left out (the previous public counts are not read)."""
+    if principal.role not in ("anonymous", "public", "advisor") or row.get("public_checked") is None \
+            or not quality.public_counts_apply(quality.get_rule(rule_id)):
+        return None
+    return {**row, "checked": row["public_checked"], "failed": row["public_failed"], "score": None,
+            "previous_run_id": None, "previous_checked": None, "previous_failed": None, "previous_score": None}
+
+
 def rule_for(principal: Principal, rule_id: str) -> quality.QualityRule:
     """The rule ``rule_id``, checked against the caller's rights (401/403 as the layer's items, 404 unknown)."""
     try:
@@ -349,8 +361,12 @@ async def summary(request: Request, conn: psycopg.AsyncConnection, principal: Pr
     rules = visible_rules(principal)
     async with history.as_of(conn, when):
         notes = await not_applicable(conn, rules)
-    recorded = {k: v for k, v in (await _recorded(conn, when.known_on if when else None)).items()
-                if k in {r.id for r in rules} and recorded_counts_apply(principal, quality.get_rule(k))}
+    recorded = {}
+    for k, v in (await _recorded(conn, when.known_on if when else None)).items():
+        if k in {r.id for r in rules}:
+            mine = v if recorded_counts_apply(principal, quality.get_rule(k)) else public_recorded(principal, k, v)
+            if mine is not None:
+                recorded[k] = mine
     if when is None:
         wanted = [r for r in rules if r.id not in notes and (refresh or r.id not in recorded)]
     else:

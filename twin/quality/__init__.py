@@ -6,12 +6,19 @@ The interface used by the API is the one of /work/notes/quality-interface.md: :c
 """
 
 from layers.quality_spec import KINDS, Kind, QualityRule, RuleSQL, Severity
-from twin.quality.evaluate import QualityReport, RuleResult, evaluate, measure_after_ingest, record
+from twin.quality.evaluate import (
+    QualityReport,
+    RuleResult,
+    evaluate,
+    measure_after_ingest,
+    public_counts_apply,
+    record,
+)
 from twin.quality.registry import all_rules, get_rule, rules_reading
 from twin.quality.sql import count_sql, examples_sql, failing_sql, latest_results_sql, shared_count_sql
 
 __all__ = [
     "KINDS", "Kind", "QualityReport", "QualityRule", "RuleResult", "RuleSQL", "Severity", "all_rules", "count_sql",
-    "evaluate", "examples_sql", "failing_sql", "get_rule", "latest_results_sql", "measure_after_ingest", "record",
-    "rules_reading", "shared_count_sql",
+    "evaluate", "examples_sql", "failing_sql", "get_rule", "latest_results_sql", "measure_after_ingest",
+    "public_counts_apply", "record", "rules_reading", "shared_count_sql",
 ]

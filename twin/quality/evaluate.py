@@ -18,9 +18,11 @@ import psycopg
 
 from layers.quality_spec import QualityRule
 from layers.registry import LAYERS, get_layer
+from twin.access import Principal
 from twin.database import snapshot_sessions
+from twin.quality import audience
 from twin.quality.registry import all_rules, rules_reading
-from twin.quality.sql import examples_sql, shared_count_sql
+from twin.quality.sql import count_sql, examples_sql, shared_count_sql
 from twin.settings import Settings
 
 JSON_FORMAT = "vth-twin-quality/1"
@@ -52,6 +54,7 @@ class RuleResult:
     input_runs: tuple[int, ...] = ()
     seconds: float = 0.0
     previous: Previous | None = None
+    public: tuple[int, int] | None = None  # (checked, failed) as the public gets them: see public_counts_apply
 
     @property
     def score(self) -> float:
@@ -208,13 +211,37 @@ def _cost(group: Sequence[RuleResult], rows: dict[str, float]) -> float:
     return n * (1 + probes)
 
 
+# The audience the public counts are for: anonymous callers (and public keys and advisors, who see the same
+# records of public layers; twin.quality.audience).
+PUBLIC = Principal(role="anonymous")
+
+
+def public_counts_apply(rule: QualityRule) -> bool:
+    """Whether a rule gets counts of its own for the public: it reads public layers only (no row-level security
+    decides what a caller counts, so the writer's count under the audience's scope is exactly the count a live
+    measurement gives anonymous callers, public keys and advisors) and the audience scope changes its answer."""
+    return all(get_layer(x).access == "public" for x in (rule.layer, *rule.depends_on)) \
+        and audience.scoped(rule, PUBLIC)
+
+
 def _measure_group(conn: psycopg.Connection, group: Sequence[RuleResult], settings: Settings,
                    n_examples: int) -> None:
-    """Count the rules of ``group`` (one layer, the same joins) in one query, then fetch the examples of those
-    that fail. Each rule's seconds: its share of the count plus its own examples."""
+    """Count the rules of ``group`` (one layer, the same joins) in one query, with the public counts of the rules
+    that have them as more columns of it (or, where the joins depend on the audience, a query of their own), then
+    fetch the examples of those that fail. Each rule's seconds: its share of the counts plus its own examples."""
     t0 = time.perf_counter()
-    row = conn.execute(shared_count_sql([r.rule for r in group], settings)).fetchone()
+    public = [r for r in group if public_counts_apply(r.rule)]
+    shared = [r for r in public if not audience.VISIBLE.search(r.rule.sql.joins)]
+    row = conn.execute(shared_count_sql([r.rule for r in group], settings,
+                                        also=[(r.rule, PUBLIC) for r in shared])).fetchone()
     assert row is not None
+    for j, r in enumerate(shared, start=len(group)):
+        r.public = (int(row[2 * j]), int(row[2 * j + 1]))
+    for r in public:
+        if r.public is None:
+            own = conn.execute(count_sql(r.rule, settings, PUBLIC)).fetchone()
+            assert own is not None
+            r.public = (int(own[0]), int(own[1]))
     share = (time.perf_counter() - t0) / len(group)
     for i, r in enumerate(group):
         r.checked, r.failed, r.seconds = int(row[2 * i]), int(row[2 * i + 1]), share
@@ -326,12 +353,14 @@ def record(conn: psycopg.Connection, report: QualityReport) -> int:
     """Write the applicable results of ``report`` into twin.quality_results (the caller commits). Returns the
     number of rows written. Rules that do not apply are not recorded: they have no score."""
     rows = [(r.rule.id, r.rule.layer, r.rule.kind, r.run_id, list(r.input_runs), r.source, r.checked, r.failed,
-             r.score, json.dumps(r.examples), r.seconds, report.measured_at)
+             r.score, json.dumps(r.examples), r.seconds, report.measured_at,
+             *(r.public if r.public is not None else (None, None)))
             for r in report.results if r.applicable]
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO twin.quality_results (rule_id, layer, kind, run_id, input_runs, source, checked, failed, "
-            "score, examples, seconds, measured_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+            "score, examples, seconds, measured_at, public_checked, public_failed) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
     return len(rows)
 
 

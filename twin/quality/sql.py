@@ -109,15 +109,18 @@ def count_sql(rule: QualityRule, settings: Settings | None = None,
 
 
 def shared_count_sql(rules: Sequence[QualityRule], settings: Settings | None = None,
-                     principal: Principal | None = None) -> sql.Composed:
+                     principal: Principal | None = None,
+                     also: Sequence[tuple[QualityRule, Principal]] = ()) -> sql.Composed:
     """One query counting several rules of a layer with the same ``joins`` (none, for the simple rules) at once:
     columns c0, f0, c1, f1, ... (checked and failed per rule, in order). Same numbers as count_sql per rule (the
-    same FROM, each rule's own FILTER), one pass over the rows and one evaluation of the joins."""
+    same FROM, each rule's own FILTER), one pass over the rows and one evaluation of the joins. ``also``: then the
+    counts of these rules as another audience would get them (their joins must not depend on the audience)."""
     joins = rules[0].sql.joins.strip() if rules else ""
     assert rules and all(r.layer == rules[0].layer and r.sql.joins.strip() == joins for r in rules)
+    assert all(r.layer == rules[0].layer and r.sql.joins.strip() == joins and "@visible" not in joins for r, _ in also)
     cols = []
-    for i, r in enumerate(rules):
-        _, applies, fails, _ = _parts(r, settings, principal)
+    for i, (r, who) in enumerate([*((r, principal) for r in rules), *also]):
+        _, applies, fails, _ = _parts(r, settings, who)
         cols.append(sql.SQL("count(*) FILTER (WHERE ({a}))::bigint AS {c}, "
                             "count(*) FILTER (WHERE ({a}) AND coalesce(({f}), false))::bigint AS {f_}").format(
             a=applies, f=fails, c=sql.Identifier(f"c{i}"), f_=sql.Identifier(f"f{i}")))
@@ -140,13 +143,13 @@ def examples_sql(rule: QualityRule, limit: int, settings: Settings | None = None
 # report) therefore never hides the change a delivery made.
 _LATEST = """
 WITH q AS (
-  SELECT id, rule_id, layer, kind, run_id, input_runs, checked, failed, score, measured_at,
-         row_number() OVER (PARTITION BY rule_id ORDER BY measured_at DESC, id DESC) AS n
+  SELECT id, rule_id, layer, kind, run_id, input_runs, checked, failed, score, measured_at, public_checked,
+         public_failed, row_number() OVER (PARTITION BY rule_id ORDER BY measured_at DESC, id DESC) AS n
   FROM twin.quality_results
 )
 SELECT l.rule_id, l.layer, l.kind, l.checked, l.failed, l.score, l.run_id, l.measured_at,
        p.checked AS previous_checked, p.failed AS previous_failed, p.score AS previous_score,
-       p.run_id AS previous_run_id
+       p.run_id AS previous_run_id, l.public_checked, l.public_failed
 FROM q l
 LEFT JOIN LATERAL (
   SELECT p.checked, p.failed, p.score, p.run_id FROM q p
@@ -160,7 +163,8 @@ WHERE l.n = 1
 def latest_results_sql(known_on: datetime | None = None) -> sql.Composed:
     """SELECT over twin.quality_results: per rule the latest measurement and the previous one (the latest
     made on an earlier delivery): rule_id, layer, kind, checked, failed, score, run_id, measured_at,
-    previous_checked, previous_failed, previous_score, previous_run_id. Reads no examples column, so the API
+    previous_checked, previous_failed, previous_score, previous_run_id, then public_checked, public_failed (the
+    counts the public gets, for the audience-scoped rules: migration 0024). Reads no examples column, so the API
     roles may run it. ``known_on`` (beschikbaarOp, docs/history.md): the measurements made up to then only,
     i.e. the one that was current at that moment."""
     if known_on is None:
