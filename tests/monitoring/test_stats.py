@@ -76,3 +76,20 @@ def test_bh_keeps_a_p_value_that_underflowed_to_zero() -> None:
     # same q-values as the formula, in any order of the tests
     assert [float(x.split("\t")[1]) for x in lines] == stats.benjamini_hochberg([0.0, 0.6, 6e-5])
     assert stats.benjamini_hochberg([0.0, 0.6, 6e-5]) == [0.0, 0.6, 6e-5 * 3 / 2]
+
+
+def test_bh_equals_the_step_up_procedure_with_ties() -> None:
+    """The numpy correction against the textbook step-up loop, on random p-values with ties, zeros and ones."""
+    def step_up(p: list[float]) -> list[float]:
+        m = len(p)
+        order = sorted(range(m), key=lambda i: p[i])
+        q, running = [0.0] * m, 1.0
+        for rank in range(m, 0, -1):
+            running = min(running, p[order[rank - 1]] * m / rank)
+            q[order[rank - 1]] = running
+        return q
+
+    rng = random.Random(11)
+    for m in (0, 1, 2, 7, 500):
+        p = [rng.choice([0.0, 1.0, 0.5, 0.01, rng.random(), rng.random() ** 6]) for _ in range(m)]
+        assert stats.benjamini_hochberg(p) == step_up(p)

@@ -636,9 +636,9 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
     if read_at > now_row[0]:
         raise ValueError(f"known-on {read_at.isoformat()} lies in the future: the twin cannot know yet what it "
                          "will know.")
-    # A session holding the snapshot of this moment, taken before this run writes anything: the worker processes
-    # of the heaviest families import it (a snapshot taken later could not see the run's own rows; the families
-    # read none of them, and the LHS matrix this run writes reaches them as a temporary table).
+    # A session holding the snapshot of this moment, taken before this run writes anything (else the caller's
+    # own earlier writes would be invisible to it): the worker processes of the heaviest families import it. The
+    # families read nothing this run writes but the LHS matrix, which reaches every session as a temporary table.
     sides = database.snapshot_sessions(conn, 1, read_only=False)
     try:
         snapshot = None
