@@ -287,10 +287,13 @@ def test_bi_feed_shows_the_newest_run_on_the_current_state(kpi_settings: Setting
     assert newest is not None and newest[0] == later.run_id
 
 
-def test_two_sessions_and_one_give_the_same_run(kpi_settings: Settings, run: int) -> None:
+def test_two_sessions_and_one_give_the_same_run(kpi_settings: Settings, run: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """compute runs its heaviest families in worker processes, each on a session importing the run's snapshot
     (when the caller's transaction has written nothing yet); a caller that has written takes one session, since
-    another could not see its rows. Both ways store the same values."""
+    another could not see its rows. Both ways store the same values. (The test twin is small enough to run on
+    one session anyway: the threshold is lowered.)"""
+    monkeypatch.setattr(compute, "WORKER_MIN_ROWS", 0)
     with psycopg.connect(database.url_for(kpi_settings, "writer")) as conn:
         parallel = compute.compute(conn, as_of=D, k=5)
         conn.commit()

@@ -639,7 +639,10 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
     # A session holding the snapshot of this moment, taken before this run writes anything (else the caller's
     # own earlier writes would be invisible to it): the worker processes of the heaviest families import it. The
     # families read nothing this run writes but the LHS matrix, which reaches every session as a temporary table.
-    sides = database.snapshot_sessions(conn, 1, read_only=False)
+    row = conn.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class "
+                       "WHERE oid = to_regclass('twin.inspections')").fetchone()
+    big = row is not None and int(row[0]) >= WORKER_MIN_ROWS
+    sides = database.snapshot_sessions(conn, 1, read_only=False) if big else None
     try:
         snapshot = None
         if sides:
@@ -655,6 +658,9 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
 # Python work of the families (building the rows, the disclosure control, the lines to store), which a thread
 # would serialise on the GIL, runs on both cores (medium twin: 66 s with one process and a second session).
 WORKER_FAMILIES = ("violations", "establishments")
+# Below this many inspections (the planner's estimate) a run takes a second or two and starting the worker
+# processes would cost more than it saves: everything runs on the caller's session.
+WORKER_MIN_ROWS = 20_000
 
 
 @dataclass(frozen=True)
