@@ -69,7 +69,7 @@ def test_bh_keeps_a_p_value_that_underflowed_to_zero() -> None:
 
     z, p = stats.two_proportion_z(0, 5000, 5000, 5000)  # type: ignore[misc]
     assert p == 0.0 and z > 38
-    part = Part("test", [], [("a", z, p), ("b", 0.5, 0.6), ("c", -4.0, 6e-5)], 0, 0, {})
+    part = Part([], [("a", z, p), ("b", 0.5, 0.6), ("c", -4.0, 6e-5)], 0, 0, {})
     lines, flagged = correct([part])
     assert flagged == 2
     assert lines[0] == "a\t0.0\tup" and lines[1].endswith("\t\\N") and lines[2].endswith("\tdown")

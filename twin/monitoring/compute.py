@@ -5,12 +5,15 @@ trends are flagged with a two-proportion z-test and the Benjamini-Hochberg corre
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
+import multiprocessing
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -454,7 +457,6 @@ class Part:
     wait for the run-wide correction, and its counts. A family computed in a worker process comes back as this
     (strings pickle cheaply; 2.2 million Row objects would not), and the main process only completes and writes."""
 
-    family: str
     lines: list[str]  # complete lines
     tests: list[tuple[str, float, float]]  # (line up to z, z, p): q and the change follow after the correction
     public: int
@@ -508,7 +510,7 @@ def part_of(family: str, rows: list[Row], tested: list[Row], run_id: int, timing
         elif audience == "admin":
             suppressed += 1
     timings[f"{family}: lines to store"] = time.perf_counter() - t
-    return Part(family, lines, tests, public, suppressed, timings)
+    return Part(lines, tests, public, suppressed, timings)
 
 
 def correct(parts: Sequence[Part]) -> tuple[list[str], int]:
@@ -537,6 +539,7 @@ class Store:
         from psycopg import sql
 
         self.conn, self.run_id = conn, run_id
+        self.seconds = 0.0  # spent in the COPYs
         table = conn.execute("SELECT twin.kpi_values_new_partition(%s)::text", (run_id,)).fetchone()
         assert table is not None
         schema, name = table[0].split(".", 1)
@@ -548,9 +551,11 @@ class Store:
     def write(self, lines: Sequence[str], chunk: int = 50_000) -> None:
         if not lines:
             return
+        t = time.perf_counter()
         with self.conn.cursor().copy(self.copy) as cp:
             for i in range(0, len(lines), chunk):
                 cp.write("\n".join(lines[i:i + chunk]) + "\n")
+        self.seconds += time.perf_counter() - t
 
     def attach(self) -> None:
         self.conn.execute("SELECT twin.kpi_values_attach_partition(%s)", (self.run_id,))
@@ -688,14 +693,14 @@ def _work(job: _Job) -> Part:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(job.snapshot)))
         _tune(conn)
-        _session_tables(conn, job.period_rows, job.matrix,
-                        (lambda text: text) if job.when is None else functools.partial(_rewritten, when=job.when))
+        _session_tables(conn, job.period_rows, job.matrix, functools.partial(_as_of, when=job.when))
         kpis = [kp for kp in KPIS if kp.id in job.kpi_ids]
         return _family(conn, job.family, kpis, job.as_of, job.k, job.when, None, job.run_id)
 
 
-def _rewritten(text: str, when: history.AsOf) -> str:
-    return history.rewrite(text, when)
+def _as_of(text: str, when: history.AsOf | None) -> str:
+    """``text`` reading the register tables as of ``when`` (from the history), or as they are now (None)."""
+    return text if when is None else history.rewrite(text, when)
 
 
 def _family(session: psycopg.Connection, family: str, kpis: list[Kpi], as_of: date, k: int,
@@ -720,9 +725,7 @@ def _compute(conn: psycopg.Connection, as_of: date, k: int, kpi_ids: Iterable[st
     None (everything on ``conn``)."""
     when = history.AsOf(as_of, read_at) if from_history else None
     restore = _tune(conn)
-
-    def q(text: str) -> str:
-        return text if when is None else history.rewrite(text, when)
+    q = functools.partial(_as_of, when=when)
 
     wanted = [kp for kp in KPIS if kpi_ids is None or kp.id in set(kpi_ids)]
     matrix = read_lhs_matrix(lhs_matrix)
@@ -761,48 +764,29 @@ def _compute(conn: psycopg.Connection, as_of: date, k: int, kpi_ids: Iterable[st
     parts: dict[str, Part] = {}
     timings: dict[str, float] = {}
     store = Store(conn, run_id)
-    stored = 0.0
-    if aside:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        assert snapshot is not None
-        # spawn, not fork: this process holds open connections (and maybe threads) that a fork would share
-        with ProcessPoolExecutor(len(aside), mp_context=multiprocessing.get_context("spawn")) as pool:
-            later = {f: pool.submit(_work, _Job(conn.info.dsn, conn.info.password, snapshot, f,
-                                                tuple(kp.id for kp in by_family[f]), as_of, k, period_rows, matrix,
-                                                when, run_id)) for f in aside}
-            for f in by_family:
-                if f not in later:
-                    parts[f] = _family(conn, f, by_family[f], as_of, k, when, read_at, run_id)
-            # this session's complete lines go in while the workers still compute
-            t = time.perf_counter()
-            for part in parts.values():
-                store.write(part.lines)
-            stored += time.perf_counter() - t
-            family_of = {future: f for f, future in later.items()}
-            for future in as_completed(family_of):
-                f = family_of[future]
-                parts[f] = future.result()
-                t = time.perf_counter()
-                store.write(parts[f].lines)
-                stored += time.perf_counter() - t
-    else:
+    # spawn, not fork: this process holds open connections (and maybe threads) that a fork would share
+    with (ProcessPoolExecutor(len(aside), mp_context=multiprocessing.get_context("spawn")) if aside
+          else contextlib.nullcontext()) as pool:
+        later = {} if pool is None else {
+            pool.submit(_work, _Job(conn.info.dsn, conn.info.password, snapshot or "", f,
+                                    tuple(kp.id for kp in by_family[f]), as_of, k, period_rows, matrix, when,
+                                    run_id)): f for f in aside}
+        # each family's complete lines go in as soon as it ends, while the workers still compute
         for f in by_family:
-            parts[f] = _family(conn, f, by_family[f], as_of, k, when, read_at, run_id)
-        t = time.perf_counter()
-        for part in parts.values():
-            store.write(part.lines)
-        stored += time.perf_counter() - t
+            if f not in aside:
+                parts[f] = _family(conn, f, by_family[f], as_of, k, when, read_at, run_id)
+                store.write(parts[f].lines)
+        for future in as_completed(later):
+            parts[later[future]] = future.result()
+            store.write(parts[later[future]].lines)
     ordered = [parts[f] for f in by_family]
     for part in ordered:
         timings.update(part.timings)
     t = time.perf_counter()
     tested, flagged = correct(ordered)
     timings["trend test correction (Benjamini-Hochberg)"] = time.perf_counter() - t
-    t = time.perf_counter()
     store.write(tested)
-    timings["store: values (COPY)"] = stored + time.perf_counter() - t
+    timings["store: values (COPY)"] = store.seconds
     t = time.perf_counter()
     store.attach()
     timings["store: index and attach"] = time.perf_counter() - t
