@@ -57,34 +57,9 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.0f} rows/s" if speed else "", style="progress.data.speed")
 
 
-class LazyProgress:
-    """A rich progress bar that appears only when a load takes more than a second."""
-
-    def __init__(self, label: str, delay: float = 1.0) -> None:
-        self.label, self.delay, self.t0 = label, delay, time.monotonic()
-        self.progress: Progress | None = None
-        self.task: Any = None
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if self.progress is None:
-            if time.monotonic() - self.t0 < self.delay:
-                return
-            self.progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                TimeElapsedColumn(), console=err, transient=False,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(self.label, total=total)
-        self.progress.update(self.task, completed=done, total=total)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 class ProgressBoard:
-    """One rich progress display for loads that run side by side (rich shows one live display at a time): each
-    load's bar appears when it has run for a second, as LazyProgress's does."""
+    """One rich progress display, for one load or for loads that run side by side (rich shows one live display at
+    a time): each load's bar appears when it has run for a second."""
 
     def __init__(self, delay: float = 1.0) -> None:
         import threading
@@ -96,6 +71,7 @@ class ProgressBoard:
         self.started = False
 
     def bar(self, label: str) -> Any:
+        """The progress callback of one load: (rows done, rows in all or None)."""
         t0 = time.monotonic()
         task: list[Any] = []
 
@@ -205,14 +181,12 @@ def _run_load(settings: Settings, layer: str, path: str, board: ProgressBoard | 
     from ingest.loader import load
 
     _freeze_imports()
-    label = f"{layer} <- {Path(path).name}"
-    if board is not None:
-        return load(settings, layer, path, progress=board.bar(label), **kwargs)
-    progress = LazyProgress(label)
+    shown = board or ProgressBoard()  # a load of its own gets a display of its own
     try:
-        return load(settings, layer, path, progress=progress, **kwargs)
+        return load(settings, layer, path, progress=shown.bar(f"{layer} <- {Path(path).name}"), **kwargs)
     finally:
-        progress.close()
+        if shown is not board:
+            shown.close()
 
 
 @ingest_app.command("load")
@@ -290,11 +264,11 @@ def aerius_cmd(
     with twin_errors():
         from ingest import aerius
 
-        progress = LazyProgress("aerius-results")
+        board = ProgressBoard()
         try:
-            result = aerius.load(settings, paths, progress=progress)
+            result = aerius.load(settings, paths, progress=board.bar("aerius-results"))
         finally:
-            progress.close()
+            board.close()
     console.print(summary_table([result]))
     report(result)
     if quality:
