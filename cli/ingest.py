@@ -354,12 +354,14 @@ def derive_cmd(
 # --- ingest-all ---------------------------------------------------------------------------------------------
 
 
-def _depends(entry: dict[str, Any], entries: list[dict[str, Any]]) -> set[int]:
-    """The positions in ``entries`` (ordered by order_entries) of the loads ``entry`` must wait for: the layers it
-    depends on, and the municipalities, which the outside-the-Netherlands checks read."""
-    spec = LAYERS.get(entry["layer"])
-    needs = {*(spec.depends_on if spec else ()), "municipalities"} - {entry["layer"]}
-    return {i for i, e in enumerate(entries) if e["layer"] in needs and e is not entry}
+def _depends(i: int, entries: list[dict[str, Any]]) -> set[int]:
+    """The positions in ``entries`` (ordered by order_entries) of the loads entry ``i`` must wait for: the layers it
+    depends on, the municipalities, which the outside-the-Netherlands checks read, and the files of its own layer
+    listed before it (they load in manifest order, as one by one: a later delivery wins)."""
+    layer = entries[i]["layer"]
+    spec = LAYERS.get(layer)
+    needs = {*(spec.depends_on if spec else ()), "municipalities"} - {layer}
+    return {j for j, e in enumerate(entries) if e["layer"] in needs or (e["layer"] == layer and j < i)}
 
 
 def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_reject_rate: float = 0.01,
@@ -398,7 +400,7 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
 
     # the derivation waits for the loads of its inputs; with one job it runs after every load, as it always did
     inputs = {i for i, e in enumerate(entries) if e["layer"] in DERIVE_AFTER}
-    waits = {i: _depends(e, entries) for i, e in enumerate(entries)}
+    waits = {i: _depends(i, entries) for i in range(len(entries))}
     results: dict[int, RunResult] = {}
     derived: list[RunResult] = []
     pending = list(range(len(entries)))

@@ -96,3 +96,33 @@ def test_ingest_all_side_by_side_waits_for_what_a_load_depends_on(ingest_setting
     assert max(runs["natura2000-habitats"][1], runs["nitrogen-deposition"][1]) <= runs["deposition-hexagons"][0]
     n = rows(ingest_owner, "SELECT count(*) FROM twin.deposition_hexagons WHERE resolution = '1ha'")[0][0]
     assert 100 <= n <= 140
+
+
+def test_two_files_of_one_layer_load_in_manifest_order_side_by_side(ingest_settings: Settings, ingest_owner: str,
+                                                                     tmp_path: Path) -> None:
+    """Two deliveries of the same layer in one manifest load one after the other in manifest order, also with two
+    jobs, so that the later file wins as it does when loading one by one."""
+    from cli.ingest import _depends
+
+    d = tmp_path / "twice"
+    d.mkdir()
+    first = [dict(e) for e in ESTABLISHMENTS]
+    second = [dict(e) for e in ESTABLISHMENTS]
+    second[0]["naam"] = "Tweede levering BV"
+    write_csv(d / "a.csv", first)
+    write_csv(d / "b.csv", second)
+    entries = [{"layer": "establishments", "file": "a.csv", "format": "CSV", "crs": "EPSG:28992"},
+               {"layer": "establishments", "file": "b.csv", "format": "CSV", "crs": "EPSG:28992"}]
+    (d / "manifest.json").write_text(json.dumps({"files": entries}))
+    assert _depends(1, entries) == {0} and _depends(0, entries) == set()
+    done = run_cli(ingest_settings, "ingest-all", str(d), "--jobs", "2", "--no-derive", "--no-quality",
+                   "--no-keep-analyses")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (a_end,), (b_start,) = (rows(ingest_owner, "SELECT finished_at FROM twin.ingest_runs WHERE source LIKE %s "
+                                 "ORDER BY id DESC LIMIT 1", ("%/a.csv",))[0],
+                            rows(ingest_owner, "SELECT started_at FROM twin.ingest_runs WHERE source LIKE %s "
+                                 "ORDER BY id DESC LIMIT 1", ("%/b.csv",))[0])
+    assert a_end <= b_start
+    name = rows(ingest_owner, "SELECT name FROM twin.establishments WHERE establishment_id = %s",
+                (ESTABLISHMENTS[0]["inrichting_id"],))
+    assert name == [("Tweede levering BV",)]
