@@ -8,11 +8,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import gc
 import json
 import multiprocessing
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -605,6 +606,20 @@ def _session_tables(conn: psycopg.Connection, period_rows: list[tuple[str, date,
     conn.execute(q(N2K))
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for a run's work. A run allocates millions of small objects (rows,
+    contributions, lines) and none of them in cycles; each collection of the youngest generation walks them all
+    again (the violations family of the medium twin: 42 s with it, 25 s without). Back on, as before, at the end."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 @dataclass
 class RunSummary:
     run_id: int
@@ -653,7 +668,8 @@ def compute(conn: psycopg.Connection, as_of: date | None = None, k: int = 5, kpi
         if sides:
             row = sides[0].execute("SELECT pg_export_snapshot()").fetchone()
             snapshot = row[0] if row else None
-        return _compute(conn, as_of, k, kpi_ids, lhs_matrix, read_at, from_history, t0, snapshot)
+        with _gc_paused():
+            return _compute(conn, as_of, k, kpi_ids, lhs_matrix, read_at, from_history, t0, snapshot)
     finally:
         for side in sides or ():
             side.close()
@@ -689,7 +705,7 @@ def _work(job: _Job) -> Part:
     """A worker process: one family on a session of its own at the run's snapshot, as lines to store."""
     from psycopg import sql
 
-    with psycopg.connect(job.dsn, password=job.password, connect_timeout=5) as conn:
+    with _gc_paused(), psycopg.connect(job.dsn, password=job.password, connect_timeout=5) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(job.snapshot)))
         _tune(conn)
