@@ -31,8 +31,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from psycopg import sql as pgsql
@@ -48,9 +47,9 @@ C = TypeVar("C", bound=Hashable)
 P = TypeVar("P", bound=Hashable)
 
 
-@dataclass(frozen=True)
-class Contribution:
-    """The records one contributor adds to a cell, split by what decides who may list them."""
+class Contribution(NamedTuple):
+    """The records one contributor adds to a cell, split by what decides who may list them. A named tuple, not a
+    frozen dataclass: the KPI run's disclosure control builds millions of them, and a tuple is made 4x faster."""
 
     contributor: str  # the enterprise: "kvk:<KvK number>", else "est:<establishment id>"
     sole_proprietor: bool  # a natural person (twin.is_natural_person): advisors may not list these (0003, 0016)

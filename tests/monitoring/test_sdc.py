@@ -7,6 +7,8 @@ import random
 from collections import defaultdict
 from datetime import date
 
+import pytest
+
 from twin.disclosure import Contribution, publishable
 from twin.monitoring import compute, sdc
 from twin.monitoring.definitions import Kpi
@@ -99,6 +101,53 @@ def test_family_disclosure_control_equals_reading_every_cell(owner_url: str) -> 
             got = compute.disclosure_control(conn, agg, [kpi], [kpi], cols, ["quarter", "year"], k, {}, "test")
             assert got["x"] == _reference(rows, k), (trial, k)
         conn.rollback()
+
+
+def test_kpis_with_the_same_records_are_tested_once_and_only_those(owner_url: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Restricted KPIs whose denominators are equal on every base row share one test (compute._same_records).
+    A KPI with the same counts in every cell but other contributors (two rows' denominators swapped between
+    contributors) must still be tested on its own records."""
+    import psycopg
+
+    kpis = [Kpi(i, i, i, i, i, "proportion", "test", True, ()) for i in ("x", "y", "z")]
+    cols = ["org_code", "municipality_code", "sector", "category"]
+    rng = random.Random(11)
+    swapped = 0
+    shared: list[dict[str, str]] = []
+    same_records = compute._same_records
+    monkeypatch.setattr(compute, "_same_records", lambda *a: shared.append(same_records(*a)) or shared[-1])
+    with psycopg.connect(owner_url) as conn:
+        for trial in range(8):
+            rows = _random_base(rng)
+            k = rng.choice([2, 3, 5])
+            dz = [r[-1] for r in rows]
+            seen: dict[tuple, int] = {}
+            for i, r in enumerate(rows):  # swap d between rows alike in all but the contributor
+                like = (r[0], r[1], r[2], r[3], r[4], r[5], True if r[7] is None else r[7])
+                j = seen.get(like)
+                if j is not None and rows[j][6] != r[6] and dz[j] != dz[i]:
+                    dz[i], dz[j] = dz[j], dz[i]
+                    swapped += 1
+                    del seen[like]
+                else:
+                    seen[like] = i
+            z_rows = [(*r[:8], min(r[8], dz[i]), dz[i]) for i, r in enumerate(rows)]
+            conn.execute("DROP TABLE IF EXISTS mon_base")
+            conn.execute("CREATE TEMP TABLE mon_base (ptype text, pstart date, org_code text, municipality_code text, "
+                         "sector text, category text, contributor text, sole boolean, n_x int, d_x int, n_y int, "
+                         "d_y int, n_z int, d_z int)")
+            with conn.cursor().copy("COPY mon_base FROM STDIN") as cp:
+                for r, z in zip(rows, z_rows, strict=True):
+                    cp.write_row((*r, r[8], r[9], z[8], z[9]))
+            agg = conn.execute(compute.aggregate_sql("mon_base", kpis, kpis, cols, [])).fetchall()
+            timings: dict[str, float] = {}
+            got = compute.disclosure_control(conn, agg, kpis, kpis, cols, ["quarter", "year"], k, timings, "test")
+            assert got["x"] == got["y"] == _reference(rows, k), (trial, k)
+            assert got["z"] == _reference(z_rows, k), (trial, k)
+            assert shared[-1] == {"y": "x"}  # z, alike in its counts, is tested on its own records
+        conn.rollback()
+    assert swapped > 50
 
 
 def test_bounded_decision_never_contradicts_publishable() -> None:

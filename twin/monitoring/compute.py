@@ -192,6 +192,8 @@ def disclosure_control(conn: psycopg.Connection, agg: Sequence[tuple[Any, ...]],
                 orgs[kp.id][key].append((int(d), s))
             else:
                 records[kp.id][key], sole[kp.id][key] = int(d), s
+    same_as = _same_records(conn, restricted, records, sole, orgs, public_periods)
+    restricted = [kp for kp in restricted if kp.id not in same_as]
     most = ", ".join(f"max(m_{kp.id})" for kp in restricted)
     per = ", ".join(f"sum(d_{kp.id}) AS m_{kp.id}" for kp in restricted)
     bound = {(r[0], r[1]): r[2:] for r in conn.execute(
@@ -296,9 +298,40 @@ def disclosure_control(conn: psycopg.Connection, agg: Sequence[tuple[Any, ...]],
             return {key: known[(kpi, key)] for key in keys}
 
         result[kp.id] = sdc.protect(cells, k, contributions_of, exact)
+    for kpi, same in same_as.items():
+        result[kpi] = result[same]
     timings[f"{family}: disclosure control, exact ({len(wanted):,} cells read, {reads[0]} queries)"] = \
         time.perf_counter() - t1
     return result
+
+
+def _same_records(conn: psycopg.Connection, restricted: list[Kpi], records: dict[str, dict[tuple[Any, ...], int]],
+                  sole: dict[str, dict[tuple[Any, ...], int]],
+                  orgs: dict[str, dict[tuple[Any, ...], list[tuple[int, int]]]],
+                  public_periods: list[str]) -> dict[str, str]:
+    """The restricted KPIs whose records are those of an earlier one, each mapped to it: the same denominator in
+    every base row of the public periods (mon_base), so the same contributions in every cell and the same
+    published cells. Several KPIs of a family often count the same records (effectiveness and follow-up days by
+    definition, others on the data), and each is tested once. Candidates are the KPIs with the same per-cell
+    counts; one scan confirms them."""
+    def counts(kp: Kpi) -> tuple[Any, ...]:
+        return (records[kp.id], sole[kp.id], {key: sorted(v) for key, v in orgs[kp.id].items()})
+
+    candidates: list[tuple[str, str]] = []
+    first: list[Kpi] = []
+    for kp in restricted:
+        for earlier in first:
+            if counts(kp) == counts(earlier):
+                candidates.append((kp.id, earlier.id))
+                break
+        else:
+            first.append(kp)
+    if not candidates:
+        return {}
+    row = conn.execute(
+        "SELECT " + ", ".join(f"bool_and(d_{a} IS NOT DISTINCT FROM d_{b})" for a, b in candidates)
+        + " FROM mon_base WHERE ptype = ANY(%s)", (public_periods,)).fetchone()
+    return {a: b for (a, b), same in zip(candidates, row or (), strict=True) if same}
 
 
 def run_up(rows: Sequence[tuple[Any, ...]], width: int, starts: dict[str, list[date]]) -> list[tuple[Any, ...]]:
