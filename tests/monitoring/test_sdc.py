@@ -116,7 +116,12 @@ def test_kpis_with_the_same_records_are_tested_once_and_only_those(owner_url: st
     swapped = 0
     shared: list[dict[str, str]] = []
     same_records = compute._same_records
-    monkeypatch.setattr(compute, "_same_records", lambda *a: shared.append(same_records(*a)) or shared[-1])
+
+    def recorded(*args: object) -> dict[str, str]:
+        shared.append(same_records(*args))  # type: ignore[arg-type]
+        return shared[-1]
+
+    monkeypatch.setattr(compute, "_same_records", recorded)
     with psycopg.connect(owner_url) as conn:
         for trial in range(8):
             rows = _random_base(rng)
