@@ -635,27 +635,37 @@ async def _signals(request: Request, conn: psycopg.AsyncConnection, principal: P
 async def _signal_page(request: Request, conn: psycopg.AsyncConnection, principal: Principal,
                        when: history.AsOf | None, rules: tuple[quality.QualityRule, ...],
                        q: ItemsQuery) -> tuple[list[dict[str, Any]], int]:
+    """A page of the signals in (rule, record) order and how many match. Each rule is counted and paged on its
+    own, in rule order: a UNION ALL of the rules under one ORDER BY ... LIMIT made the planner join every
+    register in full before sorting (national twin, anonymous: 15.8 s, against 1.5-2.7 s for each signal
+    alone), and the page needs the rows of one or two rules only."""
     assert q.crs is not None
-    binder = Binder()
-    parts = []
-    for rule in rules:
+
+    def branch(rule: quality.QualityRule, binder: Binder) -> sql.Composable:
         spec = LAYERS[rule.layer]
-        columns = columns_for(spec, principal)
-        parts.append(sql.SQL(
-            "SELECT {rid} AS rule_id, t.{key}::text AS record, ST_AsGeoJSON({geom}, {decimals}, 0) AS geometry, "
-            "f.reason FROM {table} t {failing} WHERE {where}"
-        ).format(rid=sql.Literal(rule.id), key=sql.Identifier(spec.key), geom=output_geometry_sql(q.crs),
-                 decimals=sql.Literal(q.crs.decimals), table=table_sql(spec),
-                 failing=_failing_join(request, rule, principal, when),
-                 where=where_sql(columns, q, binder, None)))
-    union = sql.SQL(" UNION ALL ").join(parts)
-    page = sql.SQL("SELECT * FROM ({}) s ORDER BY rule_id, record LIMIT {} OFFSET {}").format(
-        union, binder.bind(q.limit), binder.bind(q.offset))
-    rows = await fetch(conn, page, binder.params, isolated=True)
-    matched = number_matched(len(rows), q)
-    if matched is None:
-        count = sql.SQL("SELECT count(*) FROM ({}) s").format(union)
-        matched = int((await fetch(conn, count, binder.params, isolated=True))[0][0])
+        return sql.SQL(
+            "SELECT t.{key}::text AS record, ST_AsGeoJSON({geom}, {decimals}, 0) AS geometry, f.reason "
+            "FROM {table} t {failing} WHERE {where}"
+        ).format(key=sql.Identifier(spec.key), geom=output_geometry_sql(q.crs), decimals=sql.Literal(q.crs.decimals),
+                 table=table_sql(spec), failing=_failing_join(request, rule, principal, when),
+                 where=where_sql(columns_for(spec, principal), q, binder, None))
+
+    ordered = sorted(rules, key=lambda r: r.id)
+    rows: list[tuple[str, str, str, str]] = []
+    skip, room, matched = q.offset, q.limit, 0
+    for rule in ordered:
+        binder = Binder()
+        part = branch(rule, binder)
+        n = int((await fetch(conn, sql.SQL("SELECT count(*) FROM ({}) s").format(part), binder.params,
+                             isolated=True))[0][0])
+        matched += n
+        if room > 0 and skip < n:
+            page = sql.SQL("SELECT * FROM ({}) s ORDER BY record LIMIT {} OFFSET {}").format(
+                part, binder.bind(room), binder.bind(skip))
+            got = await fetch(conn, page, binder.params, isolated=True)
+            rows += [(rule.id, record, geometry, reason) for record, geometry, reason in got]
+            room -= len(got)
+        skip = max(0, skip - n)
     by_id = {r.id: r for r in rules}
     feats = [{"type": "Feature", "id": f"{rule_id}/{record}", "geometry": orjson.Fragment(geometry),
               "properties": {"signal": rule_id, "title": by_id[rule_id].title, "layer": by_id[rule_id].layer,
