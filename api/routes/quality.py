@@ -19,8 +19,10 @@ see every row; other callers get the counts measured live under their own role.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -474,6 +476,150 @@ async def quality_summary(
     return doc
 
 
+# -- a measurement as a job ------------------------------------------------------------------------------------
+class Measurement(BaseModel):
+    """A measurement of every rule started by POST /quality/measurements, run and recorded in the background."""
+
+    id: str = Field(description="The job's id, for GET /quality/measurements/{id}.")
+    status: Literal["running", "succeeded", "failed"]
+    started_at: datetime
+    finished_at: datetime | None = None
+    rules_done: int = Field(default=0, description="Rules measured so far.")
+    rules_total: int | None = Field(default=None, description="Rules that apply (known once measuring has begun).")
+    recorded: int | None = Field(default=None, description="Results written to twin.quality_results (when succeeded).")
+    seconds: float | None = None
+    error: str | None = Field(default=None, description="Why it failed (when failed).")
+    links: list[dict[str, str]] = Field(default_factory=list)
+
+
+MEASUREMENT_EXAMPLE = {
+    "id": "m-1733590000-1", "status": "running", "started_at": "2026-12-07T18:40:00Z", "finished_at": None,
+    "rules_done": 31, "rules_total": 82, "recorded": None, "seconds": None, "error": None,
+    "links": [{"href": "http://localhost:8000/quality/measurements/m-1733590000-1", "rel": "self",
+               "type": "application/json", "title": "This measurement"},
+              {"href": "http://localhost:8000/quality", "rel": "related", "type": "application/json",
+               "title": "The quality summary (the recorded counts once this measurement has succeeded)"}],
+}
+
+
+class Measurements:
+    """The measurements of this API process (kept in memory: a restart forgets their status, not what they
+    recorded). One runs at a time; a POST while one runs answers with the running one."""
+
+    def __init__(self, keep: int = 20) -> None:
+        self.jobs: dict[str, Measurement] = {}
+        self.keep = keep
+        self.count = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def running(self) -> Measurement | None:
+        return next((m for m in self.jobs.values() if m.status == "running"), None)
+
+    def start(self, settings: Settings) -> Measurement:
+        self.count += 1
+        job = Measurement(id=f"m-{int(time.time())}-{self.count}", status="running", started_at=datetime.now(UTC))
+        self.jobs[job.id] = job
+        for old in list(self.jobs)[:-self.keep]:
+            if self.jobs[old].status != "running":
+                del self.jobs[old]
+        task = asyncio.get_running_loop().create_task(self._run(settings, job))
+        self.tasks.add(task)  # a reference, so that the task is not collected while it runs
+        task.add_done_callback(self.tasks.discard)
+        return job
+
+    async def _run(self, settings: Settings, job: Measurement) -> None:
+        t0 = time.perf_counter()
+        try:
+            job.recorded = await asyncio.to_thread(_measure_and_record, settings, job)
+            job.status = "succeeded"
+        except Exception as exc:  # noqa: BLE001 - the job reports it; the server goes on
+            log.warning("quality measurement %s failed: %s", job.id, exc)
+            job.status, job.error = "failed", _job_error(exc)
+        job.finished_at, job.seconds = datetime.now(UTC), round(time.perf_counter() - t0, 3)
+
+
+def _job_error(exc: Exception) -> str:
+    """What an administrator can act on, without the SQL of a failing rule."""
+    if isinstance(exc, psycopg.OperationalError):
+        return ("the API process could not connect as the writer (twin_writer): set TWIN_WRITER_URL or "
+                "TWIN_WRITER_PASSWORD for it, or run 'twin quality --record' where the writer can connect")
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return "the writer role may not record quality results here: run 'twin db migrate' (roles and grants)"
+    return f"the measurement stopped: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def _measure_and_record(settings: Settings, job: Measurement) -> int:
+    """Every rule measured as the writer (who reads every row, as `twin quality --record` does) and recorded in
+    one transaction; no statement timeout applies (the national twin takes about two minutes)."""
+    from twin import database
+
+    def progress(done: int, total: int) -> None:
+        job.rules_done, job.rules_total = done, total
+
+    with database.connect(database.url_for(settings, "writer")) as conn:
+        report = quality.evaluate(conn, settings, progress=progress)
+        job.rules_total = sum(1 for r in report.results if r.applicable)
+        n = quality.record(conn, report)
+        conn.commit()
+    return n
+
+
+def _measurement_doc(request: Request, job: Measurement) -> Measurement:
+    base = base_url(request)
+    return job.model_copy(update={"links": [
+        {"href": f"{base}/quality/measurements/{job.id}", "rel": "self", "type": "application/json",
+         "title": "This measurement"},
+        {"href": f"{base}/quality", "rel": "related", "type": "application/json",
+         "title": "The quality summary (the recorded counts once this measurement has succeeded)"}]})
+
+
+def _measurements(request: Request) -> Measurements:
+    jobs = getattr(request.app.state, "quality_measurements", None)
+    if jobs is None:
+        jobs = request.app.state.quality_measurements = Measurements()
+    return jobs
+
+
+@router.post(
+    "/quality/measurements", summary="Measure every rule now and record it, as a background job",
+    status_code=202, response_model=Measurement,
+    description="Starts a measurement of every quality rule as the writer and records it in "
+    "twin.quality_results, as `twin quality --record` does, without waiting for it: 202 with the job "
+    "(`Location`: its status). While one runs, a POST answers with that one. `/quality` serves its counts "
+    "once it has succeeded. `GET /quality?refresh=true` measures in the request instead (for small twins: "
+    "on a national twin some rules take longer than the statement timeout). Admins only.",
+    responses={202: {"content": {"application/json": {"example": MEASUREMENT_EXAMPLE}}},
+               401: {"description": "No key."}, 403: {"description": "Not an admin key."}},
+)
+async def start_measurement(request: Request, principal: PrincipalDep) -> Response:
+    require_admin(principal)
+    params.check_known(request.query_params, ())
+    jobs = _measurements(request)
+    job = jobs.running() or jobs.start(request.app.state.settings)
+    doc = _measurement_doc(request, job)
+    return Response(doc.model_dump_json(), status_code=202, media_type="application/json",
+                    headers={"Location": doc.links[0]["href"], "Retry-After": "5"})
+
+
+@router.get(
+    "/quality/measurements/{measurement_id}", summary="The status of a measurement started by POST",
+    response_model=Measurement,
+    description="running (with the rules measured so far), succeeded (with the results recorded) or failed "
+    "(with why). Measurements are kept by the API process that runs them: 404 after a restart or from "
+    "another process. Admins only.",
+    responses={200: {"content": {"application/json": {"example": MEASUREMENT_EXAMPLE}}},
+               404: {"description": "Unknown measurement."}},
+)
+async def measurement_status(request: Request, measurement_id: str, principal: PrincipalDep) -> Measurement:
+    require_admin(principal)
+    params.check_known(request.query_params, ())
+    job = _measurements(request).jobs.get(measurement_id)
+    if job is None:
+        raise NotFound(f"no measurement {measurement_id!r} in this API process (measurements are kept in the "
+                       "memory of the process that runs them; the recorded results are in GET /quality).")
+    return _measurement_doc(request, job)
+
+
 # -- failing records -------------------------------------------------------------------------------------------
 def _page_query(request: Request, columns: Columns, allowed: Sequence[str]) -> ItemsQuery:
     """limit, offset, bbox, bbox-crs and crs parsed as for the items (400s alike); nothing else allowed."""
@@ -640,13 +786,14 @@ async def _signal_page(request: Request, conn: psycopg.AsyncConnection, principa
     register in full before sorting (national twin, anonymous: 15.8 s, against 1.5-2.7 s for each signal
     alone), and the page needs the rows of one or two rules only."""
     assert q.crs is not None
+    crs = q.crs
 
     def branch(rule: quality.QualityRule, binder: Binder) -> sql.Composable:
         spec = LAYERS[rule.layer]
         return sql.SQL(
             "SELECT t.{key}::text AS record, ST_AsGeoJSON({geom}, {decimals}, 0) AS geometry, f.reason "
             "FROM {table} t {failing} WHERE {where}"
-        ).format(key=sql.Identifier(spec.key), geom=output_geometry_sql(q.crs), decimals=sql.Literal(q.crs.decimals),
+        ).format(key=sql.Identifier(spec.key), geom=output_geometry_sql(crs), decimals=sql.Literal(crs.decimals),
                  table=table_sql(spec), failing=_failing_join(request, rule, principal, when),
                  where=where_sql(columns_for(spec, principal), q, binder, None))
 

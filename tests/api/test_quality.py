@@ -394,3 +394,46 @@ def test_the_public_counts_are_recorded_and_equal_a_live_measurement(client: Tes
     # inspectors see their own organisation's personal fields: still measured live
     own = rules_of(get(client, "/quality", keys["inspector_a"]))
     assert own["establishments.kvk_number-filled"]["source"] == "live"
+
+
+def test_a_measurement_runs_as_a_job_and_is_recorded(client: TestClient, keys: dict[str, str],
+                                                      q_settings: Settings) -> None:
+    """POST /quality/measurements: 202 at once with the job, which measures every rule as the writer and records
+    it; /quality then serves exactly the counts of a live measurement (?refresh=true), as recorded ones. Admins
+    only; an unknown job is a 404."""
+    import time
+
+    assert client.post("/quality/measurements").status_code == 401
+    for who in ("public", "advisor", "inspector_a"):
+        assert client.post("/quality/measurements", headers={"X-API-Key": keys[who]}).status_code == 403
+        get(client, "/quality/measurements/m-1-1", keys[who], status=403)
+    with psycopg.connect(database.url_for(q_settings, "owner")) as conn:
+        before = conn.execute("SELECT count(*), max(measured_at) FROM twin.quality_results").fetchone()
+    assert before is not None
+    admin = {"X-API-Key": keys["admin"]}
+    r = client.post("/quality/measurements", headers=admin)
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["status"] in ("running", "succeeded") and r.headers["location"].endswith(f"/quality/measurements/"
+                                                                                         f"{job['id']}")
+    assert client.post("/quality/measurements?x=1", headers=admin).status_code == 400  # unknown parameter
+    deadline = time.monotonic() + 120
+    while job["status"] == "running":
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+        job = get(client, f"/quality/measurements/{job['id']}", keys["admin"])
+    assert job["status"] == "succeeded", job
+    live = rules_of(get(client, "/quality?refresh=true", keys["admin"]))
+    applicable = {rule for rule, r in live.items() if r["applicable"]}
+    assert job["recorded"] == job["rules_total"] == job["rules_done"] == len(applicable) > 10
+    assert job["finished_at"] >= job["started_at"] and job["seconds"] > 0
+    with psycopg.connect(database.url_for(q_settings, "owner")) as conn:
+        after = conn.execute("SELECT count(*), max(measured_at) FROM twin.quality_results").fetchone()
+    assert after is not None and after[0] == before[0] + len(applicable)
+    assert before[1] is None or after[1] > before[1]
+    recorded = rules_of(get(client, "/quality", keys["admin"]))
+    for rule in applicable:
+        assert recorded[rule]["source"] == "recorded", rule
+        assert (recorded[rule]["checked"], recorded[rule]["failed"]) == (live[rule]["checked"], live[rule]["failed"])
+    missing = get(client, "/quality/measurements/m-0-0", keys["admin"], status=404)
+    assert missing["code"] == "NotFound"

@@ -298,9 +298,11 @@ def _run_jobs(conn: psycopg.Connection, jobs: Sequence[list[RuleResult]],
 
 
 def evaluate(conn: psycopg.Connection, settings: Settings, rules: Iterable[QualityRule] | None = None,
-             examples: int | None = None, compare: bool = True) -> QualityReport:
+             examples: int | None = None, compare: bool = True,
+             progress: Callable[[int, int], None] | None = None) -> QualityReport:
     """Measure ``rules`` (default: all) on ``conn`` under its role: counts, examples and, when ``compare``,
-    the previous measurement of each rule from twin.quality_results (when the table exists)."""
+    the previous measurement of each rule from twin.quality_results (when the table exists). ``progress(done,
+    total)``: called with the rules measured so far as each query ends (from the measuring threads)."""
     started = time.perf_counter()
     chosen = list(all_rules() if rules is None else rules)
     n_examples = settings.quality_examples if examples is None else examples
@@ -338,7 +340,17 @@ def evaluate(conn: psycopg.Connection, settings: Settings, rules: Iterable[Quali
     for r in todo:
         groups.setdefault((r.rule.layer, r.rule.sql.joins.strip()), []).append(r)
     jobs = sorted(groups.values(), key=lambda g: _cost(g, schema_rows), reverse=True)
-    _run_jobs(conn, jobs, lambda c, g: _measure_group(c, g, settings, n_examples))
+    measured = [0]
+    lock = threading.Lock()
+
+    def measure(c: psycopg.Connection, group: list[RuleResult]) -> None:
+        _measure_group(c, group, settings, n_examples)
+        if progress is not None:
+            with lock:
+                measured[0] += len(group)
+                progress(measured[0], len(todo))
+
+    _run_jobs(conn, jobs, measure)
 
     if compare and "quality_results.input_runs" in schema:
         found = _previous(conn, [r.rule.id for r in results])
