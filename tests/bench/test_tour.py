@@ -47,17 +47,20 @@ def test_the_real_readme_tour_is_read_whole(tour: ModuleType) -> None:
     assert all(r.path.startswith("/") and "127.0.0.1" not in r.path for r in requests)
     families = {r.family for r in requests}
     assert {"items", "tiles", "download", "coverages", "context", "housing-nitrogen", "area-summary",
-            "inspection-priority", "quality"} <= families
+            "inspection-priority", "quality", "quality-measurement"} <= families
     paths = {r.path for r in requests}
     assert "/analysis/housing-nitrogen?municipality=GM0228" in paths
     assert "/analysis/inspection-priority?limit=20" in paths
     # the lines with a key send it, and only those
     keyed = [r for r in curl if r.needs_key]
     assert keyed and all(r.headers["X-API-Key"] == "$KEY" for r in keyed)
-    assert all(r.path.startswith(("/analysis/inspection-priority", "/quality/signals", "/quality?refresh"))
+    assert all(r.path.startswith(("/analysis/inspection-priority", "/quality/signals", "/quality/measurements"))
                for r in keyed)
-    # the POST carries its GeoJSON body
-    post = [r for r in requests if r.method == "POST"]
+    # the measurement is a job, measured to its end against the budget of a full measurement
+    job = [r for r in requests if r.path == "/quality/measurements"]
+    assert [r.method for r in job] == ["POST"] and tour.budget(job[0].family) == 90.0
+    # the POST with a body carries its GeoJSON
+    post = [r for r in requests if r.method == "POST" and r.body is not None]
     assert post and json.loads(post[0].body)["type"] == "Polygon"
     assert post[0].headers["Content-Type"] == "application/json"
 
