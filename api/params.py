@@ -125,7 +125,8 @@ def check_known(params: QueryParams, allowed: Iterable[str]) -> None:
     unknown = sorted({k for k in params.keys() if k not in allowed})
     if unknown:
         raise InvalidParameter(
-            f"unknown query parameter(s): {', '.join(unknown)}; allowed here: {', '.join(sorted(allowed))}.",
+            f"unknown query parameter(s): {', '.join(unknown)}; allowed here: "
+            f"{', '.join(sorted(allowed)) or 'none'}.",
             parameter=unknown[0],
         )
     for key in params.keys():

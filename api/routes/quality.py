@@ -594,11 +594,25 @@ def _measurements(request: Request) -> Measurements:
 async def start_measurement(request: Request, principal: PrincipalDep) -> Response:
     require_admin(principal)
     params.check_known(request.query_params, ())
+    if await request.body():
+        raise InvalidParameter("POST /quality/measurements takes no body: it measures every rule.")
     jobs = _measurements(request)
     job = jobs.running() or jobs.start(request.app.state.settings)
     doc = _measurement_doc(request, job)
     return Response(doc.model_dump_json(), status_code=202, media_type="application/json",
                     headers={"Location": doc.links[0]["href"], "Retry-After": "5"})
+
+
+@router.get(
+    "/quality/measurements", summary="The measurements of this API process, newest first",
+    response_model=list[Measurement],
+    description="The measurements started by POST /quality/measurements in this API process (the last 20), "
+    "newest first, each as GET /quality/measurements/{id} gives it. Admins only.",
+)
+async def list_measurements(request: Request, principal: PrincipalDep) -> list[Measurement]:
+    require_admin(principal)
+    params.check_known(request.query_params, ())
+    return [_measurement_doc(request, job) for job in reversed(_measurements(request).jobs.values())]
 
 
 @router.get(

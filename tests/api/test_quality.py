@@ -437,3 +437,9 @@ def test_a_measurement_runs_as_a_job_and_is_recorded(client: TestClient, keys: d
         assert (recorded[rule]["checked"], recorded[rule]["failed"]) == (live[rule]["checked"], live[rule]["failed"])
     missing = get(client, "/quality/measurements/m-0-0", keys["admin"], status=404)
     assert missing["code"] == "NotFound"
+    listed = get(client, "/quality/measurements", keys["admin"])
+    assert listed[0]["id"] == job["id"] and listed[0]["status"] == "succeeded"
+    get(client, "/quality/measurements", keys["advisor"], status=403)
+    r = client.post("/quality/measurements", headers={**admin, "Content-Type": "application/json"},
+                    content=b'{"layer": "addresses"}')
+    assert r.status_code == 400 and "no body" in r.json()["description"]
