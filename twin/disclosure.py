@@ -49,7 +49,8 @@ P = TypeVar("P", bound=Hashable)
 
 class Contribution(NamedTuple):
     """The records one contributor adds to a cell, split by what decides who may list them. A named tuple, not a
-    frozen dataclass: the KPI run's disclosure control builds millions of them, and a tuple is made 4x faster."""
+    frozen dataclass: the KPI run's disclosure control builds millions of them, and a tuple is made about 20%
+    faster (1 million: 1.5 s instead of 1.85 s on this machine)."""
 
     contributor: str  # the enterprise: "kvk:<KvK number>", else "est:<establishment id>"
     sole_proprietor: bool  # a natural person (twin.is_natural_person): advisors may not list these (0003, 0016)
