@@ -549,18 +549,13 @@ def _job_error(exc: Exception) -> str:
 
 
 def _measure_and_record(settings: Settings, job: Measurement) -> int:
-    """Every rule measured as the writer (who reads every row, as `twin quality --record` does) and recorded in
-    one transaction; no statement timeout applies (the national twin takes about two minutes)."""
-    from twin import database
-
+    """Every rule measured as the writer and recorded, as `twin quality --record` does (the national twin takes
+    about two minutes); the job follows the progress."""
     def progress(done: int, total: int) -> None:
         job.rules_done, job.rules_total = done, total
 
-    with database.connect(database.url_for(settings, "writer")) as conn:
-        report = quality.evaluate(conn, settings, progress=progress)
-        job.rules_total = sum(1 for r in report.results if r.applicable)
-        n = quality.record(conn, report)
-        conn.commit()
+    report, n = quality.measure_and_record(settings, progress=progress)
+    job.rules_total = sum(1 for r in report.results if r.applicable)  # also when none applies (no progress call)
     return n
 
 

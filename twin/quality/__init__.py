@@ -11,6 +11,7 @@ from twin.quality.evaluate import (
     RuleResult,
     evaluate,
     measure_after_ingest,
+    measure_and_record,
     public_counts_apply,
     record,
 )
@@ -20,5 +21,5 @@ from twin.quality.sql import count_sql, examples_sql, failing_sql, latest_result
 __all__ = [
     "KINDS", "Kind", "QualityReport", "QualityRule", "RuleResult", "RuleSQL", "Severity", "all_rules", "count_sql",
     "evaluate", "examples_sql", "failing_sql", "get_rule", "latest_results_sql", "measure_after_ingest",
-    "public_counts_apply", "record", "rules_reading", "shared_count_sql",
+    "measure_and_record", "public_counts_apply", "record", "rules_reading", "shared_count_sql",
 ]

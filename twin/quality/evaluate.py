@@ -376,17 +376,24 @@ def record(conn: psycopg.Connection, report: QualityReport) -> int:
     return len(rows)
 
 
+def measure_and_record(settings: Settings, rules: Iterable[QualityRule] | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> tuple[QualityReport, int]:
+    """Measure ``rules`` (default: all) as the writer, who reads every row, and record them in one transaction:
+    the report and the number of results written. No statement timeout applies to the writer."""
+    from twin import database
+
+    with database.connect(database.url_for(settings, "writer")) as conn:
+        report = evaluate(conn, settings, rules, progress=progress)
+        n = record(conn, report)
+        conn.commit()
+    return report, n
+
+
 def measure_after_ingest(settings: Settings, layers: Iterable[str]) -> QualityReport | None:
     """After a successful ingest of ``layers``: measure their rules and the rules that read them, as the
     writer, and record them. None when no rule reads these layers."""
-    from twin import database
-
     changed = frozenset(x for x in layers if x in LAYERS)
     rules = rules_reading(changed)
     if not rules:
         return None
-    with database.connect(database.url_for(settings, "writer")) as conn:
-        report = evaluate(conn, settings, rules)
-        record(conn, report)
-        conn.commit()
-    return report
+    return measure_and_record(settings, rules)[0]
