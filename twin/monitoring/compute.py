@@ -317,18 +317,16 @@ def _same_records(conn: psycopg.Connection, restricted: list[Kpi], records: dict
     published cells. Several KPIs of a family often count the same records (effectiveness and follow-up days by
     definition, others on the data), and each is tested once. Candidates are the KPIs with the same per-cell
     counts; one scan confirms them."""
-    def counts(kp: Kpi) -> tuple[Any, ...]:
-        return (records[kp.id], sole[kp.id], {key: sorted(v) for key, v in orgs[kp.id].items()})
-
+    counts = {kp.id: (records[kp.id], sole[kp.id], {key: sorted(v) for key, v in orgs[kp.id].items()})
+              for kp in restricted}
     candidates: list[tuple[str, str]] = []
-    first: list[Kpi] = []
+    first: list[str] = []
     for kp in restricted:
-        for earlier in first:
-            if counts(kp) == counts(earlier):
-                candidates.append((kp.id, earlier.id))
-                break
+        earlier = next((e for e in first if counts[kp.id] == counts[e]), None)
+        if earlier is None:
+            first.append(kp.id)
         else:
-            first.append(kp)
+            candidates.append((kp.id, earlier))
     if not candidates:
         return {}
     row = conn.execute(
