@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import psycopg
 from conftest import Twin
+from psycopg import sql
 from quality_fixture import AMSTERDAM
 
 from layers.registry import LAYERS
@@ -154,6 +155,35 @@ def test_checked_counts_and_scores(quality_twin: Twin) -> None:
     # an address in a building counts as checked without the 500 m probe; all fixture addresses have buildings
     # around them
     assert by_id["addresses.in-building"].checked == by_id["addresses.street-filled"].checked
+
+
+def test_in_building_at_its_edges(quality_twin: Twin) -> None:
+    """addresses.in-building where its grid step and its 500 m condition decide, in a transaction that is rolled
+    back: an address 0.7 m outside a building, across a 25 m grid line from it, lies in a building (the building
+    is listed in the cells of its box grown by 1 m); one 3 m outside fails; one more than 500 m from every
+    building is not checked. count_sql and failing_sql agree on it all."""
+    rule = quality.get_rule("addresses.in-building")
+    s = quality_twin.settings
+    with psycopg.connect(database.url_for(s, "owner")) as conn:
+        checked0, failed0 = conn.execute(quality.count_sql(rule, s)).fetchone() or (0, 0)
+        conn.execute(
+            "INSERT INTO twin.buildings (building_id, geom) VALUES ('0344100000800001', "
+            "ST_MakeEnvelope(134976, 455976, 134999.5, 455999.5, 28992))")  # cells 5399-5400 x 18239-18240
+        conn.execute(
+            "INSERT INTO twin.addresses (address_id, house_number, geom) VALUES "
+            "('0344010000800001', 1, ST_SetSRID(ST_Point(135000.2, 455990), 28992)), "  # 0.7 m: in the building
+            "('0344010000800002', 2, ST_SetSRID(ST_Point(134990, 456000.1), 28992)), "  # 0.6 m, the cell above
+            "('0344010000800003', 3, ST_SetSRID(ST_Point(135002.5, 455990), 28992)), "  # 3 m: fails
+            "('0344010000800004', 4, ST_SetSRID(ST_Point(150000, 470000), 28992))")  # no building within 500 m
+        checked, failed = conn.execute(quality.count_sql(rule, s)).fetchone() or (0, 0)
+        assert (checked - checked0, failed - failed0) == (3, 1)
+        failing = conn.execute(
+            sql.SQL("SELECT a.address_id, f.reason FROM ({}) f JOIN twin.addresses a ON a.id = f.id").format(
+                quality.failing_sql(rule, s))).fetchall()
+        assert len(failing) == failed
+        assert ("0344010000800003", "lies in no building") in failing
+        assert not {"0344010000800001", "0344010000800002", "0344010000800004"} & {k for k, _ in failing}
+        conn.rollback()
 
 
 def test_interface_sql_runs_for_every_rule(quality_twin: Twin) -> None:
