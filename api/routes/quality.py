@@ -787,6 +787,47 @@ async def _signals(request: Request, conn: psycopg.AsyncConnection, principal: P
     return response
 
 
+async def _recorded_signal_counts(request: Request, conn: psycopg.AsyncConnection, principal: Principal,
+                                  rules: Sequence[quality.QualityRule], q: ItemsQuery,
+                                  when: history.AsOf | None) -> dict[str, int]:
+    """How many records fail each signal, from the latest recorded measurement, where that is exactly what
+    counting them now would give this caller: no bbox, time or property filter, the current state, a layer that
+    is a whole table; counts recorded for this caller's audience (:func:`recorded_counts_apply`, or the public
+    counts of :func:`public_recorded`); and the measurement's fingerprint (migration 0025) equal to the one of
+    now: the same query, thresholds and date, and no table the rule reads changed since (twin.layer_versions).
+    Counting the signals live took 2.8 s of the 3.3 s of a cold first page on the national twin."""
+    if when is not None or q.bbox is not None or q.datetime is not None or q.equals or q.filter is not None:
+        return {}
+    wanted = [r for r in rules if not LAYERS[r.layer].subset]
+    if not wanted:
+        return {}
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(
+                "SELECT r.rule_id, r.fingerprint, r.checked, r.failed, r.public_checked, r.public_failed, "
+                "current_date AS today, (SELECT coalesce(jsonb_object_agg(table_name, version), '{}') "
+                "FROM twin.layer_versions) AS versions FROM (SELECT DISTINCT ON (rule_id) rule_id, fingerprint, "
+                "checked, failed, public_checked, public_failed FROM twin.quality_results WHERE rule_id = ANY(%s) "
+                "ORDER BY rule_id, measured_at DESC, id DESC) r", ([r.id for r in wanted],), prepare=False)
+            names = [d.name for d in cur.description or ()]
+            found = {row[0]: dict(zip(names, row, strict=True)) for row in await cur.fetchall()}
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+        return {}  # before migrations 0007 / 0025: counted live
+    settings = rule_settings(request)
+    out: dict[str, int] = {}
+    for rule in wanted:
+        row = found.get(rule.id)
+        if row is None or row["fingerprint"] is None:
+            continue
+        mine = row if recorded_counts_apply(principal, rule) else public_recorded(principal, rule.id, row)
+        if mine is None:
+            continue
+        versions = {k: int(v) for k, v in row["versions"].items()}
+        if quality.fingerprint(rule, settings, row["today"], versions) == row["fingerprint"]:
+            out[rule.id] = int(mine["failed"])
+    return out
+
+
 async def _signal_page(request: Request, conn: psycopg.AsyncConnection, principal: Principal,
                        when: history.AsOf | None, rules: tuple[quality.QualityRule, ...],
                        q: ItemsQuery) -> tuple[list[dict[str, Any]], int]:
@@ -807,13 +848,16 @@ async def _signal_page(request: Request, conn: psycopg.AsyncConnection, principa
                  where=where_sql(columns_for(spec, principal), q, binder, None))
 
     ordered = sorted(rules, key=lambda r: r.id)
+    recorded = await _recorded_signal_counts(request, conn, principal, ordered, q, when)
     rows: list[tuple[str, str, str, str]] = []
     skip, room, matched = q.offset, q.limit, 0
     for rule in ordered:
         binder = Binder()
         part = branch(rule, binder)
-        n = int((await fetch(conn, sql.SQL("SELECT count(*) FROM ({}) s").format(part), binder.params,
-                             isolated=True))[0][0])
+        n = recorded.get(rule.id)
+        if n is None:
+            n = int((await fetch(conn, sql.SQL("SELECT count(*) FROM ({}) s").format(part), binder.params,
+                                 isolated=True))[0][0])
         matched += n
         if room > 0 and skip < n:
             page = sql.SQL("SELECT * FROM ({}) s ORDER BY record LIMIT {} OFFSET {}").format(

@@ -289,6 +289,68 @@ def test_a_signal_page_is_kept_per_audience_and_data_version(client: TestClient,
     after = client.get(url, headers={"X-API-Key": keys["admin"]})
     assert after.headers["x-analysis-cache"] == "miss" and after.json()["features"] == first.json()["features"]
 
+def test_signal_counts_come_from_the_measurement_while_nothing_it_read_changed(
+        client: TestClient, keys: dict[str, str], q_settings: Settings) -> None:
+    """numberMatched of /quality/signals is the recorded count of each signal (no live count) while the recorded
+    measurement's fingerprint holds: no filter, the current state, counts of the caller's audience, and no table
+    the signal reads changed since. The recorded counts are tampered with here (+100) to see which is served:
+    a bbox, a change to a table, a changed fingerprint and an inspector's inspections (row-level security) all
+    count live."""
+    from twin import quality
+
+    admin = keys["admin"]
+    live = get(client, "/quality/signals?limit=1001", admin)["numberMatched"]
+    anon_live = get(client, "/quality/signals?limit=1001")["numberMatched"]
+    over_inspections = "/quality/signals?signal=signal.violation-without-follow-up&limit=1001"
+    inspector_live = get(client, over_inspections, keys["inspector_a"])["numberMatched"]
+    quality.measure_and_record(q_settings, quality.all_rules(kind="signal"))
+    owner = database.url_for(q_settings, "owner")
+    with psycopg.connect(owner) as conn:
+        latest = conn.execute(
+            "SELECT DISTINCT ON (rule_id) id, rule_id, fingerprint, public_failed FROM twin.quality_results "
+            "WHERE kind = 'signal' ORDER BY rule_id, measured_at DESC, id DESC").fetchall()
+        assert latest and all(fp for _, _, fp, _ in latest)
+        # the recorded counts are the live ones
+        assert get(client, "/quality/signals?limit=1002", admin)["numberMatched"] == live
+        assert get(client, "/quality/signals?limit=1002")["numberMatched"] == anon_live
+        ids = [i for i, *_ in latest]
+        public = [i for i, _, _, pf in latest if pf is not None]
+        conn.execute("UPDATE twin.quality_results SET checked = checked + 100, failed = failed + 100 "
+                     "WHERE id = ANY(%s)", (ids,))
+        conn.execute("UPDATE twin.quality_results SET public_checked = public_checked + 100, "
+                     "public_failed = public_failed + 100 WHERE id = ANY(%s)", (public,))
+        conn.commit()
+        assert public, "the fixture has audience-scoped signals"
+        n_admin = sum(1 for r in latest if quality.get_rule(r[1]).layer in LAYERS)
+        assert get(client, "/quality/signals?limit=1003", admin)["numberMatched"] == live + 100 * n_admin
+        anon = get(client, "/quality/signals?limit=1003")
+        assert anon["numberMatched"] > anon_live  # served from the record: the public counts for scoped signals
+        # an inspector counts the inspections row-level security lets them see: live (the public layers' signals
+        # are recorded for them too, as in /quality)
+        assert get(client, over_inspections.replace("1001", "1003"), keys["inspector_a"])["numberMatched"] \
+            == inspector_live
+        assert get(client, over_inspections.replace("1001", "1003"), admin)["numberMatched"] > inspector_live
+        doc = get(client, "/quality/signals?limit=1003&bbox=3,50,8,54", admin)  # all of the Netherlands
+        assert doc["numberMatched"] == live
+        # another threshold: another fingerprint
+        conn.execute("UPDATE twin.quality_results SET fingerprint = 'x' || fingerprint WHERE id = ANY(%s)", (ids,))
+        conn.commit()
+        assert get(client, "/quality/signals?limit=1004", admin)["numberMatched"] == live
+        conn.execute("UPDATE twin.quality_results SET fingerprint = substr(fingerprint, 2) WHERE id = ANY(%s)",
+                     (ids,))
+        conn.commit()
+        assert get(client, "/quality/signals?limit=1005", admin)["numberMatched"] == live + 100 * n_admin
+        # a change to a table (its version rises): the signals that read it are counted live again, the others not
+        conn.execute("UPDATE twin.establishments SET name = name WHERE establishment_id = 'Q-E01'")
+        conn.commit()
+        untouched = sum(1 for _, rid, _, _ in latest
+                        if "establishments" not in quality.rule_tables(quality.get_rule(rid)))
+        assert untouched < n_admin
+        assert get(client, "/quality/signals?limit=1006", admin)["numberMatched"] == live + 100 * untouched
+        conn.execute("DELETE FROM twin.quality_results WHERE id = ANY(%s)", (ids,))
+        conn.commit()
+
+
 def test_summary_as_a_page_for_browsers(client: TestClient) -> None:
     r = get(client, "/quality?lang=en", Accept="text/html,application/xhtml+xml")
     assert r.headers["content-type"].startswith("text/html")

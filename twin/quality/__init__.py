@@ -16,10 +16,19 @@ from twin.quality.evaluate import (
     record,
 )
 from twin.quality.registry import all_rules, get_rule, rules_reading
-from twin.quality.sql import count_sql, examples_sql, failing_sql, latest_results_sql, shared_count_sql
+from twin.quality.sql import (
+    count_sql,
+    examples_sql,
+    failing_sql,
+    fingerprint,
+    latest_results_sql,
+    rule_tables,
+    shared_count_sql,
+)
 
 __all__ = [
     "KINDS", "Kind", "QualityReport", "QualityRule", "RuleResult", "RuleSQL", "Severity", "all_rules", "count_sql",
-    "evaluate", "examples_sql", "failing_sql", "get_rule", "latest_results_sql", "measure_after_ingest",
-    "measure_and_record", "public_counts_apply", "record", "rules_reading", "shared_count_sql",
+    "evaluate", "examples_sql", "failing_sql", "fingerprint", "get_rule", "latest_results_sql",
+    "measure_after_ingest", "measure_and_record", "public_counts_apply", "record", "rule_tables", "rules_reading",
+    "shared_count_sql",
 ]

@@ -22,7 +22,7 @@ from twin.access import Principal
 from twin.database import snapshot_sessions
 from twin.quality import audience
 from twin.quality.registry import all_rules, rules_reading
-from twin.quality.sql import count_sql, examples_sql, shared_count_sql
+from twin.quality.sql import count_sql, examples_sql, fingerprint, shared_count_sql
 from twin.settings import Settings
 
 JSON_FORMAT = "vth-twin-quality/1"
@@ -55,6 +55,7 @@ class RuleResult:
     seconds: float = 0.0
     previous: Previous | None = None
     public: tuple[int, int] | None = None  # (checked, failed) as the public gets them: see public_counts_apply
+    fingerprint: str | None = None  # what the counts were measured on (twin.quality.sql.fingerprint)
 
     @property
     def score(self) -> float:
@@ -166,6 +167,17 @@ def _latest_runs(conn: psycopg.Connection) -> dict[str, tuple[int, str]]:
         "SELECT DISTINCT ON (layer) layer, id, source FROM twin.ingest_runs WHERE status = 'succeeded' "
         "ORDER BY layer, id DESC").fetchall()
     return {r[0]: (int(r[1]), r[2]) for r in rows}
+
+
+def _inputs(conn: psycopg.Connection, schema: set[str]) -> tuple[date, dict[str, int]] | None:
+    """The database's current_date and the version of every table (twin.layer_versions), read at a fresh
+    snapshot; None before migration 0025 (nowhere to record a fingerprint)."""
+    if "quality_results.fingerprint" not in schema or "layer_versions" not in schema:
+        return None
+    today = conn.execute("SELECT current_date").fetchone()
+    rows = conn.execute("SELECT table_name, version FROM twin.layer_versions").fetchall()
+    assert today is not None
+    return today[0], {r[0]: int(r[1]) for r in rows}
 
 
 def _previous(conn: psycopg.Connection, rule_ids: Sequence[str]) -> dict[tuple[str, tuple[int, ...]], Previous]:
@@ -350,7 +362,15 @@ def evaluate(conn: psycopg.Connection, settings: Settings, rules: Iterable[Quali
                 measured[0] += len(group)
                 progress(measured[0], len(todo))
 
+    before = _inputs(conn, schema)
     _run_jobs(conn, jobs, measure)
+    # The sessions' snapshot was taken between the two reads. Versions only grow, with every committed change: if
+    # they are the same after, no change to these tables committed in between, so the counts are of that state.
+    after = _inputs(conn, schema)
+    if before is not None and before == after:
+        today, versions = before
+        for r in todo:
+            r.fingerprint = fingerprint(r.rule, settings, today, versions)
 
     if compare and "quality_results.input_runs" in schema:
         found = _previous(conn, [r.rule.id for r in results])
@@ -366,13 +386,13 @@ def record(conn: psycopg.Connection, report: QualityReport) -> int:
     number of rows written. Rules that do not apply are not recorded: they have no score."""
     rows = [(r.rule.id, r.rule.layer, r.rule.kind, r.run_id, list(r.input_runs), r.source, r.checked, r.failed,
              r.score, json.dumps(r.examples), r.seconds, report.measured_at,
-             *(r.public if r.public is not None else (None, None)))
+             *(r.public if r.public is not None else (None, None)), r.fingerprint)
             for r in report.results if r.applicable]
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO twin.quality_results (rule_id, layer, kind, run_id, input_runs, source, checked, failed, "
-            "score, examples, seconds, measured_at, public_checked, public_failed) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+            "score, examples, seconds, measured_at, public_checked, public_failed, fingerprint) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
     return len(rows)
 
 

@@ -4,9 +4,10 @@ sync or async connection and under any role (row-level security decides which ro
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
 
 from psycopg import sql
@@ -106,6 +107,21 @@ def count_sql(rule: QualityRule, settings: Settings | None = None,
         "SELECT count(*) FILTER (WHERE ({applies}))::bigint AS checked, "
         "count(*) FILTER (WHERE ({applies}) AND coalesce(({fails}), false))::bigint AS failed FROM {table} {joins}"
     ).format(applies=applies, fails=fails, table=_table(rule), joins=joins)
+
+
+def rule_tables(rule: QualityRule) -> tuple[str, ...]:
+    """The tables a rule reads: its layer's and those of the layers it depends on."""
+    return tuple(sorted({get_layer(x).table for x in (rule.layer, *rule.depends_on)}))
+
+
+def fingerprint(rule: QualityRule, settings: Settings | None, today: date, versions: Mapping[str, int]) -> str:
+    """What a measurement of ``rule`` depends on, as one md5: its count query as rendered with ``settings``
+    (thresholds, the reference date), the database's ``today`` (for rules that read current_date) and the
+    ``versions`` (twin.layer_versions; a table missing there counts as 0) of the tables it reads. Recorded with
+    the measurement (migration 0025); equal later only if none of that changed, so the recorded count stands."""
+    text = count_sql(rule, settings).as_string(None)
+    inputs = ",".join(f"{t}={versions.get(t, 0)}" for t in rule_tables(rule))
+    return hashlib.md5(f"{text}\n{today.isoformat()}\n{inputs}".encode(), usedforsecurity=False).hexdigest()
 
 
 def shared_count_sql(rules: Sequence[QualityRule], settings: Settings | None = None,
