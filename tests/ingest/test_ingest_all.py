@@ -126,3 +126,20 @@ def test_two_files_of_one_layer_load_in_manifest_order_side_by_side(ingest_setti
     name = rows(ingest_owner, "SELECT name FROM twin.establishments WHERE establishment_id = %s",
                 (ESTABLISHMENTS[0]["inrichting_id"],))
     assert name == [("Tweede levering BV",)]
+
+
+def test_a_database_without_the_schema_is_named_with_what_to_run(base_settings: Settings, tmp_path: Path) -> None:
+    """A database created by hand and never migrated: 'twin ingest' and 'twin ingest-all' say which database
+    lacks the schema and what to run, exit 1 and print no traceback."""
+    import os
+
+    from testdb import throwaway_database
+
+    with throwaway_database(base_settings, f"twin_test_{os.getpid()}_unmigrated", migrated=False) as s:
+        folder = _folder(tmp_path)
+        for args in (("ingest", "establishments", str(folder / "inrichtingen.csv")), ("ingest-all", str(folder))):
+            done = run_cli(s, *args)
+            out = done.stdout + done.stderr
+            assert done.returncode == 1, out
+            assert "Traceback" not in out, out
+            assert "has no twin schema yet" in out and "twin db migrate" in out and s.database_name in out, out
