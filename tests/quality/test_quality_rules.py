@@ -186,6 +186,21 @@ def test_in_building_at_its_edges(quality_twin: Twin) -> None:
         conn.rollback()
 
 
+def test_signals_read_only_the_tables_their_fingerprint_covers() -> None:
+    """/quality/signals serves a signal's recorded count while its fingerprint holds (migration 0025), which covers
+    the versions of rule_tables(rule) only: every table a signal's SQL reads must be among them, and each must
+    raise its version on a change (a layer table, with the trigger of migration 0007)."""
+    import re
+
+    versioned = {spec.table for spec in LAYERS.values()}
+    signals = quality.all_rules(kind="signal")
+    assert signals
+    for rule in signals:
+        text = quality.count_sql(rule).as_string(None) + quality.failing_sql(rule).as_string(None)
+        read = set(re.findall(r'twin\."?([a-z_0-9]+)"?', text))
+        assert read <= set(quality.rule_tables(rule)) <= versioned, rule.id
+
+
 def test_interface_sql_runs_for_every_rule(quality_twin: Twin) -> None:
     """failing_sql and count_sql agree for every rule, and no fragment holds a '%' (callers may bind {})."""
     with psycopg.connect(database.url_for(quality_twin.settings, "writer")) as conn:

@@ -118,7 +118,9 @@ def fingerprint(rule: QualityRule, settings: Settings | None, today: date, versi
     """What a measurement of ``rule`` depends on, as one md5: its count query as rendered with ``settings``
     (thresholds, the reference date), the database's ``today`` (for rules that read current_date) and the
     ``versions`` (twin.layer_versions; a table missing there counts as 0) of the tables it reads. Recorded with
-    the measurement (migration 0025); equal later only if none of that changed, so the recorded count stands."""
+    the measurement (migration 0025); equal later only if none of that changed, so the recorded count stands.
+    Sound only for a rule that reads no table but these (rules over ingest_runs or quality_land read more):
+    the API relies on it for the signals, which tests/quality/test_quality_rules.py checks."""
     text = count_sql(rule, settings).as_string(None)
     inputs = ",".join(f"{t}={versions.get(t, 0)}" for t in rule_tables(rule))
     return hashlib.md5(f"{text}\n{today.isoformat()}\n{inputs}".encode(), usedforsecurity=False).hexdigest()
