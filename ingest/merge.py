@@ -32,9 +32,22 @@ def set_aside(conn: psycopg.Connection, table: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _stage_sql(cols: list[str], fill_geometry_from: LayerSpec | None) -> sql.Composable:
+    """The staged rows as the merge reads them: ``ingest_stage``, or with the geometry of rows without one taken
+    from ``fill_geometry_from`` by the key of that layer (a derived table with the same column names)."""
+    if fill_geometry_from is None or "geom" not in cols:
+        return sql.SQL("ingest_stage")
+    k = sql.Identifier(fill_geometry_from.key)
+    return sql.SQL("(SELECT {cols}, coalesce(s.geom, r.geom) AS geom FROM ingest_stage s LEFT JOIN {t} r "
+                   "ON s.geom IS NULL AND r.{k} = s.{k}) ingest_stage").format(
+        cols=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in cols if c != "geom"),
+        t=table_ident(fill_geometry_from.table), k=k)
+
+
 def merge_staged(conn: psycopg.Connection, spec: LayerSpec, cols: list[str], result: RunResult,
                  keep: list[str] | None = None, *, into_empty: bool = False,
-                 update_fields: tuple[str, ...] | None = None) -> None:
+                 update_fields: tuple[str, ...] | None = None,
+                 fill_geometry_from: LayerSpec | None = None) -> None:
     """Merge the TEMP table ``ingest_stage`` into a layer by its natural key: insert new keys, update rows
     whose content differs (IS DISTINCT FROM: unchanged rows are not rewritten and keep their run), and in
     replace mode delete the keys the stage does not hold (except ``keep``, the keys of rejected rows).
@@ -42,12 +55,15 @@ def merge_staged(conn: psycopg.Connection, spec: LayerSpec, cols: list[str], res
     staged column but the geometry), and only where the staged value is not NULL: a 3D BAG adds heights to
     the BAG's buildings without touching their BAG attributes or footprints.
     ``into_empty``: the layer is empty (and locked), so every staged row is new: a plain INSERT, which needs
-    no unique key (a bulk load may have set it aside). Sets rows_inserted/updated/deleted of ``result``."""
+    no unique key (a bulk load may have set it aside). ``fill_geometry_from``: a staged row without a geometry
+    takes that of its row in this layer (an inspection the location of its establishment), joined here (not in
+    ``enrich`` mode). Sets rows_inserted/updated/deleted of ``result``."""
     key = sql.Identifier(spec.key)
     target = table_ident(spec.table)
+    stage = _stage_sql(cols, fill_geometry_from)
     if into_empty:
-        cur = conn.execute(sql.SQL("INSERT INTO {t} ({cols}, run_id) SELECT {cols}, %s FROM ingest_stage").format(
-            t=target, cols=sql.SQL(", ").join(map(sql.Identifier, cols))), (result.run_id,))
+        cur = conn.execute(sql.SQL("INSERT INTO {t} ({cols}, run_id) SELECT {cols}, %s FROM {stage}").format(
+            t=target, cols=sql.SQL(", ").join(map(sql.Identifier, cols)), stage=stage), (result.run_id,))
         result.rows_inserted, result.rows_updated, result.rows_deleted = cur.rowcount, 0, 0
         return
     if result.mode == "replace":
@@ -64,13 +80,13 @@ def merge_staged(conn: psycopg.Connection, spec: LayerSpec, cols: list[str], res
     stmt = sql.SQL(
         """WITH m AS (
              INSERT INTO {t} AS t ({cols}, run_id)
-             SELECT {cols}, %(run)s FROM ingest_stage
+             SELECT {cols}, %(run)s FROM {stage}
              ON CONFLICT ({k}) DO UPDATE SET {sets}, run_id = excluded.run_id, loaded_at = now()
              WHERE ({old}) IS DISTINCT FROM ({new})
              RETURNING (xmax = 0) AS inserted)
            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM m"""
     ).format(
-        t=target, cols=sql.SQL(", ").join(ident), k=key,
+        t=target, cols=sql.SQL(", ").join(ident), k=key, stage=stage,
         sets=sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in non_key),
         old=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in non_key),
         new=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in non_key),

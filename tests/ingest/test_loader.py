@@ -193,6 +193,14 @@ def test_permits_without_coordinates_lie_at_their_establishment(ingest_settings:
     got = rows(ingest_owner, "SELECT p.permit_type, p.nh3_kg_per_year, ST_Equals(p.geom, e.geom) FROM twin.permits p "
                "JOIN twin.establishments e USING (establishment_id)")
     assert got == [("omgevingsvergunning", 1250.5, True)]
+    # a second delivery (an upsert into the filled layer): the unchanged permit stays as it was, a new one takes
+    # its establishment's location in the merge too
+    again = [permits[0], {**permits[2], "zaaknummer": "Z-4", "datum_besluit": "2022-06-01"}]
+    result = load(ingest_settings, "permits", write_csv(tmp_path / "p2.csv", again))
+    assert (result.rows_inserted, result.rows_updated, result.rows_unchanged) == (1, 0, 1)
+    got = rows(ingest_owner, "SELECT p.permit_id, ST_Equals(p.geom, e.geom) FROM twin.permits p "
+               "JOIN twin.establishments e USING (establishment_id) ORDER BY 1")
+    assert got == [("Z-1", True), ("Z-4", True)]
 
 
 def test_unknown_layer_and_missing_required_column_are_clear(ingest_settings: Settings, tmp_path: Path) -> None:
