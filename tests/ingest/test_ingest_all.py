@@ -26,6 +26,17 @@ def test_order_puts_dependencies_first() -> None:
         ["municipalities", "buildings", "establishments", "inspections", "permits"]
 
 
+def test_loads_that_reference_one_layer_do_not_run_side_by_side() -> None:
+    """Permits and inspections both reference the establishments: a bulk load sets its foreign key aside, which
+    locks the establishments until it commits, so ingest-all runs them one after the other (and the others
+    beside them)."""
+    from cli.ingest import _contend
+
+    assert _contend("permits", "inspections") and _contend("inspections", "permits")
+    assert not _contend("permits", "buildings") and not _contend("establishments", "permits")
+    assert not _contend("addresses", "nitrogen-deposition")
+
+
 def _folder(tmp_path: Path) -> Path:
     d = tmp_path / "delivery"
     d.mkdir()
