@@ -811,8 +811,8 @@ async def _recorded_signal_counts(request: Request, conn: psycopg.AsyncConnectio
                 "ORDER BY rule_id, measured_at DESC, id DESC) r", ([r.id for r in wanted],), prepare=False)
             names = [d.name for d in cur.description or ()]
             found = {row[0]: dict(zip(names, row, strict=True)) for row in await cur.fetchall()}
-    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
-        return {}  # before migrations 0007 / 0025: counted live
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn, psycopg.errors.InsufficientPrivilege):
+        return {}  # before migrations 0007 / 0025 (or a role without their grants): counted live
     settings = rule_settings(request)
     out: dict[str, int] = {}
     for rule in wanted:
