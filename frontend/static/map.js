@@ -150,6 +150,7 @@
     Array.prototype.forEach.call(document.querySelectorAll("[data-who]"), function (n) { n.textContent = label; });
     var badge = $("who");
     if (badge) badge.classList.toggle("authenticated", !!who.authenticated);
+    document.dispatchEvent(new CustomEvent("twin:who", {detail: who}));
   }
   function keyState(message, kind) {
     var box = $("key-state");
@@ -220,18 +221,27 @@
         });
       }
       return r;
-    }).then(function (r) {
-      return r.text().then(function (text) {
-        var body = null;
-        try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
-        if (!r.ok) {
-          var err = new Error((body && (body.description || body.detail)) || ("HTTP " + r.status));
-          err.status = r.status;
-          throw err;
-        }
-        return body;
-      });
+    }).then(jsonOf);
+  }
+
+  /* the JSON body of a response; rejects with an Error whose message is the API's description */
+  function jsonOf(r) {
+    return r.text().then(function (text) {
+      var body = null;
+      try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+      if (!r.ok) {
+        var err = new Error((body && (body.description || body.detail)) || ("HTTP " + r.status));
+        err.status = r.status;
+        throw err;
+      }
+      return body;
     });
+  }
+
+  /* POST without a body (starting a job on the server); the answer's JSON, as getJson */
+  function postJson(url) {
+    return fetch(url, {method: "POST", headers: Object.assign({Accept: "application/json"}, authHeaders())})
+      .then(jsonOf);
   }
 
   /* why a request failed, in the page's language: the API describes errors in English, so a Dutch page
@@ -1468,8 +1478,10 @@
     refresh: refresh,
     isIdle: isIdle,
     extend: function (x) { extensions.push(x); refresh(); },
-    helpers: {el: el, fmt: fmt, rgba: rgba, escapeHtml: escapeHtml, getJson: getJson, say: say, t: t, num: num, pct: pct,
-      describeError: describeError, bboxOf: bboxOf, flyToBounds: flyToBounds},
+    helpers: {el: el, fmt: fmt, rgba: rgba, escapeHtml: escapeHtml, getJson: getJson, postJson: postJson, say: say, t: t,
+      num: num, pct: pct, describeError: describeError, bboxOf: bboxOf, flyToBounds: flyToBounds},
+    /* the caller as /whoami describes it (role, org_code, authenticated) */
+    who: function () { return who; },
     deck: null,
     /* pixel position of a lon/lat in the current view (for tests and tours) */
     project: function (lon, lat) {

@@ -227,8 +227,8 @@
     var signals = rules.filter(function (r) { return r.kind === "signal"; });
     var parts = [el("p", {className: "lead", text: t("quality.summary", {rules: plural(rules.length, "quality.rules"),
       layers: plural(s.layers.length, "quality.layers"), signals: plural(signals.length, "quality.signals_n")})}),
-    el("p", null, [el("button", {type: "button", className: "link", id: "quality-refresh",
-      onclick: function () { load(true); }}, [t("quality.again")])])];
+    map.who().role === "admin" ? el("p", null, [el("button", {type: "button", className: "link",
+      id: "quality-refresh", onclick: measure}, [t("quality.again")])]) : null];
     parts.push(el("h3", {text: t("quality.signals")}));
     if (signals.length) {
       var total = signals.reduce(function (n, r) { return n + (r.failed || 0); }, 0);
@@ -320,6 +320,29 @@
     map.refresh();
   }
 
+  /* Measure every rule again (admins): a job on the server (POST /quality/measurements), followed to its end,
+   * then the summary with the counts it recorded. Measuring within one request (?refresh=true) would outlast
+   * the statement timeout on a national twin. */
+  function measure() {
+    var box = document.getElementById("quality-list");
+    var status = function (text) { box.replaceChildren(el("p", {className: "muted", role: "status", text: text})); };
+    status(t("quality.measuring"));
+    function follow(job) {
+      if (job.status === "running") {
+        if (job.rules_total) status(t("quality.measuring_progress", {done: h.num(job.rules_done),
+          total: h.num(job.rules_total)}));
+        return new Promise(function (done) { setTimeout(done, 1000); }).then(function () {
+          return h.getJson("/quality/measurements/" + encodeURIComponent(job.id));
+        }).then(follow);
+      }
+      if (job.status === "failed") throw new Error(job.error || job.status);
+      return load(false);
+    }
+    return h.postJson("/quality/measurements").then(follow).catch(function (err) {
+      box.replaceChildren(el("p", {className: "error", text: h.describeError(t("quality.summary_name"), err)}));
+    });
+  }
+
   function load(refresh) {
     var box = document.getElementById("quality-list");
     box.replaceChildren(el("p", {className: "muted", text: refresh ? t("quality.measuring") : t("quality.loading")}));
@@ -335,6 +358,7 @@
   if (css) document.head.appendChild(el("link", {rel: "stylesheet", href: css}));
   map.extend({layers: layers, tooltip: tooltip});
   document.addEventListener("twin:apikey", function () { view.data = null; view.chosen = null; map.refresh(); load(false); });
-  map.quality = {view: view, load: load, choose: choose, clear: clear};
+  document.addEventListener("twin:who", function () { render(); });  // the admin's button comes and goes with the role
+  map.quality = {view: view, load: load, choose: choose, clear: clear, measure: measure};
   load(false);
 })();

@@ -133,3 +133,48 @@ def test_quality_view_lists_signals_and_draws_their_records(map_page: Any, map_d
     hosts = {urlsplit(u).hostname for u in mp.requests if urlsplit(u).scheme in ("http", "https", "ws", "wss")}
     assert hosts == {"127.0.0.1"}, f"requests left the machine: {sorted(h or '' for h in hosts)}"
     assert mp.console_errors == []
+
+
+def test_an_admin_measures_every_rule_again_as_a_job(map_page: Any, map_settings: Settings,
+                                                     map_data: dict[str, Any]) -> None:
+    """'Nu opnieuw meten' is for admins (no button for others). It starts the job POST /quality/measurements
+    (not ?refresh=true, which on a national twin outlasts the statement timeout), follows it to its end and then
+    shows the summary again, now from the counts the job recorded."""
+    from test_map_priority import enter_key
+
+    from twin import access
+
+    owner = database.url_for(map_settings, "owner")
+    with psycopg.connect(owner) as conn:
+        key = access.create_key(conn, "admin", None, None, "MAP-quality-job")[1]
+        row = conn.execute("SELECT coalesce(max(id), 0) FROM twin.quality_results").fetchone()
+    before = row[0] if row else 0
+    mp = map_page
+    try:
+        mp.open()
+        mp.wait_idle()
+        mp.page.locator("#tab-quality").click()
+        expect(mp.page.locator("#quality-signals")).to_be_visible(timeout=20000)
+        expect(mp.page.locator("#quality-refresh")).to_have_count(0)  # anonymous
+        mp.page.locator("#tab-layers").click()  # the key is entered in the layers tab
+        enter_key(mp, key, "admin")
+        mp.page.locator("#tab-quality").click()
+        button = mp.page.locator("#quality-refresh")
+        expect(button).to_be_visible(timeout=10000)
+        with mp.page.expect_response(lambda r: urlsplit(r.url).path == "/quality/measurements"
+                                     and r.request.method == "POST") as started, \
+                mp.page.expect_response(lambda r: urlsplit(r.url).path == "/quality", timeout=120000) as reloaded:
+            button.click()
+        assert started.value.status == 202
+        assert reloaded.value.status == 200
+        expect(mp.page.locator("#quality-signals")).to_be_visible(timeout=20000)
+        assert not [u for u in mp.requests if "refresh=true" in u]
+        with psycopg.connect(owner) as conn:
+            got = conn.execute("SELECT count(*), count(fingerprint) FROM twin.quality_results WHERE id > %s",
+                               (before,)).fetchone()
+        assert got is not None and got[0] > 10 and got[1] == got[0]
+        assert not mp.console_errors, mp.console_errors
+    finally:
+        with psycopg.connect(owner) as conn:
+            conn.execute("DELETE FROM twin.quality_results WHERE id > %s", (before,))
+            conn.execute("DELETE FROM twin.api_keys WHERE label = 'MAP-quality-job'")
