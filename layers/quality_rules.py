@@ -606,14 +606,15 @@ BUILDINGS = LayerQuality(
 # instead of 7.8 million probes at 17-19 us each (~140 s of CPU). OFFSET 0 keeps the planner from turning the
 # cell join back into the probe.
 # - The leftovers are probed in spatial order (500 m strips, then x), so that consecutive probes read the same
-#   index and heap pages: cold, the 1 m and 500 m probes took 11 s and 23 s in the grid join's order, 6 s each
-#   in this one.
+#   index and heap pages: cold, 6 s each for the 1 m and the 500 m probes (in the grid join's order, at 18:49 on
+#   a slower machine, 11 s and 2 x 23 s).
 # - The 500 m probe (does the rule apply?) runs once per flagged address, as the column ``near``; written in
 #   the rule's ``applies`` it ran once in each FILTER of the count.
 # - The flagged ids travel as one array, unnested: the planner estimates an anti-join's result at nearly all
 #   rows (7.8 million instead of 223,881) and then hashed every address for the join back to ``t`` (23 s);
 #   an unnested array is estimated small, so it hashes the flagged ids and scans the addresses once.
-# Measured cold on the national twin (caches dropped, PostgreSQL restarted): 40.6 s, against 122 s (docs/quality.md).
+# National twin (docs/quality.md): alone and cold (caches dropped, PostgreSQL restarted) 40.6 s against 43.6 s for
+# the code before; within the full report, beside the other session, 43-46 s against 60-61 s.
 _BUILDING_CELLS = (
     "SELECT c.geom, c.x0 + o.dx AS cx, c.y0 + o.dy AS cy FROM (SELECT b.geom, floor((ST_XMin(k) - 1) / 25) AS x0, "
     "floor((ST_XMax(k) + 1) / 25) AS x1, floor((ST_YMin(k) - 1) / 25) AS y0, floor((ST_YMax(k) + 1) / 25) AS y1 "
