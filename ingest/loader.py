@@ -259,7 +259,7 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
     result.timings.update(state.timing)
     result.timings["stage"] = t_checked - t_stage
     if not direct:
-        _check_in_database(conn, plan, state, result.mode)
+        _check_in_database(conn, plan, state)
     result.timings["check"] = time.perf_counter() - t_checked
     result.rejects[:0] = state.rejects
     result.rejects.sort(key=lambda r: (r.row is not None, r.row or 0))
@@ -333,13 +333,11 @@ def _note_repairs(plan: Plan, state: Batches, result: RunResult) -> None:
                                                        for what, n in state.skipped.items()))
 
 
-def _check_in_database(conn: psycopg.Connection, plan: Plan, state: Batches, mode: str) -> None:
-    """Checks that need the twin: references to other layers, and the establishment's location as the
-    geometry of rows without one (in ``enrich`` mode; the other modes take it in the merge, which costs a join
-    instead of rewriting every staged row: the 1,683,885 national inspections, loaded alone after the
-    establishments, check 4.4 s -> 0.5 s, the load 85.6 s -> 83.0 s, the same rows and geometries; in 'twin
-    ingest-all', beside other loads, the check had taken 25 s). Failing rows are recorded and removed from the
-    staging table."""
+def _check_in_database(conn: psycopg.Connection, plan: Plan, state: Batches) -> None:
+    """Checks that need the twin: references to other layers. Failing rows are recorded and removed from the
+    staging table. (Rows without geometry take their establishment's location in the merge, merge_staged: a
+    join instead of an UPDATE of every staged row; the 1,683,885 national inspections, loaded alone after the
+    establishments, check 4.4 s -> 0.5 s, the load 85.6 s -> 83.0 s, the same rows and geometries.)"""
     for ref in plan.references:
         key = ref.key
         col = plan.mapping.fields.get(key, key)
@@ -355,18 +353,12 @@ def _check_in_database(conn: psycopg.Connection, plan: Plan, state: Batches, mod
             state.rejected_keys.append(value)
         if missing:
             conn.execute("DELETE FROM ingest_stage WHERE row_number = ANY(%s)", ([r for r, _ in missing],))
-    src = plan.fill_geometry_from
-    if src is not None and mode == "enrich":
-        conn.execute(sql.SQL(
-            "UPDATE ingest_stage s SET geom = r.geom FROM {t} r WHERE s.geom IS NULL AND r.{k} = s.{k}").format(
-                t=table_ident(src.table), k=sql.Identifier(src.key)))
 
 
 def _merge(conn: psycopg.Connection, plan: Plan, state: Batches, result: RunResult, into_empty: bool = False) -> None:
     """Upsert the staging table into the layer; rows whose content did not change are not touched."""
     assert state.columns is not None and result.run_id is not None
     merge_staged(conn, plan.spec, [*state.columns, "geom"], result, state.rejected_keys, into_empty=into_empty,
-                 update_fields=plan.source.update_fields,
-                 fill_geometry_from=None if result.mode == "enrich" else plan.fill_geometry_from)
+                 update_fields=plan.source.update_fields, fill_geometry_from=plan.fill_geometry_from)
     staged = conn.execute("SELECT count(*) FROM ingest_stage").fetchone()
     state.staged = int(staged[0]) if staged else 0

@@ -56,8 +56,8 @@ def merge_staged(conn: psycopg.Connection, spec: LayerSpec, cols: list[str], res
     the BAG's buildings without touching their BAG attributes or footprints.
     ``into_empty``: the layer is empty (and locked), so every staged row is new: a plain INSERT, which needs
     no unique key (a bulk load may have set it aside). ``fill_geometry_from``: a staged row without a geometry
-    takes that of its row in this layer (an inspection the location of its establishment), joined here (not in
-    ``enrich`` mode). Sets rows_inserted/updated/deleted of ``result``."""
+    takes that of its row in this layer (an inspection the location of its establishment), joined here, in every
+    mode. Sets rows_inserted/updated/deleted of ``result``."""
     key = sql.Identifier(spec.key)
     target = table_ident(spec.table)
     stage = _stage_sql(cols, fill_geometry_from)
@@ -75,7 +75,7 @@ def merge_staged(conn: psycopg.Connection, spec: LayerSpec, cols: list[str], res
     ident = [sql.Identifier(c) for c in cols]
     if result.mode == "enrich":
         _enrich(conn, target, key, cols, [c for c in non_key if c != "geom" and
-                                          (update_fields is None or c in update_fields)], result)
+                                          (update_fields is None or c in update_fields)], result, stage)
         return
     stmt = sql.SQL(
         """WITH m AS (
@@ -97,7 +97,7 @@ def merge_staged(conn: psycopg.Connection, spec: LayerSpec, cols: list[str], res
 
 
 def _enrich(conn: psycopg.Connection, target: sql.Composed, key: sql.Identifier, cols: list[str],
-            update: list[str], result: RunResult) -> None:
+            update: list[str], result: RunResult, stage: sql.Composable) -> None:
     """The ``enrich`` merge: insert new keys; in existing rows set ``update`` where the stage has a value."""
     action: sql.Composable
     if update:
@@ -113,11 +113,11 @@ def _enrich(conn: psycopg.Connection, target: sql.Composed, key: sql.Identifier,
     stmt = sql.SQL(
         """WITH m AS (
              INSERT INTO {t} AS t ({cols}, run_id)
-             SELECT {cols}, %(run)s FROM ingest_stage
+             SELECT {cols}, %(run)s FROM {stage}
              ON CONFLICT ({k}) {action}
              RETURNING (xmax = 0) AS inserted)
            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM m"""
-    ).format(t=target, cols=sql.SQL(", ").join(map(sql.Identifier, cols)), k=key, action=action)
+    ).format(t=target, cols=sql.SQL(", ").join(map(sql.Identifier, cols)), k=key, action=action, stage=stage)
     row = conn.execute(stmt, {"run": result.run_id}).fetchone()
     assert row is not None
     result.rows_inserted, result.rows_updated = int(row[0]), int(row[1])
