@@ -336,17 +336,17 @@
         }).then(follow);
       }
       if (job.status === "failed") throw new Error(job.error || job.status);
-      return load(false);
+      return load();
     }
     return h.postJson("/quality/measurements").then(follow).catch(function (err) {
       box.replaceChildren(el("p", {className: "error", text: h.describeError(t("quality.summary_name"), err)}));
     });
   }
 
-  function load(refresh) {
+  function load() {
     var box = document.getElementById("quality-list");
-    box.replaceChildren(el("p", {className: "muted", text: refresh ? t("quality.measuring") : t("quality.loading")}));
-    return h.getJson("/quality" + (refresh ? "?refresh=true" : "")).then(function (s) {
+    box.replaceChildren(el("p", {className: "muted", text: t("quality.loading")}));
+    return h.getJson("/quality").then(function (s) {
       view.summary = s;
       render();
     }).catch(function (err) {
@@ -357,8 +357,8 @@
   var css = document.getElementById("tab-quality").getAttribute("data-css");  // versioned URL from the page
   if (css) document.head.appendChild(el("link", {rel: "stylesheet", href: css}));
   map.extend({layers: layers, tooltip: tooltip});
-  document.addEventListener("twin:apikey", function () { view.data = null; view.chosen = null; map.refresh(); load(false); });
+  document.addEventListener("twin:apikey", function () { view.data = null; view.chosen = null; map.refresh(); load(); });
   document.addEventListener("twin:who", function () { render(); });  // the admin's button comes and goes with the role
   map.quality = {view: view, load: load, choose: choose, clear: clear, measure: measure};
-  load(false);
+  load();
 })();
