@@ -95,8 +95,19 @@ def test_ingest_all_side_by_side_waits_for_what_a_load_depends_on(ingest_setting
     with psycopg.connect(ingest_owner) as conn:  # start from empty layers, so that every load writes
         conn.execute("TRUNCATE twin.inspections, twin.establishments, twin.natura2000_habitats, "
                      "twin.deposition_hexagons CASCADE")
+    last_result = rows(ingest_owner, "SELECT coalesce(max(id), 0) FROM twin.quality_results")[0][0]
     first = run_cli(ingest_settings, "ingest-all", str(folder))
     assert first.returncode == 0, first.stdout + first.stderr
+    # Every rule of the changed layers is measured once: those that do not read the hexagons while they may still
+    # be derived, the others after; the analyses are kept meanwhile.
+    from twin.quality import rules_reading
+
+    changed = {"establishments", "inspections", "natura2000-habitats", "deposition-hexagons"}
+    recorded = rows(ingest_owner, "SELECT rule_id FROM twin.quality_results WHERE id > %s", (last_result,))
+    applicable = {r.id for r in rules_reading(frozenset(changed))} & {rule for rule, in recorded}
+    assert sorted(rule for rule, in recorded) == sorted(applicable), first.stdout
+    assert {"deposition-hexagons.geometry-valid", "establishments.name-filled"} <= applicable, applicable
+    assert "kept the inspection-priority ranking" in first.stdout, first.stdout
     runs = {layer: (started, finished, status) for layer, started, finished, status in rows(
         ingest_owner, "SELECT DISTINCT ON (layer) layer, started_at, finished_at, status FROM twin.ingest_runs "
         "ORDER BY layer, id DESC")}

@@ -214,3 +214,29 @@ def test_interface_sql_runs_for_every_rule(quality_twin: Twin) -> None:
             assert failed == len(failing) == len(EXPECTED.get(rule.id, ())), rule.id
             assert all(isinstance(i, int) and reason for i, reason in failing), rule.id
             assert checked >= failed
+
+
+def test_fingerprints_stay_for_rules_whose_tables_did_not_change_meanwhile(quality_twin: Twin) -> None:
+    """The fingerprint of a measurement (migration 0025) is recorded per rule: a change that commits while the rules
+    are measured (here a statement on the buildings, which raises their version) voids it for the rules that read
+    that table and leaves it for the others ('twin ingest-all' measures rules while the hexagons are derived)."""
+    rules = [quality.get_rule("establishments.name-filled"), quality.get_rule("buildings.status-filled")]
+    bumped = []
+
+    def progress(done: int, total: int) -> None:
+        if not bumped:  # after the first query, before the versions are read again
+            with psycopg.connect(quality_twin.owner, autocommit=True) as other:
+                other.execute("UPDATE twin.buildings SET status = status WHERE false")
+            bumped.append(done)
+
+    with psycopg.connect(database.url_for(quality_twin.settings, "writer")) as conn:
+        before = dict(conn.execute("SELECT table_name, version FROM twin.layer_versions").fetchall())
+        report = quality.evaluate(conn, quality_twin.settings, rules, progress=progress)
+        today = conn.execute("SELECT current_date").fetchone()[0]  # type: ignore[index]
+        after = dict(conn.execute("SELECT table_name, version FROM twin.layer_versions").fetchall())
+    assert bumped and after["buildings"] > before["buildings"] and after["establishments"] == before["establishments"]
+    got = {r.rule.id: r for r in report.results}
+    assert all(r.applicable for r in got.values())
+    assert got["buildings.status-filled"].fingerprint is None
+    assert got["establishments.name-filled"].fingerprint == quality.fingerprint(rules[0], quality_twin.settings,
+                                                                               today, after)

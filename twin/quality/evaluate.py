@@ -365,12 +365,15 @@ def evaluate(conn: psycopg.Connection, settings: Settings, rules: Iterable[Quali
     before = _inputs(conn, schema)
     _run_jobs(conn, jobs, measure)
     # The sessions' snapshot was taken between the two reads. Versions only grow, with every committed change: if
-    # they are the same after, no change to these tables committed in between, so the counts are of that state.
+    # the versions of the tables a rule reads (and the date) are the same after, no change to those tables
+    # committed in between, so its counts are of that state. Per rule: 'twin ingest-all' measures the rules of
+    # the loaded layers while the hexagons are still being derived (and their version moves).
     after = _inputs(conn, schema)
-    if before is not None and before == after:
-        today, versions = before
+    if before is not None and after is not None:
         for r in todo:
-            r.fingerprint = fingerprint(r.rule, settings, today, versions)
+            fp = fingerprint(r.rule, settings, *before)
+            if fp == fingerprint(r.rule, settings, *after):
+                r.fingerprint = fp
 
     if compare and "quality_results.input_runs" in schema:
         found = _previous(conn, [r.rule.id for r in results])
@@ -409,11 +412,12 @@ def measure_and_record(settings: Settings, rules: Iterable[QualityRule] | None =
     return report, n
 
 
-def measure_after_ingest(settings: Settings, layers: Iterable[str]) -> QualityReport | None:
-    """After a successful ingest of ``layers``: measure their rules and the rules that read them, as the
-    writer, and record them. None when no rule reads these layers."""
+def measure_after_ingest(settings: Settings, layers: Iterable[str],
+                         which: Callable[[QualityRule], bool] | None = None) -> QualityReport | None:
+    """After a successful ingest of ``layers``: measure their rules and the rules that read them (those of them
+    for which ``which`` holds, when given), as the writer, and record them. None when no rule is left."""
     changed = frozenset(x for x in layers if x in LAYERS)
-    rules = rules_reading(changed)
+    rules = tuple(r for r in rules_reading(changed) if which is None or which(r))
     if not rules:
         return None
     return measure_and_record(settings, rules)[0]
