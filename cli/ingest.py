@@ -45,10 +45,6 @@ class _LoadByDefault(TyperGroup):
 
 DERIVE_AFTER = ("nitrogen-deposition", "natura2000-habitats")
 DERIVED = "deposition-hexagons"
-
-
-def _reads_derived(rule: QualityRule) -> bool:
-    return DERIVED in (rule.layer, *rule.depends_on)
 ingest_app = typer.Typer(
     cls=_LoadByDefault,
     help="Load files into the twin: 'twin ingest LAYER PATH' (validated, all-or-nothing, recorded as a run); "
@@ -396,10 +392,12 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
     habitats are in, while other loads still run. ``quality``: then measure the rules of the changed layers;
     ``keep_analyses``: then keep the analyses for the new data (:func:`keep_analyses_for`).
 
-    With more than one job the work after the loads overlaps too, as the machine is otherwise half idle: the
-    rules that do not read the hexagons are measured while the hexagons are derived (the last load), and the
-    analyses are kept as soon as the hexagons are in, beside that measurement. National demo: the derivation alone
-    left one of two cores idle for ~20 s, and keeping the analyses after the measurement one at its end."""
+    With more than one job the work after the loads overlaps too, as the machine is otherwise half idle: once every
+    load has started and a slot is free, the rules whose layers are all final (none still loading, not the
+    derived hexagons) are measured beside the last loads and the derivation; the others after them. The analyses
+    are kept as soon as the hexagons are in, beside that measurement. National demo: the raster's load and the
+    derivation ran alone for ~60 s, one of two cores idle, and keeping the analyses after the measurement left
+    one idle at its end."""
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
     from ingest.runs import RunResult
@@ -437,7 +435,8 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
     running: dict[Future[Any], int] = {}  # position, or -1 for the derivation
     derive_state = "waiting" if derive and inputs else "no"
     tail = ThreadPoolExecutor(2)  # the measurement and the keeping of the analyses, beside the loads' slots
-    early: Future[Any] | None = None  # the rules measured while the hexagons are derived
+    early: Future[Any] | None = None  # the rules measured while the last loads and the derivation run
+    left_for_later: set[str] = set()  # the layers still in work then: the rules that read one were left for later
     try:
         with ThreadPoolExecutor(max(1, jobs)) as pool:
             while pending or running or derive_state == "ready":
@@ -455,9 +454,15 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
                     running[pool.submit(run, entries[pending[0]])] = pending.pop(0)
                 if not running:
                     continue
-                if quality and jobs > 1 and early is None and not pending and set(running.values()) == {-1}:
-                    early = tail.submit(measure_quality, settings, [results[i] for i in sorted(results)],
-                                        lambda r: not _reads_derived(r))
+                if quality and jobs > 1 and early is None and not pending and len(running) < jobs:
+                    # a slot idles for the rest of the loads: measure the rules whose layers are all final
+                    loading = {entries[j]["layer"] for j in running.values() if j >= 0} | {DERIVED}
+
+                    def final(rule: QualityRule, loading: set[str] = loading) -> bool:
+                        return not {rule.layer, *rule.depends_on} & loading
+
+                    early = tail.submit(measure_quality, settings, [results[i] for i in sorted(results)], final)
+                    left_for_later = loading
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     i = running.pop(future)
@@ -482,8 +487,11 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
         kept = (tail.submit(keep_analyses_for, settings)  # beside the early measurement, when there is one
                 if keep_analyses and any(r.status == "succeeded" for r in out) else None)
         measured_early = early is not None and early.result()  # measure_quality reports its own failures
-        if quality:  # the rest: those that read the hexagons after the others were measured early, else all
-            measure_quality(settings, out, _reads_derived if measured_early else None, more=measured_early)
+        if quality:  # the rest: the rules that read a layer still in work then, or all when none were measured
+            def rest(rule: QualityRule) -> bool:
+                return bool({rule.layer, *rule.depends_on} & left_for_later)
+
+            measure_quality(settings, out, rest if measured_early else None, more=measured_early)
         if kept is not None:
             kept.result()
     return out

@@ -78,6 +78,26 @@ def test_no_overlap_and_api_roles_cannot_write(owner: psycopg.Connection) -> Non
                       "sole_proprietor, brzo, natural_person_owner, geom, loaded_at, valid, registered) "
                       f"VALUES (1, 'HIST30', 'Y', '0141', false, false, false, {POINT}, now(), "
                       "daterange(current_date, NULL), tstzrange(now(), NULL))")
+    # The rule is checked per statement (migration 0026): one statement that writes two overlapping versions of a
+    # new key, and an UPDATE that reopens an ended registration, fail the same way; versions that touch pass.
+    with pytest.raises(psycopg.errors.ExclusionViolation) as raised, owner.transaction():
+        owner.execute("INSERT INTO history.establishments_versions (id, establishment_id, name, sbi_code, "
+                      "sole_proprietor, brzo, natural_person_owner, geom, loaded_at, valid, registered) "
+                      f"SELECT 2, 'HIST31', 'Z', '0141', false, false, false, {POINT}, now(), "
+                      "daterange(d, NULL), tstzrange(now(), NULL) FROM unnest(ARRAY[date '2024-01-01', "
+                      "date '2025-01-01']) d")
+    assert raised.value.diag.constraint_name == "establishments_versions_no_overlap"
+    _load(owner, "UPDATE twin.establishments SET name = 'X2' WHERE establishment_id = 'HIST30'")
+    with pytest.raises(psycopg.errors.ExclusionViolation), owner.transaction():
+        owner.execute("UPDATE history.establishments_versions SET registered = tstzrange(lower(registered), NULL) "
+                      "WHERE establishment_id = 'HIST30' AND NOT upper_inf(registered)")
+    with owner.transaction():
+        owner.execute("INSERT INTO history.establishments_versions (id, establishment_id, name, sbi_code, "
+                      "sole_proprietor, brzo, natural_person_owner, geom, loaded_at, valid, registered) "
+                      f"SELECT 3, 'HIST32', 'Z', '0141', false, false, false, {POINT}, now(), "
+                      "daterange(a, b), tstzrange(now(), NULL) FROM (VALUES (date '2024-01-01', date '2025-01-01'), "
+                      "(date '2025-01-01', NULL::date)) v(a, b)")
+        owner.execute("DELETE FROM history.establishments_versions WHERE establishment_id = 'HIST32'")
     for role in ("twin_api_admin", "twin_writer"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege), owner.transaction():
             owner.execute(f"SET LOCAL ROLE {role}")
