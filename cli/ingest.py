@@ -400,9 +400,14 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
     one idle at its end."""
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-    from ingest.runs import RunResult
+    from ingest.runs import RunResult, require_schema
+    from twin import database
 
     entries = order_entries(manifest_entries(folder))
+    # One clear error before any load, not the same refusal for every file: an unreachable database, or one
+    # never migrated.
+    with database.connect(database.url_for(settings, "writer")) as conn:
+        require_schema(conn)
     board = ProgressBoard() if jobs > 1 else None
 
     def run(e: dict[str, Any]) -> RunResult:

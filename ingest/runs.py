@@ -70,14 +70,19 @@ class RunResult:
         return self.timings.get("total", 0.0)
 
 
-def start_run(conn: psycopg.Connection, layer: str, source: str, mode: str, options: dict[str, Any]) -> int:
-    """Record a new run (status running) and return its id. Runs of dead processes are marked failed. A database
-    without the twin's schema (created by hand, never migrated) is an IngestError that says what to run."""
+def require_schema(conn: psycopg.Connection) -> None:
+    """An IngestError that names the database and says what to run, when it lacks the twin's schema."""
     found = conn.execute("SELECT to_regclass('twin.ingest_runs') IS NOT NULL").fetchone()
     if not (found and found[0]):
         db = conn.info.dbname
         raise IngestError(f"the database {db!r} has no twin schema yet: run 'twin db migrate' (with the same "
                           "TWIN_ settings) first; nothing was loaded")
+
+
+def start_run(conn: psycopg.Connection, layer: str, source: str, mode: str, options: dict[str, Any]) -> int:
+    """Record a new run (status running) and return its id. Runs of dead processes are marked failed. A database
+    without the twin's schema (created by hand, never migrated) is an IngestError that says what to run."""
+    require_schema(conn)
     _expire_stale_runs(conn)
     row = conn.execute(
         "INSERT INTO twin.ingest_runs (layer, source, mode, options) VALUES (%s, %s, %s, %s) RETURNING id",

@@ -165,3 +165,13 @@ def test_a_database_without_the_schema_is_named_with_what_to_run(base_settings: 
             assert done.returncode == 1, out
             assert "Traceback" not in out, out
             assert "has no twin schema yet" in out and "twin db migrate" in out and s.database_name in out, out
+            assert out.count("has no twin schema yet") == 1, out  # said once, not once per file of the manifest
+    # A database that does not exist: one error that says so and what to check, before any file is read.
+    if base_settings.database_url:  # a database of the URL's: nothing to name instead
+        return
+    gone = base_settings.model_copy(update={"database_name": f"twin_test_{os.getpid()}_missing"})
+    (tmp_path / "again").mkdir()
+    done = run_cli(gone, "ingest-all", str(_folder(tmp_path / "again")))
+    out = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in out, out
+    assert out.count("cannot connect to the database") == 1 and "does not exist" in out, out
