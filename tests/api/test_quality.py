@@ -351,6 +351,45 @@ def test_signal_counts_come_from_the_measurement_while_nothing_it_read_changed(
         conn.commit()
 
 
+def test_rule_counts_come_from_the_measurement_where_the_fingerprint_covers_the_rule(
+        client: TestClient, keys: dict[str, str], q_settings: Settings) -> None:
+    """numberMatched of /quality/{rule} is the recorded count (tampered with here, +100) while the fingerprint
+    holds and covers every table the rule reads; a page past it is empty without a query. A bbox counts live,
+    and so does a rule that reads a table the fingerprint leaves out (a delivery-age rule: twin.ingest_runs)."""
+    from twin import quality
+
+    admin = keys["admin"]
+    failing = []
+    for rule in quality.all_rules():
+        r = client.get(f"/quality/{rule.id}?limit=1", headers={"X-API-Key": admin})
+        if rule.layer in LAYERS and r.status_code == 200 and r.json()["numberMatched"] >= 2:
+            failing.append(rule)
+    covered = next(r for r in failing if quality.fingerprint_covers(r))
+    uncovered = next(r for r in quality.all_rules() if r.id == f"{covered.layer}.delivery-current")
+    assert not quality.fingerprint_covers(uncovered)
+    live = {r.id: get(client, f"/quality/{r.id}?limit=1", admin)["numberMatched"] for r in (covered, uncovered)}
+    quality.measure_and_record(q_settings, [covered, uncovered])
+    with psycopg.connect(database.url_for(q_settings, "owner")) as conn:
+        latest = [row[0] for row in conn.execute(
+            "SELECT DISTINCT ON (rule_id) id FROM twin.quality_results WHERE rule_id = ANY(%s) "
+            "ORDER BY rule_id, measured_at DESC, id DESC", ([covered.id, uncovered.id],)).fetchall()]
+        assert len(latest) == 2
+        conn.execute("UPDATE twin.quality_results SET checked = checked + 100, failed = failed + 100 "
+                     "WHERE id = ANY(%s)", (latest,))
+        conn.commit()
+        try:
+            doc = get(client, f"/quality/{covered.id}?limit=1", admin)
+            assert doc["numberMatched"] == live[covered.id] + 100 and len(doc["features"]) == 1
+            past = get(client, f"/quality/{covered.id}?limit=1&offset={live[covered.id] + 100}", admin)
+            assert past["features"] == [] and past["numberMatched"] == live[covered.id] + 100
+            assert get(client, f"/quality/{covered.id}?limit=1&bbox=3,50,8,54", admin)["numberMatched"] == \
+                live[covered.id]
+            assert get(client, f"/quality/{uncovered.id}?limit=1", admin)["numberMatched"] == live[uncovered.id]
+        finally:
+            conn.execute("DELETE FROM twin.quality_results WHERE id = ANY(%s)", (latest,))
+            conn.commit()
+
+
 def test_summary_as_a_page_for_browsers(client: TestClient) -> None:
     r = get(client, "/quality?lang=en", Accept="text/html,application/xhtml+xml")
     assert r.headers["content-type"].startswith("text/html")

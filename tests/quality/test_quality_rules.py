@@ -199,6 +199,9 @@ def test_signals_read_only_the_tables_their_fingerprint_covers() -> None:
         text = quality.count_sql(rule).as_string(None) + quality.failing_sql(rule).as_string(None)
         read = set(re.findall(r'twin\."?([a-z_0-9]+)"?', text))
         assert read <= set(quality.rule_tables(rule)) <= versioned, rule.id
+        assert quality.fingerprint_covers(rule), rule.id
+    # what the API checks before it serves a recorded count of any rule: a delivery-age rule reads twin.ingest_runs
+    assert not quality.fingerprint_covers(quality.get_rule("buildings.delivery-current"))
 
 
 def test_interface_sql_runs_for_every_rule(quality_twin: Twin) -> None:
@@ -240,3 +243,17 @@ def test_fingerprints_stay_for_rules_whose_tables_did_not_change_meanwhile(quali
     assert got["buildings.status-filled"].fingerprint is None
     assert got["establishments.name-filled"].fingerprint == quality.fingerprint(rules[0], quality_twin.settings,
                                                                                today, after)
+
+
+def test_only_rules_that_read_the_clock_take_the_date_into_their_fingerprint() -> None:
+    """A recorded count stands past midnight unless the rule reads the clock (its fingerprint then changes with
+    the date): the API served live counts for every rule from 00:00 on before."""
+    from datetime import date
+
+    versions = {"buildings": 3, "addresses": 4}
+    plain, clock = quality.get_rule("buildings.status-filled"), quality.get_rule("buildings.delivery-current")
+    day, next_day = date(2026, 12, 7), date(2026, 12, 8)
+    assert quality.fingerprint(plain, None, day, versions) == quality.fingerprint(plain, None, next_day, versions)
+    assert quality.fingerprint(clock, None, day, versions) != quality.fingerprint(clock, None, next_day, versions)
+    assert quality.fingerprint(plain, None, day, versions) != quality.fingerprint(plain, None, day,
+                                                                                  {**versions, "buildings": 5})

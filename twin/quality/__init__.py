@@ -21,6 +21,7 @@ from twin.quality.sql import (
     examples_sql,
     failing_sql,
     fingerprint,
+    fingerprint_covers,
     latest_results_sql,
     rule_tables,
     shared_count_sql,
@@ -28,7 +29,7 @@ from twin.quality.sql import (
 
 __all__ = [
     "KINDS", "Kind", "QualityReport", "QualityRule", "RuleResult", "RuleSQL", "Severity", "all_rules", "count_sql",
-    "evaluate", "examples_sql", "failing_sql", "fingerprint", "get_rule", "latest_results_sql",
+    "evaluate", "examples_sql", "failing_sql", "fingerprint", "fingerprint_covers", "get_rule", "latest_results_sql",
     "measure_after_ingest", "measure_and_record", "public_counts_apply", "record", "rule_tables", "rules_reading",
     "shared_count_sql",
 ]

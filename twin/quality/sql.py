@@ -114,16 +114,38 @@ def rule_tables(rule: QualityRule) -> tuple[str, ...]:
     return tuple(sorted({get_layer(x).table for x in (rule.layer, *rule.depends_on)}))
 
 
+# What makes a query's answer depend on the day it runs (a rule's SQL with an as-of date holds that date instead).
+_CLOCK = re.compile(r"current_date|current_time|localtime|now\(|clock_timestamp|statement_timestamp|"
+                    r"transaction_timestamp|'today'|'now'|\bage\(", re.IGNORECASE)
+
+
 def fingerprint(rule: QualityRule, settings: Settings | None, today: date, versions: Mapping[str, int]) -> str:
     """What a measurement of ``rule`` depends on, as one md5: its count query as rendered with ``settings``
-    (thresholds, the reference date), the database's ``today`` (for rules that read current_date) and the
+    (thresholds, the reference date), the database's ``today`` (for rules that read the clock) and the
     ``versions`` (twin.layer_versions; a table missing there counts as 0) of the tables it reads. Recorded with
     the measurement (migration 0025); equal later only if none of that changed, so the recorded count stands.
     Sound only for a rule that reads no table but these (rules over ingest_runs or quality_land read more):
     the API relies on it for the signals, which tests/quality/test_quality_rules.py checks."""
     text = count_sql(rule, settings).as_string(None)
     inputs = ",".join(f"{t}={versions.get(t, 0)}" for t in rule_tables(rule))
-    return hashlib.md5(f"{text}\n{today.isoformat()}\n{inputs}".encode(), usedforsecurity=False).hexdigest()
+    # The date only for a rule that reads the clock (27 of 127): the others' recorded counts stand past midnight.
+    day = today.isoformat() if _CLOCK.search(text) else "any day"
+    return hashlib.md5(f"{text}\n{day}\n{inputs}".encode(), usedforsecurity=False).hexdigest()
+
+
+_TABLE_READ = re.compile(r'twin\."?([a-z_0-9]+)"?')
+_COVERS: dict[str, bool] = {}
+
+
+def fingerprint_covers(rule: QualityRule) -> bool:
+    """Whether :func:`fingerprint` covers everything ``rule`` reads: its count and failing queries name no
+    ``twin.`` table (or function) beyond :func:`rule_tables`. Then an equal fingerprint means an equal count; the
+    API serves a recorded count only for such rules (not, e.g., for a delivery-age rule, which reads
+    twin.ingest_runs, or a municipality check, which reads twin.quality_land)."""
+    if rule.id not in _COVERS:
+        text = count_sql(rule).as_string(None) + failing_sql(rule).as_string(None)
+        _COVERS[rule.id] = set(_TABLE_READ.findall(text)) <= set(rule_tables(rule))
+    return _COVERS[rule.id]
 
 
 def shared_count_sql(rules: Sequence[QualityRule], settings: Settings | None = None,
