@@ -143,3 +143,43 @@ def test_overrides_over_the_stored_ranking(foreign: None, reader_url: str, setti
     finally:
         for eid in ("AN-P4", computed[0], "AN-P3"):
             _cli(settings, "clear", eid)
+
+
+def test_todays_ranking_is_served_as_of_the_day_before_while_it_is_computed(
+        foreign: None, reader_url: str, owner_url: str, settings: Settings) -> None:
+    """A score counts the days since the last inspection, so each day has a ranking of its own. The first request
+    of a day (no as_of asked for) gets the ranking kept for the same data the day before, stated as of that day,
+    while today's is computed in the background; the next request gets today's. An as_of asked for is never
+    served from another day."""
+    import time
+    from datetime import date, timedelta
+
+    from twin.analyses.priority import refresh_ranking_sync
+
+    today, yesterday = date.today(), date.today() - timedelta(days=1)
+    execute(owner_url, [("DELETE FROM twin.priority_rankings", None)])
+    assert refresh_ranking_sync(settings, as_of=yesterday, year=2023) is not None
+
+    def rank(**kwargs: Any) -> dict[str, Any]:
+        return as_role(reader_url, inspection_priority, settings, role="admin", disclosure=Disclosure("admin", None),
+                       year=2023, limit=None, **kwargs)
+
+    def kept_days() -> set[date]:
+        with psycopg.connect(owner_url) as conn:
+            return {d for d, in conn.execute("SELECT as_of FROM twin.priority_rankings").fetchall()}
+
+    first = rank()
+    assert first["as_of"] == yesterday.isoformat() and first["ranking_source"]["refreshing"] is True
+    assert first["ranking"] == rank(as_of=yesterday, stored=False)["ranking"]  # all of it as of that day
+    deadline = time.monotonic() + 60
+    while today not in kept_days() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert kept_days() == {yesterday, today}
+    second = rank()
+    assert second["as_of"] == today.isoformat() and "refreshing" not in second["ranking_source"]
+    assert second["ranking"] == rank(as_of=today, stored=False)["ranking"]
+    # an as_of asked for: that day's ranking, computed and kept when missing, never an earlier one
+    execute(owner_url, [("DELETE FROM twin.priority_rankings WHERE as_of = CURRENT_DATE", None)])
+    asked = rank(as_of=today)
+    assert asked["as_of"] == today.isoformat() and "refreshing" not in asked["ranking_source"]
+    assert asked["ranking_source"]["stored"] is True

@@ -11,7 +11,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from datetime import UTC, date, datetime
+import logging
+import threading
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -325,8 +327,42 @@ def apply_overrides(ranked: list[dict[str, Any]], overrides: list[dict[str, Any]
 RANKING_TABLES = ("establishments", "inspections", "permits", "deposition_hexagons", "buildings", "housing_sites")
 RANKING_FORMAT = "1"  # raised when the scoring code changes what a stored score means
 STORED_SQL = """
-SELECT r.ranking_id, r.computed_at, r.versions, r.seconds FROM twin.priority_rankings r WHERE r.key = %(key)s
+SELECT r.ranking_id, r.computed_at, r.versions, r.seconds, r.as_of FROM twin.priority_rankings r WHERE r.key = %(key)s
 """
+# The latest ranking kept for the same data, weights and hexagon year on one of the days before (keys of those
+# days): what a request of today's ranking is served while today's is computed (a score counts the days since the
+# last inspection, so every day has a ranking of its own). National: the first request of a day took 28 s.
+EARLIER_SQL = """
+SELECT r.ranking_id, r.computed_at, r.versions, r.seconds, r.as_of FROM twin.priority_rankings r
+WHERE r.key = ANY(%(keys)s) ORDER BY r.as_of DESC LIMIT 1
+"""
+EARLIER_DAYS = 7  # a ranking older than a week is not served for today's: the request computes today's
+_refreshing: set[tuple[str, date, int | None]] = set()
+_refreshing_lock = threading.Lock()
+log = logging.getLogger(__name__)
+
+
+def _refresh_later(settings: Settings, ref: date, year: int | None) -> None:
+    """Compute and keep the ranking of ``ref`` in a thread of its own (one per database, day and year in this
+    process; other processes wait for it on the advisory lock of :func:`twin.analyses.common.keep`)."""
+    from twin import database
+
+    job = (database.url_for(settings, "reader"), ref, year)
+    with _refreshing_lock:
+        if job in _refreshing:
+            return
+        _refreshing.add(job)
+
+    def work() -> None:
+        try:
+            refresh_ranking_sync(settings, as_of=ref, year=year)
+        except Exception:  # the next request computes it itself
+            log.exception("keeping the inspection-priority ranking of %s failed", ref)
+        finally:
+            with _refreshing_lock:
+                _refreshing.discard(job)
+
+    threading.Thread(target=work, name=f"ranking-{ref}", daemon=True).start()
 # The stored scores the caller may see, best first (ties by id in code-point order, as Python sorts them):
 # the first %(n)s, how many there are, and the computed rank of given ids (the overridden ones).
 ITEMS_SQL = """
@@ -437,15 +473,22 @@ def refresh_ranking_sync(settings: Settings, **kwargs: Any) -> dict[str, Any] | 
 
 async def _stored_ranking(conn: psycopg.AsyncConnection, settings: Settings, ref: date, year: int | None,
                           weights: dict[str, Any], disclosure: Disclosure, in_area: str, muni: str | None,
-                          limit: int | None, refresh: bool) -> dict[str, Any] | None:
+                          limit: int | None, refresh: bool, earlier: bool = False) -> dict[str, Any] | None:
     """The caller's ranking read from the one stored for the current data (computed and stored first when
     ``refresh``): the items up to ``limit`` after the overrides (with their computed ranks), how many there are,
-    and the overrides; None when there is none to read (then the ranking is computed live)."""
+    and the overrides; None when there is none to read (then the ranking is computed live). ``earlier``: when
+    none is kept for ``ref`` but one of the same data of a day before is, that one (its ``as_of`` in ``kept``)
+    while the one of ``ref`` is computed in the background."""
     versions = await _versions(conn)
     if versions is None:
         return None
     key = ranking_key(versions, ref, year, weights)
     found = await fetch(conn, STORED_SQL, {"key": key})
+    if not found and refresh and earlier:
+        found = await fetch(conn, EARLIER_SQL, {"keys": [ranking_key(versions, ref - timedelta(days=n), year, weights)
+                                                         for n in range(1, EARLIER_DAYS + 1)]})
+        if found:
+            _refresh_later(settings, ref, year)
     if not found and refresh:
         try:
             stored = await refresh_ranking(settings, as_of=ref, year=year)
@@ -524,13 +567,18 @@ async def inspection_priority(
     params = _params(ref, year, weights, disclosure, muni["code"] if muni else None)
     found = None
     if stored and history.active() is None:
+        # today's ranking (no as_of asked for) may be served as of an earlier day while today's is computed
         found = await _stored_ranking(conn, settings, ref, year, weights, disclosure, in_area, params["muni"],
-                                      limit, refresh=muni is None)
+                                      limit, refresh=muni is None, earlier=as_of is None)
     rows_by_id: dict[str, dict[str, Any]] = {}
     if found is not None:
         items, matched, overrides, kept = found["items"], found["total"], found["overrides"], found["kept"]
         source = {"stored": True, "computed_at": kept["computed_at"].isoformat(), "data_versions": kept["versions"],
                   "compute_seconds": None if kept["seconds"] is None else round(kept["seconds"], 1)}
+        if kept["as_of"] != ref:  # the ranking of an earlier day: shown as of that day, scores and all
+            ref = kept["as_of"]
+            params = _params(ref, year, weights, disclosure, params["muni"])
+            source["refreshing"] = True
     else:
         rows = await fetch(conn, _inputs_sql(in_area, disclosure), params)
         # Score everything (numbers only), rank, then explain the establishments that are shown.
