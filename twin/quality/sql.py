@@ -125,7 +125,8 @@ def fingerprint(rule: QualityRule, settings: Settings | None, today: date, versi
     ``versions`` (twin.layer_versions; a table missing there counts as 0) of the tables it reads. Recorded with
     the measurement (migration 0025); equal later only if none of that changed, so the recorded count stands.
     Sound only for a rule that reads no table but these (rules over ingest_runs or quality_land read more):
-    the API relies on it for the signals, which tests/quality/test_quality_rules.py checks."""
+    the API relies on it only where :func:`fingerprint_covers` holds (every signal does, which
+    tests/quality/test_quality_rules.py checks)."""
     text = count_sql(rule, settings).as_string(None)
     inputs = ",".join(f"{t}={versions.get(t, 0)}" for t in rule_tables(rule))
     # The date only for a rule that reads the clock (27 of 127): the others' recorded counts stand past midnight.
