@@ -441,7 +441,7 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
     derive_state = "waiting" if derive and inputs else "no"
     tail = ThreadPoolExecutor(2)  # the measurement and the keeping of the analyses, beside the loads' slots
     early: Future[Any] | None = None  # the rules measured while the last loads and the derivation run
-    left_for_later: set[str] = set()  # the layers still in work then: the rules that read one were left for later
+    left_for_later: frozenset[str] = frozenset()  # the rules that read a layer still in work then (ids)
     try:
         with ThreadPoolExecutor(max(1, jobs)) as pool:
             while pending or running or derive_state == "ready":
@@ -461,13 +461,15 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
                     continue
                 if quality and jobs > 1 and early is None and not pending and len(running) < jobs:
                     # a slot idles for the rest of the loads: measure the rules whose layers are all final
-                    loading = {entries[j]["layer"] for j in running.values() if j >= 0} | {DERIVED}
+                    from twin.quality import rules_reading
 
-                    def final(rule: QualityRule, loading: set[str] = loading) -> bool:
-                        return not {rule.layer, *rule.depends_on} & loading
+                    loading = frozenset({entries[j]["layer"] for j in running.values() if j >= 0} | {DERIVED})
+                    left_for_later = frozenset(r.id for r in rules_reading(loading))
+
+                    def final(rule: QualityRule, later: frozenset[str] = left_for_later) -> bool:
+                        return rule.id not in later
 
                     early = tail.submit(measure_quality, settings, [results[i] for i in sorted(results)], final)
-                    left_for_later = loading
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     i = running.pop(future)
@@ -494,7 +496,7 @@ def ingest_all(settings: Settings, folder: Path, mode: str = "upsert", max_rejec
         measured_early = early is not None and early.result()  # measure_quality reports its own failures
         if quality:  # the rest: the rules that read a layer still in work then, or all when none were measured
             def rest(rule: QualityRule) -> bool:
-                return bool({rule.layer, *rule.depends_on} & left_for_later)
+                return rule.id in left_for_later
 
             measure_quality(settings, out, rest if measured_early else None, more=measured_early)
         if kept is not None:
