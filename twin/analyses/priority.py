@@ -326,13 +326,11 @@ def apply_overrides(ranked: list[dict[str, Any]], overrides: list[dict[str, Any]
 # The overrides are not among them: they are laid over the ranking when it is read.
 RANKING_TABLES = ("establishments", "inspections", "permits", "deposition_hexagons", "buildings", "housing_sites")
 RANKING_FORMAT = "1"  # raised when the scoring code changes what a stored score means
+# The kept ranking of one of ``keys``, the latest reference date first: one key, or the keys of the same data,
+# weights and hexagon year on the days before, whose latest is what a request of today's ranking is served while
+# today's is computed (a score counts the days since the last inspection, so every day has a ranking of its own).
+# National: the first request of a day took 28 s.
 STORED_SQL = """
-SELECT r.ranking_id, r.computed_at, r.versions, r.seconds, r.as_of FROM twin.priority_rankings r WHERE r.key = %(key)s
-"""
-# The latest ranking kept for the same data, weights and hexagon year on one of the days before (keys of those
-# days): what a request of today's ranking is served while today's is computed (a score counts the days since the
-# last inspection, so every day has a ranking of its own). National: the first request of a day took 28 s.
-EARLIER_SQL = """
 SELECT r.ranking_id, r.computed_at, r.versions, r.seconds, r.as_of FROM twin.priority_rankings r
 WHERE r.key = ANY(%(keys)s) ORDER BY r.as_of DESC LIMIT 1
 """
@@ -437,7 +435,7 @@ async def refresh_ranking(settings: Settings, *, as_of: date | None = None, year
     ref = today(as_of)
 
     async def find(c: psycopg.AsyncConnection, key: str) -> list[dict[str, Any]]:
-        return await fetch(c, STORED_SQL, {"key": key})
+        return await fetch(c, STORED_SQL, {"keys": [key]})
 
     async def inputs(c: psycopg.AsyncConnection) -> list[dict[str, Any]]:
         return await fetch(c, _inputs_sql("true", FULL, own=True), _params(ref, year, weights, FULL))
@@ -483,9 +481,9 @@ async def _stored_ranking(conn: psycopg.AsyncConnection, settings: Settings, ref
     if versions is None:
         return None
     key = ranking_key(versions, ref, year, weights)
-    found = await fetch(conn, STORED_SQL, {"key": key})
+    found = await fetch(conn, STORED_SQL, {"keys": [key]})
     if not found and refresh and earlier:
-        found = await fetch(conn, EARLIER_SQL, {"keys": [ranking_key(versions, ref - timedelta(days=n), year, weights)
+        found = await fetch(conn, STORED_SQL, {"keys": [ranking_key(versions, ref - timedelta(days=n), year, weights)
                                                          for n in range(1, EARLIER_DAYS + 1)]})
         if found:
             _refresh_later(settings, ref, year)
@@ -497,7 +495,7 @@ async def _stored_ranking(conn: psycopg.AsyncConnection, settings: Settings, ref
         if stored is not None and stored["versions"] == versions:
             # Read back on the request's own connection: a replica that has not replayed the store yet would find
             # no items for it, so then it is computed live this once.
-            found = await fetch(conn, STORED_SQL, {"key": key})
+            found = await fetch(conn, STORED_SQL, {"keys": [key]})
     if not found:
         return None
     kept = found[0]
