@@ -51,6 +51,9 @@ def report_cmd(
     beschikbaar_op: Annotated[str | None, typer.Option(
         "--beschikbaar-op", help="As known at this moment (beschikbaarOp): an RFC 3339 date-time or a date "
         "(its end); default now")] = None,
+    full: Annotated[bool, typer.Option(
+        "--full", help="Count every rule over every record, also the rules whose recorded count the loads since "
+        "have brought up to date over the records they changed (docs/quality.md)")] = False,
 ) -> None:
     """Measure the rules now: a score per rule, layer and source, counts, example records and the change since
     the measurement of the previous delivery of each layer."""
@@ -78,7 +81,7 @@ def report_cmd(
         with database.connect(database.url_for(s, "writer")) as conn:
             rules = quality.all_rules(layer=layer)
             with err.status(f"measuring {len(rules)} rules ..."):
-                rep = quality.evaluate(conn, s, rules, examples=examples) if when is None \
+                rep = quality.evaluate(conn, s, rules, examples=examples, incremental=not full) if when is None \
                     else measure_as_of(conn, s, rules, examples, when)
             if record:
                 quality.record(conn, rep)

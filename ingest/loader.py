@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -42,7 +42,7 @@ from psycopg.copy import QueuedLibpqWriter
 
 from ingest import geometry as geo
 from ingest.batches import BATCH_SIZE, Batches, read_batches
-from ingest.merge import DEFER_INDEXES_MIN_ROWS, merge_staged, set_aside, table_ident
+from ingest.merge import DEFER_INDEXES_MIN_ROWS, changing_rows, merge_staged, set_aside, table_ident
 from ingest.pgcopy import BINARY_TYPES, PGCOPY_SIGNATURE, PGCOPY_TRAILER, column_types
 from ingest.plan import Plan, plan_load
 from ingest.profiles import open_delivery
@@ -53,6 +53,7 @@ from ingest.values import ReadOptions, read_options
 from layers.registry import COVERAGES, LAYERS, SCHEMA, LayerSpec, get_layer
 from twin.database import connect, url_for
 from twin.errors import IngestError
+from twin.quality import delta
 from twin.settings import Settings
 
 # enrich: insert new keys, update existing rows only where the file has a value (the 3D BAG's default).
@@ -178,7 +179,7 @@ def _load_vector(settings: Settings, spec: LayerSpec, path: str | Path, crs: str
                          "set_config('twin.correction', %s, true)",
                          (str(result.run_id), valid_from.isoformat() if valid_from else "",
                           "on" if correction else ""))
-            _run(conn, plan, result, land, helper, progress, max_reject_rate, batch_size, started, summer)
+            _run(conn, plan, result, land, helper, progress, max_reject_rate, batch_size, started, summer, settings)
     file = split_layer(path)[0]
     if result.rejects:
         result.report, note = write_report(file, result.rejects, settings, label)
@@ -191,7 +192,7 @@ def _load_vector(settings: Settings, spec: LayerSpec, path: str | Path, crs: str
 
 def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.LandMask | None,
          helper: psycopg.Connection, progress: ProgressFn | None, max_reject_rate: float, batch_size: int,
-         started: float, summer: ChecksumThread) -> None:
+         started: float, summer: ChecksumThread, settings: Settings) -> None:
     spec = plan.spec
     target = table_ident(spec.table)
     assert result.run_id is not None
@@ -202,6 +203,9 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
     conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
     empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(target)).fetchone()
     direct = bool(empty and empty[0]) and not plan.references
+    # The differences this load makes to its layer's quality counts, where they can be recorded
+    # (twin.quality.delta): not into an empty table (nothing to measure over changed rows), not for enrich.
+    capture = None if (empty and empty[0]) or result.mode == "enrich" else delta.start(conn, settings, spec)
     deferred = 0
     expected = plan.source.total_rows
     if expected is None:  # a CSV: about 100 bytes a row
@@ -291,7 +295,16 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
             conn.execute("SELECT twin.ingest_fresh_table(%s)", (spec.table,))
             if state.staged >= DEFER_INDEXES_MIN_ROWS:
                 deferred = set_aside(conn, spec.table)
+        changing = None if capture is None else changing_rows(
+            spec, [*state.columns, "geom"], result.mode, state.rejected_keys, plan.fill_geometry_from)
+        if capture is not None and changing is not None:
+            capture = _captured(conn, result, lambda c: c.before_merge(conn, changing), capture)
         _merge(conn, plan, state, result, into_empty=into_empty)
+        if capture is not None:
+            _captured(conn, result, lambda c: c.after_merge(conn, run_id, result.rows_updated, result.rows_deleted,
+                                                            result.rows_inserted), capture)
+            result.timings["quality_delta"] = capture.seconds
+            result.timings.update({f"quality_delta_{k}": v for k, v in capture.timings.items()})
         if deferred:
             t_index = time.perf_counter()
             conn.execute("SELECT twin.ingest_restore_indexes(%s)", (spec.table,))
@@ -317,6 +330,20 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
     result.timings["total"] = time.perf_counter() - started
     helper.execute("UPDATE twin.ingest_runs SET timings = %s WHERE id = %s",
                    (json.dumps({k: round(v, 4) for k, v in result.timings.items()}), run_id))
+
+
+def _captured(conn: psycopg.Connection, result: RunResult, step: Callable[[delta.Capture], object],
+              capture: delta.Capture) -> delta.Capture | None:
+    """Run a step of the quality differences in a savepoint: if it fails, the load goes on without them (the
+    next measurement counts every record) and says why in a note."""
+    try:
+        with conn.transaction():
+            step(capture)
+        return capture
+    except psycopg.Error as exc:
+        result.notes.append(f"quality differences not recorded ({type(exc).__name__}: {str(exc).strip()[:200]}); "
+                            "the next measurement counts every record")
+        return None
 
 
 def _note_repairs(plan: Plan, state: Batches, result: RunResult) -> None:

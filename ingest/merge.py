@@ -88,12 +88,35 @@ def merge_staged(conn: psycopg.Connection, spec: LayerSpec, cols: list[str], res
     ).format(
         t=target, cols=sql.SQL(", ").join(ident), k=key, stage=stage,
         sets=sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in non_key),
-        old=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in non_key),
-        new=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in non_key),
+        old=_columns("t", non_key), new=_columns("excluded", non_key),
     )
     row = conn.execute(stmt, {"run": result.run_id}).fetchone()
     assert row is not None
     result.rows_inserted, result.rows_updated = int(row[0]), int(row[1])
+
+
+def _columns(alias: str, cols: list[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(c)) for c in cols)
+
+
+def changing_rows(spec: LayerSpec, cols: list[str], mode: str, keep: list[str] | None = None,
+                  fill_geometry_from: LayerSpec | None = None) -> sql.Composed | None:
+    """A SELECT of the records (as they are, every column) that :func:`merge_staged` (not ``into_empty``) with the
+    same arguments will update or delete, by the same conditions, for the quality measurement over changed rows
+    (twin.quality.delta); None for ``enrich``, whose updates it does not list."""
+    if mode == "enrich":
+        return None
+    key = sql.Identifier(spec.key)
+    non_key = [c for c in cols if c != spec.key]
+    out = sql.SQL("SELECT t.* FROM {t} t JOIN {stage} s ON s.{k} = t.{k} "
+                  "WHERE ({old}) IS DISTINCT FROM ({new})").format(
+        t=table_ident(spec.table), stage=_stage_sql(cols, fill_geometry_from), k=key, old=_columns("t", non_key),
+        new=_columns("s", non_key))
+    if mode == "replace":
+        out = sql.SQL("{} UNION ALL SELECT t.* FROM {} t WHERE NOT EXISTS (SELECT 1 FROM ingest_stage s "
+                      "WHERE s.{k} = t.{k}) AND NOT (t.{k} = ANY({keep}))").format(
+            out, table_ident(spec.table), k=key, keep=sql.Literal(keep or []))
+    return out
 
 
 def _enrich(conn: psycopg.Connection, target: sql.Composed, key: sql.Identifier, cols: list[str],

@@ -635,9 +635,12 @@ _NO_BUILDING_1M = (
 # id order (failing_sql: the report's examples, the API's pages) rather than the counts: a probe per record,
 # which the planner runs for the first ids only, where the grid join above would be built in full each time.
 ROW_JOINS: dict[str, str] = {
+    # CASE keeps the 1 m test a filter of the scan, so the 500 m probe (``near``) runs only for the addresses that
+    # pass it (as an anti-join the scan computed ``near`` for every address first: 78,365 addresses 4.3 -> 1.9 s)
     "addresses.in-building": "LEFT JOIN (SELECT x.id, "
-    f"{_BUILDING_AREA.format(g='x')} AS near FROM twin.addresses x WHERE NOT EXISTS (SELECT 1 FROM twin.buildings b "
-    "WHERE ST_DWithin(b.geom, x.geom, 1))) no_building ON no_building.id = t.id",
+    f"{_BUILDING_AREA.format(g='x')} AS near FROM twin.addresses x WHERE CASE WHEN EXISTS (SELECT 1 FROM "
+    "twin.buildings b WHERE ST_DWithin(b.geom, x.geom, 1)) THEN false ELSE true END) no_building "
+    "ON no_building.id = t.id",
 }
 
 ADDRESSES = LayerQuality(

@@ -109,6 +109,29 @@ def _outside_land(spec: LayerSpec, hint: tuple[str, str] | None) -> str:
             f"OFFSET 0) x WHERE {anywhere}) outside_nl ON outside_nl.id = t.id")
 
 
+def _outside_land_row(spec: LayerSpec, hint: tuple[str, str]) -> str:
+    """:func:`_outside_land` for a few records (the API's pages by id, the quality measurement over changed
+    rows): the same records fail, the hinted pieces tried first (CASE keeps the order), without the OFFSET 0
+    that keeps the full measurement's order but makes the planner flag every record of the table first."""
+    join, code = hint
+    return (f"LEFT JOIN (SELECT x.id FROM twin.{spec.table} x {join} WHERE CASE WHEN EXISTS (SELECT 1 FROM "
+            f"twin.quality_land l WHERE l.municipality_code = {code} AND ST_Intersects(l.geom, x.geom)) THEN false "
+            "ELSE NOT EXISTS (SELECT 1 FROM twin.quality_land l WHERE ST_Intersects(l.geom, x.geom)) END) outside_nl "
+            "ON outside_nl.id = t.id")
+
+
+def row_joins(rule: QualityRule) -> str | None:
+    """The ``joins`` of a generic rule for a few records, where they differ from its ``joins``: those of an
+    inside-the-Netherlands rule with a municipality hint."""
+    from layers.quality_rules import MUNICIPALITY_HINTS
+    from layers.registry import get_layer
+
+    if rule.id != f"{rule.layer}.inside-netherlands":
+        return None
+    hint = MUNICIPALITY_HINTS.get(rule.layer)
+    return None if hint is None else _outside_land_row(get_layer(rule.layer), hint)
+
+
 def inside_netherlands(spec: LayerSpec, hint: tuple[str, str] | None = None) -> QualityRule:
     return QualityRule(
         id=f"{spec.id}.inside-netherlands",

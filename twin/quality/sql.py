@@ -64,19 +64,37 @@ def fragment(text: str, values: dict[str, Any], visible: Any = None) -> sql.Comp
     return sql.Composed(parts)
 
 
-def _table(rule: QualityRule) -> sql.Composed:
+def _table(rule: QualityRule, rows_of: str | None = None) -> sql.Composed:
+    """The FROM of a rule's query: its layer table as ``t``, or the TEMP table ``rows_of``."""
+    if rows_of is not None:
+        return sql.SQL("{} t").format(sql.Identifier(rows_of))
     spec = get_layer(rule.layer)
     return sql.SQL("twin.{} t").format(sql.Identifier(spec.table))
 
 
+def row_joins(rule: QualityRule) -> str:
+    """The rule's ``joins`` in the form for a few records (ROW_JOINS, layers.quality_rules; the generic
+    inside-the-Netherlands rules, twin.quality.generic.row_joins), else its ``joins``."""
+    from twin.quality import generic
+
+    return ROW_JOINS.get(rule.id) or generic.row_joins(rule) or rule.sql.joins
+
+
 def _parts(rule: QualityRule, settings: Settings | None,
-           principal: Principal | None = None, rows: bool = False) -> tuple[sql.Composable, ...]:
+           principal: Principal | None = None, rows: bool = False,
+           rows_of: str | None = None) -> tuple[sql.Composable, ...]:
     """joins, applies, fails, reason; for a ``principal``, applies limited to the records the rule may count
     for them and ``@visible(x)`` to the records whose personal fields they may see (twin.quality.audience).
-    ``rows``: for a query of failing records, with the rule's ROW_JOINS (layers.quality_rules) if it has them."""
+    ``rows``: for a query of failing records, with the rule's ROW_JOINS (layers.quality_rules) if it has them;
+    ``rows_of``: over the records in this TEMP table (a copy of some rows of the layer table; a
+    :func:`row_local` rule only), in the form for a few records (:func:`row_joins`) with every other
+    occurrence of the layer table (a join on the record's id) reading the copy too."""
     v = _values(settings)
     s = rule.sql
-    joins = ROW_JOINS.get(rule.id, s.joins) if rows else s.joins
+    joins = row_joins(rule) if rows_of else ROW_JOINS.get(rule.id, s.joins) if rows else s.joins
+    if rows_of:
+        assert re.fullmatch(r"[a-z_]+", rows_of)
+        joins = re.sub(rf"\btwin\.{get_layer(rule.layer).table}\b", rows_of, joins)
 
     def visible(alias: str) -> sql.Composable:
         return visible_sql(rule, principal, alias)
@@ -89,29 +107,37 @@ def _parts(rule: QualityRule, settings: Settings | None,
 
 
 def failing_sql(rule: QualityRule, settings: Settings | None = None,
-                principal: Principal | None = None) -> sql.Composed:
+                principal: Principal | None = None, rows_of: str | None = None) -> sql.Composed:
     """SELECT of the failing records: columns ``id`` (the layer table's id) and ``reason`` (plain words). No
     ORDER or LIMIT: the caller joins the layer table, pages and masks. Thresholds from ``settings`` (default:
-    the defaults of the TWIN_QUALITY_ settings); for a ``principal``, only what that caller may be told."""
-    joins, applies, fails, reason = _parts(rule, settings, principal, rows=True)
+    the defaults of the TWIN_QUALITY_ settings); for a ``principal``, only what that caller may be told.
+    ``rows_of``: over the records of this TEMP table only (for a :func:`row_local` rule; see _parts)."""
+    joins, applies, fails, reason = _parts(rule, settings, principal, rows=True, rows_of=rows_of)
     return sql.SQL(
         "SELECT t.id, ({reason})::text AS reason FROM {table} {joins} WHERE ({applies}) AND coalesce(({fails}), false)"
-    ).format(reason=reason, table=_table(rule), joins=joins, applies=applies, fails=fails)
+    ).format(reason=reason, table=_table(rule, rows_of), joins=joins, applies=applies, fails=fails)
 
 
 def count_sql(rule: QualityRule, settings: Settings | None = None,
-              principal: Principal | None = None) -> sql.Composed:
-    """SELECT of one row: ``checked`` (records the rule applies to) and ``failed``."""
-    joins, applies, fails, _ = _parts(rule, settings, principal)
+              principal: Principal | None = None, rows_of: str | None = None) -> sql.Composed:
+    """SELECT of one row: ``checked`` (records the rule applies to) and ``failed``. ``rows_of``: counted over
+    the records of this TEMP table only (for a :func:`row_local` rule; see _parts)."""
+    joins, applies, fails, _ = _parts(rule, settings, principal, rows_of=rows_of)
     return sql.SQL(
         "SELECT count(*) FILTER (WHERE ({applies}))::bigint AS checked, "
         "count(*) FILTER (WHERE ({applies}) AND coalesce(({fails}), false))::bigint AS failed FROM {table} {joins}"
-    ).format(applies=applies, fails=fails, table=_table(rule), joins=joins)
+    ).format(applies=applies, fails=fails, table=_table(rule, rows_of), joins=joins)
 
 
 def rule_tables(rule: QualityRule) -> tuple[str, ...]:
     """The tables a rule reads: its layer's and those of the layers it depends on."""
     return tuple(sorted({get_layer(x).table for x in (rule.layer, *rule.depends_on)}))
+
+
+# Tables that triggers keep in step with a layer table, in the same statement that changes it, and that no API or
+# loader role may write: its version stands for theirs. twin.quality_land holds the municipalities' land
+# (migrations 0005/0006: rebuilt by a statement trigger on twin.municipalities).
+_KEPT_BY = {"quality_land": "municipalities"}
 
 
 # What makes a query's answer depend on the day it runs (a rule's SQL with an as-of date holds that date instead).
@@ -145,37 +171,65 @@ def fingerprint_covers(rule: QualityRule) -> bool:
     twin.ingest_runs, or a municipality check, which reads twin.quality_land)."""
     if rule.id not in _COVERS:
         text = count_sql(rule).as_string(None) + failing_sql(rule).as_string(None)
-        _COVERS[rule.id] = set(_TABLE_READ.findall(text)) <= set(rule_tables(rule))
+        tables = set(rule_tables(rule))
+        read = {_KEPT_BY.get(t, t) for t in _TABLE_READ.findall(text)}
+        _COVERS[rule.id] = read <= tables
     return _COVERS[rule.id]
+
+
+def row_local(rule: QualityRule) -> bool:
+    """Whether a record's verdict under ``rule`` depends on that record and on other tables only, never on the
+    other records of its own layer, so that the rule can be counted over the records a load changed and the
+    difference added to a recorded count (twin.quality.delta). Its fingerprint must cover what it reads; its
+    query for a few records (:func:`row_joins`) may read its own table again only through a join on the
+    record's id (``... ON alias.id = t.id``, as layers.quality_spec.flagged and ROW_JOINS write it), so every
+    occurrence of the table beyond the FROM has to be such a join."""
+    if not fingerprint_covers(rule):
+        return False
+    own = get_layer(rule.layer).table
+    s = rule.sql
+    text = "\n".join((row_joins(rule), s.applies, s.fails, s.reason))
+    reads_own = _TABLE_READ.findall(text).count(own)
+    keyed = len(re.findall(r"\) ([a-z_]+) ON \1\.id = t\.id\b", text))
+    return reads_own <= keyed and not _ACROSS_ROWS.search(row_joins(rule))
+
+
+# What makes a record's verdict depend on other records of the same table even inside a join on its id.
+_ACROSS_ROWS = re.compile(r"group\s+by|\bover\s*\(|_agg\(|\bcount\(|distinct\s+on|\blimit\b|\boffset\b",
+                          re.IGNORECASE)
 
 
 def shared_count_sql(rules: Sequence[QualityRule], settings: Settings | None = None,
                      principal: Principal | None = None,
-                     also: Sequence[tuple[QualityRule, Principal]] = ()) -> sql.Composed:
+                     also: Sequence[tuple[QualityRule, Principal]] = (), rows_of: str | None = None) -> sql.Composed:
     """One query counting several rules of a layer with the same ``joins`` (none, for the simple rules) at once:
     columns c0, f0, c1, f1, ... (checked and failed per rule, in order). Same numbers as count_sql per rule (the
     same FROM, each rule's own FILTER), one pass over the rows and one evaluation of the joins. ``also``: then the
-    counts of these rules as another audience would get them (their joins must not depend on the audience)."""
+    counts of these rules as another audience would get them (their joins must not depend on the audience).
+    ``rows_of``: over the records of this TEMP table only (see :func:`count_sql`)."""
     joins = rules[0].sql.joins.strip() if rules else ""
     assert rules and all(r.layer == rules[0].layer and r.sql.joins.strip() == joins for r in rules)
     assert all(r.layer == rules[0].layer and r.sql.joins.strip() == joins and "@visible" not in joins for r, _ in also)
     cols = []
     for i, (r, who) in enumerate([*((r, principal) for r in rules), *also]):
-        _, applies, fails, _ = _parts(r, settings, who)
+        _, applies, fails, _ = _parts(r, settings, who, rows_of=rows_of)
         cols.append(sql.SQL("count(*) FILTER (WHERE ({a}))::bigint AS {c}, "
                             "count(*) FILTER (WHERE ({a}) AND coalesce(({f}), false))::bigint AS {f_}").format(
             a=applies, f=fails, c=sql.Identifier(f"c{i}"), f_=sql.Identifier(f"f{i}")))
-    return sql.SQL("SELECT {} FROM {} {}").format(sql.SQL(", ").join(cols), _table(rules[0]),
-                                                  _parts(rules[0], settings, principal)[0])
+    return sql.SQL("SELECT {} FROM {} {}").format(sql.SQL(", ").join(cols), _table(rules[0], rows_of),
+                                                  _parts(rules[0], settings, principal, rows_of=rows_of)[0])
 
 
-def examples_sql(rule: QualityRule, limit: int, settings: Settings | None = None) -> sql.Composed:
-    """The first ``limit`` failing records (by id) with the layer's natural key: columns id, key, reason."""
+def examples_sql(rule: QualityRule, limit: int, settings: Settings | None = None,
+                 rows_of: str | None = None) -> sql.Composed:
+    """The first ``limit`` failing records (by id) with the layer's natural key: columns id, key, reason.
+    ``rows_of``: among the records of this TEMP table only (:func:`failing_sql`)."""
     spec = get_layer(rule.layer)
     return sql.SQL(
         "SELECT f.id, k.{key}::text AS key, f.reason FROM ({failing}) f JOIN twin.{table} k ON k.id = f.id "
         "ORDER BY f.id LIMIT {limit}"
-    ).format(key=sql.Identifier(spec.key), failing=failing_sql(rule, settings), table=sql.Identifier(spec.table),
+    ).format(key=sql.Identifier(spec.key), failing=failing_sql(rule, settings, rows_of=rows_of),
+             table=sql.Identifier(spec.table),
              limit=sql.Literal(limit))
 
 
