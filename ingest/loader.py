@@ -298,7 +298,8 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
         changing = None if capture is None else changing_rows(
             spec, [*state.columns, "geom"], result.mode, state.rejected_keys, plan.fill_geometry_from)
         if capture is not None and changing is not None:
-            capture = _captured(conn, result, lambda c: c.before_merge(conn, changing), capture)
+            compared = [c for c in [*state.columns, "geom"] if c != spec.key]
+            capture = _captured(conn, result, lambda c: c.before_merge(conn, changing, compared), capture)
         _merge(conn, plan, state, result, into_empty=into_empty)
         if capture is not None:
             _captured(conn, result, lambda c: c.after_merge(conn, run_id, result.rows_updated, result.rows_deleted,

@@ -103,18 +103,22 @@ def changing_rows(spec: LayerSpec, cols: list[str], mode: str, keep: list[str] |
                   fill_geometry_from: LayerSpec | None = None) -> sql.Composed | None:
     """A SELECT of the records (as they are, every column) that :func:`merge_staged` (not ``into_empty``) with the
     same arguments will update or delete, by the same conditions, for the quality measurement over changed rows
-    (twin.quality.delta); None for ``enrich``, whose updates it does not list."""
+    (twin.quality.delta); None for ``enrich``, whose updates it does not list. One more column,
+    ``quality_changed``: the names of the columns an update changes (NULL for a record to delete)."""
     if mode == "enrich":
         return None
     key = sql.Identifier(spec.key)
     non_key = [c for c in cols if c != spec.key]
-    out = sql.SQL("SELECT t.* FROM {t} t JOIN {stage} s ON s.{k} = t.{k} "
-                  "WHERE ({old}) IS DISTINCT FROM ({new})").format(
-        t=table_ident(spec.table), stage=_stage_sql(cols, fill_geometry_from), k=key, old=_columns("t", non_key),
-        new=_columns("s", non_key))
+    changed = sql.SQL(", ").join(
+        sql.SQL("CASE WHEN t.{c} IS DISTINCT FROM s.{c} THEN {name} END").format(
+            c=sql.Identifier(c), name=sql.Literal(c)) for c in non_key)
+    out = sql.SQL("SELECT t.*, array_remove(ARRAY[{changed}]::text[], NULL) AS quality_changed "
+                  "FROM {t} t JOIN {stage} s ON s.{k} = t.{k} WHERE ({old}) IS DISTINCT FROM ({new})").format(
+        changed=changed, t=table_ident(spec.table), stage=_stage_sql(cols, fill_geometry_from), k=key,
+        old=_columns("t", non_key), new=_columns("s", non_key))
     if mode == "replace":
-        out = sql.SQL("{} UNION ALL SELECT t.* FROM {} t WHERE NOT EXISTS (SELECT 1 FROM ingest_stage s "
-                      "WHERE s.{k} = t.{k}) AND NOT (t.{k} = ANY({keep}))").format(
+        out = sql.SQL("{} UNION ALL SELECT t.*, NULL::text[] FROM {} t WHERE NOT EXISTS (SELECT 1 FROM ingest_stage "
+                      "s WHERE s.{k} = t.{k}) AND NOT (t.{k} = ANY({keep}))").format(
             out, table_ident(spec.table), k=key, keep=sql.Literal(keep or []))
     return out
 

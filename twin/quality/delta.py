@@ -20,6 +20,7 @@ empty table) breaks the chain and the rule is counted in full again.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ MAX_CHAIN = 50
 # the COMMIT of the load or the measurement).
 IDS = "quality_delta_ids"
 ROWS = "quality_delta_rows"
+ROWS_OF_GROUP = "quality_delta_group_rows"  # those of them a group of rules counts
 
 
 @dataclass
@@ -115,34 +117,61 @@ def _public(rule: QualityRule) -> bool:
     return public_counts_apply(rule)
 
 
-def _counts(conn: psycopg.Connection, rules: Sequence[QualityRule], settings: Settings,
-            rows_of: str) -> dict[str, tuple[int, int, int | None, int | None]]:
-    """Per rule: checked, failed and the public's checked, failed (None where the rule keeps none) over the
-    records of the TEMP table ``rows_of``; the rules with the same joins (the simple ones: none) in one query,
-    as the full measurement groups them (twin.quality.evaluate)."""
-    from twin.quality.evaluate import PUBLIC
-
+def _groups(rules: Sequence[QualityRule]) -> list[list[QualityRule]]:
+    """The rules with the same joins (the simple ones: none), counted in one query as the full measurement does."""
     groups: dict[tuple[str, str], list[QualityRule]] = {}
     for rule in rules:
         groups.setdefault((rule.sql.joins.strip(), row_joins(rule)), []).append(rule)
+    return list(groups.values())
+
+
+def _counts(conn: psycopg.Connection, group: Sequence[QualityRule], settings: Settings,
+            rows_of: str) -> dict[str, tuple[int, int, int | None, int | None]]:
+    """Per rule of ``group`` (:func:`_groups`): checked, failed and the public's checked, failed (None where the
+    rule keeps none) over the records of the TEMP table ``rows_of``."""
+    from twin.quality.evaluate import PUBLIC
+
+    public = [r for r in group if _public(r)]
+    shared = [r for r in public if "@visible" not in r.sql.joins]
+    row = conn.execute(shared_count_sql(group, settings, also=[(r, PUBLIC) for r in shared],
+                                        rows_of=rows_of)).fetchone()
+    assert row is not None
+    pub: dict[str, tuple[int, int]] = {r.id: (int(row[2 * j]), int(row[2 * j + 1]))
+                                       for j, r in enumerate(shared, start=len(group))}
+    for r in public:
+        if r.id not in pub:
+            own = conn.execute(count_sql(r, settings, PUBLIC, rows_of=rows_of)).fetchone()
+            assert own is not None
+            pub[r.id] = (int(own[0]), int(own[1]))
     out: dict[str, tuple[int, int, int | None, int | None]] = {}
-    for group in groups.values():
-        public = [r for r in group if _public(r)]
-        shared = [r for r in public if "@visible" not in r.sql.joins]
-        row = conn.execute(shared_count_sql(group, settings, also=[(r, PUBLIC) for r in shared],
-                                            rows_of=rows_of)).fetchone()
-        assert row is not None
-        pub: dict[str, tuple[int, int]] = {r.id: (int(row[2 * j]), int(row[2 * j + 1]))
-                                           for j, r in enumerate(shared, start=len(group))}
-        for r in public:
-            if r.id not in pub:
-                own = conn.execute(count_sql(r, settings, PUBLIC, rows_of=rows_of)).fetchone()
-                assert own is not None
-                pub[r.id] = (int(own[0]), int(own[1]))
-        for i, r in enumerate(group):
-            p = pub.get(r.id)
-            out[r.id] = (int(row[2 * i]), int(row[2 * i + 1]), *(p if p else (None, None)))
+    for i, r in enumerate(group):
+        p = pub.get(r.id)
+        out[r.id] = (int(row[2 * i]), int(row[2 * i + 1]), *(p if p else (None, None)))
     return out
+
+
+_DEFINED = re.compile(r'(?:\btwin\.[a-z_0-9]+|"?' + ROWS + r'"?)\s+(?:AS\s+)?([a-z_][a-z0-9_]*)\b', re.IGNORECASE)
+
+
+def columns_read(rule: QualityRule, settings: Settings) -> frozenset[str] | None:
+    """The columns of its own record that ``rule`` reads, in its form for a few records and for every audience it
+    is counted for: the columns of ``t`` and of the other aliases of its own table (the joins on the record's
+    id). None when that can't be told (an alias used whole). A record whose update leaves these columns as they
+    were keeps its verdict, so it need not be counted on either side of a difference."""
+    from twin.quality.evaluate import PUBLIC
+
+    texts = [count_sql(rule, settings, rows_of=ROWS).as_string(None)]
+    if _public(rule):
+        texts.append(count_sql(rule, settings, PUBLIC, rows_of=ROWS).as_string(None))
+    text = "\n".join(texts)
+    own = {m.group(1) for m in _DEFINED.finditer(text) if ROWS in m.group(0)}
+    bare = _DEFINED.sub(" ", text)  # without the definitions of aliases
+    cols: set[str] = set()
+    for alias in own:
+        cols |= {a or b for a, b in re.findall(rf'\b{alias}"?\.(?:"([a-z_0-9]+)"|([a-z_0-9]+))', bare)}
+        if re.search(rf'\b{alias}\b(?!"?\.)', bare):
+            return None
+    return frozenset(cols)
 
 
 def _copy(conn: psycopg.Connection, select: sql.Composable) -> None:
@@ -166,22 +195,51 @@ class Capture:
         self.rows_old = 0
         self.seconds = 0.0
         self.timings: dict[str, float] = {}
+        self.compared: frozenset[str] = frozenset()
 
-    def before_merge(self, conn: psycopg.Connection, changing: sql.Composable) -> None:
-        """``changing``: a SELECT of the records the merge will update or delete, as they are (ingest.merge,
-        changing_rows). Counts the rules over them."""
+    def _count(self, conn: psycopg.Connection, inserted: bool) -> dict[str, tuple[int, int, int | None, int | None]]:
+        """Count the rules over the records in :data:`ROWS`. A group of rules with joins (the costly ones) counts
+        only the records whose update changed a column it reads (:func:`columns_read`; the column names in
+        :data:`IDS`), the deleted ones and, if ``inserted``, the inserted ones: the others keep their verdict and
+        would cancel out. The simple rules share one scan of them all."""
+        out: dict[str, tuple[int, int, int | None, int | None]] = {}
+        for group in _groups(self.rules):
+            rows_of = ROWS
+            cols: set[str] | None = set()
+            for rule in group:
+                read = columns_read(rule, self.settings)
+                cols = None if read is None or cols is None else cols | read
+            if group[0].sql.joins.strip() and cols is not None and cols <= self.compared | {"id", self.spec.key}:
+                rows_of = ROWS_OF_GROUP
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(rows_of)))
+                conn.execute(sql.SQL(
+                    "CREATE TEMP TABLE {f} ON COMMIT DROP AS SELECT * FROM {rows} WHERE id IN (SELECT id FROM {ids} "
+                    "WHERE quality_changed IS NULL OR quality_changed && {cols}){new}").format(
+                    f=sql.Identifier(rows_of), rows=sql.Identifier(ROWS), ids=sql.Identifier(IDS),
+                    cols=sql.Literal(sorted(cols)),
+                    new=sql.SQL(" OR id > {}").format(sql.Literal(self.max_id)) if inserted else sql.SQL("")))
+                conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(rows_of)))
+            out.update(_counts(conn, group, self.settings, rows_of))
+        return out
+
+    def before_merge(self, conn: psycopg.Connection, changing: sql.Composable, compared: Sequence[str]) -> None:
+        """``changing``: a SELECT of the records the merge will update or delete, as they are, with the names of
+        the columns an update changes (ingest.merge.changing_rows); ``compared``: the columns the merge
+        compares. Counts the rules over them."""
         t0 = time.perf_counter()
+        self.compared = frozenset(compared)
         rows, ids = sql.Identifier(ROWS), sql.Identifier(IDS)
         _copy(conn, changing)
         self.timings["select"] = time.perf_counter() - t0
-        conn.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT id FROM {}").format(ids, rows))
+        conn.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT id, quality_changed FROM {}").format(
+            ids, rows))
         conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(ids))
         row = conn.execute(sql.SQL("SELECT (SELECT count(*) FROM {}), (SELECT coalesce(max(id), 0) FROM twin.{})")
                            .format(ids, sql.Identifier(self.spec.table))).fetchone()
         assert row is not None
         self.rows_old, self.max_id = int(row[0]), int(row[1])
         t1 = time.perf_counter()
-        self.old = _counts(conn, self.rules, self.settings, ROWS)
+        self.old = self._count(conn, inserted=False)
         self.timings["count_before"] = time.perf_counter() - t1
         self.seconds += time.perf_counter() - t0
 
@@ -203,7 +261,7 @@ class Capture:
         if n_new is None or int(n_new[0]) != inserted:
             return 0
         t1 = time.perf_counter()
-        new = _counts(conn, self.rules, self.settings, ROWS)
+        new = self._count(conn, inserted=True)
         self.timings["count_after"] = time.perf_counter() - t1
         today, after = _versions(conn)
         rows = []
