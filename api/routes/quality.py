@@ -72,9 +72,10 @@ def rule_settings(request: Request, when: history.AsOf | None = None) -> Setting
 
 
 def failing(request: Request, rule: quality.QualityRule, principal: Principal,
-            when: history.AsOf | None = None) -> sql.Composable:
-    """The failing records of a rule as this caller may be told of them (twin.quality.audience)."""
-    return quality.failing_sql(rule, rule_settings(request, when), principal)
+            when: history.AsOf | None = None, few: bool = False) -> sql.Composable:
+    """The failing records of a rule as this caller may be told of them (twin.quality.audience); ``few``: for a
+    query of a few ids (twin.quality.failing_sql)."""
+    return quality.failing_sql(rule, rule_settings(request, when), principal, few=few)
 
 
 def has_history(rule: quality.QualityRule) -> bool:
@@ -665,7 +666,7 @@ async def issues_of(request: Request, conn: psycopg.AsyncConnection, principal: 
     wanted = binder.bind(ids)
     union = sql.SQL(" UNION ALL ").join(
         sql.SQL("SELECT {rid} AS rule_id, f.id, f.reason FROM ({failing}) f WHERE f.id = ANY({ids})").format(
-            rid=sql.Literal(r.id), failing=failing(request, r, principal, when), ids=wanted)
+            rid=sql.Literal(r.id), failing=failing(request, r, principal, when, few=True), ids=wanted)
         for r in rules
     )
     rows = await fetch(conn, sql.SQL("SELECT rule_id, id, reason FROM ({}) u ORDER BY rule_id").format(union),

@@ -82,16 +82,17 @@ def row_joins(rule: QualityRule) -> str:
 
 def _parts(rule: QualityRule, settings: Settings | None,
            principal: Principal | None = None, rows: bool = False,
-           rows_of: str | None = None) -> tuple[sql.Composable, ...]:
+           rows_of: str | None = None, few: bool = False) -> tuple[sql.Composable, ...]:
     """joins, applies, fails, reason; for a ``principal``, applies limited to the records the rule may count
     for them and ``@visible(x)`` to the records whose personal fields they may see (twin.quality.audience).
     ``rows``: for a query of failing records, with the rule's ROW_JOINS (layers.quality_rules) if it has them;
     ``rows_of``: over the records in this TEMP table (a copy of some rows of the layer table; a
     :func:`row_local` rule only), in the form for a few records (:func:`row_joins`) with every other
-    occurrence of the layer table (a join on the record's id) reading the copy too."""
+    occurrence of the layer table (a join on the record's id) reading the copy too; ``few``: in that form, for
+    a query that asks for a few ids of the layer table."""
     v = _values(settings)
     s = rule.sql
-    joins = row_joins(rule) if rows_of else ROW_JOINS.get(rule.id, s.joins) if rows else s.joins
+    joins = row_joins(rule) if rows_of or few else ROW_JOINS.get(rule.id, s.joins) if rows else s.joins
     if rows_of:
         assert re.fullmatch(r"[a-z_]+", rows_of)
         joins = re.sub(rf"\btwin\.{get_layer(rule.layer).table}\b", rows_of, joins)
@@ -107,12 +108,14 @@ def _parts(rule: QualityRule, settings: Settings | None,
 
 
 def failing_sql(rule: QualityRule, settings: Settings | None = None,
-                principal: Principal | None = None, rows_of: str | None = None) -> sql.Composed:
+                principal: Principal | None = None, rows_of: str | None = None, few: bool = False) -> sql.Composed:
     """SELECT of the failing records: columns ``id`` (the layer table's id) and ``reason`` (plain words). No
     ORDER or LIMIT: the caller joins the layer table, pages and masks. Thresholds from ``settings`` (default:
     the defaults of the TWIN_QUALITY_ settings); for a ``principal``, only what that caller may be told.
-    ``rows_of``: over the records of this TEMP table only (for a :func:`row_local` rule; see _parts)."""
-    joins, applies, fails, reason = _parts(rule, settings, principal, rows=True, rows_of=rows_of)
+    ``rows_of``: over the records of this TEMP table only (for a :func:`row_local` rule; see _parts); ``few``:
+    for a caller that asks for a few ids (``WHERE id = ANY(...)``), in the form that the planner narrows to them.
+    """
+    joins, applies, fails, reason = _parts(rule, settings, principal, rows=True, rows_of=rows_of, few=few)
     return sql.SQL(
         "SELECT t.id, ({reason})::text AS reason FROM {table} {joins} WHERE ({applies}) AND coalesce(({fails}), false)"
     ).format(reason=reason, table=_table(rule, rows_of), joins=joins, applies=applies, fails=fails)
