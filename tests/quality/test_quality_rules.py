@@ -8,7 +8,7 @@ from conftest import Twin
 from psycopg import sql
 from quality_fixture import AMSTERDAM
 
-from layers.registry import LAYERS
+from layers.registry import LAYERS, get_layer
 from twin import database, quality
 
 # rule -> the keys of the records that break it (see the comments in quality_fixture.py).
@@ -217,6 +217,13 @@ def test_interface_sql_runs_for_every_rule(quality_twin: Twin) -> None:
             assert failed == len(failing) == len(EXPECTED.get(rule.id, ())), rule.id
             assert all(isinstance(i, int) and reason for i, reason in failing), rule.id
             assert checked >= failed
+            # the form for a few ids (the API's quality_issue_list) finds the same records among them
+            table = get_layer(rule.layer).table
+            first = conn.execute(f"SELECT id FROM twin.{table} ORDER BY id LIMIT 5").fetchall()  # noqa: S608
+            ids = [i for i, _ in failing] + [i for (i,) in first]
+            few = conn.execute(sql.SQL("SELECT f.id, f.reason FROM ({}) f WHERE f.id = ANY(%s)").format(
+                quality.failing_sql(rule, quality_twin.settings, few=True)), (ids,)).fetchall()
+            assert sorted(few) == sorted(failing), rule.id
 
 
 def test_fingerprints_stay_for_rules_whose_tables_did_not_change_meanwhile(quality_twin: Twin) -> None:
