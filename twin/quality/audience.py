@@ -25,7 +25,7 @@ from functools import cache
 from psycopg import sql
 
 from layers.quality_spec import QualityRule
-from layers.registry import LAYERS
+from layers.registry import LAYERS, get_layer
 from twin.access import (
     Principal,
     coarsened_fields,
@@ -90,3 +90,15 @@ def visible_sql(rule: QualityRule, principal: Principal | None, alias: str) -> s
     if principal is None or spec is None:
         return sql.SQL("true")
     return sees_personal_sql(principal, spec, alias)
+
+
+# The audience the public counts are for: anonymous callers (and public keys and advisors, who see the same
+# records of public layers).
+PUBLIC = Principal(role="anonymous")
+
+
+def public_counts_apply(rule: QualityRule) -> bool:
+    """Whether a rule gets counts of its own for the public: it reads public layers only (no row-level security
+    decides what a caller counts, so the writer's count under the audience's scope is exactly the count a live
+    measurement gives anonymous callers, public keys and advisors) and the audience scope changes its answer."""
+    return all(get_layer(x).access == "public" for x in (rule.layer, *rule.depends_on)) and scoped(rule, PUBLIC)

@@ -8,7 +8,7 @@ and the ones it inserted (after them), and records the difference in twin.qualit
 fingerprint before the load to its fingerprint after it (twin.quality.sql.fingerprint: the rule's query, the
 reference date of a rule that reads the clock, the versions of every table it reads). A measurement that finds
 a recorded count whose fingerprint leads to the current one through such differences adds them up instead of
-counting every record again (:func:`apply`).
+counting every record again (twin.quality.evaluate).
 
 Why this is exact: both sides are counted over the same set of records, which holds every record the load
 wrote, so the records it did not touch cancel out. The other tables a rule reads are the same on both sides
@@ -25,19 +25,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
 from layers.quality_spec import QualityRule
 from layers.registry import LayerSpec, get_layer
+from twin.quality.audience import PUBLIC, public_counts_apply
 from twin.quality.registry import all_rules
 from twin.quality.sql import count_sql, examples_sql, fingerprint, row_joins, row_local, rule_tables, shared_count_sql
 from twin.settings import Settings
-
-if TYPE_CHECKING:
-    from twin.quality.evaluate import RuleResult
 
 # How many recorded differences a measurement follows back from the current state to a recorded count (a chain
 # of deliveries without a measurement in between); further back it counts in full.
@@ -69,7 +66,7 @@ def _versions(conn: psycopg.Connection) -> tuple[date, dict[str, int]]:
     return today[0], {r[0]: int(r[1]) for r in rows}
 
 
-def _has_table(conn: psycopg.Connection) -> bool:
+def has_table(conn: psycopg.Connection) -> bool:
     row = conn.execute("SELECT to_regclass('twin.quality_deltas') IS NOT NULL").fetchone()
     return bool(row and row[0])
 
@@ -112,8 +109,6 @@ def reach(conn: psycopg.Connection, rule: QualityRule, fp: str, public: bool) ->
 
 
 def _public(rule: QualityRule) -> bool:
-    from twin.quality.evaluate import public_counts_apply
-
     return public_counts_apply(rule)
 
 
@@ -129,8 +124,6 @@ def _counts(conn: psycopg.Connection, group: Sequence[QualityRule], settings: Se
             rows_of: str) -> dict[str, tuple[int, int, int | None, int | None]]:
     """Per rule of ``group`` (:func:`_groups`): checked, failed and the public's checked, failed (None where the
     rule keeps none) over the records of the TEMP table ``rows_of``."""
-    from twin.quality.evaluate import PUBLIC
-
     public = [r for r in group if _public(r)]
     shared = [r for r in public if "@visible" not in r.sql.joins]
     row = conn.execute(shared_count_sql(group, settings, also=[(r, PUBLIC) for r in shared],
@@ -158,8 +151,6 @@ def columns_read(rule: QualityRule, settings: Settings) -> frozenset[str] | None
     is counted for: the columns of ``t`` and of the other aliases of its own table (the joins on the record's
     id). None when that can't be told (an alias used whole). A record whose update leaves these columns as they
     were keeps its verdict, so it need not be counted on either side of a difference."""
-    from twin.quality.evaluate import PUBLIC
-
     texts = [count_sql(rule, settings, rows_of=ROWS).as_string(None)]
     if _public(rule):
         texts.append(count_sql(rule, settings, PUBLIC, rows_of=ROWS).as_string(None))
@@ -287,7 +278,7 @@ def start(conn: psycopg.Connection, settings: Settings, spec: LayerSpec) -> Capt
     """Before a load of ``spec`` writes (with its table locked against other writers): a :class:`Capture` for
     the row-local rules of the layer whose count at the current state is known (recorded, or reachable through
     recorded differences); None when there is none, and then the load does no extra work."""
-    if spec.id not in {r.layer for r in all_rules()} or not _has_table(conn):
+    if spec.id not in {r.layer for r in all_rules()} or not has_table(conn):
         return None
     today, versions = _versions(conn)
     rules = [r for r in all_rules(layer=spec.id) if row_local(r)
@@ -295,31 +286,7 @@ def start(conn: psycopg.Connection, settings: Settings, spec: LayerSpec) -> Capt
     return Capture(spec, settings, rules, today, versions) if rules else None
 
 
-def apply(conn: psycopg.Connection, results: Sequence[RuleResult], settings: Settings, today: date,
-          versions: dict[str, int], n_examples: int) -> list[RuleResult]:
-    """Set the counts of those of ``results`` whose rule is row-local and whose count at the state of
-    ``today`` and ``versions`` is reached from a recorded measurement through at least one recorded difference,
-    with their examples (:func:`_examples`). Returns the results so measured; the caller counts the others."""
-    if not _has_table(conn):
-        return []
-    done = []
-    for r in results:
-        if not row_local(r.rule):
-            continue
-        t0 = time.perf_counter()
-        known = reach(conn, r.rule, fingerprint(r.rule, settings, today, versions), _public(r.rule))
-        if known is None or not known.runs:
-            continue
-        r.checked, r.failed, r.public = known.checked, known.failed, known.public
-        r.incremental = (known.result_id, tuple(known.runs))
-        if n_examples > 0 and r.failed:
-            r.examples = _examples(conn, r.rule, settings, known, n_examples)
-        r.seconds = time.perf_counter() - t0
-        done.append(r)
-    return done
-
-
-def _examples(conn: psycopg.Connection, rule: QualityRule, settings: Settings, known: Known,
+def examples(conn: psycopg.Connection, rule: QualityRule, settings: Settings, known: Known,
               n: int) -> list[dict[str, str]]:
     """The first ``n`` failing records (by id), as a full measurement gives them. A record that fails now and
     was not written by one of the loads since the recorded measurement failed then too (its verdict depends on it

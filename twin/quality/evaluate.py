@@ -18,11 +18,11 @@ import psycopg
 
 from layers.quality_spec import QualityRule
 from layers.registry import LAYERS, get_layer
-from twin.access import Principal
 from twin.database import snapshot_sessions
 from twin.quality import audience, delta
+from twin.quality.audience import PUBLIC, public_counts_apply
 from twin.quality.registry import all_rules, rules_reading
-from twin.quality.sql import count_sql, examples_sql, fingerprint, shared_count_sql
+from twin.quality.sql import count_sql, examples_sql, fingerprint, row_local, shared_count_sql
 from twin.settings import Settings
 
 JSON_FORMAT = "vth-twin-quality/1"
@@ -226,19 +226,6 @@ def _cost(group: Sequence[RuleResult], rows: dict[str, float]) -> float:
     return n * (1 + probes)
 
 
-# The audience the public counts are for: anonymous callers (and public keys and advisors, who see the same
-# records of public layers; twin.quality.audience).
-PUBLIC = Principal(role="anonymous")
-
-
-def public_counts_apply(rule: QualityRule) -> bool:
-    """Whether a rule gets counts of its own for the public: it reads public layers only (no row-level security
-    decides what a caller counts, so the writer's count under the audience's scope is exactly the count a live
-    measurement gives anonymous callers, public keys and advisors) and the audience scope changes its answer."""
-    return all(get_layer(x).access == "public" for x in (rule.layer, *rule.depends_on)) \
-        and audience.scoped(rule, PUBLIC)
-
-
 def _measure_group(conn: psycopg.Connection, group: Sequence[RuleResult], settings: Settings,
                    n_examples: int) -> None:
     """Count the rules of ``group`` (one layer, the same joins) in one query, with the public counts of the rules
@@ -312,6 +299,30 @@ def _run_jobs(conn: psycopg.Connection, jobs: Sequence[list[RuleResult]],
 
 
 
+def _added_up(conn: psycopg.Connection, results: Sequence[RuleResult], settings: Settings, today: date,
+              versions: dict[str, int], n_examples: int) -> list[RuleResult]:
+    """Set the counts of those of ``results`` whose rule is row-local and whose count at the state of ``today``
+    and ``versions`` is reached from a recorded measurement through at least one recorded difference, with their
+    examples (twin.quality.delta.examples). Returns the results so measured; the caller counts the others."""
+    if not delta.has_table(conn):
+        return []
+    done = []
+    for r in results:
+        if not row_local(r.rule):
+            continue
+        t0 = time.perf_counter()
+        known = delta.reach(conn, r.rule, fingerprint(r.rule, settings, today, versions), public_counts_apply(r.rule))
+        if known is None or not known.runs:
+            continue
+        r.checked, r.failed, r.public = known.checked, known.failed, known.public
+        r.incremental = (known.result_id, tuple(known.runs))
+        if n_examples > 0 and r.failed:
+            r.examples = delta.examples(conn, r.rule, settings, known, n_examples)
+        r.seconds = time.perf_counter() - t0
+        done.append(r)
+    return done
+
+
 def evaluate(conn: psycopg.Connection, settings: Settings, rules: Iterable[QualityRule] | None = None,
              examples: int | None = None, compare: bool = True,
              progress: Callable[[int, int], None] | None = None, incremental: bool = False) -> QualityReport:
@@ -356,7 +367,7 @@ def evaluate(conn: psycopg.Connection, settings: Settings, rules: Iterable[Quali
     measured = [0]
     counted = todo
     if incremental and before is not None:
-        done = delta.apply(conn, todo, settings, *before, n_examples)
+        done = _added_up(conn, todo, settings, *before, n_examples)
         counted = [r for r in todo if all(r is not d for d in done)]
         measured[0] = len(done)
         if done and progress is not None:
