@@ -304,6 +304,8 @@ def _run(conn: psycopg.Connection, plan: Plan, result: RunResult, land: geo.Land
         if capture is not None:
             _captured(conn, result, lambda c: c.after_merge(conn, run_id, result.rows_updated, result.rows_deleted,
                                                             result.rows_inserted), capture)
+            if capture.skipped:
+                result.notes.append(capture.skipped)
             result.timings["quality_delta"] = capture.seconds
             result.timings.update({f"quality_delta_{k}": v for k, v in capture.timings.items()})
         if deferred:

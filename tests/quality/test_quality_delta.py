@@ -125,3 +125,29 @@ def test_a_write_without_a_difference_or_a_change_elsewhere_counts_in_full(twin:
         conn.execute("UPDATE twin.addresses SET street = NULL WHERE id = (SELECT max(id) FROM twin.addresses)")
     inc = _compare(s)  # an edit by hand records no difference: every rule counts in full
     assert all(r.incremental is None for r in inc.values())
+
+
+def test_a_delivery_that_changes_most_records_records_no_difference(twin: tuple[Settings, Path],
+                                                                    tmp_path: Path) -> None:
+    """Counting the changed records twice would cost the load about what the next full count costs: beyond a
+    quarter of the table the load says so and records nothing; the measurement counts the layer in full."""
+    s, first = twin
+    quality.measure_and_record(s)
+    rows = _rows(first)
+    for r in rows:
+        r["house_number"] = str(int(r["house_number"] or 0) + 1000)
+    path = tmp_path / "alles_anders.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    done = loader.load(s, "addresses", path, crs="EPSG:28992")
+    assert done.status == "succeeded", done.message
+    assert done.rows_updated + done.rows_inserted == len(rows)
+    assert any("records no quality difference" in n for n in done.notes), done.notes
+    with psycopg.connect(database.url_for(s, "owner")) as conn:
+        recorded = conn.execute("SELECT count(*) FROM twin.quality_deltas WHERE run_id = %s",
+                                (done.run_id,)).fetchone()
+    assert recorded == (0,)
+    inc = _compare(s)
+    assert all(inc[r.id].incremental is None for r in _rules() if r.layer == "addresses")

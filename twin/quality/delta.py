@@ -44,6 +44,10 @@ MAX_CHAIN = 50
 IDS = "quality_delta_ids"
 ROWS = "quality_delta_rows"
 ROWS_OF_GROUP = "quality_delta_group_rows"  # those of them a group of rules counts
+# A load that changes more than this share of its table's records records no difference: counting the changed
+# records twice (before and after the writes) would cost about as much as the full count the next measurement
+# then does, and the load would carry it (a whole new delivery in replace mode changes every record).
+MAX_SHARE = 0.25
 
 
 @dataclass
@@ -187,6 +191,16 @@ class Capture:
         self.seconds = 0.0
         self.timings: dict[str, float] = {}
         self.compared: frozenset[str] = frozenset()
+        self.rows_table = 0
+        self.skipped: str | None = None  # why no difference is recorded (too many records changed)
+
+    def _too_many(self, changed: int, rows: int) -> bool:
+        if changed <= MAX_SHARE * max(rows, 1):
+            return False
+        self.skipped = (f"quality: this load changes {changed:,} of {rows:,} records, more than "
+                        f"{MAX_SHARE:.0%}, so it records no quality difference and the next measurement counts "
+                        "the layer's rules over every record (cheaper than counting the changed ones twice)")
+        return True
 
     def _count(self, conn: psycopg.Connection, inserted: bool) -> dict[str, tuple[int, int, int | None, int | None]]:
         """Count the rules over the records in :data:`ROWS`. A group of rules with joins (the costly ones) counts
@@ -219,16 +233,30 @@ class Capture:
         compares. Counts the rules over them."""
         t0 = time.perf_counter()
         self.compared = frozenset(compared)
-        rows, ids = sql.Identifier(ROWS), sql.Identifier(IDS)
-        _copy(conn, changing)
-        self.timings["select"] = time.perf_counter() - t0
-        conn.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT id, quality_changed FROM {}").format(
-            ids, rows))
+        ids = sql.Identifier(IDS)
+        # first only their ids (a narrow table), so that a load that changes too many records copies none of them
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ids))
+        conn.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT id, quality_changed FROM ({}) c").format(
+            ids, changing))
         conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(ids))
-        row = conn.execute(sql.SQL("SELECT (SELECT count(*) FROM {}), (SELECT coalesce(max(id), 0) FROM twin.{})")
-                           .format(ids, sql.Identifier(self.spec.table))).fetchone()
+        self.timings["select"] = time.perf_counter() - t0
+        # the table's size from its statistics (a count would read it all), or counted where it has none yet
+        row = conn.execute(sql.SQL(
+            "SELECT (SELECT count(*) FROM {ids}), (SELECT coalesce(max(id), 0) FROM twin.{t}), "
+            "(SELECT reltuples::bigint FROM pg_class WHERE oid = {reg}::regclass)").format(
+            ids=ids, t=sql.Identifier(self.spec.table),
+            reg=sql.Literal(f"twin.{self.spec.table}"))).fetchone()
         assert row is not None
-        self.rows_old, self.max_id = int(row[0]), int(row[1])
+        self.rows_old, self.max_id, self.rows_table = int(row[0]), int(row[1]), int(row[2])
+        if self.rows_table <= 0:
+            total = conn.execute(sql.SQL("SELECT count(*) FROM twin.{}").format(
+                sql.Identifier(self.spec.table))).fetchone()
+            self.rows_table = int(total[0]) if total else 0
+        if self._too_many(self.rows_old, self.rows_table):
+            self.seconds += time.perf_counter() - t0
+            return
+        _copy(conn, sql.SQL("SELECT * FROM twin.{} WHERE id IN (SELECT id FROM {})").format(
+            sql.Identifier(self.spec.table), ids))
         t1 = time.perf_counter()
         self.old = self._count(conn, inserted=False)
         self.timings["count_before"] = time.perf_counter() - t1
@@ -240,7 +268,8 @@ class Capture:
         reports; nothing is recorded unless the records counted before are exactly the updated and deleted ones
         and the new ids exactly the inserted ones. Returns the number of differences recorded."""
         t0 = time.perf_counter()
-        if self.rows_old != updated + deleted:
+        if self.skipped or self.rows_old != updated + deleted \
+                or self._too_many(self.rows_old + inserted, self.rows_table - deleted + inserted):
             return 0
         # two index scans (with OR the planner reads the whole table)
         _copy(conn, sql.SQL("SELECT * FROM twin.{t} WHERE id IN (SELECT id FROM {ids}) UNION ALL "
