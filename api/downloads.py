@@ -10,6 +10,13 @@ file is never served to another. A file is written to a temporary name and renam
 two processes making the same file at once cannot corrupt it; within a process, concurrent first requests
 wait for one job. Rows are fetched in batches from a server-side cursor and written batch by batch, so
 memory stays bounded whatever the layer's size.
+
+A GeoParquet or CSV file that is not made within :data:`STREAM_AFTER_S` is sent while it is written (both
+formats are written front to back): the first bytes of the national buildings' GeoParquet come after a second
+instead of after the 50-90 s the whole file takes. Such a first answer has no length, ``ETag`` or
+``OGC-NumberMatched`` (not known yet); a write that fails cuts the answer off, so the client sees an incomplete
+transfer, never a short file that looks whole. A GeoPackage (SQLite writes all over its file) and a
+restricted layer (whose access record needs the count) are sent once made, as before.
 """
 
 from __future__ import annotations
@@ -21,8 +28,8 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -51,6 +58,9 @@ FORMATS: dict[str, tuple[str, str]] = {
 BATCH_ROWS = 20_000
 GENERATION_TIMEOUT = "30min"  # statement_timeout of a file's fetches (the API's own is for interactive requests)
 _GEOMETRY_TYPES = {"Point": "Point", "Polygon": "Polygon", "MultiPolygon": "MultiPolygon"}
+STREAMABLE = ("parquet", "csv")  # written front to back: can be sent while written
+STREAM_AFTER_S = 0.5  # a file not made within this is sent while it is written (if STREAMABLE)
+CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -218,9 +228,11 @@ def _write(conn: psycopg.Connection[Any], columns: Columns, fmt: str, tmp: Path)
     return counter[0]
 
 
-def make_file(settings: Settings, spec: LayerSpec, principal: Principal, fmt: str) -> Download:
+def make_file(settings: Settings, spec: LayerSpec, principal: Principal, fmt: str,
+              writing: Callable[[Path], None] | None = None) -> Download:
     """Make the file of the layer's current version for ``principal``'s audience (or find it made by another
-    process meanwhile). Blocking: run it in a worker thread."""
+    process meanwhile). Blocking: run it in a worker thread. ``writing`` is called with the temporary file
+    (created, empty) just before the rows are written into it."""
     columns = columns_for(spec, principal)
     with psycopg.connect(database.url_for(settings, "reader"), connect_timeout=5,
                          application_name="vth-twin-download") as conn:
@@ -245,6 +257,9 @@ def make_file(settings: Settings, spec: LayerSpec, principal: Principal, fmt: st
             final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
             try:
+                if writing is not None:
+                    tmp.touch(mode=0o600)  # the writers truncate it in place: a reader that opened it follows
+                    writing(tmp)
                 count = _write(conn, columns, fmt, tmp)
                 if fmt == "gpkg":
                     _stamp_gpkg(tmp, changed_at)
@@ -291,28 +306,92 @@ def _remove_older(final: Path, spec: LayerSpec, version: int, fmt: str) -> None:
 
 
 # -- the jobs of one process -------------------------------------------------------------------------------
+@dataclass
+class Making:
+    """A file job: its result, and the temporary file it writes (once it writes)."""
+
+    job: asyncio.Future[Download]
+    writing: asyncio.Event = field(default_factory=asyncio.Event)
+    tmp: Path | None = None
+
+
 class Jobs:
     """Running file jobs of this process: concurrent first requests of one file wait for one job; at most
     ``parallel`` files are made at once (each holds a database connection and a worker thread)."""
 
     def __init__(self, parallel: int = 2) -> None:
-        self._running: dict[tuple[str, str, str, int | None], asyncio.Future[Download]] = {}
+        self._running: dict[tuple[str, str, str, int | None], Making] = {}
         self._slots = asyncio.Semaphore(parallel)
+
+    def start(self, settings: Settings, spec: LayerSpec, principal: Principal, fmt: str,
+              version: int | None) -> Making:
+        """The job that makes the file (a running one for the same file, else a new one)."""
+        key = (spec.id, audience(principal), fmt, version)
+        making = self._running.get(key) if version is not None else None
+        if making is None:
+            loop = asyncio.get_running_loop()
+
+            made: list[Making] = []
+
+            def note(tmp: Path) -> None:
+                made[0].tmp = tmp
+                made[0].writing.set()
+
+            def writing(tmp: Path) -> None:  # called in the worker thread, which starts after ``made`` is set
+                loop.call_soon_threadsafe(note, tmp)
+
+            making = Making(asyncio.ensure_future(self._run(settings, spec, principal, fmt, writing)))
+            made.append(making)
+            if version is not None:
+                self._running[key] = making
+                making.job.add_done_callback(lambda _: self._running.pop(key, None))
+        return making
 
     async def get(self, settings: Settings, spec: LayerSpec, principal: Principal, fmt: str,
                   version: int | None) -> Download:
-        key = (spec.id, audience(principal), fmt, version)
-        job = self._running.get(key) if version is not None else None
-        if job is None:
-            job = asyncio.ensure_future(self._run(settings, spec, principal, fmt))
-            if version is not None:
-                self._running[key] = job
-                job.add_done_callback(lambda _: self._running.pop(key, None))
-        return await asyncio.shield(job)
+        return await asyncio.shield(self.start(settings, spec, principal, fmt, version).job)
 
-    async def _run(self, settings: Settings, spec: LayerSpec, principal: Principal, fmt: str) -> Download:
+    async def _run(self, settings: Settings, spec: LayerSpec, principal: Principal, fmt: str,
+                   writing: Callable[[Path], None]) -> Download:
         async with self._slots:
-            return await asyncio.to_thread(make_file, settings, spec, principal, fmt)
+            return await asyncio.to_thread(make_file, settings, spec, principal, fmt, writing)
+
+
+async def made_or_writing(making: Making, fmt: str, wait_s: float | None = None) -> Download | Path:
+    """The made file if it is made within ``wait_s`` (default :data:`STREAM_AFTER_S`) or can't be sent while
+    written (not :data:`STREAMABLE`); else the temporary file it is being written to, once writing began."""
+    if fmt in STREAMABLE:
+        writing = asyncio.ensure_future(making.writing.wait())
+        try:
+            await asyncio.wait([making.job], timeout=STREAM_AFTER_S if wait_s is None else wait_s)
+            if not making.job.done():
+                either: set[asyncio.Future[Any]] = {making.job, writing}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            writing.cancel()
+        if not making.job.done() and making.tmp is not None:
+            return making.tmp
+    return await asyncio.shield(making.job)
+
+
+async def follow(fh: Any, job: asyncio.Future[Download], poll_s: float = 0.05) -> AsyncIterator[bytes]:
+    """The bytes of a file while ``job`` writes it (front to back), to its end once the job is done; the job's
+    error if it fails (the answer is then cut off). ``fh``: the file opened for reading before it was renamed
+    into place (the open file stays the same file)."""
+    try:
+        while True:
+            chunk = fh.read(CHUNK)
+            if chunk:
+                yield chunk
+                continue
+            if job.done():
+                job.result()  # raises the job's error
+                while chunk := fh.read(CHUNK):  # what was written between the last read and the end
+                    yield chunk
+                return
+            await asyncio.sleep(poll_s)
+    finally:
+        fh.close()
 
 
 def http_date(when: datetime) -> str:

@@ -3,13 +3,18 @@ pattern, as PDOK offers), linked from the collection as ``rel=enclosure``.
 
 The file of the layer's current version is made once per audience (see :mod:`api.downloads`) and streamed
 from disk; ``ETag`` and ``Last-Modified`` come from the layer's version, so a client that has it gets a 304.
-The route holds no database connection while a file is made or sent.
+The route holds no database connection while a file is made or sent. A GeoParquet or CSV file that takes
+longer than a moment to make is sent while it is written (:func:`api.downloads.made_or_writing`), except to a
+``Range`` or ``HEAD`` request (GDAL's /vsicurl/ asks for the length first) and for a restricted layer.
 """
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from api import downloads
@@ -58,7 +63,23 @@ async def download(request: Request, fmt: str, spec: LayerDep, principal: Princi
     jobs = getattr(request.app.state, "download_jobs", None)
     if jobs is None:
         jobs = request.app.state.download_jobs = downloads.Jobs()
-    made = await jobs.get(settings, spec, principal, fmt, current[0] if current else None)
+    making = jobs.start(settings, spec, principal, fmt, current[0] if current else None)
+    # not to a HEAD or Range request (GDAL's /vsicurl/ asks for the length first), not for a restricted layer
+    # (its access record needs the count), not when the file is for this request only (no versions)
+    streamable = request.method == "GET" and "range" not in request.headers and spec.access != "restricted" \
+        and current is not None
+    got = await downloads.made_or_writing(making, fmt if streamable else "")
+    if isinstance(got, Path):  # not made within a moment: sent while it is written
+        try:
+            fh = got.open("rb")  # before it is renamed into place (the open file stays the same file)
+        except FileNotFoundError:
+            pass  # made (renamed) or failed meanwhile
+        else:
+            for name in ("ETag", "Last-Modified"):  # of the version asked about, which the file may not be
+                headers.pop(name, None)
+            headers["Content-Disposition"] = f'attachment; filename="{spec.id}.{fmt}"'
+            return StreamingResponse(downloads.follow(fh, making.job), media_type=media, headers=headers)
+    made = got if isinstance(got, downloads.Download) else await asyncio.shield(making.job)
     if spec.access == "restricted":
         record_access(made.count, spec.id)
     headers["OGC-NumberMatched"] = str(made.count)

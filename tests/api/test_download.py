@@ -178,3 +178,75 @@ def test_every_process_makes_the_same_bytes_for_one_etag(dl_settings: Settings, 
         made.append(downloads.make_file(s, spec, ANONYMOUS, fmt))
     assert made[0].version == made[1].version
     assert made[0].path.read_bytes() == made[1].path.read_bytes()
+
+
+def _locked(owner_url: str) -> psycopg.Connection[Any]:
+    """A transaction that holds the establishments against every reader until it ends: a file job's query waits
+    for it with its file begun, as a big layer's does while its rows are read."""
+    conn = psycopg.connect(owner_url)
+    conn.execute("LOCK TABLE twin.establishments IN ACCESS EXCLUSIVE MODE")
+    return conn
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_file_not_made_within_a_moment_is_sent_while_it_is_written(
+        dl_settings: Settings, api_data: list[Establishment], owner_url: str, tmp_path: Path, fmt: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(downloads, "STREAM_AFTER_S", 0.2)
+    settings = dl_settings.model_copy(update={"download_dir": tmp_path / "stream"})
+    url = f"/collections/establishments/download.{fmt}"
+    with TestClient(create_app(settings)) as client, ThreadPoolExecutor(1) as pool:
+        lock = _locked(owner_url)
+        try:
+            first = pool.submit(client.get, url)
+            with pytest.raises(TimeoutError):
+                first.result(timeout=1.5)  # the job waits for the lock; the answer has begun
+        finally:
+            lock.rollback()
+            lock.close()
+        streamed = first.result(timeout=60)
+        assert streamed.status_code == 200, streamed.text
+        # no length, version or count yet: the file was not made when the answer began
+        assert "content-length" not in streamed.headers and "etag" not in streamed.headers
+        assert "ogc-numbermatched" not in streamed.headers
+        assert streamed.headers["content-disposition"] == f'attachment; filename="establishments.{fmt}"'
+        again = client.get(url)  # the made file, from disk, with all its headers
+        assert again.status_code == 200 and again.headers["etag"].startswith('"')
+        assert "content-length" in again.headers  # (of the compressed bytes where the CSV is sent compressed)
+        assert streamed.content == again.content  # byte for byte the file
+        rows = rows_of(fmt, streamed.content, tmp_path)
+        assert set(rows) == set(all_items(client, "establishments"))
+        assert int(again.headers["OGC-NumberMatched"]) == len(rows)
+        # a HEAD or Range request waits for the file (GDAL's /vsicurl/ needs the length) and gets it whole
+        head = client.head(url, headers={"Accept-Encoding": "identity"})
+        assert head.headers["etag"] == again.headers["etag"] and "content-length" in head.headers
+        part = client.get(url, headers={"Range": "bytes=0-3", "Accept-Encoding": "identity"})
+        assert part.status_code == 206 and part.content == again.content[:4]
+
+
+def test_a_file_that_fails_while_sent_cuts_the_answer_off(dl_settings: Settings, api_data: list[Establishment],
+                                                          owner_url: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client must never take a short file for a whole one: the job's error ends the answer without its end
+    (over HTTP, an incomplete chunked transfer), and no file is left behind. Here its folder is removed while
+    it is written, so it can't be put in place."""
+    import shutil
+
+    monkeypatch.setattr(downloads, "STREAM_AFTER_S", 0.2)
+    folder = tmp_path / "failing"
+    settings = dl_settings.model_copy(update={"download_dir": folder})
+    with TestClient(create_app(settings)) as client, ThreadPoolExecutor(1) as pool:
+        lock = _locked(owner_url)
+        try:
+            first = pool.submit(client.get, "/collections/establishments/download.parquet")
+            with pytest.raises(TimeoutError):
+                first.result(timeout=1.5)
+            shutil.rmtree(folder / "establishments")
+        finally:
+            lock.rollback()
+            lock.close()
+        # the test client raises what cuts the answer off (Starlette: "response already started" when the error
+        # has a handler); over HTTP the connection closes before the chunked answer's end
+        with pytest.raises((FileNotFoundError, RuntimeError)):
+            first.result(timeout=60)
+    assert [p for p in folder.rglob("*") if p.is_file()] == []
