@@ -197,9 +197,9 @@ class Capture:
     def _too_many(self, changed: int, rows: int) -> bool:
         if changed <= MAX_SHARE * max(rows, 1):
             return False
-        self.skipped = (f"quality: this load changes {changed:,} of {rows:,} records, more than "
-                        f"{MAX_SHARE:.0%}, so it records no quality difference and the next measurement counts "
-                        "the layer's rules over every record (cheaper than counting the changed ones twice)")
+        self.skipped = (f"quality: this load changes more than {MAX_SHARE:.0%} of the {rows:,} records of "
+                        f"{self.spec.id}, so it records no quality difference and the next measurement counts the "
+                        "layer's rules over every record (cheaper than counting the changed ones twice)")
         return True
 
     def _count(self, conn: psycopg.Connection, inserted: bool) -> dict[str, tuple[int, int, int | None, int | None]]:
@@ -233,30 +233,29 @@ class Capture:
         compares. Counts the rules over them."""
         t0 = time.perf_counter()
         self.compared = frozenset(compared)
-        ids = sql.Identifier(IDS)
-        # first only their ids (a narrow table), so that a load that changes too many records copies none of them
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ids))
-        conn.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT id, quality_changed FROM ({}) c").format(
-            ids, changing))
-        conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(ids))
-        self.timings["select"] = time.perf_counter() - t0
+        ids, table = sql.Identifier(IDS), sql.Identifier(self.spec.table)
         # the table's size from its statistics (a count would read it all), or counted where it has none yet
-        row = conn.execute(sql.SQL(
-            "SELECT (SELECT count(*) FROM {ids}), (SELECT coalesce(max(id), 0) FROM twin.{t}), "
-            "(SELECT reltuples::bigint FROM pg_class WHERE oid = {reg}::regclass)").format(
-            ids=ids, t=sql.Identifier(self.spec.table),
-            reg=sql.Literal(f"twin.{self.spec.table}"))).fetchone()
+        row = conn.execute(sql.SQL("SELECT (SELECT coalesce(max(id), 0) FROM twin.{t}), "
+                                   "(SELECT reltuples::bigint FROM pg_class WHERE oid = {reg}::regclass)").format(
+            t=table, reg=sql.Literal(f"twin.{self.spec.table}"))).fetchone()
         assert row is not None
-        self.rows_old, self.max_id, self.rows_table = int(row[0]), int(row[1]), int(row[2])
+        self.max_id, self.rows_table = int(row[0]), int(row[1])
         if self.rows_table <= 0:
-            total = conn.execute(sql.SQL("SELECT count(*) FROM twin.{}").format(
-                sql.Identifier(self.spec.table))).fetchone()
+            total = conn.execute(sql.SQL("SELECT count(*) FROM twin.{}").format(table)).fetchone()
             self.rows_table = int(total[0]) if total else 0
+        # One more than the share allowed: a load that changes more stops copying there (a whole new delivery
+        # would otherwise be copied in full for nothing); one pass over the merge's comparison, no second one.
+        limit = int(MAX_SHARE * max(self.rows_table, 1)) + 1
+        _copy(conn, sql.SQL("SELECT * FROM ({}) c LIMIT {}").format(changing, sql.Literal(limit)))
+        self.timings["select"] = time.perf_counter() - t0
+        conn.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT id, quality_changed FROM {}").format(
+            ids, sql.Identifier(ROWS)))
+        conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(ids))
+        n = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(ids)).fetchone()
+        self.rows_old = int(n[0]) if n else 0
         if self._too_many(self.rows_old, self.rows_table):
             self.seconds += time.perf_counter() - t0
             return
-        _copy(conn, sql.SQL("SELECT * FROM twin.{} WHERE id IN (SELECT id FROM {})").format(
-            sql.Identifier(self.spec.table), ids))
         t1 = time.perf_counter()
         self.old = self._count(conn, inserted=False)
         self.timings["count_before"] = time.perf_counter() - t1
