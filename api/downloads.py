@@ -347,10 +347,6 @@ class Jobs:
                 making.job.add_done_callback(lambda _: self._running.pop(key, None))
         return making
 
-    async def get(self, settings: Settings, spec: LayerSpec, principal: Principal, fmt: str,
-                  version: int | None) -> Download:
-        return await asyncio.shield(self.start(settings, spec, principal, fmt, version).job)
-
     async def _run(self, settings: Settings, spec: LayerSpec, principal: Principal, fmt: str,
                    writing: Callable[[Path], None]) -> Download:
         async with self._slots:
