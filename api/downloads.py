@@ -353,13 +353,13 @@ class Jobs:
             return await asyncio.to_thread(make_file, settings, spec, principal, fmt, writing)
 
 
-async def made_or_writing(making: Making, fmt: str, wait_s: float | None = None) -> Download | Path:
-    """The made file if it is made within ``wait_s`` (default :data:`STREAM_AFTER_S`) or can't be sent while
-    written (not :data:`STREAMABLE`); else the temporary file it is being written to, once writing began."""
-    if fmt in STREAMABLE:
+async def made_or_writing(making: Making, stream: bool) -> Download | Path:
+    """The made file if it is made within :data:`STREAM_AFTER_S` or is not to be sent while written
+    (``stream`` false); else the temporary file it is being written to, once writing began."""
+    if stream:
         writing = asyncio.ensure_future(making.writing.wait())
         try:
-            await asyncio.wait([making.job], timeout=STREAM_AFTER_S if wait_s is None else wait_s)
+            await asyncio.wait([making.job], timeout=STREAM_AFTER_S)
             if not making.job.done():
                 either: set[asyncio.Future[Any]] = {making.job, writing}
                 await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)

@@ -66,9 +66,10 @@ async def download(request: Request, fmt: str, spec: LayerDep, principal: Princi
     making = jobs.start(settings, spec, principal, fmt, current[0] if current else None)
     # not to a HEAD or Range request (GDAL's /vsicurl/ asks for the length first), not for a restricted layer
     # (its access record needs the count), not when the file is for this request only (no versions)
-    streamable = request.method == "GET" and "range" not in request.headers and spec.access != "restricted" \
-        and current is not None
-    got = await downloads.made_or_writing(making, fmt if streamable else "")
+    stream = fmt in downloads.STREAMABLE and request.method == "GET" and "range" not in request.headers \
+        and spec.access != "restricted" and current is not None
+    got = await downloads.made_or_writing(making, stream)
+    headers["Content-Disposition"] = f'attachment; filename="{spec.id}.{fmt}"'
     if isinstance(got, Path):  # not made within a moment: sent while it is written
         try:
             fh = got.open("rb")  # before it is renamed into place (the open file stays the same file)
@@ -77,13 +78,11 @@ async def download(request: Request, fmt: str, spec: LayerDep, principal: Princi
         else:
             for name in ("ETag", "Last-Modified"):  # of the version asked about, which the file may not be
                 headers.pop(name, None)
-            headers["Content-Disposition"] = f'attachment; filename="{spec.id}.{fmt}"'
             return StreamingResponse(downloads.follow(fh, making.job), media_type=media, headers=headers)
     made = got if isinstance(got, downloads.Download) else await asyncio.shield(making.job)
     if spec.access == "restricted":
         record_access(made.count, spec.id)
     headers["OGC-NumberMatched"] = str(made.count)
-    headers["Content-Disposition"] = f'attachment; filename="{spec.id}.{fmt}"'
     if made.version is not None and made.changed_at is not None:
         headers.update({"ETag": downloads.etag(spec, principal, (made.version, made.changed_at), fmt),
                         "Last-Modified": downloads.http_date(made.changed_at)})

@@ -112,10 +112,6 @@ def reach(conn: psycopg.Connection, rule: QualityRule, fp: str, public: bool) ->
     return None
 
 
-def _public(rule: QualityRule) -> bool:
-    return public_counts_apply(rule)
-
-
 def _groups(rules: Sequence[QualityRule]) -> list[list[QualityRule]]:
     """The rules with the same joins (the simple ones: none), counted in one query as the full measurement does."""
     groups: dict[tuple[str, str], list[QualityRule]] = {}
@@ -128,7 +124,7 @@ def _counts(conn: psycopg.Connection, group: Sequence[QualityRule], settings: Se
             rows_of: str) -> dict[str, tuple[int, int, int | None, int | None]]:
     """Per rule of ``group`` (:func:`_groups`): checked, failed and the public's checked, failed (None where the
     rule keeps none) over the records of the TEMP table ``rows_of``."""
-    public = [r for r in group if _public(r)]
+    public = [r for r in group if public_counts_apply(r)]
     shared = [r for r in public if "@visible" not in r.sql.joins]
     row = conn.execute(shared_count_sql(group, settings, also=[(r, PUBLIC) for r in shared],
                                         rows_of=rows_of)).fetchone()
@@ -156,7 +152,7 @@ def columns_read(rule: QualityRule, settings: Settings) -> frozenset[str] | None
     id). None when that can't be told (an alias used whole). A record whose update leaves these columns as they
     were keeps its verdict, so it need not be counted on either side of a difference."""
     texts = [count_sql(rule, settings, rows_of=ROWS).as_string(None)]
-    if _public(rule):
+    if public_counts_apply(rule):
         texts.append(count_sql(rule, settings, PUBLIC, rows_of=ROWS).as_string(None))
     text = "\n".join(texts)
     own = {m.group(1) for m in _DEFINED.finditer(text) if ROWS in m.group(0)}
@@ -193,6 +189,13 @@ class Capture:
         self.compared: frozenset[str] = frozenset()
         self.rows_table = 0
         self.skipped: str | None = None  # why no difference is recorded (too many records changed)
+        # the groups counted in one query each, with the columns of its own record the group reads (None:
+        # can't be told), the same before and after the writes
+        self.groups: list[tuple[list[QualityRule], frozenset[str] | None]] = []
+        for group in _groups(rules):
+            reads = [columns_read(rule, settings) for rule in group]
+            self.groups.append((group, None if any(r is None for r in reads)
+                                else frozenset().union(*(r for r in reads if r is not None))))
 
     def _too_many(self, changed: int, rows: int) -> bool:
         if changed <= MAX_SHARE * max(rows, 1):
@@ -208,12 +211,8 @@ class Capture:
         :data:`IDS`), the deleted ones and, if ``inserted``, the inserted ones: the others keep their verdict and
         would cancel out. The simple rules share one scan of them all."""
         out: dict[str, tuple[int, int, int | None, int | None]] = {}
-        for group in _groups(self.rules):
+        for group, cols in self.groups:
             rows_of = ROWS
-            cols: set[str] | None = set()
-            for rule in group:
-                read = columns_read(rule, self.settings)
-                cols = None if read is None or cols is None else cols | read
             if group[0].sql.joins.strip() and cols is not None and cols <= self.compared | {"id", self.spec.key}:
                 rows_of = ROWS_OF_GROUP
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(rows_of)))
@@ -310,7 +309,7 @@ def start(conn: psycopg.Connection, settings: Settings, spec: LayerSpec) -> Capt
         return None
     today, versions = _versions(conn)
     rules = [r for r in all_rules(layer=spec.id) if row_local(r)
-             and reach(conn, r, fingerprint(r, settings, today, versions), _public(r)) is not None]
+             and reach(conn, r, fingerprint(r, settings, today, versions), public_counts_apply(r)) is not None]
     return Capture(spec, settings, rules, today, versions) if rules else None
 
 
